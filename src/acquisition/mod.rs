@@ -1,0 +1,277 @@
+//! Acquisition functions, the normal pdf/cdf they share, and the counter-based random numbers.
+//!
+//! Everything works on the maximisation scale in standardised units: `mean` and `var` are the
+//! latent posterior mean and variance of standardised labels (negated first for `--minimize`),
+//! so `beta` and `xi` are unitless (`xi = 0.1` means a tenth of the labels' standard
+//! deviation). Arithmetic is `f32`, the precision the GPU path uses.
+
+/// How candidates are scored; larger is better.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum Acquisition {
+    /// The posterior mean (pure exploitation).
+    Greedy,
+    /// Upper confidence bound `mean + beta·sd`.
+    Ucb {
+        /// Weight of the standard deviation (default 2).
+        beta: f32,
+    },
+    /// Expected improvement over the best label plus `xi`.
+    Ei {
+        /// Margin in label standard deviations (default 0).
+        xi: f32,
+    },
+    /// Probability of improving on the best label by more than `xi`.
+    Pi {
+        /// Margin in label standard deviations (default 0).
+        xi: f32,
+    },
+    /// The posterior variance (pure exploration, uncertainty sampling).
+    Variance,
+    /// One independent draw from each candidate's marginal posterior `N(mean, var)`. This is
+    /// the usual cheap approximation of Thompson sampling: it ignores the correlation between
+    /// candidates, so it is a randomised UCB rather than a draw of one joint function.
+    Thompson,
+    /// A uniform random number: the baseline every strategy must beat.
+    Random,
+}
+
+impl Acquisition {
+    /// The names accepted on the command line.
+    pub const NAMES: &'static [&'static str] =
+        &["greedy", "ucb", "ei", "pi", "variance", "thompson", "random"];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Acquisition::Greedy => "greedy",
+            Acquisition::Ucb { .. } => "ucb",
+            Acquisition::Ei { .. } => "ei",
+            Acquisition::Pi { .. } => "pi",
+            Acquisition::Variance => "variance",
+            Acquisition::Thompson => "thompson",
+            Acquisition::Random => "random",
+        }
+    }
+
+    /// Parses a name with the given `beta` (UCB) and `xi` (EI, PI).
+    pub fn from_name(name: &str, beta: f32, xi: f32) -> Option<Self> {
+        Some(match name {
+            "greedy" => Acquisition::Greedy,
+            "ucb" => Acquisition::Ucb { beta },
+            "ei" => Acquisition::Ei { xi },
+            "pi" => Acquisition::Pi { xi },
+            "variance" => Acquisition::Variance,
+            "thompson" => Acquisition::Thompson,
+            "random" => Acquisition::Random,
+            _ => return None,
+        })
+    }
+
+    /// True when the score uses the model at all (everything but `random`).
+    pub fn uses_model(self) -> bool {
+        !matches!(self, Acquisition::Random)
+    }
+}
+
+/// What an acquisition needs beside a candidate's posterior.
+#[derive(Clone, Copy, Debug)]
+pub struct AcqContext {
+    /// Best standardised label so far (the EI/PI incumbent).
+    pub best: f32,
+    /// Run seed.
+    pub seed: u64,
+    /// Round number (so every round draws fresh numbers).
+    pub round: u32,
+}
+
+/// Scores one candidate. `index` is its global row in the pool, which keys the random draws.
+#[inline]
+pub fn score(acq: Acquisition, mean: f32, var: f32, index: u64, ctx: &AcqContext) -> f32 {
+    let sd = var.max(0.0).sqrt();
+    match acq {
+        Acquisition::Greedy => mean,
+        Acquisition::Ucb { beta } => mean + beta * sd,
+        Acquisition::Ei { xi } => {
+            let gain = mean - ctx.best - xi;
+            if sd > 0.0 {
+                let z = gain / sd;
+                gain * normal_cdf(z) + sd * normal_pdf(z)
+            } else {
+                gain.max(0.0)
+            }
+        }
+        Acquisition::Pi { xi } => {
+            let gain = mean - ctx.best - xi;
+            if sd > 0.0 {
+                normal_cdf(gain / sd)
+            } else if gain > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Acquisition::Variance => var.max(0.0),
+        Acquisition::Thompson => mean + sd * normal_draw(ctx.seed, ctx.round, index),
+        Acquisition::Random => uniform(draw_u32(ctx.seed, ctx.round, index, 0)),
+    }
+}
+
+/// Standard normal density.
+#[inline]
+pub fn normal_pdf(z: f32) -> f32 {
+    const INV_SQRT_2PI: f32 = 0.398_942_3;
+    INV_SQRT_2PI * (-0.5 * z * z).exp()
+}
+
+/// Standard normal distribution function, `Φ(z) = ½ erfc(−z/√2)`.
+#[inline]
+pub fn normal_cdf(z: f32) -> f32 {
+    0.5 * erfc(-z * std::f32::consts::FRAC_1_SQRT_2)
+}
+
+/// Complementary error function with relative error below 1.2e-7 everywhere (the Chebyshev
+/// fit of Numerical Recipes' `erfcc`): plain arithmetic and one `exp`, so the GPU can use the
+/// same formula.
+#[inline]
+pub fn erfc(x: f32) -> f32 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_2
+        + t * (1.000_023_7
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+/// A 32-bit integer hash with good avalanche (Wellons' "lowbias32"): only 32-bit multiplies,
+/// shifts and xors, so WGSL reproduces it bit for bit.
+#[inline]
+pub fn hash32(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
+}
+
+/// The random word for `(seed, round, candidate index, stream)`: a chain of [`hash32`] over the
+/// 32-bit halves, so any backend computes the same value for the same candidate regardless of
+/// tiling or thread count.
+#[inline]
+pub fn draw_u32(seed: u64, round: u32, index: u64, stream: u32) -> u32 {
+    let mut h = hash32(seed as u32 ^ 0x9e37_79b9);
+    h = hash32(h ^ (seed >> 32) as u32);
+    h = hash32(h ^ round);
+    h = hash32(h ^ stream);
+    h = hash32(h ^ index as u32);
+    hash32(h ^ (index >> 32) as u32)
+}
+
+/// Maps a random word to `[0, 1)` exactly (its top 24 bits).
+#[inline]
+pub fn uniform(word: u32) -> f32 {
+    (word >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// A standard normal draw for a candidate (Box–Muller on streams 1 and 2).
+#[inline]
+pub fn normal_draw(seed: u64, round: u32, index: u64) -> f32 {
+    // (0, 1]: never 0, so the log is finite.
+    let u1 = ((draw_u32(seed, round, index, 1) >> 8) + 1) as f32 * (1.0 / 16_777_216.0);
+    let u2 = uniform(draw_u32(seed, round, index, 2));
+    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cdf_and_pdf_match_known_values() {
+        // Φ values from standard tables.
+        let cases = [
+            (0.0, 0.5),
+            (1.0, 0.841_344_7),
+            (-1.0, 0.158_655_25),
+            (1.959_964, 0.975),
+            (-3.0, 0.001_349_898),
+            (-6.0, 9.865_876e-10),
+        ];
+        for (z, want) in cases {
+            let got = normal_cdf(z);
+            assert!(((got - want) / want).abs() < 2e-6, "Φ({z}) = {got}, want {want}");
+        }
+        assert!((normal_pdf(0.0) - 0.398_942_3).abs() < 1e-7);
+        assert!((normal_pdf(1.0) - 0.241_970_72).abs() < 1e-7);
+    }
+
+    #[test]
+    fn acquisitions_follow_their_definitions() {
+        let ctx = AcqContext {
+            best: 1.0,
+            seed: 7,
+            round: 0,
+        };
+        assert_eq!(score(Acquisition::Greedy, 0.3, 4.0, 0, &ctx), 0.3);
+        assert_eq!(score(Acquisition::Ucb { beta: 2.0 }, 0.3, 4.0, 0, &ctx), 4.3);
+        assert_eq!(score(Acquisition::Variance, 0.3, 4.0, 0, &ctx), 4.0);
+        // EI at mean = best, sd = 1: φ(0) = 0.3989.
+        let ei = score(Acquisition::Ei { xi: 0.0 }, 1.0, 1.0, 0, &ctx);
+        assert!((ei - 0.398_942_3).abs() < 1e-6);
+        // EI ≥ max(gain, 0) and PI in [0, 1], PI(mean = best) = ½.
+        for &m in &[-2.0f32, 0.0, 1.0, 3.0] {
+            let ei = score(Acquisition::Ei { xi: 0.1 }, m, 0.25, 0, &ctx);
+            assert!(ei >= (m - 1.1).max(0.0) - 1e-6);
+        }
+        assert!((score(Acquisition::Pi { xi: 0.0 }, 1.0, 0.5, 0, &ctx) - 0.5).abs() < 1e-6);
+        // Zero variance: EI is the plain gain, PI a step.
+        assert_eq!(score(Acquisition::Ei { xi: 0.0 }, 1.5, 0.0, 0, &ctx), 0.5);
+        assert_eq!(score(Acquisition::Pi { xi: 0.0 }, 0.5, 0.0, 0, &ctx), 0.0);
+    }
+
+    #[test]
+    fn random_draws_are_keyed_and_uniform() {
+        let ctx = AcqContext {
+            best: 0.0,
+            seed: 42,
+            round: 3,
+        };
+        let a = score(Acquisition::Random, 0.0, 0.0, 12345, &ctx);
+        assert_eq!(a, score(Acquisition::Random, 9.0, 1.0, 12345, &ctx));
+        assert_ne!(a, score(Acquisition::Random, 0.0, 0.0, 12346, &ctx));
+        let other_round = AcqContext { round: 4, ..ctx };
+        assert_ne!(a, score(Acquisition::Random, 0.0, 0.0, 12345, &other_round));
+        // Mean and variance of 100k uniforms and normals.
+        let n = 100_000u64;
+        let u: Vec<f64> = (0..n).map(|i| f64::from(uniform(draw_u32(1, 0, i, 0)))).collect();
+        let mean = u.iter().sum::<f64>() / n as f64;
+        assert!((mean - 0.5).abs() < 0.005, "{mean}");
+        let z: Vec<f64> = (0..n).map(|i| f64::from(normal_draw(1, 0, i))).collect();
+        let zm = z.iter().sum::<f64>() / n as f64;
+        let zv = z.iter().map(|v| (v - zm).powi(2)).sum::<f64>() / n as f64;
+        assert!(zm.abs() < 0.01 && (zv - 1.0).abs() < 0.02, "{zm} {zv}");
+        assert!(z.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn hash_known_values_pin_the_stream() {
+        // Pinned so that a change to the hash (which would change every random selection and
+        // break CPU/GPU agreement) is caught.
+        assert_eq!(hash32(0), 0);
+        assert_eq!(hash32(1), hash32(1));
+        let words: Vec<u32> = (0..4).map(|i| draw_u32(0, 0, i, 0)).collect();
+        let distinct: std::collections::BTreeSet<u32> = words.iter().copied().collect();
+        assert_eq!(distinct.len(), 4);
+    }
+}

@@ -1,0 +1,212 @@
+//! The rayon CPU scorer, the reference for every other backend.
+//!
+//! Per chunk of [`CHUNK`] pool rows (one rayon task, all scratch in cache): the kernel block
+//! `Ks = s2·k(chunk, X)` (popcounts for fingerprints, direct distances for dense features), the
+//! mean `Ks·alpha`, and the variance `s2 − rowsum((Ks·Wᵀ)²)` through faer's triangular GEMM,
+//! which skips the zero half of `W = L⁻¹`. Chunk boundaries are fixed multiples of `CHUNK`
+//! from the start of the tile, so results do not depend on the number of threads.
+
+use faer::linalg::matmul::triangular::{matmul, BlockStructure};
+use faer::{Accum, Mat, MatRef, Par};
+use rayon::prelude::*;
+
+use super::encode::{pack_bits_into, LevelCode, Packed};
+use super::Scorer;
+use crate::data::Features;
+use crate::error::Result;
+use crate::gp::FittedGp;
+use crate::kernel::KernelKind;
+
+/// Pool rows per rayon task.
+pub const CHUNK: usize = 128;
+
+/// Training side of the kernel block.
+enum Train {
+    /// Tanimoto on bits, or MinMax on bits/counts through [`LevelCode`].
+    Popcount { packed: Packed, code: Option<LevelCode> },
+    /// RBF or Matérn 5/2 on dense features.
+    Dense { dim: usize, data: Vec<f32>, inv_ls: f32, matern: bool },
+}
+
+/// The CPU backend prepared for one round.
+pub struct CpuScorer {
+    train: Train,
+    n: usize,
+    s2: f32,
+    alpha: Vec<f32>,
+    /// `Wᵀ`, upper triangular, `n × n`.
+    wt: Mat<f32>,
+}
+
+impl CpuScorer {
+    /// Prepares the training block, `alpha` and `Wᵀ` from a fitted model.
+    pub fn new(gp: &FittedGp) -> Self {
+        let n = gp.n_train();
+        let train = match (&gp.train, gp.kernel.kind) {
+            (Features::Counts { .. }, _) => {
+                let code = LevelCode::from_train(&gp.train);
+                let mut packed = Packed::default();
+                code.encode_into(&gp.train, 0..n, &mut packed);
+                Train::Popcount { packed, code: Some(code) }
+            }
+            (Features::Bits { .. }, _) => {
+                let mut packed = Packed::default();
+                pack_bits_into(&gp.train, 0..n, &mut packed);
+                Train::Popcount { packed, code: None }
+            }
+            (Features::Dense { dim, data }, kind) => Train::Dense {
+                dim: *dim,
+                data: data.clone(),
+                inv_ls: (1.0 / gp.kernel.lengthscale) as f32,
+                matern: kind == KernelKind::Matern52,
+            },
+        };
+        let w = gp.chol_inverse();
+        let wt = Mat::<f32>::from_fn(n, n, |j, r| w[(r, j)] as f32);
+        CpuScorer {
+            train,
+            n,
+            s2: gp.signal_var as f32,
+            alpha: gp.alpha.iter().map(|&a| a as f32).collect(),
+            wt,
+        }
+    }
+
+    /// Fills `ks` (row-major `rows × n`) with `s2·k(tile rows, X)` for the tile's rows
+    /// `start..start + rows`, using `packed` as scratch for encoded fingerprints.
+    fn kernel_block(&self, tile: &Features, start: usize, rows: usize, packed: &mut Packed, ks: &mut [f32]) {
+        let n = self.n;
+        match &self.train {
+            Train::Popcount { packed: train, code } => {
+                match code {
+                    Some(code) => code.encode_into(tile, start..start + rows, packed),
+                    None => pack_bits_into(tile, start..start + rows, packed),
+                }
+                popcount_block(packed, train, self.s2, ks);
+            }
+            Train::Dense { dim, data, inv_ls, matern } => {
+                let Features::Dense { data: pool, .. } = tile else {
+                    panic!("dense kernel on non-dense tile");
+                };
+                for i in 0..rows {
+                    let a = &pool[(start + i) * dim..(start + i + 1) * dim];
+                    for j in 0..n {
+                        let b = &data[j * dim..(j + 1) * dim];
+                        let d2: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+                        ks[i * n + j] = self.s2 * dense_kernel(d2, *inv_ls, *matern);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// RBF or Matérn 5/2 of a squared distance, `f32`.
+#[inline]
+fn dense_kernel(d2: f32, inv_ls: f32, matern: bool) -> f32 {
+    let r2 = d2.max(0.0) * inv_ls * inv_ls;
+    if matern {
+        let u = 5f32.sqrt() * r2.sqrt();
+        (1.0 + u + u * u / 3.0) * (-u).exp()
+    } else {
+        (-0.5 * r2).exp()
+    }
+}
+
+/// `ks[i·n + j] = s2 · c / (|a_i| + |b_j| − c)` with `c = popcount(a_i & b_j)`, `0/0 = 1`.
+fn popcount_block(a: &Packed, b: &Packed, s2: f32, ks: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512vpopcntdq") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { popcount_block_avx512(a, b, s2, ks) };
+        }
+        if std::arch::is_x86_feature_detected!("popcnt") {
+            // SAFETY: as above.
+            return unsafe { popcount_block_popcnt(a, b, s2, ks) };
+        }
+    }
+    popcount_block_generic(a, b, s2, ks)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,popcnt")]
+fn popcount_block_avx512(a: &Packed, b: &Packed, s2: f32, ks: &mut [f32]) {
+    popcount_block_generic(a, b, s2, ks)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt")]
+fn popcount_block_popcnt(a: &Packed, b: &Packed, s2: f32, ks: &mut [f32]) {
+    popcount_block_generic(a, b, s2, ks)
+}
+
+#[inline(always)]
+fn popcount_block_generic(a: &Packed, b: &Packed, s2: f32, ks: &mut [f32]) {
+    let w = a.words;
+    let n = b.len();
+    for (i, (ra, &na)) in a.data.chunks_exact(w).zip(&a.norms).enumerate() {
+        let out = &mut ks[i * n..(i + 1) * n];
+        for ((o, rb), &nb) in out.iter_mut().zip(b.data.chunks_exact(w)).zip(&b.norms) {
+            let mut c = 0u64;
+            for (x, y) in ra.iter().zip(rb) {
+                c += (x & y).count_ones() as u64;
+            }
+            let c = c as f32;
+            let den = na + nb - c;
+            *o = if den == 0.0 { s2 } else { s2 * c / den };
+        }
+    }
+}
+
+impl Scorer for CpuScorer {
+    fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+        let rows = tile.len();
+        assert_eq!(mean.len(), rows);
+        assert_eq!(var.len(), rows);
+        let n = self.n;
+        mean.par_chunks_mut(CHUNK)
+            .zip(var.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each_init(
+                || (Packed::default(), vec![0f32; CHUNK * n], Mat::<f32>::zeros(CHUNK, n)),
+                |(packed, ks, v), (c, (mean, var))| {
+                    let start = c * CHUNK;
+                    let m = mean.len();
+                    let ks = &mut ks[..m * n];
+                    self.kernel_block(tile, start, m, packed, ks);
+                    for (i, out) in mean.iter_mut().enumerate() {
+                        let row = &ks[i * n..(i + 1) * n];
+                        *out = row.iter().zip(&self.alpha).map(|(k, a)| k * a).sum();
+                    }
+                    let mut v = v.as_mut().subrows_mut(0, m);
+                    matmul(
+                        v.as_mut(),
+                        BlockStructure::Rectangular,
+                        Accum::Replace,
+                        MatRef::from_row_major_slice(ks, m, n),
+                        BlockStructure::Rectangular,
+                        self.wt.as_ref(),
+                        BlockStructure::TriangularUpper,
+                        1.0,
+                        Par::Seq,
+                    );
+                    var.fill(0.0);
+                    for r in 0..n {
+                        let col = v.as_ref().col(r);
+                        for (acc, x) in var.iter_mut().zip(col.iter()) {
+                            *acc += x * x;
+                        }
+                    }
+                    for x in var.iter_mut() {
+                        *x = (self.s2 - *x).max(0.0);
+                    }
+                },
+            );
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        "cpu".to_string()
+    }
+}

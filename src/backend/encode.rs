@@ -1,0 +1,165 @@
+//! Feature encodings shared by the fast paths: fingerprints (bits, or counts as a thermometer
+//! code) become packed words plus a per-row norm, so Tanimoto and MinMax are the same
+//! popcount kernel `k = c / (|a| + |b| − c)` with `c = popcount(a & b)`.
+//!
+//! MinMax through the thermometer code: `min(a, b) = Σ_t [a ≥ t][b ≥ t]`. Keeping only the
+//! (feature, level) pairs that occur in the labeled set is exact for every pool row, because a
+//! level above a feature's largest labeled count contributes nothing to the minimum; the norm
+//! `|a|` is the full sum of the pool row's counts, so `Σ max = |a| + |b| − Σ min` stays exact.
+//! The code is about as wide as the bit fingerprint itself (counts above 1 are rare).
+
+use std::ops::Range;
+
+use crate::data::{words_for, Features};
+
+/// Packed rows and their norms, ready for the popcount kernel.
+#[derive(Clone, Debug, Default)]
+pub struct Packed {
+    /// Words per row.
+    pub words: usize,
+    /// `rows × words` words.
+    pub data: Vec<u64>,
+    /// Per-row norm: popcount for bits, the sum of counts for count rows.
+    pub norms: Vec<f32>,
+}
+
+impl Packed {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.norms.len()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.norms.is_empty()
+    }
+}
+
+/// The thermometer layout of count fingerprints: feature `f` occupies `levels[f]` bits from
+/// bit `offset[f]`.
+#[derive(Clone, Debug)]
+pub struct LevelCode {
+    offset: Vec<u32>,
+    levels: Vec<u32>,
+    nbits: usize,
+}
+
+impl LevelCode {
+    /// The layout covering every (feature, level) pair of `train` (count features).
+    pub fn from_train(train: &Features) -> Self {
+        let Features::Counts { ndim, indices, values, .. } = train else {
+            panic!("LevelCode::from_train needs count features");
+        };
+        let mut levels = vec![0u32; *ndim];
+        for (&f, &c) in indices.iter().zip(values) {
+            let l = &mut levels[f as usize];
+            *l = (*l).max(c);
+        }
+        let mut offset = Vec::with_capacity(*ndim);
+        let mut at = 0u32;
+        for &l in &levels {
+            offset.push(at);
+            at += l;
+        }
+        LevelCode {
+            offset,
+            levels,
+            nbits: at as usize,
+        }
+    }
+
+    /// Width of the code in bits.
+    pub fn nbits(&self) -> usize {
+        self.nbits
+    }
+
+    /// Encodes rows `range` of `rows` (count features) into `out`, replacing its contents.
+    pub fn encode_into(&self, rows: &Features, range: Range<usize>, out: &mut Packed) {
+        let words = words_for(self.nbits).max(1);
+        out.words = words;
+        out.data.clear();
+        out.norms.clear();
+        for r in range {
+            let (idx, val) = rows.counts_row(r).expect("count features");
+            let base = out.data.len();
+            out.data.resize(base + words, 0);
+            let row = &mut out.data[base..];
+            let mut norm = 0u64;
+            for (&f, &c) in idx.iter().zip(val) {
+                norm += u64::from(c);
+                let f = f as usize;
+                // Features beyond the labeled width cannot overlap any labeled row.
+                let (Some(&start), Some(&lv)) = (self.offset.get(f), self.levels.get(f)) else {
+                    continue;
+                };
+                for b in start..start + c.min(lv) {
+                    row[b as usize / 64] |= 1 << (b % 64);
+                }
+            }
+            out.norms.push(norm as f32);
+        }
+    }
+}
+
+/// Packs bit rows `range` with their popcounts into `out`, replacing its contents.
+pub fn pack_bits_into(rows: &Features, range: Range<usize>, out: &mut Packed) {
+    let Features::Bits { nbits, data } = rows else {
+        panic!("pack_bits_into needs bit features");
+    };
+    out.words = words_for(*nbits).max(1);
+    out.data.clear();
+    out.norms.clear();
+    if *nbits == 0 {
+        out.data.resize(range.len(), 0);
+        out.norms.resize(range.len(), 0.0);
+        return;
+    }
+    out.data
+        .extend_from_slice(&data[range.start * out.words..range.end * out.words]);
+    out.norms.extend(
+        out.data
+            .chunks_exact(out.words)
+            .map(|r| r.iter().map(|w| w.count_ones()).sum::<u32>() as f32),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::minmax;
+
+    fn counts(rows: &[&[(u32, u32)]], ndim: usize) -> Features {
+        let mut indptr = vec![0];
+        let (mut indices, mut values) = (vec![], vec![]);
+        for r in rows {
+            for &(i, v) in *r {
+                indices.push(i);
+                values.push(v);
+            }
+            indptr.push(indices.len());
+        }
+        Features::Counts { ndim, indptr, indices, values }
+    }
+
+    #[test]
+    fn thermometer_code_gives_exact_minmax() {
+        let train = counts(&[&[(0, 3), (2, 1)], &[(1, 2), (2, 5)], &[]], 6);
+        // Pool rows with counts above the labeled maxima and features absent from training.
+        let pool = counts(&[&[(0, 7), (1, 1), (2, 2), (5, 4)], &[(2, 5)], &[], &[(4, 9)]], 6);
+        let code = LevelCode::from_train(&train);
+        assert_eq!(code.nbits(), 3 + 2 + 5);
+        let (mut pt, mut pp) = (Packed::default(), Packed::default());
+        code.encode_into(&train, 0..train.len(), &mut pt);
+        code.encode_into(&pool, 0..pool.len(), &mut pp);
+        for i in 0..pool.len() {
+            for j in 0..train.len() {
+                let (a, b) = (&pp.data[i * pp.words..][..pp.words], &pt.data[j * pt.words..][..pt.words]);
+                let c: u32 = a.iter().zip(b).map(|(x, y)| (x & y).count_ones()).sum();
+                let den = pp.norms[i] + pt.norms[j] - c as f32;
+                let k = if den == 0.0 { 1.0 } else { c as f64 / f64::from(den) };
+                let want = minmax(pool.counts_row(i).unwrap(), train.counts_row(j).unwrap());
+                assert!((k - want).abs() < 1e-12, "row {i} vs {j}: {k} vs {want}");
+            }
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Labels (an id column and a value column in a CSV) and id lists (one id a line).
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use super::open_text;
+use crate::error::{Error, Result};
+
+/// Where labels come from: a CSV file with a header and the names of its id and value columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelSpec {
+    /// The CSV file, plain or gzip.
+    pub path: PathBuf,
+    /// The id column's header name (default `id`).
+    pub id_col: String,
+    /// The value column's header name (default `score`).
+    pub y_col: String,
+}
+
+impl LabelSpec {
+    /// A spec with the default columns `id` and `score`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        LabelSpec {
+            path: path.into(),
+            id_col: "id".to_string(),
+            y_col: "score".to_string(),
+        }
+    }
+}
+
+/// Labeled ids with their values, in file order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Labels {
+    /// The ids, unique.
+    pub ids: Vec<String>,
+    /// One finite value per id.
+    pub values: Vec<f64>,
+    /// The 1-based line of each label in the file, for error messages.
+    pub lines: Vec<usize>,
+}
+
+impl Labels {
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Converts a `csv` error to ours, keeping the line when the error has one.
+pub(crate) fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map_or(0, |p| p.line() as usize);
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => Error::io(path, e),
+        kind => Error::parse(path, line, format!("malformed CSV: {kind:?}")),
+    }
+}
+
+/// The header names, for "columns are: ..." hints.
+pub(crate) fn header_names(headers: &csv::ByteRecord) -> Vec<String> {
+    headers
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).into_owned())
+        .collect()
+}
+
+/// The position of column `name` in `names`, or a parse error on line 1 listing the columns.
+pub(crate) fn find_column(path: &Path, names: &[String], name: &str, role: &str) -> Result<usize> {
+    names.iter().position(|h| h == name).ok_or_else(|| {
+        Error::parse(
+            path,
+            1,
+            format!(
+                "no column named {name:?} ({role}) in the header; the columns are: {}",
+                names
+                    .iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })
+}
+
+/// A CSV reader over a plain or gzip file: header, trimmed fields, rows of any length (the
+/// callers check lengths to give their own messages).
+pub(crate) fn csv_reader(path: &Path) -> Result<csv::Reader<Box<dyn BufRead + Send>>> {
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(open_text(path)?))
+}
+
+/// Reads labels: ids from `spec.id_col`, values from `spec.y_col`.
+///
+/// Ids must be unique and non-empty, values finite. A file with no rows (only a header, or
+/// nothing at all) gives zero labels; whether that is acceptable is the caller's decision.
+pub fn read_labels(spec: &LabelSpec) -> Result<Labels> {
+    let path = spec.path.as_path();
+    let mut rdr = csv_reader(path)?;
+    let headers = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
+    let mut labels = Labels::default();
+    if headers.is_empty() || (headers.len() == 1 && headers.get(0) == Some(b"")) {
+        return Ok(labels);
+    }
+    let names = header_names(&headers);
+    let id_at = find_column(path, &names, &spec.id_col, "the id column")?;
+    let y_at = find_column(path, &names, &spec.y_col, "the value column")?;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut record = csv::ByteRecord::new();
+    while rdr
+        .read_byte_record(&mut record)
+        .map_err(|e| csv_error(path, e))?
+    {
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        let field = |at: usize, col: &str| -> Result<&str> {
+            let raw = record.get(at).ok_or_else(|| {
+                Error::parse(
+                    path,
+                    line,
+                    format!(
+                        "the row has {} fields, so column {col:?} (field {}) is missing",
+                        record.len(),
+                        at + 1
+                    ),
+                )
+            })?;
+            std::str::from_utf8(raw).map_err(|_| {
+                Error::parse(path, line, format!("column {col:?} is not valid UTF-8"))
+            })
+        };
+        let id = field(id_at, &spec.id_col)?;
+        if id.is_empty() {
+            return Err(Error::parse(
+                path,
+                line,
+                format!("empty id in column {:?}", spec.id_col),
+            ));
+        }
+        let text = field(y_at, &spec.y_col)?;
+        let value = parse_value(text).map_err(|why| {
+            Error::parse(path, line, format!("column {:?}: {why}", spec.y_col))
+        })?;
+        if let Some(first) = seen.insert(id.to_string(), line) {
+            return Err(Error::DuplicateId {
+                path: path.to_path_buf(),
+                id: id.to_string(),
+                where_: format!("lines {first} and {line}"),
+            });
+        }
+        labels.ids.push(id.to_string());
+        labels.values.push(value);
+        labels.lines.push(line);
+    }
+    Ok(labels)
+}
+
+/// A finite number, or why not.
+fn parse_value(text: &str) -> std::result::Result<f64, String> {
+    if text.is_empty() {
+        return Err("empty value; expected a number".into());
+    }
+    let v: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if v.is_nan() {
+        Err(format!("{text:?} is NaN; expected a finite number"))
+    } else if v.is_infinite() {
+        Err(format!("{text:?} is infinite; expected a finite number"))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Reads one id per line (trimmed; blank lines skipped), plain or gzip. Ids must be unique.
+pub fn read_id_list(path: &Path) -> Result<Vec<String>> {
+    let mut input = open_text(path)?;
+    let mut ids = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut buf = Vec::new();
+    let mut line = 0usize;
+    loop {
+        buf.clear();
+        if input
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(path, e))?
+            == 0
+        {
+            break;
+        }
+        line += 1;
+        let text = std::str::from_utf8(&buf)
+            .map_err(|_| Error::parse(path, line, "the id is not valid UTF-8"))?;
+        let id = text.trim();
+        if id.is_empty() {
+            continue;
+        }
+        if let Some(first) = seen.insert(id.to_string(), line) {
+            return Err(Error::DuplicateId {
+                path: path.to_path_buf(),
+                id: id.to_string(),
+                where_: format!("lines {first} and {line}"),
+            });
+        }
+        ids.push(id.to_string());
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_labels_with_custom_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = file(&dir, "l.csv", "smiles,name,y\nCC,a,1.5\r\nCCC, b ,-2\n\nCO,c,3e2\n");
+        let spec = LabelSpec {
+            path: p,
+            id_col: "name".into(),
+            y_col: "y".into(),
+        };
+        let l = read_labels(&spec).unwrap();
+        assert_eq!(l.ids, vec!["a", "b", "c"]);
+        assert_eq!(l.values, vec![1.5, -2.0, 300.0]);
+        assert_eq!(l.lines, vec![2, 3, 5]);
+    }
+
+    #[test]
+    fn empty_label_files_give_no_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in ["", "id,score\n", "id,score"] {
+            let l = read_labels(&LabelSpec::new(file(&dir, "e.csv", text))).unwrap();
+            assert!(l.is_empty(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn label_errors_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("name,score\na,1\n", 1, "\"id\""),
+            ("id,value\na,1\n", 1, "the columns are: \"id\", \"value\""),
+            ("id,score\na,1\nb,\n", 3, "empty value"),
+            ("id,score\na,1\nb\n", 3, "missing"),
+            ("id,score\na,x1\n", 2, "not a number"),
+            ("id,score\na,NaN\n", 2, "NaN"),
+            ("id,score\na,-inf\n", 2, "infinite"),
+            ("id,score\n,1\n", 2, "empty id"),
+        ];
+        for (text, line, needle) in cases {
+            let e = read_labels(&LabelSpec::new(file(&dir, "x.csv", text))).unwrap_err();
+            match &e {
+                Error::Parse { line: l, msg, .. } => {
+                    assert_eq!(*l, line, "{text:?}: {e}");
+                    assert!(msg.contains(needle), "{text:?}: {e}");
+                }
+                _ => panic!("{text:?}: {e:?}"),
+            }
+        }
+        let e = read_labels(&LabelSpec::new(file(&dir, "d.csv", "id,score\na,1\nb,2\na,3\n")))
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::DuplicateId { id, where_, .. } if id == "a" && where_ == "lines 2 and 4"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn id_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = file(&dir, "ids.txt", " a \n\nb\r\nc");
+        assert_eq!(read_id_list(&p).unwrap(), vec!["a", "b", "c"]);
+        let p = file(&dir, "dup.txt", "a\nb\n\nb\n");
+        let e = read_id_list(&p).unwrap_err();
+        assert!(
+            matches!(&e, Error::DuplicateId { id, where_, .. } if id == "b" && where_ == "lines 2 and 4"),
+            "{e:?}"
+        );
+    }
+}

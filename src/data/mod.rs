@@ -1,0 +1,430 @@
+//! Pools and labels: the in-memory feature blocks, the streaming pool readers and the label reader.
+//!
+//! A pool is read as a stream of [`Tile`]s of consecutive rows, so memory is bounded by the tile
+//! size and never by the pool size. Every reader gives the same [`Features`] layout:
+//! fingerprints as LSB-first `u64` words (bit `j` of a fingerprint is bit `j % 64` of word
+//! `j / 64`), counts as CSR rows, dense features as row-major `f32`.
+
+mod csv_dense;
+mod fps;
+mod labels;
+mod npy;
+mod npz;
+
+use std::path::{Path, PathBuf};
+
+pub use csv_dense::DenseCsvReader;
+pub use fps::FpsReader;
+pub use labels::{read_id_list, read_labels, LabelSpec, Labels};
+pub use npy::{NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
+pub use npz::NpzCountsReader;
+
+use crate::error::{Error, Result};
+
+/// What kind of features a pool holds, and their width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum FeatureKind {
+    /// Binary fingerprints of `nbits` bits.
+    Bits {
+        /// Number of bits per fingerprint.
+        nbits: usize,
+    },
+    /// Count fingerprints (non-negative integers) of `ndim` features.
+    Counts {
+        /// Number of features.
+        ndim: usize,
+    },
+    /// Dense real-valued features.
+    Dense {
+        /// Number of features.
+        dim: usize,
+    },
+}
+
+impl std::fmt::Display for FeatureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FeatureKind::Bits { nbits } => write!(f, "{nbits}-bit fingerprints"),
+            FeatureKind::Counts { ndim } => write!(f, "count fingerprints of {ndim} features"),
+            FeatureKind::Dense { dim } => write!(f, "dense features of dimension {dim}"),
+        }
+    }
+}
+
+/// A block of feature rows, all of one kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Features {
+    /// Packed bits: `words` u64 words per row, LSB-first, row-major.
+    Bits {
+        /// Number of bits per row (the tail of the last word is zero).
+        nbits: usize,
+        /// `len * words_for(nbits)` words.
+        data: Vec<u64>,
+    },
+    /// Sparse counts in CSR form; `indices` are sorted and unique within a row, `values` > 0.
+    Counts {
+        /// Number of features.
+        ndim: usize,
+        /// Row starts into `indices`/`values`, `len + 1` entries starting at 0.
+        indptr: Vec<usize>,
+        /// Feature indices.
+        indices: Vec<u32>,
+        /// Counts, each at least 1.
+        values: Vec<u32>,
+    },
+    /// Dense row-major `f32`.
+    Dense {
+        /// Number of features per row.
+        dim: usize,
+        /// `len * dim` values.
+        data: Vec<f32>,
+    },
+}
+
+/// Number of `u64` words holding `nbits` bits.
+pub fn words_for(nbits: usize) -> usize {
+    nbits.div_ceil(64)
+}
+
+impl Features {
+    /// An empty block of the given kind.
+    pub fn empty(kind: FeatureKind) -> Self {
+        match kind {
+            FeatureKind::Bits { nbits } => Features::Bits {
+                nbits,
+                data: Vec::new(),
+            },
+            FeatureKind::Counts { ndim } => Features::Counts {
+                ndim,
+                indptr: vec![0],
+                indices: Vec::new(),
+                values: Vec::new(),
+            },
+            FeatureKind::Dense { dim } => Features::Dense {
+                dim,
+                data: Vec::new(),
+            },
+        }
+    }
+
+    /// The kind of these features.
+    pub fn kind(&self) -> FeatureKind {
+        match self {
+            Features::Bits { nbits, .. } => FeatureKind::Bits { nbits: *nbits },
+            Features::Counts { ndim, .. } => FeatureKind::Counts { ndim: *ndim },
+            Features::Dense { dim, .. } => FeatureKind::Dense { dim: *dim },
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Features::Bits { nbits, data } => {
+                let w = words_for(*nbits);
+                if w == 0 {
+                    0
+                } else {
+                    data.len() / w
+                }
+            }
+            Features::Counts { indptr, .. } => indptr.len() - 1,
+            Features::Dense { dim, data } => {
+                if *dim == 0 {
+                    0
+                } else {
+                    data.len() / dim
+                }
+            }
+        }
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every row, keeping the kind and the allocations.
+    pub fn clear(&mut self) {
+        match self {
+            Features::Bits { data, .. } => data.clear(),
+            Features::Dense { data, .. } => data.clear(),
+            Features::Counts {
+                indptr,
+                indices,
+                values,
+                ..
+            } => {
+                indptr.clear();
+                indptr.push(0);
+                indices.clear();
+                values.clear();
+            }
+        }
+    }
+
+    /// Appends row `i` of `other` (which must be of the same kind).
+    ///
+    /// # Panics
+    /// When the kinds differ; callers hold features of one pool.
+    pub fn push_row_from(&mut self, other: &Features, i: usize) {
+        match (self, other) {
+            (Features::Bits { nbits, data }, Features::Bits { data: src, .. }) => {
+                let w = words_for(*nbits);
+                data.extend_from_slice(&src[i * w..(i + 1) * w]);
+            }
+            (
+                Features::Counts {
+                    indptr,
+                    indices,
+                    values,
+                    ..
+                },
+                Features::Counts {
+                    indptr: sp,
+                    indices: si,
+                    values: sv,
+                    ..
+                },
+            ) => {
+                let (a, b) = (sp[i], sp[i + 1]);
+                indices.extend_from_slice(&si[a..b]);
+                values.extend_from_slice(&sv[a..b]);
+                indptr.push(indices.len());
+            }
+            (Features::Dense { dim, data }, Features::Dense { data: src, .. }) => {
+                data.extend_from_slice(&src[i * *dim..(i + 1) * *dim]);
+            }
+            _ => panic!("push_row_from: feature kinds differ"),
+        }
+    }
+
+    /// A new block holding the given rows of `self`, in that order.
+    pub fn select_rows(&self, rows: &[usize]) -> Features {
+        let mut out = Features::empty(self.kind());
+        for &i in rows {
+            out.push_row_from(self, i);
+        }
+        out
+    }
+
+    /// Row `i` as packed words, for bit fingerprints.
+    pub fn bits_row(&self, i: usize) -> Option<&[u64]> {
+        match self {
+            Features::Bits { nbits, data } => {
+                let w = words_for(*nbits);
+                Some(&data[i * w..(i + 1) * w])
+            }
+            _ => None,
+        }
+    }
+
+    /// Row `i` as `(indices, values)`, for count fingerprints.
+    pub fn counts_row(&self, i: usize) -> Option<(&[u32], &[u32])> {
+        match self {
+            Features::Counts {
+                indptr,
+                indices,
+                values,
+                ..
+            } => {
+                let (a, b) = (indptr[i], indptr[i + 1]);
+                Some((&indices[a..b], &values[a..b]))
+            }
+            _ => None,
+        }
+    }
+
+    /// Row `i` as a slice, for dense features.
+    pub fn dense_row(&self, i: usize) -> Option<&[f32]> {
+        match self {
+            Features::Dense { dim, data } => Some(&data[i * dim..(i + 1) * dim]),
+            _ => None,
+        }
+    }
+}
+
+/// A block of consecutive pool rows with their ids.
+#[derive(Clone, Debug)]
+pub struct Tile {
+    /// Global index (0-based row number in the pool) of the first row.
+    pub start: usize,
+    /// One id per row.
+    pub ids: Vec<String>,
+    /// The rows' features.
+    pub features: Features,
+}
+
+impl Tile {
+    /// An empty tile for features of `kind`.
+    pub fn new(kind: FeatureKind) -> Self {
+        Tile {
+            start: 0,
+            ids: Vec::new(),
+            features: Features::empty(kind),
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when the tile holds no rows.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// A pass over a pool, tile by tile.
+pub trait PoolReader: Send {
+    /// The kind of features every tile holds.
+    fn kind(&self) -> FeatureKind;
+
+    /// Number of rows, when the format tells it up front (`.npy`, `.npz`).
+    fn len_hint(&self) -> Option<usize>;
+
+    /// Clears `tile` and fills it with up to `max_rows` next rows; returns `false` (and an empty
+    /// tile) at the end of the pool.
+    fn read_tile(&mut self, max_rows: usize, tile: &mut Tile) -> Result<bool>;
+}
+
+/// How a pool file is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolFormat {
+    /// chemfp FPS text, plain or gzip.
+    Fps,
+    /// `.npy` uint8 rows of `numpy.packbits` bits (MSB-first).
+    BitsNpy,
+    /// `.npy` unsigned integer rows of counts (dense).
+    CountsNpy,
+    /// `.npz` scipy.sparse CSR matrix of counts.
+    CountsNpz,
+    /// `.npy` f32/f64 dense features.
+    DenseNpy,
+    /// CSV with a header: an id column, the rest numeric features.
+    DenseCsv,
+}
+
+impl PoolFormat {
+    /// The names accepted on the command line.
+    pub const NAMES: &'static [&'static str] = &[
+        "fps",
+        "bits-npy",
+        "counts-npy",
+        "counts-npz",
+        "dense-npy",
+        "dense-csv",
+    ];
+
+    /// Parses one of [`PoolFormat::NAMES`].
+    pub fn from_name(s: &str) -> Option<Self> {
+        Some(match s {
+            "fps" => PoolFormat::Fps,
+            "bits-npy" => PoolFormat::BitsNpy,
+            "counts-npy" => PoolFormat::CountsNpy,
+            "counts-npz" => PoolFormat::CountsNpz,
+            "dense-npy" => PoolFormat::DenseNpy,
+            "dense-csv" => PoolFormat::DenseCsv,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a pool comes from and how to read it.
+#[derive(Clone, Debug)]
+pub struct PoolSpec {
+    /// The pool file.
+    pub path: PathBuf,
+    /// Its layout; `None` infers it from the extension (and a `.npy`'s dtype).
+    pub format: Option<PoolFormat>,
+    /// For array formats: a file with one id per line, in row order. Without it the row index
+    /// (0-based) is the id.
+    pub ids: Option<PathBuf>,
+    /// For dense CSV: the id column's header name.
+    pub id_col: String,
+}
+
+impl PoolSpec {
+    /// A spec that infers the format and uses row indices (or the file's own ids) as ids.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        PoolSpec {
+            path: path.into(),
+            format: None,
+            ids: None,
+            id_col: "id".to_string(),
+        }
+    }
+
+    /// The format, given or inferred: `.fps`/`.fps.gz` → FPS, `.npz` → counts, `.csv`/`.csv.gz`
+    /// → dense CSV, `.npy` → packed bits for uint8, counts for other unsigned integers, dense for
+    /// floats.
+    pub fn resolve_format(&self) -> Result<PoolFormat> {
+        if let Some(f) = self.format {
+            return Ok(f);
+        }
+        let name = self
+            .path
+            .file_name()
+            .map(|s| s.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        if name.ends_with(".fps") {
+            Ok(PoolFormat::Fps)
+        } else if name.ends_with(".npz") {
+            Ok(PoolFormat::CountsNpz)
+        } else if name.ends_with(".csv") {
+            Ok(PoolFormat::DenseCsv)
+        } else if name.ends_with(".npy") {
+            let header = NpyHeader::read(&self.path)?;
+            Ok(match header.dtype.kind {
+                'u' if header.dtype.size == 1 => PoolFormat::BitsNpy,
+                'u' | 'i' => PoolFormat::CountsNpy,
+                _ => PoolFormat::DenseNpy,
+            })
+        } else {
+            Err(Error::format(
+                &self.path,
+                format!(
+                    "cannot tell the pool format from the file name; use --pool-format with one of {}",
+                    PoolFormat::NAMES.join(", ")
+                ),
+            ))
+        }
+    }
+
+    /// True when the ids are row indices (an array format without an ids file), hence unique.
+    pub fn ids_are_row_indices(&self) -> Result<bool> {
+        Ok(self.ids.is_none()
+            && !matches!(self.resolve_format()?, PoolFormat::Fps | PoolFormat::DenseCsv))
+    }
+
+    /// Starts a pass over the pool.
+    pub fn open(&self) -> Result<Box<dyn PoolReader>> {
+        let path: &Path = &self.path;
+        let ids = self.ids.as_deref();
+        Ok(match self.resolve_format()? {
+            PoolFormat::Fps => Box::new(FpsReader::open(path)?),
+            PoolFormat::BitsNpy => Box::new(NpyBitsReader::open(path, ids)?),
+            PoolFormat::CountsNpy => Box::new(NpyCountsReader::open(path, ids)?),
+            PoolFormat::CountsNpz => Box::new(NpzCountsReader::open(path, ids)?),
+            PoolFormat::DenseNpy => Box::new(NpyDenseReader::open(path, ids)?),
+            PoolFormat::DenseCsv => Box::new(DenseCsvReader::open(path, &self.id_col)?),
+        })
+    }
+}
+
+/// Opens `path` for reading, transparently decompressing gzip (detected by its magic bytes).
+pub fn open_text(path: &Path) -> Result<Box<dyn std::io::BufRead + Send>> {
+    use std::io::{BufRead, BufReader};
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut buf = BufReader::with_capacity(1 << 16, file);
+    let magic = buf.fill_buf().map_err(|e| Error::io(path, e))?;
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        let gz = flate2::bufread::MultiGzDecoder::new(buf);
+        Ok(Box::new(BufReader::with_capacity(1 << 16, gz)))
+    } else {
+        Ok(Box::new(buf))
+    }
+}

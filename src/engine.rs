@@ -1,0 +1,616 @@
+//! One round: read the labels, find them in the pool (pass 1), fit the GP, score every tile
+//! (pass 2, streaming, bounded top-k), choose the batch.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::acquisition::{score, AcqContext, Acquisition};
+use crate::backend::{CpuScorer, Scorer, CHUNK};
+use crate::data::{read_id_list, read_labels, FeatureKind, Features, LabelSpec, PoolSpec, Tile};
+use crate::error::{Error, Result};
+use crate::gp::{fit, FitInfo, FittedGp, GpParams};
+use crate::kernel::KernelKind;
+use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
+
+/// A batch size: a count, or a fraction of the pool.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchSize {
+    /// This many candidates.
+    Count(usize),
+    /// This fraction of the pool size, rounded to the nearest count (at least 1).
+    Fraction(f64),
+}
+
+impl BatchSize {
+    /// Parses `100` as a count and `0.01` as a fraction (a number below 1).
+    pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        if let Ok(n) = s.parse::<usize>() {
+            return if n == 0 {
+                Err("must be at least 1".into())
+            } else {
+                Ok(BatchSize::Count(n))
+            };
+        }
+        match s.parse::<f64>() {
+            Ok(f) if f > 0.0 && f < 1.0 => Ok(BatchSize::Fraction(f)),
+            _ => Err(format!("expected a count (100) or a fraction of the pool between 0 and 1 (0.01), got {s:?}")),
+        }
+    }
+
+    /// The count for a pool of `pool` candidates.
+    pub fn resolve(self, pool: usize) -> usize {
+        match self {
+            BatchSize::Count(n) => n,
+            BatchSize::Fraction(f) => ((f * pool as f64).round() as usize).max(1),
+        }
+    }
+}
+
+/// Everything `select` needs, validated by the caller's parsing.
+#[derive(Clone, Debug)]
+pub struct SelectConfig {
+    /// The pool.
+    pub pool: PoolSpec,
+    /// The labeled candidates.
+    pub labels: LabelSpec,
+    /// Ids already sent to the lab (never picked; the diverse mode conditions on them).
+    pub pending: Option<PathBuf>,
+    /// Kernel; `None` takes the default for the pool's features.
+    pub kernel: Option<KernelKind>,
+    /// Signal variance; `None` fits it.
+    pub signal_var: Option<f64>,
+    /// Noise variance; `None` fits it.
+    pub noise: Option<f64>,
+    /// Lengthscale (dense kernels); `None` fits it.
+    pub lengthscale: Option<f64>,
+    /// The acquisition function.
+    pub acquisition: Acquisition,
+    /// Lower labels are better.
+    pub minimize: bool,
+    /// How many to pick.
+    pub batch: BatchSize,
+    /// Top-k or diverse.
+    pub mode: BatchMode,
+    /// Shortlist size for diverse batches and the similarity cap; default `max(5·batch, 500)`.
+    pub shortlist: Option<usize>,
+    /// Largest kernel similarity allowed between two picks.
+    pub max_sim: Option<f64>,
+    /// Run seed.
+    pub seed: u64,
+    /// Round number (keys the random draws).
+    pub round: u32,
+    /// Pool rows per tile.
+    pub tile_rows: usize,
+    /// Show a progress bar on a terminal.
+    pub progress: bool,
+}
+
+impl SelectConfig {
+    /// Defaults for everything but the inputs: UCB (β = 2), batch 100, top-k, seed 0.
+    pub fn new(pool: PoolSpec, labels: LabelSpec) -> Self {
+        SelectConfig {
+            pool,
+            labels,
+            pending: None,
+            kernel: None,
+            signal_var: None,
+            noise: None,
+            lengthscale: None,
+            acquisition: Acquisition::Ucb { beta: 2.0 },
+            minimize: false,
+            batch: BatchSize::Count(100),
+            mode: BatchMode::TopK,
+            shortlist: None,
+            max_sim: None,
+            seed: 0,
+            round: 0,
+            tile_rows: 65_536,
+            progress: false,
+        }
+    }
+}
+
+/// One selected candidate.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Pick {
+    /// 1-based rank in the batch.
+    pub rank: usize,
+    /// The candidate's id.
+    pub id: String,
+    /// Its 0-based row in the pool.
+    pub index: usize,
+    /// Acquisition score (standardised units; larger is better).
+    pub score: f32,
+    /// Posterior mean in label units.
+    pub mean: f64,
+    /// Posterior latent standard deviation in label units (noise excluded).
+    pub sd: f64,
+}
+
+/// The fitted model, as reported.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FitSummary {
+    /// Kernel name.
+    pub kernel: &'static str,
+    /// Signal variance (standardised units).
+    pub signal_var: f64,
+    /// Noise variance (standardised units).
+    pub noise: f64,
+    /// Lengthscale, for dense kernels.
+    pub lengthscale: Option<f64>,
+    /// Labels are standardised before the fit (always true).
+    pub labels_standardised: bool,
+    /// Mean of the labels on the maximisation scale.
+    pub label_mean: f64,
+    /// Standard deviation of the labels.
+    pub label_sd: f64,
+    /// Fit details (jitter, log marginal likelihood, evaluations, seconds).
+    #[serde(flatten)]
+    pub info: FitInfo,
+}
+
+impl FitSummary {
+    fn new(gp: &FittedGp) -> Self {
+        FitSummary {
+            kernel: gp.kernel.kind.name(),
+            signal_var: gp.signal_var,
+            noise: gp.noise,
+            lengthscale: gp.kernel.kind.has_lengthscale().then_some(gp.kernel.lengthscale),
+            labels_standardised: true,
+            label_mean: gp.y_mean,
+            label_sd: gp.y_sd,
+            info: gp.info.clone(),
+        }
+    }
+}
+
+/// Counts and timings of a round.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Summary {
+    /// Pool file.
+    pub pool: PathBuf,
+    /// Pool features.
+    pub features: FeatureKind,
+    /// Candidates in the pool.
+    pub pool_size: usize,
+    /// Labeled candidates (found in the pool).
+    pub labeled: usize,
+    /// Pending candidates not also labeled.
+    pub pending: usize,
+    /// Candidates scored and eligible (neither labeled nor pending).
+    pub candidates: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Acquisition.
+    pub acquisition: Acquisition,
+    /// Batch mode.
+    pub batch_mode: BatchMode,
+    /// Shortlist size used (diverse or similarity cap).
+    pub shortlist: Option<usize>,
+    /// Similarity cap.
+    pub max_sim: Option<f64>,
+    /// Lower labels are better.
+    pub minimize: bool,
+    /// Seed.
+    pub seed: u64,
+    /// Backend that scored the pool.
+    pub backend: String,
+    /// Rayon threads.
+    pub threads: usize,
+    /// Model.
+    pub fit: FitSummary,
+    /// Seconds per phase.
+    pub seconds: Timings,
+    /// Pool rows scored per second in pass 2 (reading included).
+    pub candidates_per_second: f64,
+}
+
+/// Wall-clock seconds of each phase.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Timings {
+    /// Reading the labels and the first pass over the pool.
+    pub locate: f64,
+    /// GP fit.
+    pub fit: f64,
+    /// Second pass: scoring every tile.
+    pub score: f64,
+    /// Choosing the batch from the kept candidates.
+    pub select: f64,
+    /// Everything.
+    pub total: f64,
+}
+
+/// A round's result.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    /// The batch, best first.
+    pub picks: Vec<Pick>,
+    /// What was done.
+    pub summary: Summary,
+}
+
+/// What pass 1 finds.
+struct Located {
+    kind: FeatureKind,
+    pool_size: usize,
+    train: Features,
+    y: Vec<f64>,
+    pending: Features,
+    /// Sorted global rows that are labeled or pending.
+    excluded: Vec<usize>,
+}
+
+/// Runs one selection round end to end.
+pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
+    let started = Instant::now();
+    let mut seconds = Timings::default();
+    if let Some(t) = cfg.max_sim {
+        if !(0.0..=1.0).contains(&t) {
+            return Err(Error::param("--max-sim", format!("must be between 0 and 1, got {t}")));
+        }
+    }
+    if cfg.tile_rows == 0 {
+        return Err(Error::param("--tile", "must be at least 1"));
+    }
+    let labels = read_labels(&cfg.labels)?;
+    let pending_ids = match &cfg.pending {
+        Some(p) => read_id_list(p)?,
+        None => Vec::new(),
+    };
+    let loc = locate(cfg, &labels.ids, &labels.values, &pending_ids)?;
+    seconds.locate = started.elapsed().as_secs_f64();
+
+    if loc.train.len() < 2 {
+        return Err(Error::TooFewLabels { n: loc.train.len() });
+    }
+    let kernel = cfg.kernel.unwrap_or_else(|| KernelKind::default_for(loc.kind));
+    let mut params = GpParams::new(kernel);
+    params.signal_var = cfg.signal_var;
+    params.noise = cfg.noise;
+    params.lengthscale = cfg.lengthscale;
+    let params = params.check(loc.kind)?;
+    let sign = if cfg.minimize { -1.0 } else { 1.0 };
+    let y: Vec<f64> = loc.y.iter().map(|v| sign * v).collect();
+
+    let available = loc.pool_size - loc.excluded.len();
+    let batch = cfg.batch.resolve(loc.pool_size);
+    if batch > available {
+        return Err(Error::BatchTooLarge { batch, available });
+    }
+    let t = Instant::now();
+    let gp = fit(&params, &loc.train, &y)?;
+    seconds.fit = t.elapsed().as_secs_f64();
+
+    let needs_shortlist = cfg.mode == BatchMode::Diverse || cfg.max_sim.is_some();
+    let keep = if needs_shortlist {
+        cfg.shortlist.unwrap_or((5 * batch).max(500)).max(batch).min(available)
+    } else {
+        batch
+    };
+    let ctx = AcqContext {
+        best: gp.y_best as f32,
+        seed: cfg.seed,
+        round: cfg.round,
+    };
+    let t = Instant::now();
+    let scorer = CpuScorer::new(&gp);
+    let kept = score_pool(cfg, &scorer, &ctx, &loc.excluded, keep, needs_shortlist, loc.pool_size)?;
+    seconds.score = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let kept = kept.into_sorted();
+    let chosen: Vec<(usize, f32)> = if needs_shortlist {
+        let short: Vec<Shortlisted> = kept
+            .iter()
+            .map(|r| Shortlisted {
+                index: r.index,
+                mean: r.item.mean,
+                var: r.item.var,
+            })
+            .collect();
+        let mut feats = Features::empty(loc.kind);
+        for r in &kept {
+            feats.push_row_from(r.item.row.as_ref().expect("shortlist keeps rows"), 0);
+        }
+        choose_batch(
+            cfg.mode,
+            &gp,
+            cfg.acquisition,
+            &ctx,
+            &short,
+            &feats,
+            &loc.pending,
+            batch,
+            cfg.max_sim,
+        )?
+    } else {
+        kept.iter().enumerate().map(|(i, r)| (i, r.score)).collect()
+    };
+    let picks = chosen
+        .iter()
+        .enumerate()
+        .map(|(rank, &(i, s))| {
+            let r = &kept[i];
+            Pick {
+                rank: rank + 1,
+                id: r.item.id.clone(),
+                index: r.index,
+                score: s,
+                mean: sign * gp.mean_to_labels(f64::from(r.item.mean)),
+                sd: gp.sd_to_labels(f64::from(r.item.var)),
+            }
+        })
+        .collect();
+    seconds.select = t.elapsed().as_secs_f64();
+    seconds.total = started.elapsed().as_secs_f64();
+    let candidates_per_second = loc.pool_size as f64 / seconds.score.max(1e-9);
+    Ok(Selection {
+        picks,
+        summary: Summary {
+            pool: cfg.pool.path.clone(),
+            features: loc.kind,
+            pool_size: loc.pool_size,
+            labeled: loc.train.len(),
+            pending: loc.pending.len(),
+            candidates: available,
+            batch,
+            acquisition: cfg.acquisition,
+            batch_mode: cfg.mode,
+            shortlist: needs_shortlist.then_some(keep),
+            max_sim: cfg.max_sim,
+            minimize: cfg.minimize,
+            seed: cfg.seed,
+            backend: scorer.name(),
+            threads: rayon::current_num_threads(),
+            fit: FitSummary::new(&gp),
+            seconds,
+            candidates_per_second,
+        },
+    })
+}
+
+/// Pass 1: finds the labeled and pending candidates in the pool, checks ids, counts rows.
+fn locate(cfg: &SelectConfig, ids: &[String], values: &[f64], pending_ids: &[String]) -> Result<Located> {
+    let label_of: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+    let pending_of: HashMap<&str, usize> = pending_ids
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !label_of.contains_key(s.as_str()))
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    let mut train_rows: Vec<Option<(usize, Features)>> = vec![None; ids.len()];
+    let mut pending_rows: Vec<Option<(usize, Features)>> = vec![None; pending_ids.len()];
+    let mut reader = cfg.pool.open()?;
+    let kind = reader.kind();
+    let mut tile = Tile::new(kind);
+    let mut hashes: Vec<u64> = Vec::new();
+    // Row indices are unique by construction; only ids from a file can repeat.
+    let check_dups = !cfg.pool.ids_are_row_indices()?;
+    let mut pool_size = 0;
+    while reader.read_tile(cfg.tile_rows, &mut tile)? {
+        for (r, id) in tile.ids.iter().enumerate() {
+            let global = tile.start + r;
+            if check_dups {
+                hashes.push(id_hash(id));
+            }
+            let slot = if let Some(&l) = label_of.get(id.as_str()) {
+                &mut train_rows[l]
+            } else if let Some(&p) = pending_of.get(id.as_str()) {
+                &mut pending_rows[p]
+            } else {
+                continue;
+            };
+            if let Some((first, _)) = slot {
+                return Err(Error::DuplicateId {
+                    path: cfg.pool.path.clone(),
+                    id: id.clone(),
+                    where_: format!("rows {first} and {global}"),
+                });
+            }
+            *slot = Some((global, tile.features.select_rows(&[r])));
+        }
+        pool_size = tile.start + tile.len();
+    }
+    if pool_size == 0 {
+        return Err(Error::EmptyPool { path: cfg.pool.path.clone() });
+    }
+    if check_dups {
+        find_duplicate_ids(cfg, hashes)?;
+    }
+    let missing: Vec<String> = ids
+        .iter()
+        .zip(&train_rows)
+        .filter(|(_, r)| r.is_none())
+        .map(|(id, _)| id.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::UnknownIds {
+            path: cfg.labels.path.clone(),
+            count: missing.len(),
+            examples: missing.into_iter().take(5).collect(),
+        });
+    }
+    let pending_missing: Vec<String> = pending_ids
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| pending_of.contains_key(s.as_str()) && pending_rows[*i].is_none())
+        .map(|(_, s)| s.clone())
+        .collect();
+    if !pending_missing.is_empty() {
+        return Err(Error::UnknownIds {
+            path: cfg.pending.clone().unwrap_or_default(),
+            count: pending_missing.len(),
+            examples: pending_missing.into_iter().take(5).collect(),
+        });
+    }
+    let mut train = Features::empty(kind);
+    let mut pending = Features::empty(kind);
+    let mut excluded = Vec::with_capacity(ids.len() + pending_of.len());
+    for (global, row) in train_rows.into_iter().flatten() {
+        train.push_row_from(&row, 0);
+        excluded.push(global);
+    }
+    for (global, row) in pending_rows.into_iter().flatten() {
+        pending.push_row_from(&row, 0);
+        excluded.push(global);
+    }
+    excluded.sort_unstable();
+    Ok(Located {
+        kind,
+        pool_size,
+        train,
+        y: values.to_vec(),
+        pending,
+        excluded,
+    })
+}
+
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
+}
+
+/// Detects repeated pool ids with 8 bytes per candidate (sorted 64-bit hashes); a repeated hash
+/// is confirmed against the real ids with one more pass, so a hash collision is never reported
+/// as a duplicate.
+fn find_duplicate_ids(cfg: &SelectConfig, mut hashes: Vec<u64>) -> Result<()> {
+    hashes.sort_unstable();
+    let mut repeated: Vec<u64> = hashes.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    drop(hashes);
+    if repeated.is_empty() {
+        return Ok(());
+    }
+    repeated.dedup();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut reader = cfg.pool.open()?;
+    let mut tile = Tile::new(reader.kind());
+    while reader.read_tile(cfg.tile_rows, &mut tile)? {
+        for (r, id) in tile.ids.iter().enumerate() {
+            if repeated.binary_search(&id_hash(id)).is_ok() {
+                if let Some(first) = seen.insert(id.clone(), tile.start + r) {
+                    return Err(Error::DuplicateId {
+                        path: cfg.pool.path.clone(),
+                        id: id.clone(),
+                        where_: format!("rows {first} and {}", tile.start + r),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the top-k keeps of a candidate.
+#[derive(Clone, Debug)]
+struct Kept {
+    id: String,
+    mean: f32,
+    var: f32,
+    /// The features, when the batch policy needs them.
+    row: Option<Features>,
+}
+
+/// Pass 2: scores every tile, reading the next tile on another thread meanwhile.
+fn score_pool(
+    cfg: &SelectConfig,
+    scorer: &dyn Scorer,
+    ctx: &AcqContext,
+    excluded: &[usize],
+    keep: usize,
+    keep_rows: bool,
+    pool_size: usize,
+) -> Result<TopK<Kept>> {
+    let mut reader = cfg.pool.open()?;
+    let kind = reader.kind();
+    let progress = progress_bar(cfg.progress, pool_size as u64);
+    let mut top = TopK::new(keep);
+    let acq = cfg.acquisition;
+    std::thread::scope(|scope| -> Result<()> {
+        // Two tiles in flight: one being scored, one being read.
+        let (full_tx, full_rx) = mpsc::sync_channel::<Result<Tile>>(1);
+        let (empty_tx, empty_rx) = mpsc::channel::<Tile>();
+        empty_tx.send(Tile::new(kind)).ok();
+        empty_tx.send(Tile::new(kind)).ok();
+        // Whole chunks per tile keep every chunk boundary at the same global row whatever the
+        // tile size, so the scores do not depend on it.
+        let tile_rows = cfg.tile_rows.next_multiple_of(CHUNK);
+        scope.spawn(move || {
+            while let Ok(mut tile) = empty_rx.recv() {
+                match reader.read_tile(tile_rows, &mut tile) {
+                    Ok(true) => {
+                        if full_tx.send(Ok(tile)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(false) => return,
+                    Err(e) => {
+                        full_tx.send(Err(e)).ok();
+                        return;
+                    }
+                }
+            }
+        });
+        let (mut mean, mut var, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+        for tile in full_rx {
+            let tile = tile?;
+            let rows = tile.len();
+            mean.resize(rows, 0.0);
+            var.resize(rows, 0.0);
+            scores.resize(rows, 0.0);
+            // Even `random` reports the model's mean and sd for what it picks.
+            scorer.posterior_into(&tile.features, &mut mean, &mut var)?;
+            let start = tile.start;
+            scores.par_iter_mut().enumerate().for_each(|(r, s)| {
+                *s = score(acq, mean[r], var[r], (start + r) as u64, ctx);
+            });
+            let lo = excluded.partition_point(|&g| g < start);
+            let hi = excluded.partition_point(|&g| g < start + rows);
+            let skip = &excluded[lo..hi];
+            for r in 0..rows {
+                let g = start + r;
+                if !top.accepts(scores[r], g) || skip.binary_search(&g).is_ok() {
+                    continue;
+                }
+                let row = keep_rows.then(|| tile.features.select_rows(&[r]));
+                top.push(
+                    scores[r],
+                    g,
+                    Kept {
+                        id: tile.ids[r].clone(),
+                        mean: mean[r],
+                        var: var[r],
+                        row,
+                    },
+                );
+            }
+            progress.inc(rows as u64);
+            if empty_tx.send(tile).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    })?;
+    progress.finish_and_clear();
+    Ok(top)
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal and `show` is set.
+pub fn progress_bar(show: bool, len: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !show || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} scoring {pos}/{len} candidates [{elapsed_precise}] {per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}

@@ -1,0 +1,292 @@
+//! The Gaussian process: checked hyperparameters, the f64 fit, and the fitted model.
+//!
+//! Labels are standardised (mean 0, sd 1) before the fit and predictions mapped back, so the
+//! signal variance and the noise are in standardised units, as scikit-learn's
+//! `GaussianProcessRegressor(normalize_y=True)` does. The constant mean is the labels' mean
+//! (0 in standardised units).
+
+mod optimize;
+
+use std::time::Instant;
+
+use faer::{Mat, Side};
+
+use crate::data::{FeatureKind, Features};
+use crate::error::{Error, Result};
+use crate::kernel::{Kernel, KernelKind};
+
+pub use optimize::Bounds;
+
+/// Unchecked GP settings, as a user gives them. `None` means "fit by maximising the log
+/// marginal likelihood".
+#[derive(Clone, Debug)]
+pub struct GpParams {
+    /// The kernel.
+    pub kernel: KernelKind,
+    /// Signal variance `s2` (standardised units); default: fitted within [0.01, 100].
+    pub signal_var: Option<f64>,
+    /// Noise variance `n2` added to the diagonal (standardised units); default: fitted within
+    /// [1e-4, 4].
+    pub noise: Option<f64>,
+    /// Lengthscale for `rbf`/`matern52`; default: fitted within [0.01, 100] × the median
+    /// distance between labeled points.
+    pub lengthscale: Option<f64>,
+    /// Starting points of the local search after the grid scan (default 3).
+    pub restarts: usize,
+}
+
+impl GpParams {
+    /// Defaults for `kernel`: everything fitted, 3 restarts.
+    pub fn new(kernel: KernelKind) -> Self {
+        GpParams {
+            kernel,
+            signal_var: None,
+            noise: None,
+            lengthscale: None,
+            restarts: 3,
+        }
+    }
+
+    /// Validates the settings against the pool's features.
+    pub fn check(&self, features: FeatureKind) -> Result<GpValidParams> {
+        self.kernel.check(features)?;
+        if let Some(s2) = self.signal_var {
+            if !(s2.is_finite() && s2 > 0.0) {
+                return Err(Error::param("--signal-var", format!("must be a positive number, got {s2}")));
+            }
+        }
+        if let Some(n2) = self.noise {
+            if !(n2.is_finite() && n2 >= 0.0) {
+                return Err(Error::param("--noise", format!("must be zero or positive, got {n2}")));
+            }
+        }
+        if let Some(ls) = self.lengthscale {
+            if !self.kernel.has_lengthscale() {
+                return Err(Error::param(
+                    "--lengthscale",
+                    format!("the {} kernel has no lengthscale", self.kernel.name()),
+                ));
+            }
+            if !(ls.is_finite() && ls > 0.0) {
+                return Err(Error::param("--lengthscale", format!("must be positive, got {ls}")));
+            }
+        }
+        if self.restarts == 0 {
+            return Err(Error::param("--restarts", "must be at least 1"));
+        }
+        Ok(GpValidParams(self.clone()))
+    }
+}
+
+/// Settings that passed [`GpParams::check`]; only these can fit.
+#[derive(Clone, Debug)]
+pub struct GpValidParams(GpParams);
+
+impl GpValidParams {
+    /// The checked settings.
+    pub fn params(&self) -> &GpParams {
+        &self.0
+    }
+}
+
+/// What the fit did beside producing the model.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FitInfo {
+    /// Jitter added to the diagonal (beyond the noise) to make the Cholesky succeed; 0 if none.
+    pub jitter: f64,
+    /// Log marginal likelihood of the standardised labels at the chosen hyperparameters.
+    pub log_marginal_likelihood: f64,
+    /// True when at least one hyperparameter was fitted.
+    pub optimised: bool,
+    /// Log-likelihood evaluations spent by the optimiser.
+    pub evaluations: usize,
+    /// Wall-clock seconds of the whole fit.
+    pub seconds: f64,
+}
+
+/// A GP fitted to labeled points. Owns the training features, `alpha` and the Cholesky factor.
+#[derive(Clone, Debug)]
+pub struct FittedGp {
+    /// The kernel with its lengthscale.
+    pub kernel: Kernel,
+    /// Signal variance (standardised units).
+    pub signal_var: f64,
+    /// Noise variance (standardised units).
+    pub noise: f64,
+    /// Mean of the labels the model was fitted on.
+    pub y_mean: f64,
+    /// Standard deviation of those labels (1 when they are all equal).
+    pub y_sd: f64,
+    /// Largest standardised label (the incumbent for EI and PI).
+    pub y_best: f64,
+    /// `K^-1 (y - m)` in standardised units.
+    pub alpha: Vec<f64>,
+    /// Lower Cholesky factor of `s2·k(X,X) + (n2 + jitter)·I`.
+    pub chol: Mat<f64>,
+    /// Training features.
+    pub train: Features,
+    /// Side information.
+    pub info: FitInfo,
+}
+
+/// Fits a GP to `x` with labels `y` (to be maximised; negate for minimisation first).
+pub fn fit(params: &GpValidParams, x: &Features, y: &[f64]) -> Result<FittedGp> {
+    let started = Instant::now();
+    let p = params.params();
+    let n = y.len();
+    // One label is enough for the maths (tests use it); `select` asks for two.
+    if n == 0 {
+        return Err(Error::TooFewLabels { n });
+    }
+    assert_eq!(x.len(), n, "one label per training row");
+    let y_mean = y.iter().sum::<f64>() / n as f64;
+    let var = y.iter().map(|v| (v - y_mean).powi(2)).sum::<f64>() / n as f64;
+    let y_sd = if var > 0.0 { var.sqrt() } else { 1.0 };
+    let ys: Vec<f64> = y.iter().map(|v| (v - y_mean) / y_sd).collect();
+
+    let kernel_at = |lengthscale: f64| Kernel {
+        kind: p.kernel,
+        lengthscale,
+    };
+    let optimised = p.signal_var.is_none()
+        || p.noise.is_none()
+        || (p.kernel.has_lengthscale() && p.lengthscale.is_none());
+    let (kernel, s2, n2, evaluations) = if optimised {
+        let ls_scale = if p.kernel.has_lengthscale() {
+            optimize::median_distance(x)
+        } else {
+            1.0
+        };
+        let bounds = Bounds::new(p, ls_scale);
+        let best = optimize::maximise(&bounds, p.restarts, &ys, |ls| kernel_at(ls).gram(x))?;
+        (kernel_at(best.lengthscale), best.signal_var, best.noise, best.evaluations)
+    } else {
+        let ls = p.lengthscale.unwrap_or(1.0);
+        (kernel_at(ls), p.signal_var.unwrap_or(1.0), p.noise.unwrap_or(0.0), 0)
+    };
+
+    let gram = kernel.gram(x);
+    let (chol, jitter) = cholesky_with_jitter(&gram, n, s2, n2)?;
+    let mut alpha = Mat::<f64>::from_fn(n, 1, |i, _| ys[i]);
+    solve_llt_in_place(&chol, &mut alpha);
+    let alpha: Vec<f64> = (0..n).map(|i| alpha[(i, 0)]).collect();
+    let log_det: f64 = (0..n).map(|i| chol[(i, i)].ln()).sum::<f64>() * 2.0;
+    let fit_term: f64 = ys.iter().zip(&alpha).map(|(a, b)| a * b).sum();
+    let lml = -0.5 * fit_term - 0.5 * log_det - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
+    let y_best = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Ok(FittedGp {
+        kernel,
+        signal_var: s2,
+        noise: n2,
+        y_mean,
+        y_sd,
+        y_best,
+        alpha,
+        chol,
+        train: x.clone(),
+        info: FitInfo {
+            jitter,
+            log_marginal_likelihood: lml,
+            optimised,
+            evaluations,
+            seconds: started.elapsed().as_secs_f64(),
+        },
+    })
+}
+
+/// Jitter tried in turn, relative to the signal variance, when the Cholesky fails.
+const JITTERS: [f64; 7] = [0.0, 1e-10, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4];
+
+/// Cholesky of `s2·gram + n2·I`, adding jitter from [`JITTERS`] until it succeeds.
+fn cholesky_with_jitter(gram: &[f64], n: usize, s2: f64, n2: f64) -> Result<(Mat<f64>, f64)> {
+    let mut last_index = 0;
+    for rel in JITTERS {
+        let jitter = rel * s2;
+        let k = Mat::<f64>::from_fn(n, n, |i, j| {
+            s2 * gram[i * n + j] + if i == j { n2 + jitter } else { 0.0 }
+        });
+        match k.llt(Side::Lower) {
+            Ok(llt) => {
+                let l = llt.L().to_owned();
+                // faer accepts tiny positive pivots; a factor that is not finite is a failure too.
+                if (0..n).all(|i| l[(i, i)].is_finite() && l[(i, i)] > 0.0) {
+                    return Ok((l, jitter));
+                }
+            }
+            Err(faer::linalg::cholesky::llt::factor::LltError::NonPositivePivot { index }) => {
+                last_index = index;
+            }
+        }
+    }
+    Err(Error::NotPositiveDefinite {
+        index: last_index,
+        jitter: JITTERS[JITTERS.len() - 1] * s2,
+    })
+}
+
+/// Solves `L Lᵀ x = b` in place.
+fn solve_llt_in_place(l: &Mat<f64>, b: &mut Mat<f64>) {
+    use faer::linalg::triangular_solve as ts;
+    ts::solve_lower_triangular_in_place(l.as_ref(), b.as_mut(), faer::Par::Seq);
+    ts::solve_upper_triangular_in_place(l.transpose(), b.as_mut(), faer::Par::Seq);
+}
+
+impl FittedGp {
+    /// Number of labeled points.
+    pub fn n_train(&self) -> usize {
+        self.alpha.len()
+    }
+
+    /// `W = L⁻¹` (lower triangular), so the latent variance of `x` is
+    /// `s2·k(x,x) − ‖W·s2·k(X,x)‖²`.
+    pub fn chol_inverse(&self) -> Mat<f64> {
+        let n = self.n_train();
+        let mut w = Mat::<f64>::zeros(n, n);
+        faer::linalg::triangular_inverse::invert_lower_triangular(
+            w.as_mut(),
+            self.chol.as_ref(),
+            faer::get_global_parallelism(),
+        );
+        // Only the lower triangle is written; the upper is already zero.
+        w
+    }
+
+    /// Reference prediction in standardised units by direct solves (f64): latent mean and
+    /// latent variance (noise excluded) for each row of `x`.
+    pub fn predict_valvar(&self, x: &Features) -> (Vec<f64>, Vec<f64>) {
+        let n = self.n_train();
+        let m = x.len();
+        let cross = self.kernel.cross(&self.train, x); // n × m, row-major
+        let ks = Mat::<f64>::from_fn(n, m, |i, j| self.signal_var * cross[i * m + j]);
+        let mean: Vec<f64> = (0..m)
+            .map(|j| (0..n).map(|i| ks[(i, j)] * self.alpha[i]).sum())
+            .collect();
+        let mut v = ks;
+        faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+            self.chol.as_ref(),
+            v.as_mut(),
+            faer::Par::Seq,
+        );
+        let var = (0..m)
+            .map(|j| {
+                let prior = self.signal_var * self.kernel.eval(x, j, x, j);
+                let explained: f64 = (0..n).map(|i| v[(i, j)] * v[(i, j)]).sum();
+                (prior - explained).max(0.0)
+            })
+            .collect();
+        (mean, var)
+    }
+
+    /// Maps a standardised latent mean to label units.
+    pub fn mean_to_labels(&self, mean_std: f64) -> f64 {
+        self.y_mean + self.y_sd * mean_std
+    }
+
+    /// Maps a standardised latent variance to a standard deviation in label units.
+    pub fn sd_to_labels(&self, var_std: f64) -> f64 {
+        self.y_sd * var_std.max(0.0).sqrt()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,55 @@
+//! # poolrank
+//!
+//! Ranks very large candidate pools for active learning. A Gaussian process (Tanimoto on bit
+//! fingerprints, MinMax on count fingerprints, RBF or Matérn 5/2 on dense features) is fitted
+//! to the labeled candidates; every unlabeled candidate is scored with an acquisition function
+//! (greedy, UCB, EI, PI, Thompson, variance, random); the best batch is picked.
+//!
+//! ## Architecture
+//! - [`data`]: streaming pool readers (FPS, packed `.npy`, count `.npz`/`.npy`, dense
+//!   `.npy`/CSV) that yield [`data::Tile`]s, and the label reader.
+//! - [`kernel`]: kernel definitions with an f64 scalar reference each.
+//! - [`gp`]: checked hyperparameters, the fit (Cholesky with reported jitter, hyperparameters by
+//!   maximum marginal likelihood), the fitted model.
+//! - [`acquisition`]: acquisition functions and the counter-based random numbers.
+//! - [`select`]: streaming top-k with index tie-break, diverse batches, similarity cap.
+//! - [`backend`]: the scorers; the rayon CPU path is the reference.
+//! - [`engine`]: one round end to end (locate labels → fit → score every tile → select).
+//! - [`report`]: atomic CSV/JSON writers.
+//! - [`demo`]: the built-in Enamine 10k demo.
+//!
+//! Memory is bounded by the tile size plus the labeled set, never by the pool size.
+//!
+//! ## Example
+//! ```
+//! use poolrank::data::Features;
+//! use poolrank::gp::{fit, GpParams};
+//! use poolrank::kernel::KernelKind;
+//!
+//! // Four labeled fingerprints (64 bits each) and their values.
+//! let x = Features::Bits { nbits: 64, data: vec![0b0111, 0b1110, 0b1100_0000, 0b1101_0000] };
+//! let y = [1.0, 0.8, -0.5, -0.4];
+//! let params = GpParams::new(KernelKind::Tanimoto).check(x.kind()).unwrap();
+//! let gp = fit(&params, &x, &y).unwrap();
+//! let pool = Features::Bits { nbits: 64, data: vec![0b0110, 0b1100_0001] };
+//! let (mean, var) = gp.predict_valvar(&pool);
+//! assert!(mean[0] > mean[1]); // the first candidate resembles the high-valued ones
+//! assert!(var.iter().all(|v| *v >= 0.0));
+//! ```
+
+pub mod acquisition;
+pub mod backend;
+pub mod data;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod gp;
+pub mod kernel;
+pub mod report;
+pub mod select;
+
+pub use acquisition::Acquisition;
+pub use engine::{run_select, BatchSize, Pick, SelectConfig, Selection};
+pub use error::{Error, Result};
+pub use kernel::KernelKind;
+pub use select::BatchMode;

@@ -1,0 +1,270 @@
+//! The `poolrank` command line: parse flags, build a checked config, call the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use poolrank::data::{LabelSpec, PoolFormat, PoolSpec};
+use poolrank::{report, Acquisition, BatchMode, BatchSize, KernelKind, SelectConfig};
+
+/// Rank very large candidate pools for active learning.
+///
+/// poolrank fits a Gaussian process to the candidates you have already measured (labels),
+/// scores every other candidate in the pool with an acquisition function, and picks the next
+/// batch to send to the lab (or to the docking cluster).
+#[derive(Parser, Debug)]
+#[command(name = "poolrank", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Pick the next batch from a pool, given the labeled candidates.
+    Select(Box<SelectArgs>),
+    /// Run a selection on the built-in Enamine 10k set (docking scores; no input needed).
+    Demo(DemoArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum AcqArg {
+    /// Highest predicted value (exploitation).
+    Greedy,
+    /// Upper confidence bound: mean + beta × sd.
+    Ucb,
+    /// Expected improvement over the best label (+ xi).
+    Ei,
+    /// Probability of improvement over the best label (+ xi).
+    Pi,
+    /// Highest uncertainty (exploration).
+    Variance,
+    /// One random draw from each candidate's predicted distribution.
+    Thompson,
+    /// Uniformly at random (the baseline).
+    Random,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum KernelArg {
+    /// Binary fingerprints (the default for FPS and packed .npy).
+    Tanimoto,
+    /// Count fingerprints (the default for .npz counts); equals Tanimoto on bits.
+    Minmax,
+    /// Dense features, squared exponential (the default for float features).
+    Rbf,
+    /// Dense features, Matérn 5/2.
+    Matern52,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ModeArg {
+    /// The best scores.
+    Topk,
+    /// One pick at a time, shrinking the uncertainty around each pick (kriging believer).
+    Diverse,
+}
+
+#[derive(clap::Args, Debug)]
+struct SelectArgs {
+    /// Pool of candidates: .fps/.fps.gz (chemfp), .npy (packed bits, counts or floats),
+    /// .npz (scipy.sparse CSR counts) or .csv/.csv.gz (id column + numeric features).
+    #[arg(long, value_name = "FILE")]
+    pool: PathBuf,
+    /// Pool format when the file name does not tell it.
+    #[arg(long, value_name = "FORMAT", value_parser = clap::builder::PossibleValuesParser::new(PoolFormat::NAMES))]
+    pool_format: Option<String>,
+    /// For .npy/.npz pools: a file with one id per line, in row order (default: the row number,
+    /// starting at 0).
+    #[arg(long, value_name = "FILE")]
+    ids: Option<PathBuf>,
+    /// Labeled candidates: CSV (optionally gzipped) with an id column and a value column.
+    #[arg(long, value_name = "FILE")]
+    labels: PathBuf,
+    /// Id column of the labels file (and of a CSV pool).
+    #[arg(long, default_value = "id", value_name = "NAME")]
+    id_col: String,
+    /// Value column of the labels file.
+    #[arg(long, default_value = "score", value_name = "NAME")]
+    y_col: String,
+    /// Ids already sent for measurement (one per line): never picked; the diverse mode treats
+    /// them as already in the batch.
+    #[arg(long, value_name = "FILE")]
+    pending: Option<PathBuf>,
+    /// Lower values are better (docking scores, IC50 in nM, energies).
+    #[arg(long)]
+    minimize: bool,
+    /// Batch size: a count (100) or a fraction of the pool (0.01).
+    #[arg(long, default_value = "100", value_parser = BatchSize::parse)]
+    batch: BatchSize,
+    /// Acquisition function.
+    #[arg(long, value_enum, default_value = "ucb")]
+    acq: AcqArg,
+    /// UCB's weight on the standard deviation.
+    #[arg(long, default_value_t = 2.0)]
+    beta: f32,
+    /// EI/PI margin, in standard deviations of the labels.
+    #[arg(long, default_value_t = 0.0)]
+    xi: f32,
+    /// Similarity kernel (default: tanimoto for bits, minmax for counts, rbf for floats).
+    #[arg(long, value_enum)]
+    kernel: Option<KernelArg>,
+    /// Noise variance in standardised label units (fitted if not given).
+    #[arg(long, value_name = "VAR")]
+    noise: Option<f64>,
+    /// Signal variance in standardised label units (fitted if not given).
+    #[arg(long, value_name = "VAR")]
+    signal_var: Option<f64>,
+    /// Lengthscale of rbf/matern52 (fitted if not given).
+    #[arg(long, value_name = "LEN")]
+    lengthscale: Option<f64>,
+    /// How the batch is formed from the scores.
+    #[arg(long, value_enum, default_value = "topk")]
+    batch_mode: ModeArg,
+    /// Candidates kept for the diverse mode and the similarity cap [default: max(5 × batch, 500)].
+    #[arg(long, value_name = "N")]
+    shortlist: Option<usize>,
+    /// No two picks more similar than this (kernel similarity, 0 to 1; e.g. 0.7 Tanimoto).
+    #[arg(long, value_name = "SIM")]
+    max_sim: Option<f64>,
+    /// Seed for the random and Thompson draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Round number (gives each round its own random draws).
+    #[arg(long, default_value_t = 0)]
+    round: u32,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Pool rows read and scored at a time (memory grows with it).
+    #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
+    tile: usize,
+    /// Where to write the batch (CSV: rank,id,index,score,mean,sd).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Where to write a JSON summary (fit, counts, timings).
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct DemoArgs {
+    /// Seed for the random initial labels.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Select(args) => {
+            let threads = args.threads;
+            with_threads(threads, || select(*args))
+        }
+        Command::Demo(args) => with_threads(args.threads, || {
+            let report = poolrank::demo::run(args.seed)?;
+            print!("{report}");
+            Ok(())
+        }),
+    }
+}
+
+/// Runs `f` on a rayon pool of `threads` workers (all cores by default).
+fn with_threads(threads: Option<usize>, f: impl FnOnce() -> Result<()> + Send) -> Result<()> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        anyhow::ensure!(t > 0, "--threads must be at least 1");
+        builder = builder.num_threads(t);
+    }
+    let pool = builder.build().context("starting worker threads")?;
+    let n = pool.current_num_threads();
+    faer::set_global_parallelism(match std::num::NonZeroUsize::new(n) {
+        Some(n) if n.get() > 1 => faer::Par::Rayon(n),
+        _ => faer::Par::Seq,
+    });
+    pool.install(f)
+}
+
+fn select(a: SelectArgs) -> Result<()> {
+    let mut pool = PoolSpec::new(&a.pool);
+    pool.format = a.pool_format.as_deref().and_then(PoolFormat::from_name);
+    pool.ids = a.ids.clone();
+    pool.id_col = a.id_col.clone();
+    let labels = LabelSpec {
+        path: a.labels.clone(),
+        id_col: a.id_col.clone(),
+        y_col: a.y_col.clone(),
+    };
+    let mut cfg = SelectConfig::new(pool, labels);
+    cfg.pending = a.pending.clone();
+    cfg.kernel = a.kernel.map(|k| match k {
+        KernelArg::Tanimoto => KernelKind::Tanimoto,
+        KernelArg::Minmax => KernelKind::MinMax,
+        KernelArg::Rbf => KernelKind::Rbf,
+        KernelArg::Matern52 => KernelKind::Matern52,
+    });
+    cfg.noise = a.noise;
+    cfg.signal_var = a.signal_var;
+    cfg.lengthscale = a.lengthscale;
+    cfg.acquisition = match a.acq {
+        AcqArg::Greedy => Acquisition::Greedy,
+        AcqArg::Ucb => Acquisition::Ucb { beta: a.beta },
+        AcqArg::Ei => Acquisition::Ei { xi: a.xi },
+        AcqArg::Pi => Acquisition::Pi { xi: a.xi },
+        AcqArg::Variance => Acquisition::Variance,
+        AcqArg::Thompson => Acquisition::Thompson,
+        AcqArg::Random => Acquisition::Random,
+    };
+    cfg.minimize = a.minimize;
+    cfg.batch = a.batch;
+    cfg.mode = match a.batch_mode {
+        ModeArg::Topk => BatchMode::TopK,
+        ModeArg::Diverse => BatchMode::Diverse,
+    };
+    cfg.shortlist = a.shortlist;
+    cfg.max_sim = a.max_sim;
+    cfg.seed = a.seed;
+    cfg.round = a.round;
+    cfg.tile_rows = a.tile;
+    cfg.progress = !a.quiet;
+    let selection = poolrank::run_select(&cfg)?;
+    report::write_batch_csv(&a.out, &selection.picks)?;
+    if let Some(path) = &a.summary {
+        if let Err(e) = report::write_json(path, &selection.summary) {
+            // All or nothing: without its summary the batch file is not left behind either.
+            let _ = std::fs::remove_file(&a.out);
+            return Err(e.into());
+        }
+    }
+    let s = &selection.summary;
+    eprintln!(
+        "picked {} of {} candidates ({} labeled, {} pending) with {} on {}; scored {:.0} candidates/s; wrote {}",
+        selection.picks.len(),
+        s.pool_size,
+        s.labeled,
+        s.pending,
+        s.acquisition.name(),
+        s.fit.kernel,
+        s.candidates_per_second,
+        a.out.display()
+    );
+    Ok(())
+}

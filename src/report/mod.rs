@@ -1,0 +1,84 @@
+//! Output files: the batch CSV and the JSON summary, written atomically (a temporary file in the
+//! same folder, renamed into place), so a failure never leaves a partial file behind.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::engine::Pick;
+use crate::error::{Error, Result};
+
+/// Writes `path` through `fill`: all or nothing.
+pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::io(path, std::io::Error::other("not a file path")))?;
+    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::new(file);
+        fill(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// Writes the batch as CSV: `rank,id,index,score,mean,sd`.
+pub fn write_batch_csv(path: &Path, picks: &[Pick]) -> Result<()> {
+    write_atomic(path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(["rank", "id", "index", "score", "mean", "sd"])?;
+        for p in picks {
+            csv.write_record([
+                p.rank.to_string(),
+                p.id.clone(),
+                p.index.to_string(),
+                p.score.to_string(),
+                p.mean.to_string(),
+                p.sd.to_string(),
+            ])?;
+        }
+        csv.flush()
+    })
+}
+
+/// Writes any serialisable value as pretty JSON.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    write_atomic(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value)?;
+        writeln!(w)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_write_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let err = write_atomic(&path, |w| {
+            w.write_all(b"partial")?;
+            Err(std::io::Error::other("boom"))
+        });
+        assert!(err.is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        write_atomic(&path, |w| w.write_all(b"ok")).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"ok");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn unwritable_path_is_an_io_error_naming_it() {
+        let err = write_atomic(Path::new("/nonexistent-dir/x/out.csv"), |w| w.write_all(b"x")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent-dir/x/out.csv"), "{err}");
+    }
+}

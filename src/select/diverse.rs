@@ -1,0 +1,195 @@
+//! Batch policies that look at the picks made so far: a kriging-believer batch (GP-BUCB) and a
+//! similarity cap.
+//!
+//! The kriging believer treats each pick as if it had been labeled with its own posterior mean:
+//! the mean of every other candidate stays the same and its variance shrinks by what the pick
+//! explains. Re-scoring after each pick steers the batch away from near-duplicates for any
+//! acquisition that uses the variance (for `greedy` and `random` it changes nothing). Pending
+//! candidates (sent to the lab, no value yet) are conditioned on first, as if already picked.
+//! The posterior covariance is kept as a pivoted partial Cholesky, one column per pick, so
+//! memory is `shortlist × (batch + pending)`, never `shortlist²`.
+
+use faer::Mat;
+
+use super::rank_cmp;
+use crate::acquisition::{score, AcqContext, Acquisition};
+use crate::data::Features;
+use crate::error::{Error, Result};
+use crate::gp::FittedGp;
+
+/// How the batch is formed from the ranked candidates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchMode {
+    /// The best `batch` scores.
+    TopK,
+    /// Greedy batch with posterior-variance updates after each pick, on a shortlist.
+    Diverse,
+}
+
+/// A shortlisted candidate: its global row and latent posterior (standardised units).
+#[derive(Clone, Copy, Debug)]
+pub struct Shortlisted {
+    /// Global row in the pool.
+    pub index: usize,
+    /// Posterior mean.
+    pub mean: f32,
+    /// Posterior variance.
+    pub var: f32,
+}
+
+/// Picks `batch` candidates from a shortlist (given best first, with features `feats` in the
+/// same order). Returns `(position in the shortlist, score at the time of the pick)`.
+///
+/// `max_sim` rejects a candidate whose kernel similarity to an earlier pick or to a pending
+/// candidate exceeds it.
+#[allow(clippy::too_many_arguments)]
+pub fn choose_batch(
+    mode: BatchMode,
+    gp: &FittedGp,
+    acq: Acquisition,
+    ctx: &AcqContext,
+    short: &[Shortlisted],
+    feats: &Features,
+    pending: &Features,
+    batch: usize,
+    max_sim: Option<f64>,
+) -> Result<Vec<(usize, f32)>> {
+    let mut believer = match mode {
+        BatchMode::Diverse => Some(Believer::new(gp, feats, pending)),
+        BatchMode::TopK => None,
+    };
+    let mut picks: Vec<(usize, f32)> = Vec::with_capacity(batch);
+    let mut taken = vec![false; short.len()];
+    let too_similar = |i: usize, picks: &[(usize, f32)]| -> bool {
+        let Some(t) = max_sim else { return false };
+        picks.iter().any(|&(p, _)| gp.kernel.eval(feats, i, feats, p) > t)
+            || (0..pending.len()).any(|p| gp.kernel.eval(feats, i, pending, p) > t)
+    };
+    while picks.len() < batch {
+        let mut best: Option<(f32, usize)> = None;
+        for (i, c) in short.iter().enumerate() {
+            if taken[i] {
+                continue;
+            }
+            let var = match &believer {
+                Some(b) => b.var(i),
+                None => c.var,
+            };
+            let s = score(acq, c.mean, var, c.index as u64, ctx);
+            let better = match best {
+                None => true,
+                Some((bs, bi)) => rank_cmp((s, c.index), (bs, short[bi].index)).is_lt(),
+            };
+            if better {
+                best = Some((s, i));
+            }
+        }
+        let Some((s, i)) = best else { break };
+        taken[i] = true;
+        if too_similar(i, &picks) {
+            continue;
+        }
+        picks.push((i, s));
+        if let Some(b) = &mut believer {
+            b.condition_on(i);
+        }
+    }
+    if picks.len() < batch {
+        let why = match max_sim {
+            Some(t) => format!(
+                "only {} of the {} shortlisted candidates have similarity at most {t} to each other and to the pending ones; raise --shortlist or --max-sim",
+                picks.len(),
+                short.len()
+            ),
+            None => format!("the shortlist holds only {} candidates", short.len()),
+        };
+        return Err(Error::param("--batch", why));
+    }
+    Ok(picks)
+}
+
+/// Posterior covariance of the shortlist and the pending candidates, updated pick by pick.
+struct Believer<'a> {
+    gp: &'a FittedGp,
+    /// Shortlisted rows, then the pending rows.
+    all: Features,
+    /// `L⁻¹ · s2·k(X, c)` for each row of `all` (column `i`).
+    v: Mat<f64>,
+    /// Current variance of each row of `all`.
+    var: Vec<f64>,
+    /// Columns of the partial Cholesky of the conditional covariance, one per conditioned row.
+    cols: Vec<Vec<f64>>,
+}
+
+impl<'a> Believer<'a> {
+    fn new(gp: &'a FittedGp, feats: &Features, pending: &Features) -> Self {
+        let mut all = feats.clone();
+        for p in 0..pending.len() {
+            all.push_row_from(pending, p);
+        }
+        let v = solve_cross(gp, &all);
+        let var = (0..all.len())
+            .map(|i| {
+                let prior = gp.signal_var * gp.kernel.eval(&all, i, &all, i);
+                prior - (0..v.nrows()).map(|r| v[(r, i)] * v[(r, i)]).sum::<f64>()
+            })
+            .collect();
+        let mut b = Believer {
+            gp,
+            all,
+            v,
+            var,
+            cols: Vec::new(),
+        };
+        for p in feats.len()..b.all.len() {
+            b.condition_on(p);
+        }
+        b
+    }
+
+    fn var(&self, i: usize) -> f32 {
+        self.var[i].max(0.0) as f32
+    }
+
+    /// Conditions on row `p` of `all` as if labeled (noise `n2`) with its posterior mean: one
+    /// more column of the pivoted partial Cholesky of the posterior covariance.
+    fn condition_on(&mut self, p: usize) {
+        let gp = self.gp;
+        let n = self.v.nrows();
+        let mut cov: Vec<f64> = (0..self.all.len())
+            .map(|i| {
+                gp.signal_var * gp.kernel.eval(&self.all, p, &self.all, i)
+                    - (0..n).map(|r| self.v[(r, p)] * self.v[(r, i)]).sum::<f64>()
+            })
+            .collect();
+        for col in &self.cols {
+            let cp = col[p];
+            for (c, x) in cov.iter_mut().zip(col) {
+                *c -= x * cp;
+            }
+        }
+        let denom = (cov[p].max(0.0) + gp.noise).max(f64::MIN_POSITIVE).sqrt();
+        for c in cov.iter_mut() {
+            *c /= denom;
+        }
+        for (v, c) in self.var.iter_mut().zip(&cov) {
+            *v -= c * c;
+        }
+        self.cols.push(cov);
+    }
+}
+
+/// `L⁻¹ · s2·k(X, F)` as an `n × |F|` matrix.
+fn solve_cross(gp: &FittedGp, f: &Features) -> Mat<f64> {
+    let n = gp.n_train();
+    let m = f.len();
+    let cross = gp.kernel.cross(&gp.train, f);
+    let mut v = Mat::<f64>::from_fn(n, m, |i, j| gp.signal_var * cross[i * m + j]);
+    faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+        gp.chol.as_ref(),
+        v.as_mut(),
+        faer::Par::Seq,
+    );
+    v
+}

@@ -1,0 +1,167 @@
+//! Choosing the batch: a streaming top-k with index tie-break, diverse batches that update the
+//! posterior variance after each pick, and a similarity cap between picks.
+
+mod diverse;
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+pub use diverse::{choose_batch, BatchMode, Shortlisted};
+
+/// Ranks `(score, index)` pairs: higher score first, then lower index. NaN ranks last.
+#[inline]
+pub fn better(a: (f32, usize), b: (f32, usize)) -> bool {
+    rank_cmp(a, b) == Ordering::Less
+}
+
+/// Total order of `(score, index)` with the best first.
+#[inline]
+pub fn rank_cmp(a: (f32, usize), b: (f32, usize)) -> Ordering {
+    let key = |s: f32| if s.is_nan() { f32::NEG_INFINITY } else { s };
+    key(b.0).total_cmp(&key(a.0)).then(a.1.cmp(&b.1))
+}
+
+/// One kept candidate.
+#[derive(Clone, Debug)]
+pub struct Ranked<T> {
+    /// Acquisition score.
+    pub score: f32,
+    /// Global row in the pool.
+    pub index: usize,
+    /// Whatever the caller keeps with it.
+    pub item: T,
+}
+
+impl<T> PartialEq for Ranked<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl<T> Eq for Ranked<T> {}
+impl<T> PartialOrd for Ranked<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Ranked<T> {
+    // The heap's top is the *worst* kept candidate, the one to evict.
+    fn cmp(&self, other: &Self) -> Ordering {
+        rank_cmp((self.score, self.index), (other.score, other.index))
+    }
+}
+
+/// The `k` best candidates seen so far; results do not depend on the order of pushes.
+#[derive(Clone, Debug)]
+pub struct TopK<T> {
+    k: usize,
+    heap: BinaryHeap<Ranked<T>>,
+}
+
+impl<T> TopK<T> {
+    /// Keeps the best `k`.
+    pub fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k.min(1 << 20) + 1),
+        }
+    }
+
+    /// True when `(score, index)` would enter the kept set; cheap, so callers can skip building
+    /// the item for candidates that would be dropped.
+    #[inline]
+    pub fn accepts(&self, score: f32, index: usize) -> bool {
+        if self.k == 0 {
+            return false;
+        }
+        match self.heap.peek() {
+            Some(worst) if self.heap.len() >= self.k => better((score, index), (worst.score, worst.index)),
+            _ => true,
+        }
+    }
+
+    /// Offers a candidate.
+    pub fn push(&mut self, score: f32, index: usize, item: T) {
+        if !self.accepts(score, index) {
+            return;
+        }
+        self.heap.push(Ranked { score, index, item });
+        if self.heap.len() > self.k {
+            self.heap.pop();
+        }
+    }
+
+    /// Offers every candidate of another top-k.
+    pub fn merge(&mut self, other: TopK<T>) {
+        for r in other.heap {
+            self.push(r.score, r.index, r.item);
+        }
+    }
+
+    /// Number kept.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// True when nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// The kept candidates, best first.
+    pub fn into_sorted(self) -> Vec<Ranked<T>> {
+        // `into_sorted_vec` is ascending in `Ord`, and `Ord` puts the best first.
+        self.heap.into_sorted_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_best_and_breaks_ties_by_index() {
+        let mut t = TopK::new(3);
+        for (i, s) in [0.5f32, 0.9, 0.9, 0.1, 0.9, 0.7].into_iter().enumerate() {
+            t.push(s, i, ());
+        }
+        let got: Vec<usize> = t.into_sorted().iter().map(|r| r.index).collect();
+        assert_eq!(got, vec![1, 2, 4]);
+    }
+
+    #[test]
+    fn order_of_pushes_and_merges_does_not_matter() {
+        let scores: Vec<f32> = (0..500).map(|i| ((i * 7919) % 97) as f32 / 7.0).collect();
+        let mut a = TopK::new(25);
+        for (i, &s) in scores.iter().enumerate() {
+            a.push(s, i, ());
+        }
+        let mut parts: Vec<TopK<()>> = (0..4).map(|_| TopK::new(25)).collect();
+        for (i, &s) in scores.iter().enumerate().rev() {
+            parts[i % 4].push(s, i, ());
+        }
+        let mut b = TopK::new(25);
+        for p in parts {
+            b.merge(p);
+        }
+        let ia: Vec<usize> = a.into_sorted().iter().map(|r| r.index).collect();
+        let ib: Vec<usize> = b.into_sorted().iter().map(|r| r.index).collect();
+        assert_eq!(ia, ib);
+        // Against a full sort.
+        let mut all: Vec<usize> = (0..scores.len()).collect();
+        all.sort_by(|&x, &y| rank_cmp((scores[x], x), (scores[y], y)));
+        assert_eq!(ia, all[..25].to_vec());
+    }
+
+    #[test]
+    fn nan_ranks_last_and_k_zero_keeps_nothing() {
+        let mut t = TopK::new(2);
+        t.push(f32::NAN, 0, ());
+        t.push(-1e30, 1, ());
+        t.push(f32::NEG_INFINITY, 2, ());
+        let got: Vec<usize> = t.into_sorted().iter().map(|r| r.index).collect();
+        assert_eq!(got, vec![1, 0]);
+        let mut z = TopK::new(0);
+        z.push(1.0, 0, ());
+        assert!(z.is_empty());
+    }
+}

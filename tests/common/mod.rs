@@ -1,0 +1,148 @@
+//! Fixture writers shared by the integration tests: every test makes its own small files.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+
+use poolrank::data::Features;
+
+/// A small deterministic generator (SplitMix64), so tests need no RNG crate.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// Random sparse-ish fingerprints: each bit set with probability `p`.
+pub fn random_bits(rng: &mut Rng, rows: usize, nbits: usize, p: f64) -> Features {
+    let words = nbits.div_ceil(64);
+    let mut data = vec![0u64; rows * words];
+    for r in 0..rows {
+        for b in 0..nbits {
+            if rng.uniform() < p {
+                data[r * words + b / 64] |= 1 << (b % 64);
+            }
+        }
+    }
+    Features::Bits { nbits, data }
+}
+
+/// Random count fingerprints with counts up to `max`.
+pub fn random_counts(rng: &mut Rng, rows: usize, ndim: usize, p: f64, max: u32) -> Features {
+    let mut indptr = vec![0];
+    let (mut indices, mut values) = (vec![], vec![]);
+    for _ in 0..rows {
+        for f in 0..ndim {
+            if rng.uniform() < p {
+                indices.push(f as u32);
+                // Mostly 1s, sometimes larger, as in Morgan counts.
+                let v = if rng.uniform() < 0.7 { 1 } else { 1 + rng.below(max as usize) as u32 };
+                values.push(v.min(max));
+            }
+        }
+        indptr.push(indices.len());
+    }
+    Features::Counts { ndim, indptr, indices, values }
+}
+
+/// Random dense features in [-1, 1).
+pub fn random_dense(rng: &mut Rng, rows: usize, dim: usize) -> Features {
+    Features::Dense {
+        dim,
+        data: (0..rows * dim).map(|_| (rng.uniform() * 2.0 - 1.0) as f32).collect(),
+    }
+}
+
+/// Writes bit features as chemfp FPS text with ids `ids[i]`.
+pub fn write_fps(path: &Path, f: &Features, ids: &[String]) {
+    let Features::Bits { nbits, data } = f else { panic!("bits") };
+    let words = nbits.div_ceil(64);
+    let mut out = format!("#FPS1\n#num_bits={nbits}\n#type=test\n");
+    for (r, id) in ids.iter().enumerate() {
+        for byte in 0..nbits.div_ceil(8) {
+            let w = data[r * words + byte / 8];
+            let b = (w >> (8 * (byte % 8))) & 0xff;
+            out.push_str(&format!("{b:02x}"));
+        }
+        out.push('\t');
+        out.push_str(id);
+        out.push('\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// An `.npy` v1 header for a C-order 2-D array.
+pub fn npy_header(descr: &str, rows: usize, cols: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let mut h = dict.into_bytes();
+    let total = 10 + h.len() + 1;
+    let pad = total.next_multiple_of(64) - total;
+    h.extend(std::iter::repeat_n(b' ', pad));
+    h.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    out.extend(h);
+    out
+}
+
+/// Writes bit features as numpy.packbits rows (MSB-first) in a uint8 `.npy`.
+pub fn write_packed_npy(path: &Path, f: &Features) {
+    let Features::Bits { nbits, data } = f else { panic!("bits") };
+    let words = nbits.div_ceil(64);
+    let cols = nbits.div_ceil(8);
+    let rows = data.len() / words;
+    let mut out = npy_header("|u1", rows, cols);
+    for r in 0..rows {
+        for byte in 0..cols {
+            let lsb_first = ((data[r * words + byte / 8] >> (8 * (byte % 8))) & 0xff) as u8;
+            out.push(lsb_first.reverse_bits());
+        }
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Writes dense features as a little-endian f32 `.npy`.
+pub fn write_dense_npy(path: &Path, f: &Features) {
+    let Features::Dense { dim, data } = f else { panic!("dense") };
+    let mut out = npy_header("<f4", data.len() / dim, *dim);
+    for v in data {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Writes a labels CSV `id,score`.
+pub fn write_labels(path: &Path, rows: &[(String, f64)]) {
+    let mut f = std::fs::File::create(path).unwrap();
+    writeln!(f, "id,score").unwrap();
+    for (id, v) in rows {
+        writeln!(f, "{id},{v}").unwrap();
+    }
+}
+
+/// Asserts `|got − want| ≤ atol + rtol·|want|` elementwise, naming the first failing index.
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], rtol: f64, atol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let g = f64::from(g);
+        assert!(
+            g.is_finite() == w.is_finite() && (g - w).abs() <= atol + rtol * w.abs(),
+            "{what}[{i}]: got {g}, want {w} (tolerance {} )",
+            atol + rtol * w.abs()
+        );
+    }
+}
