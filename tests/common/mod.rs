@@ -87,8 +87,12 @@ pub fn write_fps(path: &Path, f: &Features, ids: &[String]) {
 
 /// An `.npy` v1 header for a C-order 2-D array.
 pub fn npy_header(descr: &str, rows: usize, cols: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    let mut h = dict.into_bytes();
+    npy_raw_header(&format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}"))
+}
+
+/// An `.npy` v1 header holding the given dictionary text.
+pub fn npy_raw_header(dict: &str) -> Vec<u8> {
+    let mut h = dict.as_bytes().to_vec();
     let total = 10 + h.len() + 1;
     let pad = total.next_multiple_of(64) - total;
     h.extend(std::iter::repeat_n(b' ', pad));

@@ -1,0 +1,1265 @@
+//! Pool, label and id readers through the public API: round trips of every format, agreement
+//! between formats holding the same data, tiling, and every malformed input we reject.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use poolrank::data::{
+    read_id_list, read_labels, words_for, DenseCsvReader, FeatureKind, Features, FpsReader,
+    LabelSpec, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader, NpzCountsReader,
+    PoolReader, PoolSpec, Tile,
+};
+use poolrank::Error;
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+
+/// xorshift64*: deterministic data without extra dependencies.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn write(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+fn shape_str(shape: &[usize]) -> String {
+    match shape {
+        [n] => format!("({n},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A `.npy` file (format 1.0, header padded to 64 bytes as numpy does).
+fn npy(descr: &str, fortran: bool, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let fo = if fortran { "True" } else { "False" };
+    let mut dict = format!(
+        "{{'descr': '{descr}', 'fortran_order': {fo}, 'shape': {}, }}",
+        shape_str(shape)
+    );
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// A `.npy` in format 2.0 (4-byte header length).
+fn npy_v2(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dict = format!(
+        "{{'descr': '{descr}', 'fortran_order': False, 'shape': {}, }}\n",
+        shape_str(shape)
+    );
+    let mut out = b"\x93NUMPY\x02\x00".to_vec();
+    out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn le_bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+    v.iter().flat_map(|&x| f(x)).collect()
+}
+
+/// A zip archive with the given members, stored or deflated.
+fn zip_bytes(members: &[(&str, Vec<u8>)], deflated: bool) -> Vec<u8> {
+    use zip::write::SimpleFileOptions;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let method = if deflated {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    for (name, bytes) in members {
+        w.start_file(*name, SimpleFileOptions::default().compression_method(method))
+            .unwrap();
+        w.write_all(bytes).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+/// A CSR matrix as `scipy.sparse.save_npz` writes it.
+struct Csr {
+    shape: (usize, usize),
+    indptr: Vec<i64>,
+    indices: Vec<i64>,
+    /// Data as bytes of `data_descr`.
+    data: Vec<u8>,
+    data_descr: &'static str,
+    indptr_descr: &'static str,
+    indices_descr: &'static str,
+    format: &'static str,
+}
+
+impl Csr {
+    fn from_rows(ncols: usize, rows: &[Vec<(usize, u32)>]) -> Csr {
+        let mut indptr = vec![0i64];
+        let mut indices = Vec::new();
+        let mut data = Vec::new();
+        for row in rows {
+            for &(c, v) in row {
+                indices.push(c as i64);
+                data.push(v as i32);
+            }
+            indptr.push(indices.len() as i64);
+        }
+        Csr {
+            shape: (rows.len(), ncols),
+            indptr,
+            indices,
+            data: le_bytes(&data, i32::to_le_bytes),
+            data_descr: "<i4",
+            indptr_descr: "<i4",
+            indices_descr: "<i4",
+            format: "csr",
+        }
+    }
+
+    fn ints(descr: &str, v: &[i64]) -> Vec<u8> {
+        match descr {
+            "<i4" => le_bytes(v, |x| (x as i32).to_le_bytes()),
+            "<u4" => le_bytes(v, |x| (x as u32).to_le_bytes()),
+            "<i8" => le_bytes(v, i64::to_le_bytes),
+            "<u8" => le_bytes(v, |x| (x as u64).to_le_bytes()),
+            _ => panic!("{descr}"),
+        }
+    }
+
+    fn members(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let isize = |d: &str| if d.ends_with('4') { 4 } else { 8 };
+        let dsize: usize = self.data_descr[2..].parse().unwrap();
+        let fmt = if self.format.len() == 3 && self.format.is_ascii() {
+            npy("|S3", false, &[], self.format.as_bytes())
+        } else {
+            let chars: Vec<u8> = self
+                .format
+                .chars()
+                .flat_map(|c| (c as u32).to_le_bytes())
+                .collect();
+            npy(&format!("<U{}", self.format.chars().count()), false, &[], &chars)
+        };
+        let _ = isize;
+        vec![
+            (
+                "indices.npy",
+                npy(
+                    self.indices_descr,
+                    false,
+                    &[self.indices.len()],
+                    &Csr::ints(self.indices_descr, &self.indices),
+                ),
+            ),
+            (
+                "indptr.npy",
+                npy(
+                    self.indptr_descr,
+                    false,
+                    &[self.indptr.len()],
+                    &Csr::ints(self.indptr_descr, &self.indptr),
+                ),
+            ),
+            ("format.npy", fmt),
+            (
+                "shape.npy",
+                npy(
+                    "<i8",
+                    false,
+                    &[2],
+                    &le_bytes(&[self.shape.0 as i64, self.shape.1 as i64], i64::to_le_bytes),
+                ),
+            ),
+            (
+                "data.npy",
+                npy(self.data_descr, false, &[self.data.len() / dsize], &self.data),
+            ),
+        ]
+    }
+
+    fn npz(&self, deflated: bool) -> Vec<u8> {
+        zip_bytes(&self.members(), deflated)
+    }
+}
+
+/// Random bit rows of `nbits` bits as LSB-first words (the layout every reader must give).
+fn random_bits(rng: &mut Rng, rows: usize, nbits: usize) -> Vec<u64> {
+    let w = words_for(nbits);
+    let mut data = vec![0u64; rows * w];
+    for r in 0..rows {
+        for j in 0..nbits {
+            // About one bit in five set, and some all-zero rows.
+            if r % 7 != 3 && rng.below(5) == 0 {
+                data[r * w + j / 64] |= 1 << (j % 64);
+            }
+        }
+    }
+    data
+}
+
+fn bit(words: &[u64], j: usize) -> bool {
+    words[j / 64] >> (j % 64) & 1 == 1
+}
+
+/// FPS text (LSB-first bytes) of `words` rows.
+fn fps_text(data: &[u64], nbits: usize, ids: &[String], header: bool) -> String {
+    let w = words_for(nbits);
+    let nbytes = nbits.div_ceil(8);
+    let mut s = String::new();
+    if header {
+        s.push_str(&format!(
+            "#FPS1\n#num_bits={nbits}\n#type=Test/1\n#software=poolrank-tests\n"
+        ));
+    }
+    for (r, id) in ids.iter().enumerate() {
+        let row = &data[r * w..(r + 1) * w];
+        for b in 0..nbytes {
+            let byte = (row[b / 8] >> (8 * (b % 8))) & 0xff;
+            s.push_str(&format!("{byte:02x}"));
+        }
+        s.push('\t');
+        s.push_str(id);
+        s.push('\n');
+    }
+    s
+}
+
+/// numpy.packbits rows (MSB-first) of `words` rows.
+fn packbits(data: &[u64], nbits: usize, rows: usize) -> Vec<u8> {
+    let w = words_for(nbits);
+    let cols = nbits.div_ceil(8);
+    let mut out = vec![0u8; rows * cols];
+    for r in 0..rows {
+        for j in 0..nbits {
+            if bit(&data[r * w..(r + 1) * w], j) {
+                out[r * cols + j / 8] |= 0x80 >> (j % 8);
+            }
+        }
+    }
+    out
+}
+
+/// Reads a whole pool in tiles of `tile_rows`, checking `start`s, and returns ids and rows.
+fn read_all(r: &mut dyn PoolReader, tile_rows: usize) -> poolrank::Result<(Vec<String>, Features)> {
+    let kind = r.kind();
+    let mut tile = Tile::new(kind);
+    let mut ids = Vec::new();
+    let mut all = Features::empty(kind);
+    while r.read_tile(tile_rows, &mut tile)? {
+        assert_eq!(tile.start, ids.len(), "tile start");
+        assert!(!tile.is_empty() && tile.len() <= tile_rows);
+        assert_eq!(tile.features.len(), tile.len());
+        assert_eq!(tile.features.kind(), kind);
+        ids.extend(tile.ids.iter().cloned());
+        for i in 0..tile.len() {
+            all.push_row_from(&tile.features, i);
+        }
+    }
+    assert!(tile.is_empty());
+    // The end is sticky.
+    assert!(!r.read_tile(tile_rows, &mut tile)?);
+    Ok((ids, all))
+}
+
+fn read_path(r: poolrank::Result<impl PoolReader>) -> (Vec<String>, Features) {
+    let mut r = r.unwrap();
+    read_all(&mut r, 1000).unwrap()
+}
+
+/// The error a reader gives at open or while reading the whole pool.
+fn first_error<R: PoolReader>(r: poolrank::Result<R>) -> Error {
+    match r {
+        Err(e) => e,
+        Ok(mut r) => match read_all(&mut r, 4) {
+            Err(e) => e,
+            Ok(_) => panic!("expected an error"),
+        },
+    }
+}
+
+fn row_ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| i.to_string()).collect()
+}
+
+fn assert_format(e: &Error, needles: &[&str]) {
+    match e {
+        Error::Format { msg, .. } => {
+            for n in needles {
+                assert!(msg.contains(n), "{e} lacks {n:?}");
+            }
+        }
+        _ => panic!("expected Error::Format, got {e:?}"),
+    }
+}
+
+fn assert_parse(e: &Error, line: usize, needle: &str) {
+    match e {
+        Error::Parse { line: l, msg, .. } => {
+            assert_eq!(*l, line, "{e}");
+            assert!(msg.contains(needle), "{e} lacks {needle:?}");
+        }
+        _ => panic!("expected Error::Parse at line {line}, got {e:?}"),
+    }
+}
+
+fn assert_empty(e: &Error) {
+    assert!(matches!(e, Error::EmptyPool { .. }), "expected EmptyPool, got {e:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bit fingerprints
+
+#[test]
+fn fps_and_packbits_npy_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for nbits in [8, 24, 64, 72, 120, 1000, 1024, 2048] {
+        let rows = 23;
+        let data = random_bits(&mut rng, rows, nbits);
+        let ids: Vec<String> = (0..rows).map(|i| format!("mol{i}")).collect();
+        let fps = write(&dir, "a.fps", fps_text(&data, nbits, &ids, true).as_bytes());
+        let fps_gz = write(&dir, "a.fps.gz", &gzip(fps_text(&data, nbits, &ids, true).as_bytes()));
+        let npy_p = write(
+            &dir,
+            "a.npy",
+            &npy("|u1", false, &[rows, nbits / 8], &packbits(&data, nbits, rows)),
+        );
+        let expected = Features::Bits {
+            nbits,
+            data: data.clone(),
+        };
+        let (fids, ffeat) = read_path(FpsReader::open(&fps));
+        assert_eq!(fids, ids);
+        assert_eq!(ffeat, expected, "fps {nbits}");
+        let (gids, gfeat) = read_path(FpsReader::open(&fps_gz));
+        assert_eq!((gids, gfeat), (fids, ffeat.clone()), "gzip fps {nbits}");
+        let (nids, nfeat) = read_path(NpyBitsReader::open(&npy_p, None));
+        assert_eq!(nids, row_ids(rows));
+        assert_eq!(nfeat, ffeat, "npy {nbits}");
+        let r = NpyBitsReader::open(&npy_p, None).unwrap();
+        assert_eq!(r.len_hint(), Some(rows));
+        assert_eq!(r.kind(), FeatureKind::Bits { nbits });
+    }
+}
+
+#[test]
+fn fps_widths_not_a_multiple_of_eight() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(7);
+    for nbits in [1, 5, 12, 166, 1001] {
+        let data = random_bits(&mut rng, 9, nbits);
+        let ids: Vec<String> = (0..9).map(|i| format!("m{i}")).collect();
+        let p = write(&dir, "a.fps", fps_text(&data, nbits, &ids, true).as_bytes());
+        let (_, f) = read_path(FpsReader::open(&p));
+        assert_eq!(f, Features::Bits { nbits, data }, "{nbits}");
+    }
+}
+
+#[test]
+fn fps_without_header_takes_the_first_rows_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(11);
+    let data = random_bits(&mut rng, 5, 96);
+    let ids: Vec<String> = (0..5).map(|i| format!("x y {i}")).collect();
+    let text = fps_text(&data, 96, &ids, false).replace('\n', "\r\n");
+    let p = write(&dir, "a.fps", text.as_bytes());
+    let mut r = FpsReader::open(&p).unwrap();
+    assert_eq!(r.kind(), FeatureKind::Bits { nbits: 96 });
+    assert_eq!(r.len_hint(), None);
+    let (got_ids, f) = read_all(&mut r, 2).unwrap();
+    assert_eq!(got_ids, ids);
+    assert_eq!(f, Features::Bits { nbits: 96, data });
+}
+
+#[test]
+fn fps_extra_fields_and_crlf() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        "a.fps",
+        b"#FPS1\r\n#num_bits=16\r\n#software=x\r\n0300\tA\t1.5\textra\r\nff80\tB\r\n",
+    );
+    let (ids, f) = read_path(FpsReader::open(&p));
+    assert_eq!(ids, vec!["A", "B"]);
+    assert_eq!(
+        f,
+        Features::Bits {
+            nbits: 16,
+            data: vec![3, 0x80ff]
+        }
+    );
+}
+
+#[test]
+fn fps_errors_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, usize, &str)] = &[
+        ("#FPS1\n#num_bits=16\n0000\ta\n00g0\tb\n", 4, "bad hex digit 'g'"),
+        ("#FPS1\n0000\ta\n000\tb\n", 3, "odd number of hex digits"),
+        ("#FPS1\n#num_bits=16\n0000\ta\n000000\tb\n", 4, "expected 4 for #num_bits=16"),
+        ("#FPS1\n#num_bits=16\n000000\ta\n", 3, "expected 4 for #num_bits=16"),
+        ("#FPS1\n0000\ta\n000000\tb\n", 3, "first one (line 2)"),
+        ("#FPS1\n#num_bits=16\n0000\ta\n0000 b\n", 4, "missing id"),
+        ("#FPS1\n#num_bits=16\n0000\ta\n0000\n", 4, "missing id"),
+        ("#FPS1\n#num_bits=16\n0000\t\n", 3, "empty id"),
+        ("#FPS1\n#num_bits=10\n0000\ta\n0004\tb\n", 4, "beyond #num_bits=10"),
+        ("#FPS1\n#num_bits=ten\n0000\ta\n", 2, "#num_bits"),
+        ("#FPS1\n0000\ta\n#num_bits=16\n", 3, "header line after"),
+        ("#FPS2\n0000\ta\n", 1, "#FPS1"),
+        ("\tid\n", 1, "empty fingerprint"),
+    ];
+    for (i, &(text, line, needle)) in cases.iter().enumerate() {
+        let p = write(&dir, &format!("e{i}.fps"), text.as_bytes());
+        let e = first_error(FpsReader::open(&p));
+        assert_parse(&e, line, needle);
+        assert!(e.to_string().contains(&format!("e{i}.fps:{line}:")), "{e}");
+    }
+}
+
+#[test]
+fn fps_without_rows_is_an_empty_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, text) in ["", "#FPS1\n#num_bits=16\n", "#FPS1\n\n\n"].iter().enumerate() {
+        let p = write(&dir, &format!("e{i}.fps"), text.as_bytes());
+        assert_empty(&first_error(FpsReader::open(&p)));
+        let pz = write(&dir, &format!("e{i}.fps.gz"), &gzip(text.as_bytes()));
+        assert_empty(&first_error(FpsReader::open(&pz)));
+    }
+}
+
+#[test]
+fn npy_bits_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "f.npy", &npy("<f4", false, &[2, 2], &[0; 16]));
+    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["'<f4'", "uint8"]);
+    let p = write(&dir, "r1.npy", &npy("|u1", false, &[4], &[0; 4]));
+    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["2-D", "(4,)"]);
+    let p = write(&dir, "r3.npy", &npy("|u1", false, &[2, 2, 2], &[0; 8]));
+    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["2-D", "(2, 2, 2)"]);
+    let p = write(&dir, "fo.npy", &npy("|u1", true, &[2, 3], &[0; 6]));
+    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["Fortran"]);
+    let p = write(&dir, "t.npy", &npy("|u1", false, &[3, 4], &[0; 11]));
+    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["truncated", "12", "11"]);
+    let p = write(&dir, "long.npy", &npy("|u1", false, &[3, 4], &[0; 13]));
+    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["trailing"]);
+    let p = write(&dir, "huge.npy", &npy("|u1", false, &[1 << 40, 1 << 30], &[0; 8]));
+    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["truncated"]);
+    let p = write(&dir, "e.npy", &npy("|u1", false, &[0, 256], &[]));
+    assert_empty(&first_error(NpyBitsReader::open(&p, None)));
+    let p = write(&dir, "c0.npy", &npy("|u1", false, &[3, 0], &[]));
+    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["no features"]);
+    let p = write(&dir, "junk.npy", b"this is not numpy");
+    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["not a .npy"]);
+    let p = write(&dir, "empty.npy", b"");
+    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["not a .npy"]);
+}
+
+#[test]
+fn npy_ids_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "b.npy", &npy("|u1", false, &[3, 1], &[1, 2, 3]));
+    let ids = write(&dir, "ids.txt", b"a\nb\n\nc\n");
+    let (got, _) = read_path(NpyBitsReader::open(&p, Some(&ids)));
+    assert_eq!(got, vec!["a", "b", "c"]);
+    let ids_gz = write(&dir, "ids.txt.gz", &gzip(b"a\nb\nc"));
+    let (got, _) = read_path(NpyBitsReader::open(&p, Some(&ids_gz)));
+    assert_eq!(got, vec!["a", "b", "c"]);
+    let short = write(&dir, "short.txt", b"a\nb\n");
+    for e in [
+        first_error(NpyBitsReader::open(&p, Some(&short))),
+        first_error(NpyDenseReader::open(
+            &write(&dir, "d.npy", &npy("<f4", false, &[3, 1], &[0; 12])),
+            Some(&short),
+        )),
+    ] {
+        assert_format(&e, &["2 ids", "3 rows"]);
+    }
+    let dup = write(&dir, "dup.txt", b"a\nb\na\n");
+    let e = first_error(NpyBitsReader::open(&p, Some(&dup)));
+    assert!(
+        matches!(&e, Error::DuplicateId { id, where_, .. } if id == "a" && where_.contains("1") && where_.contains("3")),
+        "{e:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tiling
+
+/// Every reader gives the same rows and correct starts whatever the tile size.
+#[test]
+fn tiles_concatenate_to_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(3);
+    let rows = 29;
+    let nbits = 200;
+    let bits = random_bits(&mut rng, rows, nbits);
+    let ids: Vec<String> = (0..rows).map(|i| format!("id{i}")).collect();
+    let fps = write(&dir, "a.fps", fps_text(&bits, nbits, &ids, true).as_bytes());
+    let bnpy = write(
+        &dir,
+        "b.npy",
+        &npy("|u1", false, &[rows, 25], &packbits(&bits, nbits, rows)),
+    );
+    let dense: Vec<f32> = (0..rows * 3).map(|i| i as f32 * 0.5 - 3.0).collect();
+    let dnpy = write(
+        &dir,
+        "d.npy",
+        &npy("<f4", false, &[rows, 3], &le_bytes(&dense, f32::to_le_bytes)),
+    );
+    let mut csv = String::from("id,a,b,c\n");
+    for r in 0..rows {
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            ids[r],
+            dense[3 * r],
+            dense[3 * r + 1],
+            dense[3 * r + 2]
+        ));
+    }
+    let csvp = write(&dir, "d.csv", csv.as_bytes());
+    let count_rows: Vec<Vec<(usize, u32)>> = (0..rows)
+        .map(|r| {
+            (0..40)
+                .filter(|c| (r * 7 + c * 3) % 5 == 0)
+                .map(|c| (c, (r + c) as u32 % 4 + 1))
+                .collect()
+        })
+        .collect();
+    let npz = write(&dir, "c.npz", &Csr::from_rows(40, &count_rows).npz(true));
+    let opens: Vec<(&str, Box<dyn Fn() -> Box<dyn PoolReader>>)> = vec![
+        ("fps", Box::new(|| Box::new(FpsReader::open(&fps).unwrap()))),
+        (
+            "bits npy",
+            Box::new(|| Box::new(NpyBitsReader::open(&bnpy, None).unwrap())),
+        ),
+        (
+            "dense npy",
+            Box::new(|| Box::new(NpyDenseReader::open(&dnpy, None).unwrap())),
+        ),
+        (
+            "dense csv",
+            Box::new(|| Box::new(DenseCsvReader::open(&csvp, "id").unwrap())),
+        ),
+        (
+            "npz",
+            Box::new(|| Box::new(NpzCountsReader::open(&npz, None).unwrap())),
+        ),
+    ];
+    for (name, open) in &opens {
+        let whole = read_all(open().as_mut(), 1000).unwrap();
+        assert_eq!(whole.0.len(), rows, "{name}");
+        for t in [1, 3, 7, 1000] {
+            let mut r = open();
+            let mut tile = Tile::new(r.kind());
+            let mut starts = Vec::new();
+            let mut lens = Vec::new();
+            while r.read_tile(t, &mut tile).unwrap() {
+                starts.push(tile.start);
+                lens.push(tile.len());
+            }
+            let expect_starts: Vec<usize> = (0..rows).step_by(t).collect();
+            assert_eq!(starts, expect_starts, "{name} tile {t}");
+            assert!(lens.iter().rev().skip(1).all(|&l| l == t), "{name} tile {t}");
+            let part = read_all(open().as_mut(), t).unwrap();
+            assert_eq!(part, whole, "{name} tile {t}");
+        }
+    }
+    // The dense npy and the CSV hold the same rows.
+    let (_, a) = read_all(opens[2].1().as_mut(), 5).unwrap();
+    let (_, b) = read_all(opens[3].1().as_mut(), 5).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn a_tile_of_zero_rows_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "a.fps", b"0f\tx\n");
+    let mut r = FpsReader::open(&p).unwrap();
+    let mut t = Tile::new(r.kind());
+    assert!(matches!(
+        r.read_tile(0, &mut t),
+        Err(Error::InvalidParam { .. })
+    ));
+}
+
+#[test]
+fn a_tile_of_another_kind_is_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "a.fps", b"0f\tx\n");
+    let mut r = FpsReader::open(&p).unwrap();
+    let mut t = Tile::new(FeatureKind::Dense { dim: 3 });
+    assert!(r.read_tile(4, &mut t).unwrap());
+    assert_eq!(
+        t.features,
+        Features::Bits {
+            nbits: 8,
+            data: vec![15]
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counts
+
+fn dense_counts(rows: usize, cols: usize, rng: &mut Rng) -> Vec<u32> {
+    (0..rows * cols)
+        .map(|_| {
+            if rng.below(4) == 0 {
+                1 + rng.below(200) as u32
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+fn counts_features(counts: &[u32], cols: usize) -> Features {
+    let mut indptr = vec![0];
+    let mut indices = Vec::new();
+    let mut values = Vec::new();
+    for row in counts.chunks(cols) {
+        for (c, &v) in row.iter().enumerate() {
+            if v > 0 {
+                indices.push(c as u32);
+                values.push(v);
+            }
+        }
+        indptr.push(indices.len());
+    }
+    Features::Counts {
+        ndim: cols,
+        indptr,
+        indices,
+        values,
+    }
+}
+
+#[test]
+fn counts_npy_all_integer_dtypes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(5);
+    let (rows, cols) = (13, 37);
+    let counts = dense_counts(rows, cols, &mut rng);
+    let expected = counts_features(&counts, cols);
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("|u1", counts.iter().map(|&v| v as u8).collect()),
+        ("<u2", le_bytes(&counts, |v| (v as u16).to_le_bytes())),
+        (">u2", le_bytes(&counts, |v| (v as u16).to_be_bytes())),
+        ("<u4", le_bytes(&counts, u32::to_le_bytes)),
+        ("<u8", le_bytes(&counts, |v| u64::from(v).to_le_bytes())),
+        ("|i1", counts.iter().map(|&v| (v as u8 & 0x7f)).collect()),
+        ("<i2", le_bytes(&counts, |v| (v as i16).to_le_bytes())),
+        ("<i4", le_bytes(&counts, |v| (v as i32).to_le_bytes())),
+        ("<i8", le_bytes(&counts, |v| i64::from(v).to_le_bytes())),
+    ];
+    for (descr, bytes) in files {
+        let p = write(&dir, "c.npy", &npy(descr, false, &[rows, cols], &bytes));
+        let mut r = NpyCountsReader::open(&p, None).unwrap();
+        assert_eq!(r.kind(), FeatureKind::Counts { ndim: cols });
+        assert_eq!(r.len_hint(), Some(rows));
+        let (ids, f) = read_all(&mut r, 4).unwrap();
+        assert_eq!(ids, row_ids(rows));
+        if descr == "|i1" {
+            let c7: Vec<u32> = counts.iter().map(|&v| v & 0x7f).collect();
+            assert_eq!(f, counts_features(&c7, cols), "{descr}");
+        } else {
+            assert_eq!(f, expected, "{descr}");
+        }
+    }
+    // Version 2 headers.
+    let p = write(&dir, "v2.npy", &npy_v2("<u4", &[rows, cols], &le_bytes(&counts, u32::to_le_bytes)));
+    assert_eq!(read_path(NpyCountsReader::open(&p, None)).1, expected);
+}
+
+#[test]
+fn counts_npy_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let v: Vec<i32> = vec![1, 0, 2, 3, 0, -4];
+    let p = write(&dir, "n.npy", &npy("<i4", false, &[2, 3], &le_bytes(&v, i32::to_le_bytes)));
+    assert_format(&first_error(NpyCountsReader::open(&p, None)), &["row 1, column 2", "-4"]);
+    let p = write(&dir, "f.npy", &npy("<f8", false, &[2, 3], &[0; 48]));
+    assert_format(&first_error(NpyCountsReader::open(&p, None)), &["'<f8'", "integer"]);
+    let big: Vec<u64> = vec![1, 1 << 40];
+    let p = write(&dir, "big.npy", &npy("<u8", false, &[1, 2], &le_bytes(&big, u64::to_le_bytes)));
+    assert_format(&first_error(NpyCountsReader::open(&p, None)), &["row 0, column 1", "too large"]);
+    let p = write(&dir, "e.npy", &npy("<u2", false, &[0, 3], &[]));
+    assert_empty(&first_error(NpyCountsReader::open(&p, None)));
+}
+
+#[test]
+fn npz_equals_dense_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(17);
+    let (rows, cols) = (31, 50);
+    let counts = dense_counts(rows, cols, &mut rng);
+    let expected = counts_features(&counts, cols);
+    let dense = write(
+        &dir,
+        "c.npy",
+        &npy("<u4", false, &[rows, cols], &le_bytes(&counts, u32::to_le_bytes)),
+    );
+    assert_eq!(read_path(NpyCountsReader::open(&dense, None)).1, expected);
+    let rows_list: Vec<Vec<(usize, u32)>> = counts
+        .chunks(cols)
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .filter(|(_, &v)| v > 0)
+                .map(|(c, &v)| (c, v))
+                .collect()
+        })
+        .collect();
+    let base = Csr::from_rows(cols, &rows_list);
+    let data_u32: Vec<u32> = rows_list.iter().flatten().map(|&(_, v)| v).collect();
+    type Variant = (&'static str, &'static str, &'static str, Vec<u8>, &'static str);
+    let variants: Vec<Variant> = vec![
+        ("<i4", "<i4", "<i4", le_bytes(&data_u32, |v| (v as i32).to_le_bytes()), "csr"),
+        ("<i8", "<i8", "|u1", data_u32.iter().map(|&v| v as u8).collect(), "csr"),
+        ("<i4", "<u4", "<u2", le_bytes(&data_u32, |v| (v as u16).to_le_bytes()), "csr"),
+        ("<i8", "<i4", "<u8", le_bytes(&data_u32, |v| u64::from(v).to_le_bytes()), "csr"),
+        ("<i4", "<i4", "<f8", le_bytes(&data_u32, |v| f64::from(v).to_le_bytes()), "csr"),
+        ("<i4", "<i4", "<f4", le_bytes(&data_u32, |v| (v as f32).to_le_bytes()), "csr"),
+        ("<i4", "<i4", "<i2", le_bytes(&data_u32, |v| (v as i16).to_le_bytes()), "csr"),
+        // Older scipy wrote the format as a unicode scalar.
+        ("<i4", "<i4", "<i4", le_bytes(&data_u32, |v| (v as i32).to_le_bytes()), "csr "),
+    ];
+    for (indptr_d, indices_d, data_d, data, fmt) in variants {
+        let mut csr = Csr {
+            indptr_descr: indptr_d,
+            indices_descr: indices_d,
+            data_descr: data_d,
+            data,
+            format: if fmt == "csr " { "csr" } else { fmt },
+            shape: base.shape,
+            indptr: base.indptr.clone(),
+            indices: base.indices.clone(),
+        };
+        let mut members = csr.members();
+        if fmt == "csr " {
+            let chars: Vec<u8> = "csr".chars().flat_map(|c| (c as u32).to_le_bytes()).collect();
+            members[2].1 = npy("<U3", false, &[], &chars);
+        }
+        for deflated in [false, true] {
+            let p = write(&dir, "c.npz", &zip_bytes(&members, deflated));
+            let mut r = NpzCountsReader::open(&p, None).unwrap();
+            assert_eq!(r.kind(), FeatureKind::Counts { ndim: cols });
+            assert_eq!(r.len_hint(), Some(rows));
+            let (ids, f) = read_all(&mut r, 6).unwrap();
+            assert_eq!(ids, row_ids(rows));
+            assert_eq!(f, expected, "{indptr_d} {indices_d} {data_d} deflated={deflated}");
+        }
+        csr.format = "csr";
+    }
+}
+
+#[test]
+fn npz_unsorted_and_duplicate_indices() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csr = Csr::from_rows(6, &[]);
+    csr.shape = (4, 6);
+    csr.indptr = vec![0, 3, 3, 7, 9];
+    csr.indices = vec![5, 1, 5, /* row 2 */ 4, 0, 4, 2, /* row 3 */ 3, 3];
+    let data: Vec<i32> = vec![1, 2, 4, 3, 0, 0, 7, 2, 5];
+    csr.data = le_bytes(&data, i32::to_le_bytes);
+    let p = write(&dir, "u.npz", &csr.npz(true));
+    let (_, f) = read_path(NpzCountsReader::open(&p, None));
+    assert_eq!(
+        f,
+        Features::Counts {
+            ndim: 6,
+            indptr: vec![0, 2, 2, 4, 5],
+            indices: vec![1, 5, 2, 4, 3],
+            values: vec![2, 5, 7, 3, 7],
+        }
+    );
+    // With an ids file.
+    let ids = write(&dir, "ids.txt", b"w\nx\ny\nz\n");
+    let (got, _) = read_path(NpzCountsReader::open(&p, Some(&ids)));
+    assert_eq!(got, vec!["w", "x", "y", "z"]);
+    let bad = write(&dir, "ids3.txt", b"w\nx\ny\n");
+    assert_format(&first_error(NpzCountsReader::open(&p, Some(&bad))), &["3 ids", "4 rows"]);
+}
+
+#[test]
+fn npz_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = || Csr::from_rows(5, &[vec![(0, 1), (3, 2)], vec![(1, 1)], vec![(2, 3), (4, 1)]]);
+
+    let mut c = good();
+    c.format = "coo";
+    let p = write(&dir, "coo.npz", &c.npz(true));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["\"coo\"", "only CSR", "tocsr()"]);
+
+    let mut c = good();
+    c.indices[3] = 5;
+    let p = write(&dir, "idx.npz", &c.npz(false));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["row 2", "column index 5", "5 columns"]);
+
+    let mut c = good();
+    c.indices[2] = -1;
+    let p = write(&dir, "negidx.npz", &c.npz(false));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["row 1", "-1"]);
+
+    let mut c = good();
+    c.data = le_bytes(&[1i32, 2, -3, 1, 1], i32::to_le_bytes);
+    let p = write(&dir, "neg.npz", &c.npz(true));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["row 1", "-3 is negative"]);
+
+    let mut c = good();
+    c.data_descr = "<f8";
+    c.data = le_bytes(&[1.0f64, 2.0, 1.0, 2.5, 1.0], f64::to_le_bytes);
+    let p = write(&dir, "frac.npz", &c.npz(true));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["row 2", "2.5", "whole"]);
+
+    let mut c = good();
+    c.indptr = vec![0, 2, 1, 5];
+    let p = write(&dir, "dec.npz", &c.npz(false));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["indptr", "row 1"]);
+
+    let mut c = good();
+    c.indptr = vec![0, 2, 3, 9];
+    let p = write(&dir, "past.npz", &c.npz(false));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["indptr", "row 2"]);
+
+    let mut c = good();
+    c.indptr = vec![0, 2, 3, 4];
+    let p = write(&dir, "short.npz", &c.npz(false));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["indptr.npy ends at 4", "5 entries"]);
+
+    let mut c = good();
+    c.indptr = vec![1, 2, 3, 5];
+    let p = write(&dir, "start.npz", &c.npz(false));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["starts at 1"]);
+
+    let mut c = good();
+    c.indptr = vec![0, 2, 5];
+    let p = write(&dir, "rows.npz", &c.npz(false));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["indptr.npy has 3 entries", "4"]);
+
+    let mut c = good();
+    c.shape = (0, 5);
+    c.indptr = vec![0];
+    c.indices.clear();
+    c.data.clear();
+    let p = write(&dir, "empty.npz", &c.npz(true));
+    assert_empty(&first_error(NpzCountsReader::open(&p, None)));
+
+    // Members missing or malformed.
+    let members = good().members();
+    let without = |name: &str| -> Vec<(&str, Vec<u8>)> {
+        members
+            .iter()
+            .filter(|(n, _)| *n != name)
+            .map(|(n, b)| (*n, b.clone()))
+            .collect()
+    };
+    let p = write(&dir, "nofmt.npz", &zip_bytes(&without("format.npy"), true));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["no format.npy", "save_npz"]);
+    let p = write(&dir, "nodata.npz", &zip_bytes(&without("data.npy"), true));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["data.npy is missing"]);
+    let mut m = members.clone();
+    m[4].1.truncate(m[4].1.len() - 3);
+    let p = write(&dir, "trunc.npz", &zip_bytes(&m, true));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["data.npy"]);
+    let mut m = members.clone();
+    m[0].1 = npy("<f4", false, &[5], &[0; 20]);
+    let p = write(&dir, "fidx.npz", &zip_bytes(&m, false));
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["indices.npy", "'<f4'"]);
+    let p = write(&dir, "junk.npz", b"PK\x03\x04 but not really a zip");
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["zip"]);
+
+    // A corrupted byte inside a stored member's data is caught by the CRC.
+    let mut bytes = good().npz(false);
+    let needle = npy("<i4", false, &[5], &le_bytes(&[1i32, 2, 1, 3, 1], i32::to_le_bytes));
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .unwrap();
+    bytes[at + needle.len() - 4] = 1; // data[4] stays a valid count: only the CRC can tell.
+    let p = write(&dir, "crc.npz", &bytes);
+    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["CRC"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dense features
+
+#[test]
+fn dense_npy_f4_f8_and_csv_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, dim) = (11, 4);
+    let vals: Vec<f32> = (0..rows * dim)
+        .map(|i| ((i * 37) % 101) as f32 / 8.0 - 5.0)
+        .collect();
+    let expected = Features::Dense {
+        dim,
+        data: vals.clone(),
+    };
+    let f4 = write(&dir, "a.npy", &npy("<f4", false, &[rows, dim], &le_bytes(&vals, f32::to_le_bytes)));
+    let f8 = write(
+        &dir,
+        "b.npy",
+        &npy("<f8", false, &[rows, dim], &le_bytes(&vals, |v| f64::from(v).to_le_bytes())),
+    );
+    let be = write(&dir, "c.npy", &npy(">f4", false, &[rows, dim], &le_bytes(&vals, f32::to_be_bytes)));
+    for p in [&f4, &f8, &be] {
+        let mut r = NpyDenseReader::open(p, None).unwrap();
+        assert_eq!(r.kind(), FeatureKind::Dense { dim });
+        assert_eq!(r.len_hint(), Some(rows));
+        let (ids, f) = read_all(&mut r, 3).unwrap();
+        assert_eq!(ids, row_ids(rows));
+        assert_eq!(f, expected);
+    }
+    let mut csv = String::from("f0,f1,name,f2,f3\n");
+    let mut names = Vec::new();
+    for r in 0..rows {
+        let v = &vals[r * dim..(r + 1) * dim];
+        names.push(format!("cand {r}"));
+        csv.push_str(&format!("{},{},\"cand {r}\",{},{}\n", v[0], v[1], v[2], v[3]));
+    }
+    for (name, bytes) in [("d.csv", csv.clone().into_bytes()), ("d.csv.gz", gzip(csv.as_bytes()))] {
+        let p = write(&dir, name, &bytes);
+        let mut r = DenseCsvReader::open(&p, "name").unwrap();
+        assert_eq!(r.kind(), FeatureKind::Dense { dim });
+        assert_eq!(r.len_hint(), None);
+        let (ids, f) = read_all(&mut r, 4).unwrap();
+        assert_eq!(ids, names);
+        assert_eq!(f, expected);
+    }
+}
+
+#[test]
+fn dense_npy_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (bad, word) in [(f32::NAN, "NaN"), (f32::INFINITY, "infinite")] {
+        let mut v = vec![1.0f32; 12];
+        v[7] = bad;
+        let p = write(&dir, "n.npy", &npy("<f4", false, &[4, 3], &le_bytes(&v, f32::to_le_bytes)));
+        assert_format(&first_error(NpyDenseReader::open(&p, None)), &["row 2, column 1", word]);
+    }
+    let p = write(&dir, "i.npy", &npy("<i4", false, &[1, 1], &[0; 4]));
+    assert_format(&first_error(NpyDenseReader::open(&p, None)), &["'<i4'", "float32", "float64"]);
+    let p = write(&dir, "f2.npy", &npy("<f2", false, &[1, 1], &[0; 2]));
+    assert_format(&first_error(NpyDenseReader::open(&p, None)), &["'<f2'"]);
+    let p = write(&dir, "e.npy", &npy("<f8", false, &[0, 3], &[]));
+    assert_empty(&first_error(NpyDenseReader::open(&p, None)));
+}
+
+#[test]
+fn dense_csv_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, usize, &str)] = &[
+        ("id,a,b\nx,1,2\ny,1,oops\n", 3, "column \"b\": \"oops\" is not a number"),
+        ("id,a,b\nx,1,2\ny,NaN,2\n", 3, "column \"a\""),
+        ("id,a,b\nx,1,2\ny,1,-inf\n", 3, "infinite"),
+        ("id,a,b\nx,1,2\ny,1,1e39\n", 3, "infinite"),
+        ("id,a,b\nx,1,2\ny,1,2,3\n", 3, "4 fields, expected 3"),
+        ("id,a,b\nx,1,2\ny,1\n", 3, "2 fields, expected 3"),
+        ("id,a,b\nx,1,\n", 2, "column \"b\" is empty"),
+        ("id,a,b\n,1,2\n", 2, "empty id"),
+    ];
+    for (i, &(text, line, needle)) in cases.iter().enumerate() {
+        let p = write(&dir, &format!("e{i}.csv"), text.as_bytes());
+        let e = first_error(DenseCsvReader::open(&p, "id"));
+        assert_parse(&e, line, needle);
+        assert!(e.to_string().contains(&format!("e{i}.csv:{line}:")), "{e}");
+    }
+    let p = write(&dir, "noid.csv", b"name,a\nx,1\n");
+    assert_parse(
+        &first_error(DenseCsvReader::open(&p, "id")),
+        1,
+        "the columns are: \"name\", \"a\"",
+    );
+    let p = write(&dir, "onlyid.csv", b"id\nx\n");
+    assert_parse(&first_error(DenseCsvReader::open(&p, "id")), 1, "feature columns");
+    for (i, text) in ["", "id,a,b\n"].iter().enumerate() {
+        let p = write(&dir, &format!("empty{i}.csv"), text.as_bytes());
+        assert_empty(&first_error(DenseCsvReader::open(&p, "id")));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Labels and ids
+
+#[test]
+fn labels_round_trip_plain_and_gzip() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "id,smiles,score\nmol0,CCO,-7.5\nmol1,\"C,C\",3\r\nmol2,CN,1e-3\n";
+    for (name, bytes) in [("l.csv", text.as_bytes().to_vec()), ("l.csv.gz", gzip(text.as_bytes()))] {
+        let l = read_labels(&LabelSpec::new(write(&dir, name, &bytes))).unwrap();
+        assert_eq!(l.ids, vec!["mol0", "mol1", "mol2"]);
+        assert_eq!(l.values, vec![-7.5, 3.0, 1e-3]);
+        assert_eq!(l.lines, vec![2, 3, 4]);
+    }
+    let spec = LabelSpec {
+        path: write(&dir, "c.csv", b"smiles,y,name\nC,1,a\n"),
+        id_col: "name".into(),
+        y_col: "y".into(),
+    };
+    let l = read_labels(&spec).unwrap();
+    assert_eq!((l.ids, l.values), (vec!["a".to_string()], vec![1.0]));
+    // A header alone is zero labels, not an error.
+    let l = read_labels(&LabelSpec::new(write(&dir, "h.csv", b"id,score\n"))).unwrap();
+    assert!(l.ids.is_empty() && l.values.is_empty() && l.lines.is_empty());
+}
+
+#[test]
+fn label_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, usize, &str)] = &[
+        ("name,score\na,1\n", 1, "the columns are: \"name\", \"score\""),
+        ("id,y\na,1\n", 1, "\"score\""),
+        ("id,score\na,1\nb,\n", 3, "empty value"),
+        ("id,score\na,1\nb\n", 3, "missing"),
+        ("id,score\na,1\nb,high\n", 3, "\"high\" is not a number"),
+        ("id,score\na,nan\n", 2, "NaN"),
+        ("id,score\na,1\nb,inf\n", 3, "infinite"),
+        ("id,score\na,1\n,2\n", 3, "empty id"),
+    ];
+    for (i, &(text, line, needle)) in cases.iter().enumerate() {
+        let p = write(&dir, &format!("l{i}.csv"), text.as_bytes());
+        let e = read_labels(&LabelSpec::new(&p)).unwrap_err();
+        assert_parse(&e, line, needle);
+        assert!(e.to_string().contains(&format!("l{i}.csv:{line}:")), "{e}");
+    }
+    let p = write(&dir, "dup.csv", b"id,score\na,1\nb,2\n\na,3\n");
+    let e = read_labels(&LabelSpec::new(&p)).unwrap_err();
+    match &e {
+        Error::DuplicateId { id, where_, .. } => {
+            assert_eq!(id, "a");
+            assert_eq!(where_, "lines 2 and 5");
+        }
+        _ => panic!("{e:?}"),
+    }
+    assert!(e.to_string().contains("dup.csv"), "{e}");
+    let e = read_labels(&LabelSpec::new(dir.path().join("missing.csv"))).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e:?}");
+}
+
+#[test]
+fn id_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "  a\n\nb \r\n\t\nc";
+    for (name, bytes) in [("i.txt", text.as_bytes().to_vec()), ("i.txt.gz", gzip(text.as_bytes()))] {
+        assert_eq!(read_id_list(&write(&dir, name, &bytes)).unwrap(), vec!["a", "b", "c"]);
+    }
+    let e = read_id_list(&write(&dir, "d.txt", b"a\nb\nc\nb\n")).unwrap_err();
+    assert!(
+        matches!(&e, Error::DuplicateId { id, where_, .. } if id == "b" && where_ == "lines 2 and 4"),
+        "{e:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through PoolSpec
+
+#[test]
+fn pool_spec_opens_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let fps = write(&dir, "p.fps.gz", &gzip(b"#FPS1\n#num_bits=8\n01\ta\n80\tb\n"));
+    let bits = write(&dir, "p.npy", &npy("|u1", false, &[2, 1], &[0x80, 0x01]));
+    let counts = write(&dir, "c.npy", &npy("<u2", false, &[1, 2], &[0, 0, 5, 0]));
+    let dense = write(&dir, "d.npy", &npy("<f8", false, &[1, 1], &2.0f64.to_le_bytes()));
+    let npz = write(&dir, "p.npz", &Csr::from_rows(3, &[vec![(2, 4)]]).npz(true));
+    let csv = write(&dir, "p.csv", b"id,x\nq,1.5\n");
+    let h = NpyHeader::read(&counts).unwrap();
+    assert_eq!(h.shape, vec![1, 2]);
+    assert_eq!((h.dtype.kind, h.dtype.size), ('u', 2));
+    for (p, kind) in [
+        (&fps, FeatureKind::Bits { nbits: 8 }),
+        (&bits, FeatureKind::Bits { nbits: 8 }),
+        (&counts, FeatureKind::Counts { ndim: 2 }),
+        (&dense, FeatureKind::Dense { dim: 1 }),
+        (&npz, FeatureKind::Counts { ndim: 3 }),
+        (&csv, FeatureKind::Dense { dim: 1 }),
+    ] {
+        let mut r = PoolSpec::new(p).open().unwrap();
+        assert_eq!(r.kind(), kind, "{}", p.display());
+        let (_, f) = read_all(r.as_mut(), 10).unwrap();
+        match p.file_name().unwrap().to_str().unwrap() {
+            "p.fps.gz" | "p.npy" => assert_eq!(f, Features::Bits { nbits: 8, data: vec![1, 0x80] }),
+            "c.npy" => assert_eq!(f.counts_row(0), Some((&[1u32][..], &[5u32][..]))),
+            "p.npz" => assert_eq!(f.counts_row(0), Some((&[2u32][..], &[4u32][..]))),
+            "d.npy" => assert_eq!(f.dense_row(0), Some(&[2.0f32][..])),
+            _ => assert_eq!(f.dense_row(0), Some(&[1.5f32][..])),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Random sparse counts: npz (either compression, shuffled rows with split duplicates)
+        /// reads as the dense npy does, in any tile size.
+        #[test]
+        fn npz_matches_npy(
+            rows in 1usize..20,
+            cols in 1usize..70,
+            seed in any::<u64>(),
+            tile in 1usize..9,
+            deflated in any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut rng = Rng(seed | 1);
+            let counts = dense_counts(rows, cols, &mut rng);
+            let mut rows_list = Vec::new();
+            for row in counts.chunks(cols) {
+                let mut entries = Vec::new();
+                for (c, &v) in row.iter().enumerate() {
+                    if v == 0 {
+                        if rng.below(8) == 0 {
+                            entries.push((c, 0)); // explicit zeros are dropped
+                        }
+                    } else if v > 1 && rng.below(3) == 0 {
+                        let a = 1 + rng.below(u64::from(v) - 1) as u32;
+                        entries.push((c, a));
+                        entries.push((c, v - a));
+                    } else {
+                        entries.push((c, v));
+                    }
+                }
+                // Shuffle (Fisher-Yates).
+                for i in (1..entries.len()).rev() {
+                    let j = rng.below(i as u64 + 1) as usize;
+                    entries.swap(i, j);
+                }
+                rows_list.push(entries);
+            }
+            let npz = write(&dir, "c.npz", &Csr::from_rows(cols, &rows_list).npz(deflated));
+            let npy_p = write(&dir, "c.npy", &npy("<u4", false, &[rows, cols], &le_bytes(&counts, u32::to_le_bytes)));
+            let mut a = NpzCountsReader::open(&npz, None).unwrap();
+            let mut b = NpyCountsReader::open(&npy_p, None).unwrap();
+            let ra = read_all(&mut a, tile).unwrap();
+            let rb = read_all(&mut b, tile).unwrap();
+            prop_assert_eq!(&ra.1, &counts_features(&counts, cols));
+            prop_assert_eq!(ra, rb);
+        }
+
+        /// Random widths: FPS (plain) and packbits npy agree when the width is whole bytes.
+        #[test]
+        fn fps_matches_npy(bytes in 1usize..300, rows in 1usize..12, seed in any::<u64>()) {
+            let dir = tempfile::tempdir().unwrap();
+            let nbits = 8 * bytes;
+            let mut rng = Rng(seed | 1);
+            let data = random_bits(&mut rng, rows, nbits);
+            let ids = row_ids(rows);
+            let fps = write(&dir, "a.fps", fps_text(&data, nbits, &ids, rng.below(2) == 0).as_bytes());
+            let npy_p = write(&dir, "a.npy", &npy("|u1", false, &[rows, bytes], &packbits(&data, nbits, rows)));
+            let a = read_path(FpsReader::open(&fps));
+            let b = read_path(NpyBitsReader::open(&npy_p, None));
+            prop_assert_eq!(&a.1, &Features::Bits { nbits, data });
+            prop_assert_eq!(a, b);
+        }
+
+        /// No input makes a reader panic: arbitrary bytes after valid prefixes.
+        #[test]
+        fn garbage_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..200), cut in 0usize..400) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut npy_b = npy("|u1", false, &[3, 2], &[1, 2, 3, 4, 5, 6]);
+            npy_b.truncate(cut.min(npy_b.len()));
+            npy_b.extend_from_slice(&tail);
+            let p = write(&dir, "g.npy", &npy_b);
+            let _ = NpyBitsReader::open(&p, None).map(|mut r| read_all(&mut r, 2));
+            let _ = NpyCountsReader::open(&p, None).map(|mut r| read_all(&mut r, 2));
+            let _ = NpyHeader::read(&p);
+            let mut z = Csr::from_rows(4, &[vec![(1, 2)], vec![(3, 1)]]).npz(false);
+            let at = cut.min(z.len().saturating_sub(1));
+            for (i, b) in tail.iter().enumerate() {
+                if let Some(x) = z.get_mut(at + i) {
+                    *x ^= b;
+                }
+            }
+            let p = write(&dir, "g.npz", &z);
+            let _ = NpzCountsReader::open(&p, None).map(|mut r| read_all(&mut r, 1));
+            let mut f = b"#FPS1\n#num_bits=16\n0000\ta\n".to_vec();
+            f.extend_from_slice(&tail);
+            let p = write(&dir, "g.fps", &f);
+            let _ = FpsReader::open(&p).map(|mut r| read_all(&mut r, 3));
+            let mut c = b"id,a\nx,1\n".to_vec();
+            c.extend_from_slice(&tail);
+            let p = write(&dir, "g.csv", &c);
+            let _ = DenseCsvReader::open(&p, "id").map(|mut r| read_all(&mut r, 3));
+            let _ = read_labels(&LabelSpec::new(&p));
+            let _ = read_id_list(&p);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shipped data set
+
+fn shared(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(name)
+}
+
+#[test]
+#[ignore = "needs ../shared/data"]
+fn shared_enamine10k_formats_agree() {
+    let fps = shared("enamine10k_morgan2_2048.fps.gz");
+    let npy_p = shared("enamine10k_morgan2_2048.npy");
+    let npz = shared("enamine10k_morgan2_2048.counts.npz");
+    let mut a = FpsReader::open(&fps).unwrap();
+    let mut b = NpyBitsReader::open(&npy_p, None).unwrap();
+    let mut c = NpzCountsReader::open(&npz, None).unwrap();
+    assert_eq!(a.kind(), FeatureKind::Bits { nbits: 2048 });
+    assert_eq!(b.kind(), FeatureKind::Bits { nbits: 2048 });
+    assert_eq!(c.kind(), FeatureKind::Counts { ndim: 2048 });
+    assert_eq!(b.len_hint(), Some(10449));
+    assert_eq!(c.len_hint(), Some(10449));
+    let (ids, fa) = read_all(&mut a, 1000).unwrap();
+    let (_, fb) = read_all(&mut b, 777).unwrap();
+    let (_, fc) = read_all(&mut c, 333).unwrap();
+    assert_eq!(ids.len(), 10449);
+    assert_eq!(ids[0], "mol0");
+    assert_eq!(ids[10448], "mol10448");
+    assert_eq!(fa, fb, "FPS and packbits npy differ");
+    let mut total = 0usize;
+    let mut max = 0u32;
+    for i in 0..ids.len() {
+        let words = fa.bits_row(i).unwrap();
+        let set: Vec<u32> = (0..2048).filter(|&j| bit(words, j)).map(|j| j as u32).collect();
+        let (idx, vals) = fc.counts_row(i).unwrap();
+        assert_eq!(idx, set.as_slice(), "row {i}: counts pattern differs from the bits");
+        total += set.len();
+        max = max.max(vals.iter().copied().max().unwrap_or(0));
+    }
+    let mean = total as f64 / ids.len() as f64;
+    assert!((mean - 48.7).abs() < 0.1, "mean bits set {mean}");
+    assert!(max <= 15, "max count {max}");
+}
