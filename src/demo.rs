@@ -111,27 +111,45 @@ pub fn run(seed: u64) -> Result<String> {
     let picked: Vec<f64> = sel.picks.iter().map(|p| all.values[p.index]).collect();
     let picked_mean = picked.iter().sum::<f64>() / picked.len() as f64;
     let hits = picked.iter().filter(|&&v| v <= top_cut).count();
-    let labeled_hits = labeled.iter().filter(|&&i| all.values[i] <= top_cut).count();
+    let labeled_hits = labeled
+        .iter()
+        .filter(|&&i| all.values[i] <= top_cut)
+        .count();
 
     let s = &sel.summary;
     let mut out = String::new();
     let _ = writeln!(out, "poolrank demo: Enamine 10k docking scores (thymidylate kinase, AutoDock Vina; lower is better)");
     let _ = writeln!(out, "  data: MolPAL (Graff, Shakhnovich & Coley, Chem. Sci. 2021), MIT licence; Morgan r=2 counts, 2048 features");
-    let _ = writeln!(out, "  pool {} molecules; {} labeled at random (seed {seed}); picking the next {k}", s.pool_size, s.labeled);
+    let _ = writeln!(
+        out,
+        "  pool {} molecules; {} labeled at random (seed {seed}); picking the next {k}",
+        s.pool_size, s.labeled
+    );
     let _ = writeln!(
         out,
         "  model: GP, {} kernel, signal var {:.3}, noise {:.4} (standardised labels, fitted by max. likelihood in {:.2} s)",
         s.fit.kernel, s.fit.signal_var, s.fit.noise, s.fit.info.seconds
     );
-    let _ = writeln!(out, "  acquisition: UCB (mean + 2 sd on the negated score); scored {} candidates in {:.3} s", s.candidates, s.seconds.score);
+    let _ = writeln!(
+        out,
+        "  acquisition: UCB (mean + 2 sd on the negated score); scored {} candidates in {:.3} s",
+        s.candidates, s.seconds.score
+    );
     let _ = writeln!(out);
     let _ = writeln!(out, "  rank  id          predicted      sd   true score");
     for p in sel.picks.iter().take(10) {
-        let _ = writeln!(out, "  {:>4}  {:<10} {:>9.2} {:>7.2} {:>12.1}", p.rank, p.id, p.mean, p.sd, all.values[p.index]);
+        let _ = writeln!(
+            out,
+            "  {:>4}  {:<10} {:>9.2} {:>7.2} {:>12.1}",
+            p.rank, p.id, p.mean, p.sd, all.values[p.index]
+        );
     }
     let _ = writeln!(out, "  ... ({} more)", sel.picks.len().saturating_sub(10));
     let _ = writeln!(out);
-    let _ = writeln!(out, "  true mean score of the {k} picks: {picked_mean:.2} (pool mean {pool_mean:.2})");
+    let _ = writeln!(
+        out,
+        "  true mean score of the {k} picks: {picked_mean:.2} (pool mean {pool_mean:.2})"
+    );
     let _ = writeln!(
         out,
         "  picks in the true top 1% (score <= {top_cut}): {hits} of {k}; the random labeled set held {labeled_hits}, random picks would hold about {:.1}",

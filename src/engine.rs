@@ -160,7 +160,11 @@ impl FitSummary {
             kernel: gp.kernel.kind.name(),
             signal_var: gp.signal_var,
             noise: gp.noise,
-            lengthscale: gp.kernel.kind.has_lengthscale().then_some(gp.kernel.lengthscale),
+            lengthscale: gp
+                .kernel
+                .kind
+                .has_lengthscale()
+                .then_some(gp.kernel.lengthscale),
             labels_standardised: true,
             label_mean: gp.y_mean,
             label_sd: gp.y_sd,
@@ -251,7 +255,10 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
     let mut seconds = Timings::default();
     if let Some(t) = cfg.max_sim {
         if !(0.0..=1.0).contains(&t) {
-            return Err(Error::param("--max-sim", format!("must be between 0 and 1, got {t}")));
+            return Err(Error::param(
+                "--max-sim",
+                format!("must be between 0 and 1, got {t}"),
+            ));
         }
     }
     if cfg.tile_rows == 0 {
@@ -268,7 +275,9 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
     if loc.train.len() < 2 {
         return Err(Error::TooFewLabels { n: loc.train.len() });
     }
-    let kernel = cfg.kernel.unwrap_or_else(|| KernelKind::default_for(loc.kind));
+    let kernel = cfg
+        .kernel
+        .unwrap_or_else(|| KernelKind::default_for(loc.kind));
     let mut params = GpParams::new(kernel);
     params.signal_var = cfg.signal_var;
     params.noise = cfg.noise;
@@ -288,7 +297,10 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
 
     let needs_shortlist = cfg.mode == BatchMode::Diverse || cfg.max_sim.is_some();
     let keep = if needs_shortlist {
-        cfg.shortlist.unwrap_or((5 * batch).max(500)).max(batch).min(available)
+        cfg.shortlist
+            .unwrap_or((5 * batch).max(500))
+            .max(batch)
+            .min(available)
     } else {
         batch
     };
@@ -299,7 +311,15 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
     };
     let t = Instant::now();
     let scorer = CpuScorer::new(&gp);
-    let kept = score_pool(cfg, &scorer, &ctx, &loc.excluded, keep, needs_shortlist, loc.pool_size)?;
+    let kept = score_pool(
+        cfg,
+        &scorer,
+        &ctx,
+        &loc.excluded,
+        keep,
+        needs_shortlist,
+        loc.pool_size,
+    )?;
     seconds.score = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -375,8 +395,17 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
 }
 
 /// Pass 1: finds the labeled and pending candidates in the pool, checks ids, counts rows.
-fn locate(cfg: &SelectConfig, ids: &[String], values: &[f64], pending_ids: &[String]) -> Result<Located> {
-    let label_of: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+fn locate(
+    cfg: &SelectConfig,
+    ids: &[String],
+    values: &[f64],
+    pending_ids: &[String],
+) -> Result<Located> {
+    let label_of: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
     let pending_of: HashMap<&str, usize> = pending_ids
         .iter()
         .enumerate()
@@ -417,7 +446,9 @@ fn locate(cfg: &SelectConfig, ids: &[String], values: &[f64], pending_ids: &[Str
         pool_size = tile.start + tile.len();
     }
     if pool_size == 0 {
-        return Err(Error::EmptyPool { path: cfg.pool.path.clone() });
+        return Err(Error::EmptyPool {
+            path: cfg.pool.path.clone(),
+        });
     }
     if check_dups {
         find_duplicate_ids(cfg, hashes)?;
@@ -482,7 +513,11 @@ fn id_hash(id: &str) -> u64 {
 /// as a duplicate.
 fn find_duplicate_ids(cfg: &SelectConfig, mut hashes: Vec<u64>) -> Result<()> {
     hashes.sort_unstable();
-    let mut repeated: Vec<u64> = hashes.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    let mut repeated: Vec<u64> = hashes
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0])
+        .collect();
     drop(hashes);
     if repeated.is_empty() {
         return Ok(());
@@ -609,8 +644,10 @@ pub fn progress_bar(show: bool, len: u64) -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(len);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} scoring {pos}/{len} candidates [{elapsed_precise}] {per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} scoring {pos}/{len} candidates [{elapsed_precise}] {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
 }

@@ -101,8 +101,11 @@ fn zip_bytes(members: &[(&str, Vec<u8>)], deflated: bool) -> Vec<u8> {
         zip::CompressionMethod::Stored
     };
     for (name, bytes) in members {
-        w.start_file(*name, SimpleFileOptions::default().compression_method(method))
-            .unwrap();
+        w.start_file(
+            *name,
+            SimpleFileOptions::default().compression_method(method),
+        )
+        .unwrap();
         w.write_all(bytes).unwrap();
     }
     w.finish().unwrap().into_inner()
@@ -156,19 +159,13 @@ impl Csr {
     }
 
     fn members(&self) -> Vec<(&'static str, Vec<u8>)> {
-        let isize = |d: &str| if d.ends_with('4') { 4 } else { 8 };
         let dsize: usize = self.data_descr[2..].parse().unwrap();
-        let fmt = if self.format.len() == 3 && self.format.is_ascii() {
-            npy("|S3", false, &[], self.format.as_bytes())
-        } else {
-            let chars: Vec<u8> = self
-                .format
-                .chars()
-                .flat_map(|c| (c as u32).to_le_bytes())
-                .collect();
-            npy(&format!("<U{}", self.format.chars().count()), false, &[], &chars)
-        };
-        let _ = isize;
+        let fmt = npy(
+            &format!("|S{}", self.format.len()),
+            false,
+            &[],
+            self.format.as_bytes(),
+        );
         vec![
             (
                 "indices.npy",
@@ -195,12 +192,20 @@ impl Csr {
                     "<i8",
                     false,
                     &[2],
-                    &le_bytes(&[self.shape.0 as i64, self.shape.1 as i64], i64::to_le_bytes),
+                    &le_bytes(
+                        &[self.shape.0 as i64, self.shape.1 as i64],
+                        i64::to_le_bytes,
+                    ),
                 ),
             ),
             (
                 "data.npy",
-                npy(self.data_descr, false, &[self.data.len() / dsize], &self.data),
+                npy(
+                    self.data_descr,
+                    false,
+                    &[self.data.len() / dsize],
+                    &self.data,
+                ),
             ),
         ]
     }
@@ -331,7 +336,10 @@ fn assert_parse(e: &Error, line: usize, needle: &str) {
 }
 
 fn assert_empty(e: &Error) {
-    assert!(matches!(e, Error::EmptyPool { .. }), "expected EmptyPool, got {e:?}");
+    assert!(
+        matches!(e, Error::EmptyPool { .. }),
+        "expected EmptyPool, got {e:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,11 +354,20 @@ fn fps_and_packbits_npy_agree() {
         let data = random_bits(&mut rng, rows, nbits);
         let ids: Vec<String> = (0..rows).map(|i| format!("mol{i}")).collect();
         let fps = write(&dir, "a.fps", fps_text(&data, nbits, &ids, true).as_bytes());
-        let fps_gz = write(&dir, "a.fps.gz", &gzip(fps_text(&data, nbits, &ids, true).as_bytes()));
+        let fps_gz = write(
+            &dir,
+            "a.fps.gz",
+            &gzip(fps_text(&data, nbits, &ids, true).as_bytes()),
+        );
         let npy_p = write(
             &dir,
             "a.npy",
-            &npy("|u1", false, &[rows, nbits / 8], &packbits(&data, nbits, rows)),
+            &npy(
+                "|u1",
+                false,
+                &[rows, nbits / 8],
+                &packbits(&data, nbits, rows),
+            ),
         );
         let expected = Features::Bits {
             nbits,
@@ -422,15 +439,31 @@ fn fps_extra_fields_and_crlf() {
 fn fps_errors_name_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&str, usize, &str)] = &[
-        ("#FPS1\n#num_bits=16\n0000\ta\n00g0\tb\n", 4, "bad hex digit 'g'"),
+        (
+            "#FPS1\n#num_bits=16\n0000\ta\n00g0\tb\n",
+            4,
+            "bad hex digit 'g'",
+        ),
         ("#FPS1\n0000\ta\n000\tb\n", 3, "odd number of hex digits"),
-        ("#FPS1\n#num_bits=16\n0000\ta\n000000\tb\n", 4, "expected 4 for #num_bits=16"),
-        ("#FPS1\n#num_bits=16\n000000\ta\n", 3, "expected 4 for #num_bits=16"),
+        (
+            "#FPS1\n#num_bits=16\n0000\ta\n000000\tb\n",
+            4,
+            "expected 4 for #num_bits=16",
+        ),
+        (
+            "#FPS1\n#num_bits=16\n000000\ta\n",
+            3,
+            "expected 4 for #num_bits=16",
+        ),
         ("#FPS1\n0000\ta\n000000\tb\n", 3, "first one (line 2)"),
         ("#FPS1\n#num_bits=16\n0000\ta\n0000 b\n", 4, "missing id"),
         ("#FPS1\n#num_bits=16\n0000\ta\n0000\n", 4, "missing id"),
         ("#FPS1\n#num_bits=16\n0000\t\n", 3, "empty id"),
-        ("#FPS1\n#num_bits=10\n0000\ta\n0004\tb\n", 4, "beyond #num_bits=10"),
+        (
+            "#FPS1\n#num_bits=10\n0000\ta\n0004\tb\n",
+            4,
+            "beyond #num_bits=10",
+        ),
         ("#FPS1\n#num_bits=ten\n0000\ta\n", 2, "#num_bits"),
         ("#FPS1\n0000\ta\n#num_bits=16\n", 3, "header line after"),
         ("#FPS2\n0000\ta\n", 1, "#FPS1"),
@@ -447,7 +480,10 @@ fn fps_errors_name_the_line() {
 #[test]
 fn fps_without_rows_is_an_empty_pool() {
     let dir = tempfile::tempdir().unwrap();
-    for (i, text) in ["", "#FPS1\n#num_bits=16\n", "#FPS1\n\n\n"].iter().enumerate() {
+    for (i, text) in ["", "#FPS1\n#num_bits=16\n", "#FPS1\n\n\n"]
+        .iter()
+        .enumerate()
+    {
         let p = write(&dir, &format!("e{i}.fps"), text.as_bytes());
         assert_empty(&first_error(FpsReader::open(&p)));
         let pz = write(&dir, &format!("e{i}.fps.gz"), &gzip(text.as_bytes()));
@@ -459,23 +495,42 @@ fn fps_without_rows_is_an_empty_pool() {
 fn npy_bits_errors() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(&dir, "f.npy", &npy("<f4", false, &[2, 2], &[0; 16]));
-    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["'<f4'", "uint8"]);
+    assert_format(
+        &first_error(NpyBitsReader::open(&p, None)),
+        &["'<f4'", "uint8"],
+    );
     let p = write(&dir, "r1.npy", &npy("|u1", false, &[4], &[0; 4]));
-    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["2-D", "(4,)"]);
+    assert_format(
+        &first_error(NpyBitsReader::open(&p, None)),
+        &["2-D", "(4,)"],
+    );
     let p = write(&dir, "r3.npy", &npy("|u1", false, &[2, 2, 2], &[0; 8]));
-    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["2-D", "(2, 2, 2)"]);
+    assert_format(
+        &first_error(NpyBitsReader::open(&p, None)),
+        &["2-D", "(2, 2, 2)"],
+    );
     let p = write(&dir, "fo.npy", &npy("|u1", true, &[2, 3], &[0; 6]));
     assert_format(&first_error(NpyBitsReader::open(&p, None)), &["Fortran"]);
     let p = write(&dir, "t.npy", &npy("|u1", false, &[3, 4], &[0; 11]));
-    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["truncated", "12", "11"]);
+    assert_format(
+        &first_error(NpyBitsReader::open(&p, None)),
+        &["truncated", "12", "11"],
+    );
     let p = write(&dir, "long.npy", &npy("|u1", false, &[3, 4], &[0; 13]));
     assert_format(&first_error(NpyBitsReader::open(&p, None)), &["trailing"]);
-    let p = write(&dir, "huge.npy", &npy("|u1", false, &[1 << 40, 1 << 30], &[0; 8]));
+    let p = write(
+        &dir,
+        "huge.npy",
+        &npy("|u1", false, &[1 << 40, 1 << 30], &[0; 8]),
+    );
     assert_format(&first_error(NpyBitsReader::open(&p, None)), &["truncated"]);
     let p = write(&dir, "e.npy", &npy("|u1", false, &[0, 256], &[]));
     assert_empty(&first_error(NpyBitsReader::open(&p, None)));
     let p = write(&dir, "c0.npy", &npy("|u1", false, &[3, 0], &[]));
-    assert_format(&first_error(NpyBitsReader::open(&p, None)), &["no features"]);
+    assert_format(
+        &first_error(NpyBitsReader::open(&p, None)),
+        &["no features"],
+    );
     let p = write(&dir, "junk.npy", b"this is not numpy");
     assert_format(&first_error(NpyBitsReader::open(&p, None)), &["not a .npy"]);
     let p = write(&dir, "empty.npy", b"");
@@ -532,7 +587,12 @@ fn tiles_concatenate_to_the_same_rows() {
     let dnpy = write(
         &dir,
         "d.npy",
-        &npy("<f4", false, &[rows, 3], &le_bytes(&dense, f32::to_le_bytes)),
+        &npy(
+            "<f4",
+            false,
+            &[rows, 3],
+            &le_bytes(&dense, f32::to_le_bytes),
+        ),
     );
     let mut csv = String::from("id,a,b,c\n");
     for r in 0..rows {
@@ -554,23 +614,27 @@ fn tiles_concatenate_to_the_same_rows() {
         })
         .collect();
     let npz = write(&dir, "c.npz", &Csr::from_rows(40, &count_rows).npz(true));
-    let opens: Vec<(&str, Box<dyn Fn() -> Box<dyn PoolReader>>)> = vec![
-        ("fps", Box::new(|| Box::new(FpsReader::open(&fps).unwrap()))),
+    type Opener = Box<dyn Fn() -> Box<dyn PoolReader>>;
+    let opens: Vec<(&str, Opener)> = vec![
+        (
+            "fps",
+            Box::new(move || Box::new(FpsReader::open(&fps).unwrap())),
+        ),
         (
             "bits npy",
-            Box::new(|| Box::new(NpyBitsReader::open(&bnpy, None).unwrap())),
+            Box::new(move || Box::new(NpyBitsReader::open(&bnpy, None).unwrap())),
         ),
         (
             "dense npy",
-            Box::new(|| Box::new(NpyDenseReader::open(&dnpy, None).unwrap())),
+            Box::new(move || Box::new(NpyDenseReader::open(&dnpy, None).unwrap())),
         ),
         (
             "dense csv",
-            Box::new(|| Box::new(DenseCsvReader::open(&csvp, "id").unwrap())),
+            Box::new(move || Box::new(DenseCsvReader::open(&csvp, "id").unwrap())),
         ),
         (
             "npz",
-            Box::new(|| Box::new(NpzCountsReader::open(&npz, None).unwrap())),
+            Box::new(move || Box::new(NpzCountsReader::open(&npz, None).unwrap())),
         ),
     ];
     for (name, open) in &opens {
@@ -587,7 +651,10 @@ fn tiles_concatenate_to_the_same_rows() {
             }
             let expect_starts: Vec<usize> = (0..rows).step_by(t).collect();
             assert_eq!(starts, expect_starts, "{name} tile {t}");
-            assert!(lens.iter().rev().skip(1).all(|&l| l == t), "{name} tile {t}");
+            assert!(
+                lens.iter().rev().skip(1).all(|&l| l == t),
+                "{name} tile {t}"
+            );
             let part = read_all(open().as_mut(), t).unwrap();
             assert_eq!(part, whole, "{name} tile {t}");
         }
@@ -675,7 +742,7 @@ fn counts_npy_all_integer_dtypes() {
         (">u2", le_bytes(&counts, |v| (v as u16).to_be_bytes())),
         ("<u4", le_bytes(&counts, u32::to_le_bytes)),
         ("<u8", le_bytes(&counts, |v| u64::from(v).to_le_bytes())),
-        ("|i1", counts.iter().map(|&v| (v as u8 & 0x7f)).collect()),
+        ("|i1", counts.iter().map(|&v| v as u8 & 0x7f).collect()),
         ("<i2", le_bytes(&counts, |v| (v as i16).to_le_bytes())),
         ("<i4", le_bytes(&counts, |v| (v as i32).to_le_bytes())),
         ("<i8", le_bytes(&counts, |v| i64::from(v).to_le_bytes())),
@@ -695,7 +762,11 @@ fn counts_npy_all_integer_dtypes() {
         }
     }
     // Version 2 headers.
-    let p = write(&dir, "v2.npy", &npy_v2("<u4", &[rows, cols], &le_bytes(&counts, u32::to_le_bytes)));
+    let p = write(
+        &dir,
+        "v2.npy",
+        &npy_v2("<u4", &[rows, cols], &le_bytes(&counts, u32::to_le_bytes)),
+    );
     assert_eq!(read_path(NpyCountsReader::open(&p, None)).1, expected);
 }
 
@@ -703,13 +774,30 @@ fn counts_npy_all_integer_dtypes() {
 fn counts_npy_errors() {
     let dir = tempfile::tempdir().unwrap();
     let v: Vec<i32> = vec![1, 0, 2, 3, 0, -4];
-    let p = write(&dir, "n.npy", &npy("<i4", false, &[2, 3], &le_bytes(&v, i32::to_le_bytes)));
-    assert_format(&first_error(NpyCountsReader::open(&p, None)), &["row 1, column 2", "-4"]);
+    let p = write(
+        &dir,
+        "n.npy",
+        &npy("<i4", false, &[2, 3], &le_bytes(&v, i32::to_le_bytes)),
+    );
+    assert_format(
+        &first_error(NpyCountsReader::open(&p, None)),
+        &["row 1, column 2", "-4"],
+    );
     let p = write(&dir, "f.npy", &npy("<f8", false, &[2, 3], &[0; 48]));
-    assert_format(&first_error(NpyCountsReader::open(&p, None)), &["'<f8'", "integer"]);
+    assert_format(
+        &first_error(NpyCountsReader::open(&p, None)),
+        &["'<f8'", "integer"],
+    );
     let big: Vec<u64> = vec![1, 1 << 40];
-    let p = write(&dir, "big.npy", &npy("<u8", false, &[1, 2], &le_bytes(&big, u64::to_le_bytes)));
-    assert_format(&first_error(NpyCountsReader::open(&p, None)), &["row 0, column 1", "too large"]);
+    let p = write(
+        &dir,
+        "big.npy",
+        &npy("<u8", false, &[1, 2], &le_bytes(&big, u64::to_le_bytes)),
+    );
+    assert_format(
+        &first_error(NpyCountsReader::open(&p, None)),
+        &["row 0, column 1", "too large"],
+    );
     let p = write(&dir, "e.npy", &npy("<u2", false, &[0, 3], &[]));
     assert_empty(&first_error(NpyCountsReader::open(&p, None)));
 }
@@ -724,7 +812,12 @@ fn npz_equals_dense_npy() {
     let dense = write(
         &dir,
         "c.npy",
-        &npy("<u4", false, &[rows, cols], &le_bytes(&counts, u32::to_le_bytes)),
+        &npy(
+            "<u4",
+            false,
+            &[rows, cols],
+            &le_bytes(&counts, u32::to_le_bytes),
+        ),
     );
     assert_eq!(read_path(NpyCountsReader::open(&dense, None)).1, expected);
     let rows_list: Vec<Vec<(usize, u32)>> = counts
@@ -739,32 +832,83 @@ fn npz_equals_dense_npy() {
         .collect();
     let base = Csr::from_rows(cols, &rows_list);
     let data_u32: Vec<u32> = rows_list.iter().flatten().map(|&(_, v)| v).collect();
-    type Variant = (&'static str, &'static str, &'static str, Vec<u8>, &'static str);
+    type Variant = (&'static str, &'static str, &'static str, Vec<u8>, bool);
     let variants: Vec<Variant> = vec![
-        ("<i4", "<i4", "<i4", le_bytes(&data_u32, |v| (v as i32).to_le_bytes()), "csr"),
-        ("<i8", "<i8", "|u1", data_u32.iter().map(|&v| v as u8).collect(), "csr"),
-        ("<i4", "<u4", "<u2", le_bytes(&data_u32, |v| (v as u16).to_le_bytes()), "csr"),
-        ("<i8", "<i4", "<u8", le_bytes(&data_u32, |v| u64::from(v).to_le_bytes()), "csr"),
-        ("<i4", "<i4", "<f8", le_bytes(&data_u32, |v| f64::from(v).to_le_bytes()), "csr"),
-        ("<i4", "<i4", "<f4", le_bytes(&data_u32, |v| (v as f32).to_le_bytes()), "csr"),
-        ("<i4", "<i4", "<i2", le_bytes(&data_u32, |v| (v as i16).to_le_bytes()), "csr"),
+        (
+            "<i4",
+            "<i4",
+            "<i4",
+            le_bytes(&data_u32, |v| (v as i32).to_le_bytes()),
+            false,
+        ),
+        (
+            "<i8",
+            "<i8",
+            "|u1",
+            data_u32.iter().map(|&v| v as u8).collect(),
+            false,
+        ),
+        (
+            "<i4",
+            "<u4",
+            "<u2",
+            le_bytes(&data_u32, |v| (v as u16).to_le_bytes()),
+            false,
+        ),
+        (
+            "<i8",
+            "<i4",
+            "<u8",
+            le_bytes(&data_u32, |v| u64::from(v).to_le_bytes()),
+            false,
+        ),
+        (
+            "<i4",
+            "<i4",
+            "<f8",
+            le_bytes(&data_u32, |v| f64::from(v).to_le_bytes()),
+            false,
+        ),
+        (
+            "<i4",
+            "<i4",
+            "<f4",
+            le_bytes(&data_u32, |v| (v as f32).to_le_bytes()),
+            false,
+        ),
+        (
+            "<i4",
+            "<i4",
+            "<i2",
+            le_bytes(&data_u32, |v| (v as i16).to_le_bytes()),
+            false,
+        ),
         // Older scipy wrote the format as a unicode scalar.
-        ("<i4", "<i4", "<i4", le_bytes(&data_u32, |v| (v as i32).to_le_bytes()), "csr "),
+        (
+            "<i4",
+            "<i4",
+            "<i4",
+            le_bytes(&data_u32, |v| (v as i32).to_le_bytes()),
+            true,
+        ),
     ];
-    for (indptr_d, indices_d, data_d, data, fmt) in variants {
-        let mut csr = Csr {
+    for (indptr_d, indices_d, data_d, data, unicode) in variants {
+        let csr = Csr {
             indptr_descr: indptr_d,
             indices_descr: indices_d,
             data_descr: data_d,
             data,
-            format: if fmt == "csr " { "csr" } else { fmt },
+            format: "csr",
             shape: base.shape,
             indptr: base.indptr.clone(),
             indices: base.indices.clone(),
         };
         let mut members = csr.members();
-        if fmt == "csr " {
-            let chars: Vec<u8> = "csr".chars().flat_map(|c| (c as u32).to_le_bytes()).collect();
+        if unicode {
+            let chars: Vec<u8> = "csr"
+                .chars()
+                .flat_map(|c| (c as u32).to_le_bytes())
+                .collect();
             members[2].1 = npy("<U3", false, &[], &chars);
         }
         for deflated in [false, true] {
@@ -774,9 +918,11 @@ fn npz_equals_dense_npy() {
             assert_eq!(r.len_hint(), Some(rows));
             let (ids, f) = read_all(&mut r, 6).unwrap();
             assert_eq!(ids, row_ids(rows));
-            assert_eq!(f, expected, "{indptr_d} {indices_d} {data_d} deflated={deflated}");
+            assert_eq!(
+                f, expected,
+                "{indptr_d} {indices_d} {data_d} deflated={deflated}"
+            );
         }
-        csr.format = "csr";
     }
 }
 
@@ -805,64 +951,102 @@ fn npz_unsorted_and_duplicate_indices() {
     let (got, _) = read_path(NpzCountsReader::open(&p, Some(&ids)));
     assert_eq!(got, vec!["w", "x", "y", "z"]);
     let bad = write(&dir, "ids3.txt", b"w\nx\ny\n");
-    assert_format(&first_error(NpzCountsReader::open(&p, Some(&bad))), &["3 ids", "4 rows"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, Some(&bad))),
+        &["3 ids", "4 rows"],
+    );
 }
 
 #[test]
 fn npz_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let good = || Csr::from_rows(5, &[vec![(0, 1), (3, 2)], vec![(1, 1)], vec![(2, 3), (4, 1)]]);
+    let good = || {
+        Csr::from_rows(
+            5,
+            &[vec![(0, 1), (3, 2)], vec![(1, 1)], vec![(2, 3), (4, 1)]],
+        )
+    };
 
     let mut c = good();
     c.format = "coo";
     let p = write(&dir, "coo.npz", &c.npz(true));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["\"coo\"", "only CSR", "tocsr()"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["\"coo\"", "only CSR", "tocsr()"],
+    );
 
     let mut c = good();
     c.indices[3] = 5;
     let p = write(&dir, "idx.npz", &c.npz(false));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["row 2", "column index 5", "5 columns"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["row 2", "column index 5", "5 columns"],
+    );
 
     let mut c = good();
     c.indices[2] = -1;
     let p = write(&dir, "negidx.npz", &c.npz(false));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["row 1", "-1"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["row 1", "-1"],
+    );
 
     let mut c = good();
     c.data = le_bytes(&[1i32, 2, -3, 1, 1], i32::to_le_bytes);
     let p = write(&dir, "neg.npz", &c.npz(true));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["row 1", "-3 is negative"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["row 1", "-3 is negative"],
+    );
 
     let mut c = good();
     c.data_descr = "<f8";
     c.data = le_bytes(&[1.0f64, 2.0, 1.0, 2.5, 1.0], f64::to_le_bytes);
     let p = write(&dir, "frac.npz", &c.npz(true));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["row 2", "2.5", "whole"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["row 2", "2.5", "whole"],
+    );
 
     let mut c = good();
     c.indptr = vec![0, 2, 1, 5];
     let p = write(&dir, "dec.npz", &c.npz(false));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["indptr", "row 1"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["indptr", "row 1"],
+    );
 
     let mut c = good();
     c.indptr = vec![0, 2, 3, 9];
     let p = write(&dir, "past.npz", &c.npz(false));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["indptr", "row 2"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["indptr", "row 2"],
+    );
 
     let mut c = good();
     c.indptr = vec![0, 2, 3, 4];
     let p = write(&dir, "short.npz", &c.npz(false));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["indptr.npy ends at 4", "5 entries"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["indptr.npy ends at 4", "5 entries"],
+    );
 
     let mut c = good();
     c.indptr = vec![1, 2, 3, 5];
     let p = write(&dir, "start.npz", &c.npz(false));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["starts at 1"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["starts at 1"],
+    );
 
     let mut c = good();
     c.indptr = vec![0, 2, 5];
     let p = write(&dir, "rows.npz", &c.npz(false));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["indptr.npy has 3 entries", "4"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["indptr.npy has 3 entries", "4"],
+    );
 
     let mut c = good();
     c.shape = (0, 5);
@@ -882,28 +1066,43 @@ fn npz_errors() {
             .collect()
     };
     let p = write(&dir, "nofmt.npz", &zip_bytes(&without("format.npy"), true));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["no format.npy", "save_npz"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["no format.npy", "save_npz"],
+    );
     let p = write(&dir, "nodata.npz", &zip_bytes(&without("data.npy"), true));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["data.npy is missing"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["data.npy is missing"],
+    );
     let mut m = members.clone();
-    m[4].1.truncate(m[4].1.len() - 3);
+    let keep = m[4].1.len() - 3;
+    m[4].1.truncate(keep);
     let p = write(&dir, "trunc.npz", &zip_bytes(&m, true));
     assert_format(&first_error(NpzCountsReader::open(&p, None)), &["data.npy"]);
     let mut m = members.clone();
     m[0].1 = npy("<f4", false, &[5], &[0; 20]);
     let p = write(&dir, "fidx.npz", &zip_bytes(&m, false));
-    assert_format(&first_error(NpzCountsReader::open(&p, None)), &["indices.npy", "'<f4'"]);
+    assert_format(
+        &first_error(NpzCountsReader::open(&p, None)),
+        &["indices.npy", "'<f4'"],
+    );
     let p = write(&dir, "junk.npz", b"PK\x03\x04 but not really a zip");
     assert_format(&first_error(NpzCountsReader::open(&p, None)), &["zip"]);
 
     // A corrupted byte inside a stored member's data is caught by the CRC.
     let mut bytes = good().npz(false);
-    let needle = npy("<i4", false, &[5], &le_bytes(&[1i32, 2, 1, 3, 1], i32::to_le_bytes));
+    let needle = npy(
+        "<i4",
+        false,
+        &[5],
+        &le_bytes(&[1i32, 2, 1, 3, 1], i32::to_le_bytes),
+    );
     let at = bytes
         .windows(needle.len())
         .position(|w| w == needle.as_slice())
         .unwrap();
-    bytes[at + needle.len() - 4] = 1; // data[4] stays a valid count: only the CRC can tell.
+    bytes[at + needle.len() - 4] = 2; // data[4] stays a valid count: only the CRC can tell.
     let p = write(&dir, "crc.npz", &bytes);
     assert_format(&first_error(NpzCountsReader::open(&p, None)), &["CRC"]);
 }
@@ -922,13 +1121,36 @@ fn dense_npy_f4_f8_and_csv_agree() {
         dim,
         data: vals.clone(),
     };
-    let f4 = write(&dir, "a.npy", &npy("<f4", false, &[rows, dim], &le_bytes(&vals, f32::to_le_bytes)));
+    let f4 = write(
+        &dir,
+        "a.npy",
+        &npy(
+            "<f4",
+            false,
+            &[rows, dim],
+            &le_bytes(&vals, f32::to_le_bytes),
+        ),
+    );
     let f8 = write(
         &dir,
         "b.npy",
-        &npy("<f8", false, &[rows, dim], &le_bytes(&vals, |v| f64::from(v).to_le_bytes())),
+        &npy(
+            "<f8",
+            false,
+            &[rows, dim],
+            &le_bytes(&vals, |v| f64::from(v).to_le_bytes()),
+        ),
     );
-    let be = write(&dir, "c.npy", &npy(">f4", false, &[rows, dim], &le_bytes(&vals, f32::to_be_bytes)));
+    let be = write(
+        &dir,
+        "c.npy",
+        &npy(
+            ">f4",
+            false,
+            &[rows, dim],
+            &le_bytes(&vals, f32::to_be_bytes),
+        ),
+    );
     for p in [&f4, &f8, &be] {
         let mut r = NpyDenseReader::open(p, None).unwrap();
         assert_eq!(r.kind(), FeatureKind::Dense { dim });
@@ -942,9 +1164,15 @@ fn dense_npy_f4_f8_and_csv_agree() {
     for r in 0..rows {
         let v = &vals[r * dim..(r + 1) * dim];
         names.push(format!("cand {r}"));
-        csv.push_str(&format!("{},{},\"cand {r}\",{},{}\n", v[0], v[1], v[2], v[3]));
+        csv.push_str(&format!(
+            "{},{},\"cand {r}\",{},{}\n",
+            v[0], v[1], v[2], v[3]
+        ));
     }
-    for (name, bytes) in [("d.csv", csv.clone().into_bytes()), ("d.csv.gz", gzip(csv.as_bytes()))] {
+    for (name, bytes) in [
+        ("d.csv", csv.clone().into_bytes()),
+        ("d.csv.gz", gzip(csv.as_bytes())),
+    ] {
         let p = write(&dir, name, &bytes);
         let mut r = DenseCsvReader::open(&p, "name").unwrap();
         assert_eq!(r.kind(), FeatureKind::Dense { dim });
@@ -961,11 +1189,21 @@ fn dense_npy_errors() {
     for (bad, word) in [(f32::NAN, "NaN"), (f32::INFINITY, "infinite")] {
         let mut v = vec![1.0f32; 12];
         v[7] = bad;
-        let p = write(&dir, "n.npy", &npy("<f4", false, &[4, 3], &le_bytes(&v, f32::to_le_bytes)));
-        assert_format(&first_error(NpyDenseReader::open(&p, None)), &["row 2, column 1", word]);
+        let p = write(
+            &dir,
+            "n.npy",
+            &npy("<f4", false, &[4, 3], &le_bytes(&v, f32::to_le_bytes)),
+        );
+        assert_format(
+            &first_error(NpyDenseReader::open(&p, None)),
+            &["row 2, column 1", word],
+        );
     }
     let p = write(&dir, "i.npy", &npy("<i4", false, &[1, 1], &[0; 4]));
-    assert_format(&first_error(NpyDenseReader::open(&p, None)), &["'<i4'", "float32", "float64"]);
+    assert_format(
+        &first_error(NpyDenseReader::open(&p, None)),
+        &["'<i4'", "float32", "float64"],
+    );
     let p = write(&dir, "f2.npy", &npy("<f2", false, &[1, 1], &[0; 2]));
     assert_format(&first_error(NpyDenseReader::open(&p, None)), &["'<f2'"]);
     let p = write(&dir, "e.npy", &npy("<f8", false, &[0, 3], &[]));
@@ -976,7 +1214,11 @@ fn dense_npy_errors() {
 fn dense_csv_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&str, usize, &str)] = &[
-        ("id,a,b\nx,1,2\ny,1,oops\n", 3, "column \"b\": \"oops\" is not a number"),
+        (
+            "id,a,b\nx,1,2\ny,1,oops\n",
+            3,
+            "column \"b\": \"oops\" is not a number",
+        ),
         ("id,a,b\nx,1,2\ny,NaN,2\n", 3, "column \"a\""),
         ("id,a,b\nx,1,2\ny,1,-inf\n", 3, "infinite"),
         ("id,a,b\nx,1,2\ny,1,1e39\n", 3, "infinite"),
@@ -998,7 +1240,11 @@ fn dense_csv_errors() {
         "the columns are: \"name\", \"a\"",
     );
     let p = write(&dir, "onlyid.csv", b"id\nx\n");
-    assert_parse(&first_error(DenseCsvReader::open(&p, "id")), 1, "feature columns");
+    assert_parse(
+        &first_error(DenseCsvReader::open(&p, "id")),
+        1,
+        "feature columns",
+    );
     for (i, text) in ["", "id,a,b\n"].iter().enumerate() {
         let p = write(&dir, &format!("empty{i}.csv"), text.as_bytes());
         assert_empty(&first_error(DenseCsvReader::open(&p, "id")));
@@ -1012,7 +1258,10 @@ fn dense_csv_errors() {
 fn labels_round_trip_plain_and_gzip() {
     let dir = tempfile::tempdir().unwrap();
     let text = "id,smiles,score\nmol0,CCO,-7.5\nmol1,\"C,C\",3\r\nmol2,CN,1e-3\n";
-    for (name, bytes) in [("l.csv", text.as_bytes().to_vec()), ("l.csv.gz", gzip(text.as_bytes()))] {
+    for (name, bytes) in [
+        ("l.csv", text.as_bytes().to_vec()),
+        ("l.csv.gz", gzip(text.as_bytes())),
+    ] {
         let l = read_labels(&LabelSpec::new(write(&dir, name, &bytes))).unwrap();
         assert_eq!(l.ids, vec!["mol0", "mol1", "mol2"]);
         assert_eq!(l.values, vec![-7.5, 3.0, 1e-3]);
@@ -1034,7 +1283,11 @@ fn labels_round_trip_plain_and_gzip() {
 fn label_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&str, usize, &str)] = &[
-        ("name,score\na,1\n", 1, "the columns are: \"name\", \"score\""),
+        (
+            "name,score\na,1\n",
+            1,
+            "the columns are: \"name\", \"score\"",
+        ),
         ("id,y\na,1\n", 1, "\"score\""),
         ("id,score\na,1\nb,\n", 3, "empty value"),
         ("id,score\na,1\nb\n", 3, "missing"),
@@ -1067,8 +1320,14 @@ fn label_errors() {
 fn id_lists() {
     let dir = tempfile::tempdir().unwrap();
     let text = "  a\n\nb \r\n\t\nc";
-    for (name, bytes) in [("i.txt", text.as_bytes().to_vec()), ("i.txt.gz", gzip(text.as_bytes()))] {
-        assert_eq!(read_id_list(&write(&dir, name, &bytes)).unwrap(), vec!["a", "b", "c"]);
+    for (name, bytes) in [
+        ("i.txt", text.as_bytes().to_vec()),
+        ("i.txt.gz", gzip(text.as_bytes())),
+    ] {
+        assert_eq!(
+            read_id_list(&write(&dir, name, &bytes)).unwrap(),
+            vec!["a", "b", "c"]
+        );
     }
     let e = read_id_list(&write(&dir, "d.txt", b"a\nb\nc\nb\n")).unwrap_err();
     assert!(
@@ -1083,10 +1342,18 @@ fn id_lists() {
 #[test]
 fn pool_spec_opens_every_format() {
     let dir = tempfile::tempdir().unwrap();
-    let fps = write(&dir, "p.fps.gz", &gzip(b"#FPS1\n#num_bits=8\n01\ta\n80\tb\n"));
+    let fps = write(
+        &dir,
+        "p.fps.gz",
+        &gzip(b"#FPS1\n#num_bits=8\n01\ta\n80\tb\n"),
+    );
     let bits = write(&dir, "p.npy", &npy("|u1", false, &[2, 1], &[0x80, 0x01]));
     let counts = write(&dir, "c.npy", &npy("<u2", false, &[1, 2], &[0, 0, 5, 0]));
-    let dense = write(&dir, "d.npy", &npy("<f8", false, &[1, 1], &2.0f64.to_le_bytes()));
+    let dense = write(
+        &dir,
+        "d.npy",
+        &npy("<f8", false, &[1, 1], &2.0f64.to_le_bytes()),
+    );
     let npz = write(&dir, "p.npz", &Csr::from_rows(3, &[vec![(2, 4)]]).npz(true));
     let csv = write(&dir, "p.csv", b"id,x\nq,1.5\n");
     let h = NpyHeader::read(&counts).unwrap();
@@ -1104,7 +1371,13 @@ fn pool_spec_opens_every_format() {
         assert_eq!(r.kind(), kind, "{}", p.display());
         let (_, f) = read_all(r.as_mut(), 10).unwrap();
         match p.file_name().unwrap().to_str().unwrap() {
-            "p.fps.gz" | "p.npy" => assert_eq!(f, Features::Bits { nbits: 8, data: vec![1, 0x80] }),
+            "p.fps.gz" | "p.npy" => assert_eq!(
+                f,
+                Features::Bits {
+                    nbits: 8,
+                    data: vec![1, 0x80]
+                }
+            ),
             "c.npy" => assert_eq!(f.counts_row(0), Some((&[1u32][..], &[5u32][..]))),
             "p.npz" => assert_eq!(f.counts_row(0), Some((&[2u32][..], &[4u32][..]))),
             "d.npy" => assert_eq!(f.dense_row(0), Some(&[2.0f32][..])),
@@ -1253,9 +1526,16 @@ fn shared_enamine10k_formats_agree() {
     let mut max = 0u32;
     for i in 0..ids.len() {
         let words = fa.bits_row(i).unwrap();
-        let set: Vec<u32> = (0..2048).filter(|&j| bit(words, j)).map(|j| j as u32).collect();
+        let set: Vec<u32> = (0..2048)
+            .filter(|&j| bit(words, j))
+            .map(|j| j as u32)
+            .collect();
         let (idx, vals) = fc.counts_row(i).unwrap();
-        assert_eq!(idx, set.as_slice(), "row {i}: counts pattern differs from the bits");
+        assert_eq!(
+            idx,
+            set.as_slice(),
+            "row {i}: counts pattern differs from the bits"
+        );
         total += set.len();
         max = max.max(vals.iter().copied().max().unwrap_or(0));
     }

@@ -36,9 +36,15 @@ fn check(gp: &FittedGp, pool: &Features) {
         let tol_mean = 1e-6 + 2e-6 * (n as f64).sqrt() * terms.max(1.0);
         let tol_var = 1e-6 + 2e-5 * gp.signal_var * (n as f64).sqrt();
         let (g, w) = (f64::from(mean[i]), want_mean[i]);
-        assert!((g - w).abs() <= tol_mean, "mean[{i}] got {g} want {w} tol {tol_mean} (n={n}, m={m})");
+        assert!(
+            (g - w).abs() <= tol_mean,
+            "mean[{i}] got {g} want {w} tol {tol_mean} (n={n}, m={m})"
+        );
         let (g, w) = (f64::from(var[i]), want_var[i]);
-        assert!(g >= 0.0 && (g - w).abs() <= tol_var, "var[{i}] got {g} want {w} tol {tol_var} (n={n}, m={m})");
+        assert!(
+            g >= 0.0 && (g - w).abs() <= tol_var,
+            "var[{i}] got {g} want {w} tol {tol_var} (n={n}, m={m})"
+        );
     }
 }
 
@@ -96,8 +102,12 @@ fn labeled_points_have_small_variance_and_minmax_equals_tanimoto_on_bits() {
     let gp_m = fixed_gp(KernelKind::MinMax, &x, &y, 0.01);
     let (mut m1, mut v1) = (vec![0f32; 50], vec![0f32; 50]);
     let (mut m2, mut v2) = (vec![0f32; 50], vec![0f32; 50]);
-    CpuScorer::new(&gp_t).posterior_into(&x, &mut m1, &mut v1).unwrap();
-    CpuScorer::new(&gp_m).posterior_into(&x, &mut m2, &mut v2).unwrap();
+    CpuScorer::new(&gp_t)
+        .posterior_into(&x, &mut m1, &mut v1)
+        .unwrap();
+    CpuScorer::new(&gp_m)
+        .posterior_into(&x, &mut m2, &mut v2)
+        .unwrap();
     assert_eq!(m1, m2);
     assert_eq!(v1, v2);
     // At a labeled point the latent variance is at most the noise.

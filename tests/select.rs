@@ -6,12 +6,18 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{random_bits, random_counts, write_fps, write_labels, write_packed_npy, Rng};
-use poolrank::data::{read_labels, Features, LabelSpec, NpzCountsReader, PoolReader, PoolSpec, Tile};
+use poolrank::data::{
+    read_labels, Features, LabelSpec, NpzCountsReader, PoolReader, PoolSpec, Tile,
+};
 use poolrank::demo::seeded_order;
 use poolrank::{run_select, Acquisition, BatchMode, BatchSize, Pick, SelectConfig};
 
 fn in_pool(threads: usize, f: impl FnOnce() -> Vec<Pick> + Send) -> Vec<Pick> {
-    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
 }
 
 #[test]
@@ -21,7 +27,9 @@ fn same_selection_on_one_and_two_threads_and_any_tile_size() {
     let pool = random_bits(&mut rng, 1500, 512, 0.06);
     let ids: Vec<String> = (0..1500).map(|i| format!("m{i}")).collect();
     write_fps(&dir.path().join("p.fps"), &pool, &ids);
-    let labels: Vec<(String, f64)> = (0..60).map(|i| (ids[i * 7].clone(), rng.uniform())).collect();
+    let labels: Vec<(String, f64)> = (0..60)
+        .map(|i| (ids[i * 7].clone(), rng.uniform()))
+        .collect();
     write_labels(&dir.path().join("l.csv"), &labels);
     for (acq, mode) in [
         (Acquisition::Ucb { beta: 2.0 }, BatchMode::TopK),
@@ -29,7 +37,10 @@ fn same_selection_on_one_and_two_threads_and_any_tile_size() {
         (Acquisition::Ei { xi: 0.0 }, BatchMode::Diverse),
     ] {
         let run = |threads: usize, tile: usize| {
-            let mut cfg = SelectConfig::new(PoolSpec::new(dir.path().join("p.fps")), LabelSpec::new(dir.path().join("l.csv")));
+            let mut cfg = SelectConfig::new(
+                PoolSpec::new(dir.path().join("p.fps")),
+                LabelSpec::new(dir.path().join("l.csv")),
+            );
             cfg.acquisition = acq;
             cfg.mode = mode;
             cfg.batch = BatchSize::Count(40);
@@ -40,7 +51,11 @@ fn same_selection_on_one_and_two_threads_and_any_tile_size() {
         let reference = run(1, 65_536);
         assert_eq!(reference.len(), 40);
         for (threads, tile) in [(2, 65_536), (2, 1), (1, 300), (2, 1000)] {
-            assert_eq!(run(threads, tile), reference, "{acq:?} {mode:?} threads {threads} tile {tile}");
+            assert_eq!(
+                run(threads, tile),
+                reference,
+                "{acq:?} {mode:?} threads {threads} tile {tile}"
+            );
         }
     }
 }
@@ -51,7 +66,15 @@ fn counts_pool_selects_with_minmax_by_default() {
     let mut rng = Rng(2);
     let counts = random_counts(&mut rng, 400, 128, 0.1, 9);
     // As a dense uint16 .npy, which the reader turns into counts.
-    let Features::Counts { indptr, indices, values, .. } = &counts else { unreachable!() };
+    let Features::Counts {
+        indptr,
+        indices,
+        values,
+        ..
+    } = &counts
+    else {
+        unreachable!()
+    };
     let mut bytes = common::npy_header("<u2", 400, 128);
     for r in 0..400 {
         let mut row = vec![0u16; 128];
@@ -63,7 +86,10 @@ fn counts_pool_selects_with_minmax_by_default() {
     std::fs::write(dir.path().join("c.npy"), bytes).unwrap();
     let labels: Vec<(String, f64)> = (0..30).map(|i| (i.to_string(), rng.uniform())).collect();
     write_labels(&dir.path().join("l.csv"), &labels);
-    let cfg = SelectConfig::new(PoolSpec::new(dir.path().join("c.npy")), LabelSpec::new(dir.path().join("l.csv")));
+    let cfg = SelectConfig::new(
+        PoolSpec::new(dir.path().join("c.npy")),
+        LabelSpec::new(dir.path().join("l.csv")),
+    );
     let sel = run_select(&cfg).unwrap();
     assert_eq!(sel.summary.fit.kernel, "minmax");
     assert_eq!(sel.picks.len(), 100);
@@ -71,12 +97,15 @@ fn counts_pool_selects_with_minmax_by_default() {
 }
 
 fn repo_data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/enamine10k").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/enamine10k")
+        .join(name)
 }
 
 /// The shipped Enamine 10k counts as bits (the non-zero pattern).
 fn enamine_bits() -> Features {
-    let mut r = NpzCountsReader::open(&repo_data("enamine10k_morgan2_2048.counts.npz"), None).unwrap();
+    let mut r =
+        NpzCountsReader::open(&repo_data("enamine10k_morgan2_2048.counts.npz"), None).unwrap();
     let mut tile = Tile::new(r.kind());
     let mut data = Vec::new();
     while r.read_tile(4096, &mut tile).unwrap() {
@@ -98,11 +127,17 @@ fn enamine_bits() -> Features {
 #[test]
 fn enamine_greedy_picks_are_far_better_than_random() {
     let dir = tempfile::tempdir().unwrap();
-    let all = read_labels(&LabelSpec::new(repo_data("enamine10k_morgan2_2048.scores.csv.gz"))).unwrap();
+    let all = read_labels(&LabelSpec::new(repo_data(
+        "enamine10k_morgan2_2048.scores.csv.gz",
+    )))
+    .unwrap();
     let n = all.ids.len();
     assert_eq!(n, 10_449);
     let labeled = &seeded_order(n, 1)[..104];
-    let rows: Vec<(String, f64)> = labeled.iter().map(|&i| (all.ids[i].clone(), all.values[i])).collect();
+    let rows: Vec<(String, f64)> = labeled
+        .iter()
+        .map(|&i| (all.ids[i].clone(), all.values[i]))
+        .collect();
     write_labels(&dir.path().join("l.csv"), &rows);
     std::fs::write(dir.path().join("ids.txt"), all.ids.join("\n")).unwrap();
     let bits = enamine_bits();
@@ -110,7 +145,13 @@ fn enamine_greedy_picks_are_far_better_than_random() {
     write_packed_npy(&dir.path().join("p.npy"), &bits);
 
     let pool_mean = all.values.iter().sum::<f64>() / n as f64;
-    let sd = (all.values.iter().map(|v| (v - pool_mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+    let sd = (all
+        .values
+        .iter()
+        .map(|v| (v - pool_mean).powi(2))
+        .sum::<f64>()
+        / n as f64)
+        .sqrt();
     let run = |pool: &str| {
         let mut spec = PoolSpec::new(dir.path().join(pool));
         if pool != "p.fps" {
@@ -132,7 +173,10 @@ fn enamine_greedy_picks_are_far_better_than_random() {
     };
     let (fps, fps_mean) = run("p.fps");
     let (npy, _) = run("p.npy");
-    assert_eq!(fps.picks, npy.picks, "FPS and packed .npy must rank identically");
+    assert_eq!(
+        fps.picks, npy.picks,
+        "FPS and packed .npy must rank identically"
+    );
     let (counts, counts_mean) = run("counts");
     assert_eq!(counts.summary.fit.kernel, "minmax");
     // A random batch of 104 has a mean within about 0.1 sd of the pool mean (standard error
@@ -140,6 +184,12 @@ fn enamine_greedy_picks_are_far_better_than_random() {
     // bits (Tanimoto) picks average -8.683 (1.32 sd better), counts (MinMax) -8.846 (1.53 sd).
     // We ask for 1.0 sd better than the pool mean: about 10 standard errors of a random batch.
     eprintln!("pool mean {pool_mean:.3} sd {sd:.3}; bits {fps_mean:.3}; counts {counts_mean:.3}");
-    assert!(fps_mean < pool_mean - 1.0 * sd, "bits: {fps_mean} vs pool {pool_mean} (sd {sd})");
-    assert!(counts_mean < pool_mean - 1.0 * sd, "counts: {counts_mean} vs pool {pool_mean} (sd {sd})");
+    assert!(
+        fps_mean < pool_mean - 1.0 * sd,
+        "bits: {fps_mean} vs pool {pool_mean} (sd {sd})"
+    );
+    assert!(
+        counts_mean < pool_mean - 1.0 * sd,
+        "counts: {counts_mean} vs pool {pool_mean} (sd {sd})"
+    );
 }

@@ -38,8 +38,9 @@ pub enum Acquisition {
 
 impl Acquisition {
     /// The names accepted on the command line.
-    pub const NAMES: &'static [&'static str] =
-        &["greedy", "ucb", "ei", "pi", "variance", "thompson", "random"];
+    pub const NAMES: &'static [&'static str] = &[
+        "greedy", "ucb", "ei", "pi", "variance", "thompson", "random",
+    ];
 
     /// The command-line name.
     pub fn name(self) -> &'static str {
@@ -134,6 +135,7 @@ pub fn normal_cdf(z: f32) -> f32 {
 /// fit of Numerical Recipes' `erfcc`): plain arithmetic and one `exp`, so the GPU can use the
 /// same formula.
 #[inline]
+#[allow(clippy::excessive_precision)] // the published coefficients, kept verbatim
 pub fn erfc(x: f32) -> f32 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
@@ -210,7 +212,10 @@ mod tests {
         ];
         for (z, want) in cases {
             let got = normal_cdf(z);
-            assert!(((got - want) / want).abs() < 2e-6, "Φ({z}) = {got}, want {want}");
+            assert!(
+                ((got - want) / want).abs() < 2e-6,
+                "Φ({z}) = {got}, want {want}"
+            );
         }
         assert!((normal_pdf(0.0) - 0.398_942_3).abs() < 1e-7);
         assert!((normal_pdf(1.0) - 0.241_970_72).abs() < 1e-7);
@@ -224,7 +229,10 @@ mod tests {
             round: 0,
         };
         assert_eq!(score(Acquisition::Greedy, 0.3, 4.0, 0, &ctx), 0.3);
-        assert_eq!(score(Acquisition::Ucb { beta: 2.0 }, 0.3, 4.0, 0, &ctx), 4.3);
+        assert_eq!(
+            score(Acquisition::Ucb { beta: 2.0 }, 0.3, 4.0, 0, &ctx),
+            4.3
+        );
         assert_eq!(score(Acquisition::Variance, 0.3, 4.0, 0, &ctx), 4.0);
         // EI at mean = best, sd = 1: φ(0) = 0.3989.
         let ei = score(Acquisition::Ei { xi: 0.0 }, 1.0, 1.0, 0, &ctx);
@@ -254,7 +262,9 @@ mod tests {
         assert_ne!(a, score(Acquisition::Random, 0.0, 0.0, 12345, &other_round));
         // Mean and variance of 100k uniforms and normals.
         let n = 100_000u64;
-        let u: Vec<f64> = (0..n).map(|i| f64::from(uniform(draw_u32(1, 0, i, 0)))).collect();
+        let u: Vec<f64> = (0..n)
+            .map(|i| f64::from(uniform(draw_u32(1, 0, i, 0))))
+            .collect();
         let mean = u.iter().sum::<f64>() / n as f64;
         assert!((mean - 0.5).abs() < 0.005, "{mean}");
         let z: Vec<f64> = (0..n).map(|i| f64::from(normal_draw(1, 0, i))).collect();
@@ -266,12 +276,11 @@ mod tests {
 
     #[test]
     fn hash_known_values_pin_the_stream() {
-        // Pinned so that a change to the hash (which would change every random selection and
-        // break CPU/GPU agreement) is caught.
-        assert_eq!(hash32(0), 0);
-        assert_eq!(hash32(1), hash32(1));
+        // Values from an independent Python implementation of the same chain. A change here
+        // changes every random selection and breaks CPU/GPU agreement.
+        assert_eq!(hash32(1), 0x6889_90c0);
         let words: Vec<u32> = (0..4).map(|i| draw_u32(0, 0, i, 0)).collect();
-        let distinct: std::collections::BTreeSet<u32> = words.iter().copied().collect();
-        assert_eq!(distinct.len(), 4);
+        assert_eq!(words, [0x4c72_7af3, 0xecb7_0000, 0xe1c0_18e0, 0x5a32_2e92]);
+        assert_eq!(draw_u32(0xdead_beef_0000_0001, 7, 1 << 33, 2), 0xf62a_7d52);
     }
 }

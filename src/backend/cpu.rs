@@ -11,6 +11,7 @@ use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
 use super::encode::{pack_bits_into, LevelCode, Packed};
+use super::overlap::OverlapTrain;
 use super::Scorer;
 use crate::data::Features;
 use crate::error::Result;
@@ -18,14 +19,22 @@ use crate::gp::FittedGp;
 use crate::kernel::KernelKind;
 
 /// Pool rows per rayon task.
-pub const CHUNK: usize = 128;
+pub const CHUNK: usize = 192;
 
 /// Training side of the kernel block.
 enum Train {
     /// Tanimoto on bits, or MinMax on bits/counts through [`LevelCode`].
-    Popcount { packed: Packed, code: Option<LevelCode> },
+    Popcount {
+        train: OverlapTrain,
+        code: Option<LevelCode>,
+    },
     /// RBF or Matérn 5/2 on dense features.
-    Dense { dim: usize, data: Vec<f32>, inv_ls: f32, matern: bool },
+    Dense {
+        dim: usize,
+        data: Vec<f32>,
+        inv_ls: f32,
+        matern: bool,
+    },
 }
 
 /// The CPU backend prepared for one round.
@@ -47,12 +56,18 @@ impl CpuScorer {
                 let code = LevelCode::from_train(&gp.train);
                 let mut packed = Packed::default();
                 code.encode_into(&gp.train, 0..n, &mut packed);
-                Train::Popcount { packed, code: Some(code) }
+                Train::Popcount {
+                    train: OverlapTrain::new(packed),
+                    code: Some(code),
+                }
             }
             (Features::Bits { .. }, _) => {
                 let mut packed = Packed::default();
                 pack_bits_into(&gp.train, 0..n, &mut packed);
-                Train::Popcount { packed, code: None }
+                Train::Popcount {
+                    train: OverlapTrain::new(packed),
+                    code: None,
+                }
             }
             (Features::Dense { dim, data }, kind) => Train::Dense {
                 dim: *dim,
@@ -74,17 +89,31 @@ impl CpuScorer {
 
     /// Fills `ks` (row-major `rows × n`) with `s2·k(tile rows, X)` for the tile's rows
     /// `start..start + rows`, using `packed` as scratch for encoded fingerprints.
-    fn kernel_block(&self, tile: &Features, start: usize, rows: usize, packed: &mut Packed, ks: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    fn kernel_block(
+        &self,
+        tile: &Features,
+        start: usize,
+        rows: usize,
+        packed: &mut Packed,
+        counts: &mut Vec<u8>,
+        ks: &mut [f32],
+    ) {
         let n = self.n;
         match &self.train {
-            Train::Popcount { packed: train, code } => {
+            Train::Popcount { train, code } => {
                 match code {
                     Some(code) => code.encode_into(tile, start..start + rows, packed),
                     None => pack_bits_into(tile, start..start + rows, packed),
                 }
-                popcount_block(packed, train, self.s2, ks);
+                train.block(packed, self.s2, ks, counts);
             }
-            Train::Dense { dim, data, inv_ls, matern } => {
+            Train::Dense {
+                dim,
+                data,
+                inv_ls,
+                matern,
+            } => {
                 let Features::Dense { data: pool, .. } = tile else {
                     panic!("dense kernel on non-dense tile");
                 };
@@ -113,52 +142,6 @@ fn dense_kernel(d2: f32, inv_ls: f32, matern: bool) -> f32 {
     }
 }
 
-/// `ks[i·n + j] = s2 · c / (|a_i| + |b_j| − c)` with `c = popcount(a_i & b_j)`, `0/0 = 1`.
-fn popcount_block(a: &Packed, b: &Packed, s2: f32, ks: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512vpopcntdq") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { popcount_block_avx512(a, b, s2, ks) };
-        }
-        if std::arch::is_x86_feature_detected!("popcnt") {
-            // SAFETY: as above.
-            return unsafe { popcount_block_popcnt(a, b, s2, ks) };
-        }
-    }
-    popcount_block_generic(a, b, s2, ks)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,popcnt")]
-fn popcount_block_avx512(a: &Packed, b: &Packed, s2: f32, ks: &mut [f32]) {
-    popcount_block_generic(a, b, s2, ks)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "popcnt")]
-fn popcount_block_popcnt(a: &Packed, b: &Packed, s2: f32, ks: &mut [f32]) {
-    popcount_block_generic(a, b, s2, ks)
-}
-
-#[inline(always)]
-fn popcount_block_generic(a: &Packed, b: &Packed, s2: f32, ks: &mut [f32]) {
-    let w = a.words;
-    let n = b.len();
-    for (i, (ra, &na)) in a.data.chunks_exact(w).zip(&a.norms).enumerate() {
-        let out = &mut ks[i * n..(i + 1) * n];
-        for ((o, rb), &nb) in out.iter_mut().zip(b.data.chunks_exact(w)).zip(&b.norms) {
-            let mut c = 0u64;
-            for (x, y) in ra.iter().zip(rb) {
-                c += (x & y).count_ones() as u64;
-            }
-            let c = c as f32;
-            let den = na + nb - c;
-            *o = if den == 0.0 { s2 } else { s2 * c / den };
-        }
-    }
-}
-
 impl Scorer for CpuScorer {
     fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
         let rows = tile.len();
@@ -169,12 +152,19 @@ impl Scorer for CpuScorer {
             .zip(var.par_chunks_mut(CHUNK))
             .enumerate()
             .for_each_init(
-                || (Packed::default(), vec![0f32; CHUNK * n], Mat::<f32>::zeros(CHUNK, n)),
-                |(packed, ks, v), (c, (mean, var))| {
+                || {
+                    (
+                        Packed::default(),
+                        Vec::new(),
+                        vec![0f32; CHUNK * n],
+                        Mat::<f32>::zeros(CHUNK, n),
+                    )
+                },
+                |(packed, counts, ks, v), (c, (mean, var))| {
                     let start = c * CHUNK;
                     let m = mean.len();
                     let ks = &mut ks[..m * n];
-                    self.kernel_block(tile, start, m, packed, ks);
+                    self.kernel_block(tile, start, m, packed, counts, ks);
                     for (i, out) in mean.iter_mut().enumerate() {
                         let row = &ks[i * n..(i + 1) * n];
                         *out = row.iter().zip(&self.alpha).map(|(k, a)| k * a).sum();

@@ -47,7 +47,13 @@ pub struct LevelCode {
 impl LevelCode {
     /// The layout covering every (feature, level) pair of `train` (count features).
     pub fn from_train(train: &Features) -> Self {
-        let Features::Counts { ndim, indices, values, .. } = train else {
+        let Features::Counts {
+            ndim,
+            indices,
+            values,
+            ..
+        } = train
+        else {
             panic!("LevelCode::from_train needs count features");
         };
         let mut levels = vec![0u32; *ndim];
@@ -138,14 +144,22 @@ mod tests {
             }
             indptr.push(indices.len());
         }
-        Features::Counts { ndim, indptr, indices, values }
+        Features::Counts {
+            ndim,
+            indptr,
+            indices,
+            values,
+        }
     }
 
     #[test]
     fn thermometer_code_gives_exact_minmax() {
         let train = counts(&[&[(0, 3), (2, 1)], &[(1, 2), (2, 5)], &[]], 6);
         // Pool rows with counts above the labeled maxima and features absent from training.
-        let pool = counts(&[&[(0, 7), (1, 1), (2, 2), (5, 4)], &[(2, 5)], &[], &[(4, 9)]], 6);
+        let pool = counts(
+            &[&[(0, 7), (1, 1), (2, 2), (5, 4)], &[(2, 5)], &[], &[(4, 9)]],
+            6,
+        );
         let code = LevelCode::from_train(&train);
         assert_eq!(code.nbits(), 3 + 2 + 5);
         let (mut pt, mut pp) = (Packed::default(), Packed::default());
@@ -153,10 +167,17 @@ mod tests {
         code.encode_into(&pool, 0..pool.len(), &mut pp);
         for i in 0..pool.len() {
             for j in 0..train.len() {
-                let (a, b) = (&pp.data[i * pp.words..][..pp.words], &pt.data[j * pt.words..][..pt.words]);
+                let (a, b) = (
+                    &pp.data[i * pp.words..][..pp.words],
+                    &pt.data[j * pt.words..][..pt.words],
+                );
                 let c: u32 = a.iter().zip(b).map(|(x, y)| (x & y).count_ones()).sum();
                 let den = pp.norms[i] + pt.norms[j] - c as f32;
-                let k = if den == 0.0 { 1.0 } else { c as f64 / f64::from(den) };
+                let k = if den == 0.0 {
+                    1.0
+                } else {
+                    c as f64 / f64::from(den)
+                };
                 let want = minmax(pool.counts_row(i).unwrap(), train.counts_row(j).unwrap());
                 assert!((k - want).abs() < 1e-12, "row {i} vs {j}: {k} vs {want}");
             }

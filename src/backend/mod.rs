@@ -6,6 +6,7 @@
 
 mod cpu;
 pub mod encode;
+mod overlap;
 
 pub use cpu::{CpuScorer, CHUNK};
 

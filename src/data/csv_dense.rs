@@ -1,9 +1,10 @@
 //! Dense features from CSV: a header, an id column, every other column a number.
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use super::labels::{csv_error, csv_reader, find_column, header_names};
+use super::labels::{
+    csv_error, csv_reader, find_column, header_names, is_blank, record_line, CsvInput,
+};
 use super::npy::{begin_tile, check_tile_rows};
 use super::{FeatureKind, Features, PoolReader, Tile};
 use crate::error::{Error, Result};
@@ -11,7 +12,9 @@ use crate::error::{Error, Result};
 /// Reads a CSV pool (plain or gzip) row by row.
 pub struct DenseCsvReader {
     path: PathBuf,
-    rdr: csv::Reader<Box<dyn BufRead + Send>>,
+    rdr: csv::Reader<CsvInput>,
+    /// The first line of the row in `record`.
+    line: usize,
     names: Vec<String>,
     id_at: usize,
     record: csv::ByteRecord,
@@ -25,7 +28,7 @@ impl DenseCsvReader {
     pub fn open(path: &Path, id_col: &str) -> Result<Self> {
         let mut rdr = csv_reader(path)?;
         let headers = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
-        if headers.is_empty() || (headers.len() == 1 && headers.get(0) == Some(b"")) {
+        if is_blank(&headers) {
             return Err(Error::EmptyPool {
                 path: path.to_path_buf(),
             });
@@ -36,7 +39,9 @@ impl DenseCsvReader {
             return Err(Error::parse(
                 path,
                 1,
-                format!("the header has only the id column {id_col:?}; expected feature columns too"),
+                format!(
+                    "the header has only the id column {id_col:?}; expected feature columns too"
+                ),
             ));
         }
         let mut r = DenseCsvReader {
@@ -45,6 +50,7 @@ impl DenseCsvReader {
             names,
             id_at,
             record: csv::ByteRecord::new(),
+            line: 0,
             pending: false,
             next_row: 0,
         };
@@ -57,16 +63,26 @@ impl DenseCsvReader {
         Ok(r)
     }
 
-    /// Reads the next record; false at the end.
+    /// Reads the next non-blank record; false at the end.
     fn advance(&mut self) -> Result<bool> {
-        self.rdr
-            .read_byte_record(&mut self.record)
-            .map_err(|e| csv_error(&self.path, e))
+        loop {
+            let more = self
+                .rdr
+                .read_byte_record(&mut self.record)
+                .map_err(|e| csv_error(&self.path, e))?;
+            if !more {
+                return Ok(false);
+            }
+            if !is_blank(&self.record) {
+                self.line = record_line(&self.rdr, &self.record);
+                return Ok(true);
+            }
+        }
     }
 
     /// Checks and appends the row in `record`.
     fn push_record(&self, ids: &mut Vec<String>, data: &mut Vec<f32>) -> Result<()> {
-        let line = self.record.position().map_or(0, |p| p.line() as usize);
+        let line = self.line;
         let err = |msg: String| Error::parse(&self.path, line, msg);
         if self.record.len() != self.names.len() {
             return Err(err(format!(
@@ -77,7 +93,7 @@ impl DenseCsvReader {
         }
         let id_name = &self.names[self.id_at];
         let raw_id = self.record.get(self.id_at).unwrap_or(b"");
-        let id = std::str::from_utf8(raw_id)
+        let id = std::str::from_utf8(raw_id.trim_ascii())
             .map_err(|_| err(format!("id column {id_name:?} is not valid UTF-8")))?;
         if id.is_empty() {
             return Err(err(format!("empty id in column {id_name:?}")));
@@ -88,7 +104,7 @@ impl DenseCsvReader {
                 continue;
             }
             let name = &self.names[k];
-            let text = std::str::from_utf8(raw).unwrap_or("\u{fffd}");
+            let text = std::str::from_utf8(raw.trim_ascii()).unwrap_or("\u{fffd}");
             let v = if text.is_empty() {
                 Err(format!("column {name:?} is empty; expected a number"))
             } else {

@@ -269,7 +269,12 @@ impl PoolReader for FpsReader {
 
 impl FpsReader {
     /// Reads up to `max_rows` rows; returns how many.
-    fn fill(&mut self, max_rows: usize, ids: &mut Vec<String>, data: &mut Vec<u64>) -> Result<usize> {
+    fn fill(
+        &mut self,
+        max_rows: usize,
+        ids: &mut Vec<String>,
+        data: &mut Vec<u64>,
+    ) -> Result<usize> {
         let mut n = 0;
         if let Some((id, words)) = self.pending.take() {
             ids.push(id);

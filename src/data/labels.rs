@@ -61,11 +61,11 @@ pub(crate) fn csv_error(path: &Path, e: csv::Error) -> Error {
     }
 }
 
-/// The header names, for "columns are: ..." hints.
+/// The header names (trimmed), for lookups and "columns are: ..." hints.
 pub(crate) fn header_names(headers: &csv::ByteRecord) -> Vec<String> {
     headers
         .iter()
-        .map(|h| String::from_utf8_lossy(h).into_owned())
+        .map(|h| String::from_utf8_lossy(h.trim_ascii()).into_owned())
         .collect()
 }
 
@@ -87,14 +87,117 @@ pub(crate) fn find_column(path: &Path, names: &[String], name: &str, role: &str)
     })
 }
 
-/// A CSV reader over a plain or gzip file: header, trimmed fields, rows of any length (the
-/// callers check lengths to give their own messages).
-pub(crate) fn csv_reader(path: &Path) -> Result<csv::Reader<Box<dyn BufRead + Send>>> {
+/// Normalises line endings to `\n` (`\r\n` and a lone `\r` both become `\n`) and ends the
+/// input with a `\n`.
+///
+/// The `csv` crate stamps a record with the position *before* the blank lines and the `\n` of a
+/// `\r\n` that precede it, so its start line is off after a blank line or a CRLF. With every
+/// record ending in one `\n`, the line after a record minus one, minus the newlines inside its
+/// quoted fields, is exactly the record's first line (see [`record_line`]).
+pub(crate) struct LfNormalize<R> {
+    inner: R,
+    out: Vec<u8>,
+    pos: usize,
+    /// The last byte was a `\r` (already emitted as `\n`): drop a `\n` that follows.
+    after_cr: bool,
+    /// The last byte emitted, to add the final `\n`.
+    last: Option<u8>,
+    done: bool,
+}
+
+impl<R: BufRead> LfNormalize<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        LfNormalize {
+            inner,
+            out: Vec::new(),
+            pos: 0,
+            after_cr: false,
+            last: None,
+            done: false,
+        }
+    }
+}
+
+impl<R: BufRead> std::io::Read for LfNormalize<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for LfNormalize<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.pos >= self.out.len() && !self.done {
+            self.out.clear();
+            self.pos = 0;
+            let chunk = self.inner.fill_buf()?;
+            if chunk.is_empty() {
+                self.done = true;
+                if self.last.is_some_and(|b| b != b'\n') {
+                    self.out.push(b'\n');
+                }
+                break;
+            }
+            for &b in chunk {
+                match b {
+                    b'\r' => {
+                        self.out.push(b'\n');
+                        self.after_cr = true;
+                    }
+                    b'\n' if self.after_cr => self.after_cr = false,
+                    _ => {
+                        self.out.push(b);
+                        self.after_cr = false;
+                    }
+                }
+            }
+            let n = chunk.len();
+            self.inner.consume(n);
+            if let Some(&b) = self.out.last() {
+                self.last = Some(b);
+            }
+        }
+        Ok(&self.out[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.out.len());
+    }
+}
+
+/// The 1-based first line of `record`, just read by `rdr` over an [`LfNormalize`] input.
+pub(crate) fn record_line<R: std::io::Read>(
+    rdr: &csv::Reader<R>,
+    record: &csv::ByteRecord,
+) -> usize {
+    let embedded: usize = record
+        .iter()
+        .map(|f| f.iter().filter(|&&b| b == b'\n').count())
+        .sum();
+    (rdr.position().line() as usize)
+        .saturating_sub(1 + embedded)
+        .max(1)
+}
+
+/// The CSV readers' input type.
+pub(crate) type CsvInput = LfNormalize<Box<dyn BufRead + Send>>;
+
+/// A CSV reader over a plain or gzip file: a header, rows of any length (the callers check
+/// lengths to give their own messages). Fields are not trimmed here, so that [`record_line`]
+/// sees every newline; callers trim.
+pub(crate) fn csv_reader(path: &Path) -> Result<csv::Reader<CsvInput>> {
     Ok(csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(open_text(path)?))
+        .from_reader(LfNormalize::new(open_text(path)?)))
+}
+
+/// A row with nothing in it (a line of spaces), skipped like an empty line.
+pub(crate) fn is_blank(record: &csv::ByteRecord) -> bool {
+    record.iter().all(|f| f.trim_ascii().is_empty()) && record.len() <= 1
 }
 
 /// Reads labels: ids from `spec.id_col`, values from `spec.y_col`.
@@ -106,7 +209,7 @@ pub fn read_labels(spec: &LabelSpec) -> Result<Labels> {
     let mut rdr = csv_reader(path)?;
     let headers = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
     let mut labels = Labels::default();
-    if headers.is_empty() || (headers.len() == 1 && headers.get(0) == Some(b"")) {
+    if is_blank(&headers) {
         return Ok(labels);
     }
     let names = header_names(&headers);
@@ -118,7 +221,10 @@ pub fn read_labels(spec: &LabelSpec) -> Result<Labels> {
         .read_byte_record(&mut record)
         .map_err(|e| csv_error(path, e))?
     {
-        let line = record.position().map_or(0, |p| p.line() as usize);
+        if is_blank(&record) {
+            continue;
+        }
+        let line = record_line(&rdr, &record);
         let field = |at: usize, col: &str| -> Result<&str> {
             let raw = record.get(at).ok_or_else(|| {
                 Error::parse(
@@ -131,9 +237,8 @@ pub fn read_labels(spec: &LabelSpec) -> Result<Labels> {
                     ),
                 )
             })?;
-            std::str::from_utf8(raw).map_err(|_| {
-                Error::parse(path, line, format!("column {col:?} is not valid UTF-8"))
-            })
+            std::str::from_utf8(raw.trim_ascii())
+                .map_err(|_| Error::parse(path, line, format!("column {col:?} is not valid UTF-8")))
         };
         let id = field(id_at, &spec.id_col)?;
         if id.is_empty() {
@@ -144,9 +249,8 @@ pub fn read_labels(spec: &LabelSpec) -> Result<Labels> {
             ));
         }
         let text = field(y_at, &spec.y_col)?;
-        let value = parse_value(text).map_err(|why| {
-            Error::parse(path, line, format!("column {:?}: {why}", spec.y_col))
-        })?;
+        let value = parse_value(text)
+            .map_err(|why| Error::parse(path, line, format!("column {:?}: {why}", spec.y_col)))?;
         if let Some(first) = seen.insert(id.to_string(), line) {
             return Err(Error::DuplicateId {
                 path: path.to_path_buf(),
@@ -226,16 +330,20 @@ mod tests {
     #[test]
     fn reads_labels_with_custom_columns() {
         let dir = tempfile::tempdir().unwrap();
-        let p = file(&dir, "l.csv", "smiles,name,y\nCC,a,1.5\r\nCCC, b ,-2\n\nCO,c,3e2\n");
+        let p = file(
+            &dir,
+            "l.csv",
+            "smiles,name,y\nCC,a,1.5\r\nCCC, b ,-2\n\n  \n\"C\nO\",c,3e2\nN,d,4",
+        );
         let spec = LabelSpec {
             path: p,
             id_col: "name".into(),
             y_col: "y".into(),
         };
         let l = read_labels(&spec).unwrap();
-        assert_eq!(l.ids, vec!["a", "b", "c"]);
-        assert_eq!(l.values, vec![1.5, -2.0, 300.0]);
-        assert_eq!(l.lines, vec![2, 3, 5]);
+        assert_eq!(l.ids, vec!["a", "b", "c", "d"]);
+        assert_eq!(l.values, vec![1.5, -2.0, 300.0, 4.0]);
+        assert_eq!(l.lines, vec![2, 3, 6, 8]);
     }
 
     #[test]
@@ -270,12 +378,39 @@ mod tests {
                 _ => panic!("{text:?}: {e:?}"),
             }
         }
-        let e = read_labels(&LabelSpec::new(file(&dir, "d.csv", "id,score\na,1\nb,2\na,3\n")))
-            .unwrap_err();
+        let e = read_labels(&LabelSpec::new(file(
+            &dir,
+            "d.csv",
+            "id,score\na,1\nb,2\na,3\n",
+        )))
+        .unwrap_err();
         assert!(
             matches!(&e, Error::DuplicateId { id, where_, .. } if id == "a" && where_ == "lines 2 and 4"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn line_endings_are_normalised_across_chunks() {
+        use std::io::Read;
+        for input in [
+            &b"a\r\nb\rc\n\r\n"[..],
+            b"a\nb\nc\n\n",
+            b"a\r\nb\r\nc\r\n\r",
+        ] {
+            for cap in [1, 2, 3, 64] {
+                let inner = std::io::BufReader::with_capacity(cap, input);
+                let mut out = Vec::new();
+                LfNormalize::new(inner).read_to_end(&mut out).unwrap();
+                assert_eq!(out, b"a\nb\nc\n\n", "{input:?} cap {cap}");
+            }
+        }
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut LfNormalize::new(&b"x,y"[..]), &mut out).unwrap();
+        assert_eq!(out, b"x,y\n");
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut LfNormalize::new(&b""[..]), &mut out).unwrap();
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub use csv_dense::DenseCsvReader;
 pub use fps::FpsReader;
 pub use labels::{read_id_list, read_labels, LabelSpec, Labels};
-pub use npy::{NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
+pub use npy::{Dtype, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
 pub use npz::NpzCountsReader;
 
 use crate::error::{Error, Result};
@@ -121,21 +121,10 @@ impl Features {
     pub fn len(&self) -> usize {
         match self {
             Features::Bits { nbits, data } => {
-                let w = words_for(*nbits);
-                if w == 0 {
-                    0
-                } else {
-                    data.len() / w
-                }
+                data.len().checked_div(words_for(*nbits)).unwrap_or(0)
             }
             Features::Counts { indptr, .. } => indptr.len() - 1,
-            Features::Dense { dim, data } => {
-                if *dim == 0 {
-                    0
-                } else {
-                    data.len() / dim
-                }
-            }
+            Features::Dense { dim, data } => data.len().checked_div(*dim).unwrap_or(0),
         }
     }
 
@@ -397,7 +386,10 @@ impl PoolSpec {
     /// True when the ids are row indices (an array format without an ids file), hence unique.
     pub fn ids_are_row_indices(&self) -> Result<bool> {
         Ok(self.ids.is_none()
-            && !matches!(self.resolve_format()?, PoolFormat::Fps | PoolFormat::DenseCsv))
+            && !matches!(
+                self.resolve_format()?,
+                PoolFormat::Fps | PoolFormat::DenseCsv
+            ))
     }
 
     /// Starts a pass over the pool.

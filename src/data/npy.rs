@@ -70,7 +70,9 @@ impl NpyHeader {
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         let header = NpyHeader::from_reader(&mut file, path)?;
         let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let need = header.data_len().and_then(|n| n.checked_add(header.data_offset));
+        let need = header
+            .data_len()
+            .and_then(|n| n.checked_add(header.data_offset));
         match need {
             Some(need) if need as u64 <= len => Ok(header),
             _ => Err(Error::format(
@@ -123,7 +125,9 @@ pub(crate) enum HeaderError {
 }
 
 /// Reads and parses a header; an end of input inside the header is `Bad` (truncated).
-pub(crate) fn read_header<R: Read + ?Sized>(r: &mut R) -> std::result::Result<NpyHeader, HeaderError> {
+pub(crate) fn read_header<R: Read + ?Sized>(
+    r: &mut R,
+) -> std::result::Result<NpyHeader, HeaderError> {
     let eof = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             HeaderError::Bad("not a .npy file: truncated before the end of the header".into())
@@ -207,7 +211,9 @@ fn parse_dict(text: &str, data_offset: usize) -> std::result::Result<NpyHeader, 
         PyVal::Tuple(items) => items
             .iter()
             .map(|v| match v {
-                PyVal::Int(n) => usize::try_from(*n).map_err(|_| bad(format!("dimension {n} is too large"))),
+                PyVal::Int(n) => {
+                    usize::try_from(*n).map_err(|_| bad(format!("dimension {n} is too large")))
+                }
                 _ => Err(bad("'shape' must be a tuple of integers".into())),
             })
             .collect::<std::result::Result<Vec<_>, _>>()?,
@@ -223,7 +229,9 @@ fn parse_dict(text: &str, data_offset: usize) -> std::result::Result<NpyHeader, 
 
 /// Parses a simple `descr` such as `'<f8'`, `'|u1'`, `'<U3'`.
 fn parse_descr(s: &str) -> std::result::Result<Dtype, String> {
-    let unsupported = || format!("unsupported dtype '{s}'; expected an integer or float type such as '<f4', '|u1', '<i8'");
+    let unsupported = || {
+        format!("unsupported dtype '{s}'; expected an integer or float type such as '<f4', '|u1', '<i8'")
+    };
     let mut chars = s.chars().peekable();
     let little_endian = match chars.peek() {
         Some('<') | Some('|') => {
@@ -597,7 +605,10 @@ impl NpyMatrix {
             .ok_or_else(|| {
                 Error::format(
                     path,
-                    format!("dtype '{}' is not supported here; expected {expected}", header.dtype),
+                    format!(
+                        "dtype '{}' is not supported here; expected {expected}",
+                        header.dtype
+                    ),
                 )
             })?;
         let &[rows, cols] = header.shape.as_slice() else {
@@ -651,8 +662,15 @@ impl NpyMatrix {
         // the OS may signal a fault; that is the documented risk of mapping a file, accepted
         // here so that pools larger than memory can be streamed without copies.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-        if map.len() < header.data_offset.saturating_add(need.unwrap_or(usize::MAX)) {
-            return Err(Error::format(path, "the file shrank while it was being opened"));
+        if map.len()
+            < header
+                .data_offset
+                .saturating_add(need.unwrap_or(usize::MAX))
+        {
+            return Err(Error::format(
+                path,
+                "the file shrank while it was being opened",
+            ));
         }
         let ids = RowIds::load(ids, path, rows)?;
         Ok(NpyMatrix {
@@ -714,12 +732,16 @@ pub struct NpyBitsReader {
 impl NpyBitsReader {
     /// Opens `path`; `ids` is an optional file with one id per row.
     pub fn open(path: &Path, ids: Option<&Path>) -> Result<Self> {
-        let m = NpyMatrix::open(path, ids, "uint8 ('|u1') rows of numpy.packbits bits", |e| {
-            e == Elem::U8
-        })?;
-        let nbits = m.cols.checked_mul(8).ok_or_else(|| {
-            Error::format(path, format!("{} columns are too many", m.cols))
-        })?;
+        let m = NpyMatrix::open(
+            path,
+            ids,
+            "uint8 ('|u1') rows of numpy.packbits bits",
+            |e| e == Elem::U8,
+        )?;
+        let nbits = m
+            .cols
+            .checked_mul(8)
+            .ok_or_else(|| Error::format(path, format!("{} columns are too many", m.cols)))?;
         Ok(NpyBitsReader { m, nbits })
     }
 }
@@ -812,31 +834,59 @@ impl PoolReader for NpyCountsReader {
             return Ok(true);
         };
         let size = elem.size();
+        // Count rows are mostly zeros: skip 8 zero bytes at a time (an element is zero exactly
+        // when its bytes are, and element sizes divide 8).
+        let per_word = 8 / size;
         for (r, row) in bytes.chunks_exact(cols * size).enumerate() {
-            for (c, b) in row.chunks_exact(size).enumerate() {
-                let v = elem.int(b);
-                if v == 0 {
+            let mut c = 0;
+            let mut words = row.chunks_exact(8);
+            for word in &mut words {
+                if word.iter().all(|&x| x == 0) {
+                    c += per_word;
                     continue;
                 }
-                if v < 0 || v > i128::from(u32::MAX) {
-                    return Err(Error::format(
-                        path,
-                        format!(
-                            "row {}, column {c} (0-based): count {v} is {}; expected a count \
-                             from 0 to {}",
-                            start + r,
-                            if v < 0 { "negative" } else { "too large" },
-                            u32::MAX
-                        ),
-                    ));
+                for b in word.chunks_exact(size) {
+                    push_count(elem.int(b), start + r, c, indices, values, path)?;
+                    c += 1;
                 }
-                indices.push(c as u32);
-                values.push(v as u32);
+            }
+            for b in words.remainder().chunks_exact(size) {
+                push_count(elem.int(b), start + r, c, indices, values, path)?;
+                c += 1;
             }
             indptr.push(indices.len());
         }
         Ok(true)
     }
+}
+
+/// Appends a non-zero count at `(row, col)`, rejecting negative and too large values.
+#[inline]
+fn push_count(
+    v: i128,
+    row: usize,
+    col: usize,
+    indices: &mut Vec<u32>,
+    values: &mut Vec<u32>,
+    path: &Path,
+) -> Result<()> {
+    if v == 0 {
+        return Ok(());
+    }
+    if v < 0 || v > i128::from(u32::MAX) {
+        return Err(Error::format(
+            path,
+            format!(
+                "row {row}, column {col} (0-based): count {v} is {}; expected a count from 0 to \
+                 {}",
+                if v < 0 { "negative" } else { "too large" },
+                u32::MAX
+            ),
+        ));
+    }
+    indices.push(col as u32);
+    values.push(v as u32);
+    Ok(())
 }
 
 /// Reads a `.npy` of dense real features: float32 or float64, shape (rows, dim).
@@ -935,7 +985,8 @@ mod tests {
         let b = npy("<f8", false, &[3, 4], &[0; 96]);
         let h = NpyHeader::from_bytes(&b, Path::new("x")).unwrap();
         assert_eq!(h.shape, vec![3, 4]);
-        assert_eq!(h.data_offset, 64);
+        assert_eq!(h.data_offset % 64, 0);
+        assert_eq!(h.data_offset, b.len() - 96);
         assert_eq!(
             h.dtype,
             Dtype {
@@ -1032,7 +1083,10 @@ mod tests {
     #[test]
     fn big_endian_counts_and_dense() {
         let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = [0u16, 3, 0, 7].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let data: Vec<u8> = [0u16, 3, 0, 7]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
         let p = write(&dir, "c.npy", &npy(">u2", false, &[2, 2], &data));
         let mut r = NpyCountsReader::open(&p, None).unwrap();
         let mut t = Tile::new(r.kind());
@@ -1042,11 +1096,17 @@ mod tests {
         assert!(!r.read_tile(10, &mut t).unwrap());
         assert!(t.is_empty());
 
-        let data: Vec<u8> = [1.0f64, 1e300].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let data: Vec<u8> = [1.0f64, 1e300]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let p = write(&dir, "d.npy", &npy("<f8", false, &[1, 2], &data));
         let mut r = NpyDenseReader::open(&p, None).unwrap();
         let e = r.read_tile(10, &mut t).unwrap_err().to_string();
-        assert!(e.contains("row 0, column 1") && e.contains("float32 range"), "{e}");
+        assert!(
+            e.contains("row 0, column 1") && e.contains("float32 range"),
+            "{e}"
+        );
     }
 
     #[test]

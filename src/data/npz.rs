@@ -19,8 +19,7 @@ use super::{FeatureKind, Features, PoolReader, Tile};
 use crate::error::{Error, Result};
 
 /// How to convert scipy's matrices to the one layout we read.
-const CSR_HINT: &str =
-    "save the matrix with scipy.sparse.save_npz(path, matrix.tocsr())";
+const CSR_HINT: &str = "save the matrix with scipy.sparse.save_npz(path, matrix.tocsr())";
 
 /// Bytes decoded per read from a member.
 const CHUNK: usize = 1 << 16;
@@ -83,7 +82,12 @@ fn find_entry(archive: &mut ZipArchive<File>, path: &Path, name: &str) -> Result
     let file = match archive.by_name(name) {
         Ok(f) => f,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-        Err(e) => return Err(Error::format(path, format!("{name}: cannot read the member: {e}"))),
+        Err(e) => {
+            return Err(Error::format(
+                path,
+                format!("{name}: cannot read the member: {e}"),
+            ))
+        }
     };
     if file.encrypted() {
         return Err(Error::format(
@@ -92,15 +96,20 @@ fn find_entry(archive: &mut ZipArchive<File>, path: &Path, name: &str) -> Result
         ));
     }
     let method = file.compression();
-    if !matches!(method, CompressionMethod::Stored | CompressionMethod::Deflated) {
+    if !matches!(
+        method,
+        CompressionMethod::Stored | CompressionMethod::Deflated
+    ) {
         return Err(Error::format(
             path,
-            format!("{name} uses compression {method:?}; only stored or deflated members are supported"),
+            format!(
+                "{name} uses compression {method:?}; only stored or deflated members are supported"
+            ),
         ));
     }
-    let data_start = file.data_start().ok_or_else(|| {
-        Error::format(path, format!("{name}: cannot locate the member's data"))
-    })?;
+    let data_start = file
+        .data_start()
+        .ok_or_else(|| Error::format(path, format!("{name}: cannot locate the member's data")))?;
     let entry = Entry {
         data_start,
         compressed: file.compressed_size(),
@@ -367,10 +376,7 @@ impl NpzCountsReader {
     pub fn open(path: &Path, ids: Option<&Path>) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let mut archive = ZipArchive::new(file).map_err(|e| {
-            Error::format(
-                path,
-                format!("not a .npz (zip) archive: {e}; {CSR_HINT}"),
-            )
+            Error::format(path, format!("not a .npz (zip) archive: {e}; {CSR_HINT}"))
         })?;
         let format = read_format(&mut archive, path)?;
         if format != "csr" {
@@ -405,7 +411,10 @@ impl NpzCountsReader {
             ));
         };
         let size = shape_elem.size();
-        let dims: Vec<i128> = shape_b.chunks_exact(size).map(|b| shape_elem.int(b)).collect();
+        let dims: Vec<i128> = shape_b
+            .chunks_exact(size)
+            .map(|b| shape_elem.int(b))
+            .collect();
         let (rows, ncols) = match dims.as_slice() {
             &[r, c] if r >= 0 && c >= 0 && r < i128::from(u64::MAX >> 8) => (
                 usize::try_from(r).unwrap_or(usize::MAX - 1),
@@ -437,8 +446,12 @@ impl NpzCountsReader {
         }
 
         let mut member = |name: &'static str, expected: &str, ok: &dyn Fn(Elem) -> bool| {
-            let (m, h) = open_member(&mut archive, path, name)?
-                .ok_or_else(|| Error::format(path, format!("{name} is missing; expected what scipy.sparse.save_npz writes")))?;
+            let (m, h) = open_member(&mut archive, path, name)?.ok_or_else(|| {
+                Error::format(
+                    path,
+                    format!("{name} is missing; expected what scipy.sparse.save_npz writes"),
+                )
+            })?;
             let is_ok = Elem::from_dtype(&h.dtype).is_some_and(ok);
             if !is_ok || h.shape.len() != 1 {
                 return Err(Error::format(
@@ -703,7 +716,10 @@ mod tests {
         assert!(count_value(Elem::F64(true), &2.5f64.to_le_bytes()).is_err());
         assert!(count_value(Elem::F32(true), &(-1.0f32).to_le_bytes()).is_err());
         assert!(count_value(Elem::F32(true), &f32::NAN.to_le_bytes()).is_err());
-        assert_eq!(count_value(Elem::F32(true), &(-0.0f32).to_le_bytes()), Ok(0));
+        assert_eq!(
+            count_value(Elem::F32(true), &(-0.0f32).to_le_bytes()),
+            Ok(0)
+        );
     }
 
     #[test]

@@ -52,12 +52,18 @@ impl GpParams {
         self.kernel.check(features)?;
         if let Some(s2) = self.signal_var {
             if !(s2.is_finite() && s2 > 0.0) {
-                return Err(Error::param("--signal-var", format!("must be a positive number, got {s2}")));
+                return Err(Error::param(
+                    "--signal-var",
+                    format!("must be a positive number, got {s2}"),
+                ));
             }
         }
         if let Some(n2) = self.noise {
             if !(n2.is_finite() && n2 >= 0.0) {
-                return Err(Error::param("--noise", format!("must be zero or positive, got {n2}")));
+                return Err(Error::param(
+                    "--noise",
+                    format!("must be zero or positive, got {n2}"),
+                ));
             }
         }
         if let Some(ls) = self.lengthscale {
@@ -68,7 +74,10 @@ impl GpParams {
                 ));
             }
             if !(ls.is_finite() && ls > 0.0) {
-                return Err(Error::param("--lengthscale", format!("must be positive, got {ls}")));
+                return Err(Error::param(
+                    "--lengthscale",
+                    format!("must be positive, got {ls}"),
+                ));
             }
         }
         if self.restarts == 0 {
@@ -159,10 +168,20 @@ pub fn fit(params: &GpValidParams, x: &Features, y: &[f64]) -> Result<FittedGp> 
         };
         let bounds = Bounds::new(p, ls_scale);
         let best = optimize::maximise(&bounds, p.restarts, &ys, |ls| kernel_at(ls).gram(x))?;
-        (kernel_at(best.lengthscale), best.signal_var, best.noise, best.evaluations)
+        (
+            kernel_at(best.lengthscale),
+            best.signal_var,
+            best.noise,
+            best.evaluations,
+        )
     } else {
         let ls = p.lengthscale.unwrap_or(1.0);
-        (kernel_at(ls), p.signal_var.unwrap_or(1.0), p.noise.unwrap_or(0.0), 0)
+        (
+            kernel_at(ls),
+            p.signal_var.unwrap_or(1.0),
+            p.noise.unwrap_or(0.0),
+            0,
+        )
     };
 
     let gram = kernel.gram(x);

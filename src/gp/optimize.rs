@@ -66,7 +66,10 @@ pub struct Best {
 pub fn median_distance(x: &Features) -> f64 {
     let n = x.len();
     let step = n.div_ceil(256).max(1);
-    let rows: Vec<&[f32]> = (0..n).step_by(step).filter_map(|i| x.dense_row(i)).collect();
+    let rows: Vec<&[f32]> = (0..n)
+        .step_by(step)
+        .filter_map(|i| x.dense_row(i))
+        .collect();
     let mut d: Vec<f64> = Vec::new();
     for i in 0..rows.len() {
         for j in 0..i {
@@ -91,9 +94,9 @@ impl Spectrum {
     fn new(gram: &[f64], y: &[f64]) -> Result<Self> {
         let n = y.len();
         let k = Mat::<f64>::from_fn(n, n, |i, j| gram[i * n + j]);
-        let eig = k
-            .self_adjoint_eigen(Side::Lower)
-            .map_err(|e| Error::param("kernel matrix", format!("eigendecomposition failed: {e:?}")))?;
+        let eig = k.self_adjoint_eigen(Side::Lower).map_err(|e| {
+            Error::param("kernel matrix", format!("eigendecomposition failed: {e:?}"))
+        })?;
         let q = eig.U();
         let s = eig.S();
         let lambda = (0..n).map(|i| s[i].max(0.0)).collect();
@@ -130,11 +133,9 @@ pub fn maximise(
     let mut evaluations = 0;
     let mut inner = |log_ls: f64| -> Result<(f64, f64, f64)> {
         let spectrum = Spectrum::new(&gram_at(log_ls.exp()), y)?;
-        let (point, value, evals) = maximise_box(
-            &[bounds.log_s2, bounds.log_n2],
-            restarts,
-            |p| spectrum.lml(p[0], p[1]),
-        );
+        let (point, value, evals) = maximise_box(&[bounds.log_s2, bounds.log_n2], restarts, |p| {
+            spectrum.lml(p[0], p[1])
+        });
         evaluations += evals;
         Ok((point[0], point[1], value))
     };
@@ -190,7 +191,9 @@ fn maximise_box(
     f: impl Fn(&[f64]) -> f64,
 ) -> (Vec<f64>, f64, usize) {
     const GRID: usize = 12;
-    let free: Vec<usize> = (0..bounds.len()).filter(|&i| bounds[i].0 < bounds[i].1).collect();
+    let free: Vec<usize> = (0..bounds.len())
+        .filter(|&i| bounds[i].0 < bounds[i].1)
+        .collect();
     let base: Vec<f64> = bounds.iter().map(|b| b.0).collect();
     let mut evals = 0;
     let mut eval = |p: &[f64]| {
@@ -254,7 +257,11 @@ fn nelder_mead(
     for (k, &i) in free.iter().enumerate() {
         let mut p = start.to_vec();
         // Step inward when the start sits on the upper bound.
-        p[i] = if p[i] + steps[k] <= bounds[i].1 { p[i] + steps[k] } else { p[i] - steps[k] };
+        p[i] = if p[i] + steps[k] <= bounds[i].1 {
+            p[i] + steps[k]
+        } else {
+            p[i] - steps[k]
+        };
         let p = clamp(p);
         simplex.push((eval(&p), p));
     }
@@ -279,7 +286,11 @@ fn nelder_mead(
         if fr > simplex[0].0 {
             let expanded = clamp(combine(&centroid, &simplex[worst].1, -2.0));
             let fe = eval(&expanded);
-            simplex[worst] = if fe > fr { (fe, expanded) } else { (fr, reflected) };
+            simplex[worst] = if fe > fr {
+                (fe, expanded)
+            } else {
+                (fr, reflected)
+            };
         } else if fr > simplex[worst - 1].0 {
             simplex[worst] = (fr, reflected);
         } else {
@@ -309,7 +320,10 @@ mod tests {
     fn box_maximiser_finds_an_interior_peak_and_respects_bounds() {
         let f = |p: &[f64]| -(p[0] - 0.3).powi(2) - 2.0 * (p[1] + 0.7).powi(2);
         let (p, v, _) = maximise_box(&[(-2.0, 2.0), (-2.0, 2.0)], 3, f);
-        assert!((p[0] - 0.3).abs() < 1e-4 && (p[1] + 0.7).abs() < 1e-4, "{p:?}");
+        assert!(
+            (p[0] - 0.3).abs() < 1e-4 && (p[1] + 0.7).abs() < 1e-4,
+            "{p:?}"
+        );
         assert!(v > -1e-8);
         // Peak outside the box: the answer sits on the boundary.
         let (p, _, _) = maximise_box(&[(-2.0, 0.0), (-2.0, 2.0)], 2, f);
@@ -326,7 +340,9 @@ mod tests {
         let y = [0.3, -1.2, 0.9];
         let s = Spectrum::new(&g, &y).unwrap();
         let (s2, n2) = (1.7f64, 0.2f64);
-        let k = Mat::<f64>::from_fn(3, 3, |i, j| s2 * g[i * 3 + j] + if i == j { n2 } else { 0.0 });
+        let k = Mat::<f64>::from_fn(3, 3, |i, j| {
+            s2 * g[i * 3 + j] + if i == j { n2 } else { 0.0 }
+        });
         let l = k.llt(Side::Lower).unwrap().L().to_owned();
         let mut a = Mat::<f64>::from_fn(3, 1, |i, _| y[i]);
         super::super::solve_llt_in_place(&l, &mut a);

@@ -21,7 +21,13 @@ fn fixed(kernel: KernelKind, s2: f64, n2: f64, ls: Option<f64>) -> GpValidParams
 /// against an independent Gauss–Jordan solve.
 #[test]
 fn mean_and_variance_match_a_direct_dense_solve() {
-    let x = dense(&[&[0.0, 0.1], &[0.5, 0.2], &[1.0, 1.0], &[1.5, 0.3], &[3.0, 2.0]]);
+    let x = dense(&[
+        &[0.0, 0.1],
+        &[0.5, 0.2],
+        &[1.0, 1.0],
+        &[1.5, 0.3],
+        &[3.0, 2.0],
+    ]);
     let y = [1.0, 2.0, 0.5, -1.0, 3.0];
     let gp = fit(&fixed(KernelKind::Rbf, 1.3, 0.05, Some(0.7)), &x, &y).unwrap();
     let n = 5;
@@ -38,12 +44,19 @@ fn mean_and_variance_match_a_direct_dense_solve() {
     let test = dense(&[&[0.2, 0.2], &[2.0, 1.0], &[10.0, 10.0]]);
     let (mean, var) = gp.predict_valvar(&test);
     for t in 0..3 {
-        let ks: Vec<f64> = (0..n).map(|i| 1.3 * gp.kernel.eval(&x, i, &test, t)).collect();
+        let ks: Vec<f64> = (0..n)
+            .map(|i| 1.3 * gp.kernel.eval(&x, i, &test, t))
+            .collect();
         let sol = gauss_solve(&k, &ks, n);
         let want_mean: f64 = ks.iter().zip(&gp.alpha).map(|(a, b)| a * b).sum();
         let want_var = 1.3 - ks.iter().zip(&sol).map(|(a, b)| a * b).sum::<f64>();
         assert!((mean[t] - want_mean).abs() < 1e-10);
-        assert!((var[t] - want_var).abs() < 1e-10, "{} vs {}", var[t], want_var);
+        assert!(
+            (var[t] - want_var).abs() < 1e-10,
+            "{} vs {}",
+            var[t],
+            want_var
+        );
     }
     // Far from the data the posterior reverts to the prior.
     assert!((var[2] - 1.3).abs() < 1e-9);
@@ -63,11 +76,12 @@ fn gauss_solve(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
             .max_by(|&i, &j| m[i][c].abs().total_cmp(&m[j][c].abs()))
             .unwrap();
         m.swap(c, p);
-        for r in 0..n {
+        let pivot = m[c].clone();
+        for (r, row) in m.iter_mut().enumerate() {
             if r != c {
-                let f = m[r][c] / m[c][c];
-                for k in c..=n {
-                    m[r][k] -= f * m[c][k];
+                let f = row[c] / pivot[c];
+                for (x, p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                    *x -= f * p;
                 }
             }
         }
@@ -78,7 +92,12 @@ fn gauss_solve(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
 #[test]
 fn chol_inverse_is_the_inverse_factor() {
     let x = dense(&[&[0.0], &[0.3], &[0.9], &[2.0]]);
-    let gp = fit(&fixed(KernelKind::Matern52, 1.0, 0.01, Some(0.5)), &x, &[0.0, 1.0, 0.0, 2.0]).unwrap();
+    let gp = fit(
+        &fixed(KernelKind::Matern52, 1.0, 0.01, Some(0.5)),
+        &x,
+        &[0.0, 1.0, 0.0, 2.0],
+    )
+    .unwrap();
     let w = gp.chol_inverse();
     let prod = &w * &gp.chol;
     for i in 0..4 {
@@ -95,7 +114,12 @@ fn duplicate_points_without_noise_need_jitter_and_report_it() {
         nbits: 64,
         data: vec![0b1011, 0b1011, 0b0110],
     };
-    let gp = fit(&fixed(KernelKind::Tanimoto, 1.0, 0.0, None), &x, &[1.0, 1.0, 0.0]).unwrap();
+    let gp = fit(
+        &fixed(KernelKind::Tanimoto, 1.0, 0.0, None),
+        &x,
+        &[1.0, 1.0, 0.0],
+    )
+    .unwrap();
     assert!(gp.info.jitter > 0.0);
     assert!(!gp.info.optimised);
 }
@@ -119,7 +143,10 @@ fn invalid_params_are_rejected() {
     p.lengthscale = Some(1.0);
     assert!(p.check(FeatureKind::Bits { nbits: 64 }).is_err());
     let p = GpParams::new(KernelKind::Tanimoto);
-    assert!(matches!(p.check(dense_kind), Err(Error::KernelMismatch { .. })));
+    assert!(matches!(
+        p.check(dense_kind),
+        Err(Error::KernelMismatch { .. })
+    ));
 }
 
 /// The optimiser must find a likelihood at least as high as every point of a fine grid.
@@ -136,8 +163,14 @@ fn fitted_hyperparameters_beat_a_fine_grid() {
         .enumerate()
         .map(|(i, &t)| (f64::from(t) * 0.8).sin() + 0.1 * ((i * 7919 % 13) as f64 / 13.0 - 0.5))
         .collect();
-    let gp = fit(&GpParams::new(KernelKind::Rbf).check(FeatureKind::Dense { dim: 1 }).unwrap(), &x, &y)
-        .unwrap();
+    let gp = fit(
+        &GpParams::new(KernelKind::Rbf)
+            .check(FeatureKind::Dense { dim: 1 })
+            .unwrap(),
+        &x,
+        &y,
+    )
+    .unwrap();
     assert!(gp.info.optimised);
     let mut best_grid = f64::NEG_INFINITY;
     for &ls in &[0.5, 1.0, 1.5, 2.0, 3.0] {
@@ -155,7 +188,11 @@ fn fitted_hyperparameters_beat_a_fine_grid() {
         best_grid
     );
     // A smooth signal: the fitted lengthscale is neither tiny nor huge, the noise small.
-    assert!(gp.kernel.lengthscale > 0.5 && gp.kernel.lengthscale < 10.0, "{:?}", gp.kernel);
+    assert!(
+        gp.kernel.lengthscale > 0.5 && gp.kernel.lengthscale < 10.0,
+        "{:?}",
+        gp.kernel
+    );
     assert!(gp.noise < 0.1, "noise {}", gp.noise);
 }
 
@@ -163,10 +200,14 @@ fn fitted_hyperparameters_beat_a_fine_grid() {
 fn fit_is_deterministic() {
     let x = Features::Bits {
         nbits: 64,
-        data: (0..30u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20).collect(),
+        data: (0..30u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20)
+            .collect(),
     };
     let y: Vec<f64> = (0..30).map(|i| f64::from(i % 7)).collect();
-    let p = GpParams::new(KernelKind::Tanimoto).check(FeatureKind::Bits { nbits: 64 }).unwrap();
+    let p = GpParams::new(KernelKind::Tanimoto)
+        .check(FeatureKind::Bits { nbits: 64 })
+        .unwrap();
     let a = fit(&p, &x, &y).unwrap();
     let b = fit(&p, &x, &y).unwrap();
     assert_eq!(a.signal_var, b.signal_var);
@@ -180,6 +221,9 @@ fn fit_is_deterministic() {
 fn indefinite_matrix_gives_a_typed_error() {
     let gram = [1.0, 2.0, 2.0, 1.0];
     let err = super::cholesky_with_jitter(&gram, 2, 1.0, 0.0).unwrap_err();
-    assert!(matches!(err, Error::NotPositiveDefinite { index: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::NotPositiveDefinite { index: 1, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("--noise"));
 }

@@ -61,12 +61,18 @@ impl KernelKind {
     /// Checks that the kernel applies to `kind`. `minmax` also accepts bit fingerprints (where it
     /// equals Tanimoto), so that a counts-vs-bits comparison can hold the kernel fixed.
     pub fn check(self, kind: FeatureKind) -> Result<()> {
-        let ok = match (self, kind) {
-            (KernelKind::Tanimoto, FeatureKind::Bits { .. }) => true,
-            (KernelKind::MinMax, FeatureKind::Counts { .. } | FeatureKind::Bits { .. }) => true,
-            (KernelKind::Rbf | KernelKind::Matern52, FeatureKind::Dense { .. }) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (self, kind),
+            (KernelKind::Tanimoto, FeatureKind::Bits { .. })
+                | (
+                    KernelKind::MinMax,
+                    FeatureKind::Counts { .. } | FeatureKind::Bits { .. }
+                )
+                | (
+                    KernelKind::Rbf | KernelKind::Matern52,
+                    FeatureKind::Dense { .. }
+                )
+        );
         if ok {
             return Ok(());
         }
@@ -195,11 +201,13 @@ impl Kernel {
         use rayon::prelude::*;
         let n = x.len();
         let mut out = vec![0.0; n * n];
-        out.par_chunks_mut(n.max(1)).enumerate().for_each(|(i, row)| {
-            for (j, v) in row.iter_mut().enumerate().take(i + 1) {
-                *v = self.eval(x, i, x, j);
-            }
-        });
+        out.par_chunks_mut(n.max(1))
+            .enumerate()
+            .for_each(|(i, row)| {
+                for (j, v) in row.iter_mut().enumerate().take(i + 1) {
+                    *v = self.eval(x, i, x, j);
+                }
+            });
         for i in 0..n {
             for j in i + 1..n {
                 out[i * n + j] = out[j * n + i];

@@ -8,7 +8,10 @@ use crate::engine::Pick;
 use crate::error::{Error, Result};
 
 /// Writes `path` through `fill`: all or nothing.
-pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -16,7 +19,11 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
     let name = path
         .file_name()
         .ok_or_else(|| Error::io(path, std::io::Error::other("not a file path")))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut w = std::io::BufWriter::new(file);
@@ -78,7 +85,13 @@ mod tests {
 
     #[test]
     fn unwritable_path_is_an_io_error_naming_it() {
-        let err = write_atomic(Path::new("/nonexistent-dir/x/out.csv"), |w| w.write_all(b"x")).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent-dir/x/out.csv"), "{err}");
+        let err = write_atomic(Path::new("/nonexistent-dir/x/out.csv"), |w| {
+            w.write_all(b"x")
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent-dir/x/out.csv"),
+            "{err}"
+        );
     }
 }

@@ -63,7 +63,9 @@ pub fn choose_batch(
     let mut taken = vec![false; short.len()];
     let too_similar = |i: usize, picks: &[(usize, f32)]| -> bool {
         let Some(t) = max_sim else { return false };
-        picks.iter().any(|&(p, _)| gp.kernel.eval(feats, i, feats, p) > t)
+        picks
+            .iter()
+            .any(|&(p, _)| gp.kernel.eval(feats, i, feats, p) > t)
             || (0..pending.len()).any(|p| gp.kernel.eval(feats, i, pending, p) > t)
     };
     while picks.len() < batch {
@@ -247,12 +249,15 @@ mod tests {
     #[test]
     fn diverse_batch_spreads_out_and_topk_takes_the_best() {
         let x = dense(10, 2, 4);
-        let y: Vec<f64> = (0..10).map(|i| f64::from(i)).collect();
+        let y: Vec<f64> = (0..10).map(f64::from).collect();
         let gp = gp_on(&x, &y);
         // A tight cluster of near-identical high-uncertainty candidates, and others.
         let mut short = dense(20, 2, 5);
         let far: Vec<f32> = vec![9.0, 9.0];
-        let mut cluster = Features::Dense { dim: 2, data: Vec::new() };
+        let mut cluster = Features::Dense {
+            dim: 2,
+            data: Vec::new(),
+        };
         for k in 0..5 {
             if let Features::Dense { data, .. } = &mut cluster {
                 data.extend([far[0] + k as f32 * 1e-3, far[1]]);
@@ -263,13 +268,43 @@ mod tests {
         }
         let (mean, var) = gp.predict_valvar(&short);
         let list: Vec<Shortlisted> = (0..short.len())
-            .map(|i| Shortlisted { index: i, mean: mean[i] as f32, var: var[i] as f32 })
+            .map(|i| Shortlisted {
+                index: i,
+                mean: mean[i] as f32,
+                var: var[i] as f32,
+            })
             .collect();
-        let ctx = AcqContext { best: 0.0, seed: 0, round: 0 };
+        let ctx = AcqContext {
+            best: 0.0,
+            seed: 0,
+            round: 0,
+        };
         let acq = Acquisition::Variance;
         let none = Features::empty(FeatureKind::Dense { dim: 2 });
-        let top = choose_batch(BatchMode::TopK, &gp, acq, &ctx, &list, &short, &none, 3, None).unwrap();
-        let div = choose_batch(BatchMode::Diverse, &gp, acq, &ctx, &list, &short, &none, 3, None).unwrap();
+        let top = choose_batch(
+            BatchMode::TopK,
+            &gp,
+            acq,
+            &ctx,
+            &list,
+            &short,
+            &none,
+            3,
+            None,
+        )
+        .unwrap();
+        let div = choose_batch(
+            BatchMode::Diverse,
+            &gp,
+            acq,
+            &ctx,
+            &list,
+            &short,
+            &none,
+            3,
+            None,
+        )
+        .unwrap();
         let in_cluster = |p: &[(usize, f32)]| p.iter().filter(|(i, _)| *i >= 20).count();
         // Top-k takes three members of the far cluster; the diverse batch takes one.
         assert_eq!(in_cluster(&top), 3, "{top:?}");

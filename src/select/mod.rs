@@ -74,7 +74,9 @@ impl<T> TopK<T> {
             return false;
         }
         match self.heap.peek() {
-            Some(worst) if self.heap.len() >= self.k => better((score, index), (worst.score, worst.index)),
+            Some(worst) if self.heap.len() >= self.k => {
+                better((score, index), (worst.score, worst.index))
+            }
             _ => true,
         }
     }

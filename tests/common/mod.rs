@@ -50,26 +50,39 @@ pub fn random_counts(rng: &mut Rng, rows: usize, ndim: usize, p: f64, max: u32) 
             if rng.uniform() < p {
                 indices.push(f as u32);
                 // Mostly 1s, sometimes larger, as in Morgan counts.
-                let v = if rng.uniform() < 0.7 { 1 } else { 1 + rng.below(max as usize) as u32 };
+                let v = if rng.uniform() < 0.7 {
+                    1
+                } else {
+                    1 + rng.below(max as usize) as u32
+                };
                 values.push(v.min(max));
             }
         }
         indptr.push(indices.len());
     }
-    Features::Counts { ndim, indptr, indices, values }
+    Features::Counts {
+        ndim,
+        indptr,
+        indices,
+        values,
+    }
 }
 
 /// Random dense features in [-1, 1).
 pub fn random_dense(rng: &mut Rng, rows: usize, dim: usize) -> Features {
     Features::Dense {
         dim,
-        data: (0..rows * dim).map(|_| (rng.uniform() * 2.0 - 1.0) as f32).collect(),
+        data: (0..rows * dim)
+            .map(|_| (rng.uniform() * 2.0 - 1.0) as f32)
+            .collect(),
     }
 }
 
 /// Writes bit features as chemfp FPS text with ids `ids[i]`.
 pub fn write_fps(path: &Path, f: &Features, ids: &[String]) {
-    let Features::Bits { nbits, data } = f else { panic!("bits") };
+    let Features::Bits { nbits, data } = f else {
+        panic!("bits")
+    };
     let words = nbits.div_ceil(64);
     let mut out = format!("#FPS1\n#num_bits={nbits}\n#type=test\n");
     for (r, id) in ids.iter().enumerate() {
@@ -87,7 +100,9 @@ pub fn write_fps(path: &Path, f: &Features, ids: &[String]) {
 
 /// An `.npy` v1 header for a C-order 2-D array.
 pub fn npy_header(descr: &str, rows: usize, cols: usize) -> Vec<u8> {
-    npy_raw_header(&format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}"))
+    npy_raw_header(&format!(
+        "{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}"
+    ))
 }
 
 /// An `.npy` v1 header holding the given dictionary text.
@@ -105,7 +120,9 @@ pub fn npy_raw_header(dict: &str) -> Vec<u8> {
 
 /// Writes bit features as numpy.packbits rows (MSB-first) in a uint8 `.npy`.
 pub fn write_packed_npy(path: &Path, f: &Features) {
-    let Features::Bits { nbits, data } = f else { panic!("bits") };
+    let Features::Bits { nbits, data } = f else {
+        panic!("bits")
+    };
     let words = nbits.div_ceil(64);
     let cols = nbits.div_ceil(8);
     let rows = data.len() / words;
@@ -121,7 +138,9 @@ pub fn write_packed_npy(path: &Path, f: &Features) {
 
 /// Writes dense features as a little-endian f32 `.npy`.
 pub fn write_dense_npy(path: &Path, f: &Features) {
-    let Features::Dense { dim, data } = f else { panic!("dense") };
+    let Features::Dense { dim, data } = f else {
+        panic!("dense")
+    };
     let mut out = npy_header("<f4", data.len() / dim, *dim);
     for v in data {
         out.extend_from_slice(&v.to_le_bytes());

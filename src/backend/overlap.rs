@@ -1,0 +1,142 @@
+//! The fingerprint kernel block: `ks[i][j] = s2 · c / (|a_i| + |b_j| − c)` with
+//! `c = popcount(a_i & b_j)` (Tanimoto on bits, MinMax through the thermometer code).
+//!
+//! Fingerprints are sparse (Morgan: about 49 of 2048 bits set), so instead of `n` popcounts of
+//! `words` words per pool row, the labeled set is stored transposed as one byte column per bit
+//! (`columns[bit][j] = 1` when labeled row `j` has the bit), and the overlaps of a pool row with
+//! every labeled row are the byte-wise sum of the columns of its set bits: `|a| · n / 64` vector
+//! adds instead of about `n · words / 2` operations, some 10× fewer for Morgan fingerprints. Byte
+//! counters cannot overflow because `c ≤ |b_j|`, and the columns are only built when every
+//! labeled row has at most 255 bits set; dense rows fall back to word-wise popcounts.
+
+use super::encode::Packed;
+
+/// The labeled side, packed and (when it pays) transposed.
+pub struct OverlapTrain {
+    packed: Packed,
+    columns: Option<Columns>,
+}
+
+/// One byte column per bit over the labeled rows, each padded to `n_pad` bytes.
+struct Columns {
+    n_pad: usize,
+    data: Vec<u8>,
+}
+
+impl OverlapTrain {
+    /// Prepares the labeled rows.
+    pub fn new(packed: Packed) -> Self {
+        let n = packed.len();
+        let columns = (packed.norms.iter().all(|&c| c <= 255.0) && n > 0).then(|| {
+            let n_pad = n.next_multiple_of(64);
+            let nbits = packed.words * 64;
+            let mut data = vec![0u8; nbits * n_pad];
+            for (j, row) in packed.data.chunks_exact(packed.words).enumerate() {
+                for_each_bit(row, |b| data[b * n_pad + j] = 1);
+            }
+            Columns { n_pad, data }
+        });
+        OverlapTrain { packed, columns }
+    }
+
+    /// Fills `ks` (row-major `a.len() × n`) with `s2 · k(a_i, b_j)`; `counts` is scratch.
+    pub fn block(&self, a: &Packed, s2: f32, ks: &mut [f32], counts: &mut Vec<u8>) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+            {
+                // SAFETY: the CPU has the features `block_avx512` is compiled for.
+                return unsafe { self.block_avx512(a, s2, ks, counts) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("popcnt")
+            {
+                // SAFETY: as above.
+                return unsafe { self.block_avx2(a, s2, ks, counts) };
+            }
+        }
+        self.block_generic(a, s2, ks, counts)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,popcnt")]
+    fn block_avx512(&self, a: &Packed, s2: f32, ks: &mut [f32], counts: &mut Vec<u8>) {
+        self.block_generic(a, s2, ks, counts)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,popcnt")]
+    fn block_avx2(&self, a: &Packed, s2: f32, ks: &mut [f32], counts: &mut Vec<u8>) {
+        self.block_generic(a, s2, ks, counts)
+    }
+
+    /// The block in plain Rust; the wrappers above compile it for wider vectors.
+    #[inline(always)]
+    fn block_generic(&self, a: &Packed, s2: f32, ks: &mut [f32], counts: &mut Vec<u8>) {
+        let n = self.packed.len();
+        let w = a.words;
+        for (i, ra) in a.data.chunks_exact(w).enumerate() {
+            let out = &mut ks[i * n..(i + 1) * n];
+            let set = a.norms[i] as usize;
+            match &self.columns {
+                // The transposed sum costs |a|·n/64 vector adds; popcounts cost about n·w/2.
+                Some(cols) if set * cols.n_pad / 64 <= n * w / 2 + 1 => {
+                    counts.clear();
+                    counts.resize(cols.n_pad, 0);
+                    for_each_bit(ra, |b| {
+                        if let Some(col) = cols.data.get(b * cols.n_pad..(b + 1) * cols.n_pad) {
+                            add_bytes(counts, col);
+                        }
+                    });
+                    ratios(
+                        out,
+                        counts.iter().map(|&c| f32::from(c)),
+                        a.norms[i],
+                        &self.packed.norms,
+                        s2,
+                    );
+                }
+                _ => {
+                    let b = &self.packed;
+                    let c = b.data.chunks_exact(w).map(|rb| {
+                        ra.iter()
+                            .zip(rb)
+                            .map(|(x, y)| (x & y).count_ones())
+                            .sum::<u32>() as f32
+                    });
+                    ratios(out, c, a.norms[i], &b.norms, s2);
+                }
+            }
+        }
+    }
+}
+
+/// Calls `f` with the index of every set bit of `words`.
+#[inline]
+fn for_each_bit(words: &[u64], mut f: impl FnMut(usize)) {
+    for (k, &w) in words.iter().enumerate() {
+        let mut w = w;
+        while w != 0 {
+            f(k * 64 + w.trailing_zeros() as usize);
+            w &= w - 1;
+        }
+    }
+}
+
+/// `acc += col`, byte-wise (vectorised by the compiler).
+#[inline]
+fn add_bytes(acc: &mut [u8], col: &[u8]) {
+    for (a, c) in acc.iter_mut().zip(col) {
+        *a = a.wrapping_add(*c);
+    }
+}
+
+/// `out[j] = s2 · c_j / (na + nb_j − c_j)`, with `0/0 = 1` (two empty fingerprints).
+#[inline]
+fn ratios(out: &mut [f32], c: impl Iterator<Item = f32>, na: f32, nb: &[f32], s2: f32) {
+    for ((o, c), &nb) in out.iter_mut().zip(c).zip(nb) {
+        let den = na + nb - c;
+        *o = if den == 0.0 { s2 } else { s2 * c / den };
+    }
+}
