@@ -1,60 +1,47 @@
-//! Scoring throughput of the CPU backend: mean + sd for N pool candidates against n labels.
+//! Scoring throughput of the CPU backend.
 //!
-//! `cargo bench --bench score` — ids like `score/cpu/tanimoto-2048/n1000/N200000`, throughput in
-//! candidates/s. Data are synthetic with the density of Morgan fingerprints (about 49 of 2048
-//! bits set; counts mostly 1), built outside the timed closure with fixed seeds.
+//! `cargo bench --bench score`. Ids name the backend, kernel, labels and pool size
+//! (`score/cpu/tanimoto-2048/n1000/N200000`); throughput is in candidates/s.
+//! - `score`: mean + sd for N candidates against n labels. The fingerprints are the real
+//!   Enamine 10k Morgan fingerprints shipped with the demo (labels: 1000 of them chosen with a
+//!   fixed seed; pool: all 10,449 repeated to N), as bits for Tanimoto and counts for MinMax.
+//! - `variance`: the variance product alone (`s2 − rowsum((Ks·Wᵀ)²)`) on a given `Ks` block;
+//!   GFLOP/s = N·n² / time (the multiply-adds of the triangular product, counted twice).
+//!
+//! `POOLRANK_BENCH_N` changes N for `score` (default 200000).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use poolrank::backend::{CpuScorer, Scorer};
-use poolrank::data::Features;
+use poolrank::data::{Features, NpzCountsReader, PoolReader, Tile};
+use poolrank::demo::{seeded_order, DemoFiles};
 use poolrank::gp::{fit, FittedGp, GpParams};
 use poolrank::kernel::KernelKind;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-/// `rows` count fingerprints over 2048 features with about 49 non-zeros (as Enamine Morgan).
-fn counts(rng: &mut Rng, rows: usize) -> Features {
-    let mut indptr = vec![0];
-    let (mut indices, mut values) = (Vec::new(), Vec::new());
-    for _ in 0..rows {
-        let mut row: Vec<u32> = (0..49).map(|_| (rng.next() % 2048) as u32).collect();
-        row.sort_unstable();
-        row.dedup();
-        for f in row {
-            indices.push(f);
-            values.push(if rng.next() % 4 == 0 {
-                1 + (rng.next() % 4) as u32
-            } else {
-                1
-            });
+fn enamine_counts() -> Features {
+    let files = DemoFiles::unpack().unwrap();
+    let mut reader = NpzCountsReader::open(&files.pool(), None).unwrap();
+    let mut tile = Tile::new(reader.kind());
+    let mut all = Features::empty(reader.kind());
+    while reader.read_tile(4096, &mut tile).unwrap() {
+        for i in 0..tile.len() {
+            all.push_row_from(&tile.features, i);
         }
-        indptr.push(indices.len());
     }
-    Features::Counts {
-        ndim: 2048,
-        indptr,
-        indices,
-        values,
-    }
+    all
 }
 
-fn bits(c: &Features) -> Features {
-    let mut data = vec![0u64; c.len() * 32];
+fn as_bits(c: &Features) -> Features {
+    let Features::Counts { ndim, .. } = c else {
+        unreachable!()
+    };
+    let words = ndim.div_ceil(64);
+    let mut data = vec![0u64; c.len() * words];
     for r in 0..c.len() {
         for &f in c.counts_row(r).unwrap().0 {
-            data[r * 32 + f as usize / 64] |= 1 << (f % 64);
+            data[r * words + f as usize / 64] |= 1 << (f % 64);
         }
     }
-    Features::Bits { nbits: 2048, data }
+    Features::Bits { nbits: *ndim, data }
 }
 
 fn model(kernel: KernelKind, x: &Features) -> FittedGp {
@@ -72,29 +59,53 @@ fn bench_score(c: &mut Criterion) {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000);
+    let counts = enamine_counts();
+    let bits = as_bits(&counts);
+    let order = seeded_order(counts.len(), 3);
+    let pool_rows: Vec<usize> = (0..big_n).map(|i| i % counts.len()).collect();
     let mut group = c.benchmark_group("score");
     group.sample_size(10);
-    let mut rng = Rng(1);
     for n in [1000usize] {
-        let train_c = counts(&mut rng, n);
-        let pool_c = counts(&mut rng, big_n);
-        let (train_b, pool_b) = (bits(&train_c), bits(&pool_c));
-        for (name, kernel, train, pool) in [
-            ("tanimoto-2048", KernelKind::Tanimoto, &train_b, &pool_b),
-            ("minmax-2048", KernelKind::MinMax, &train_c, &pool_c),
+        let train_rows = &order[..n];
+        for (name, kernel, feats) in [
+            ("tanimoto-2048", KernelKind::Tanimoto, &bits),
+            ("minmax-2048", KernelKind::MinMax, &counts),
         ] {
-            let gp = model(kernel, train);
+            let gp = model(kernel, &feats.select_rows(train_rows));
+            let pool = feats.select_rows(&pool_rows);
             let scorer = CpuScorer::new(&gp);
             let (mut mean, mut var) = (vec![0f32; big_n], vec![0f32; big_n]);
             group.throughput(Throughput::Elements(big_n as u64));
             group.bench_function(
                 BenchmarkId::new(format!("cpu/{name}/n{n}"), format!("N{big_n}")),
-                |b| b.iter(|| scorer.posterior_into(pool, &mut mean, &mut var).unwrap()),
+                |b| b.iter(|| scorer.posterior_into(&pool, &mut mean, &mut var).unwrap()),
             );
         }
     }
     group.finish();
 }
 
-criterion_group!(benches, bench_score);
+fn bench_variance(c: &mut Criterion) {
+    let rows = 20_000;
+    let mut group = c.benchmark_group("variance");
+    group.sample_size(10);
+    let counts = enamine_counts();
+    let order = seeded_order(counts.len(), 4);
+    for n in [1000usize, 2000] {
+        let gp = model(KernelKind::MinMax, &counts.select_rows(&order[..n]));
+        let scorer = CpuScorer::new(&gp);
+        let ks: Vec<f32> = (0..rows * n)
+            .map(|i| ((i * 7919) % 1000) as f32 / 2000.0)
+            .collect();
+        let mut var = vec![0f32; rows];
+        group.throughput(Throughput::Elements(rows as u64));
+        group.bench_function(
+            BenchmarkId::new(format!("cpu/tri-gemm/n{n}"), format!("N{rows}")),
+            |b| b.iter(|| scorer.variance_from_ks(&ks, &mut var)),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_score, bench_variance);
 criterion_main!(benches);

@@ -1,16 +1,20 @@
 //! NumPy `.npy` arrays: the header parser and the memory-mapped pool readers for packed bits,
 //! dense counts and dense real features.
 //!
-//! The readers map the file and copy only the rows of the tile being read, so memory is bounded
-//! by the tile. Every size in a header is checked against the file's length before it is used.
+//! The readers map the file and copy only the rows of the tile being read, then tell the kernel
+//! that the pages behind them are no longer needed, so memory is bounded by the tile. An ids
+//! file is read line by line alongside the rows. Every size in a header is checked against the
+//! file's length before it is used.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
+#[cfg(unix)]
+use memmap2::{Advice, UncheckedAdvice};
 
-use super::{read_id_list, words_for, FeatureKind, Features, PoolReader, Tile};
+use super::{open_text, words_for, FeatureKind, Features, PoolReader, Tile};
 use crate::error::{Error, Result};
 
 /// The magic string every `.npy` file starts with.
@@ -522,36 +526,116 @@ impl Elem {
 /// The ids of a pool's rows: given by a file, or the 0-based row index.
 pub(crate) enum RowIds {
     Index,
-    List(Vec<String>),
+    File(IdsFile),
+}
+
+/// An ids file read line by line as the pool's tiles are read, so memory is bounded by the tile
+/// and never by the pool. The lines follow [`read_id_list`](super::read_id_list)'s rules (trimmed,
+/// blank lines skipped), but duplicates are not looked for here: that would need a set of every
+/// id, and the engine checks the pool's ids for uniqueness itself.
+pub(crate) struct IdsFile {
+    path: PathBuf,
+    pool: PathBuf,
+    rows: usize,
+    input: Box<dyn BufRead + Send>,
+    /// Lines read so far, for errors.
+    line: usize,
+    /// Ids (non-blank lines) read so far.
+    count: usize,
+    buf: Vec<u8>,
+}
+
+impl IdsFile {
+    /// The next id, or `None` at the end of the file.
+    fn next_id(&mut self) -> Result<Option<&str>> {
+        let (a, b) = loop {
+            self.buf.clear();
+            let n = self
+                .input
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| Error::io(&self.path, e))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            let text = std::str::from_utf8(&self.buf)
+                .map_err(|_| Error::parse(&self.path, self.line, "the id is not valid UTF-8"))?;
+            let id = text.trim();
+            if !id.is_empty() {
+                let a = text.len() - text.trim_start().len();
+                break (a, a + id.len());
+            }
+        };
+        self.count += 1;
+        // The bounds come from `trim` on the checked text, so they lie on char boundaries.
+        Ok(Some(
+            std::str::from_utf8(&self.buf[a..b]).unwrap_or_default(),
+        ))
+    }
+
+    /// The count mismatch error, once `count` is the number of ids in the whole file.
+    fn mismatch(&self) -> Error {
+        Error::format(
+            &self.path,
+            format!(
+                "has {} ids but the pool {} has {} rows; expected one id per row",
+                self.count,
+                self.pool.display(),
+                self.rows
+            ),
+        )
+    }
+
+    /// Appends the next `n` ids to `out`; after the pool's last row, checks the file holds no
+    /// more ids.
+    fn extend(&mut self, n: usize, out: &mut Vec<String>) -> Result<()> {
+        for _ in 0..n {
+            match self.next_id()? {
+                Some(id) => out.push(id.to_string()),
+                None => return Err(self.mismatch()),
+            }
+        }
+        if self.count == self.rows {
+            // Count the rest (without keeping it) so that the error gives the file's total.
+            let before = self.count;
+            while self.next_id()?.is_some() {}
+            if self.count != before {
+                return Err(self.mismatch());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl RowIds {
-    /// Reads the ids file, if any, and checks it has one id per row of `pool`.
+    /// Opens the ids file, if any, to be read alongside the `rows` rows of `pool`. The count of
+    /// ids is checked as the pass goes: too few when a tile needs more ids than the file has, too
+    /// many when the pool's last row has been read.
     pub(crate) fn load(ids: Option<&Path>, pool: &Path, rows: usize) -> Result<RowIds> {
         let Some(ids_path) = ids else {
             return Ok(RowIds::Index);
         };
-        let list = read_id_list(ids_path)?;
-        if list.len() != rows {
-            return Err(Error::format(
-                ids_path,
-                format!(
-                    "has {} ids but the pool {} has {rows} rows; expected one id per row",
-                    list.len(),
-                    pool.display()
-                ),
-            ));
-        }
-        Ok(RowIds::List(list))
+        Ok(RowIds::File(IdsFile {
+            path: ids_path.to_path_buf(),
+            pool: pool.to_path_buf(),
+            rows,
+            input: open_text(ids_path)?,
+            line: 0,
+            count: 0,
+            buf: Vec::new(),
+        }))
     }
 
-    /// Appends the ids of rows `start..start + n` to `out`.
-    pub(crate) fn extend(&self, start: usize, n: usize, out: &mut Vec<String>) {
+    /// Appends the ids of rows `start..start + n` to `out`; rows must be asked for in order.
+    pub(crate) fn extend(&mut self, start: usize, n: usize, out: &mut Vec<String>) -> Result<()> {
         match self {
-            RowIds::Index => out.extend((start..start + n).map(|i| i.to_string())),
-            RowIds::List(list) => {
-                let end = (start + n).min(list.len());
-                out.extend_from_slice(&list[start.min(end)..end]);
+            RowIds::Index => {
+                out.extend((start..start + n).map(|i| i.to_string()));
+                Ok(())
+            }
+            RowIds::File(f) => {
+                debug_assert_eq!(f.count, start, "ids asked for out of order");
+                f.extend(n, out)
             }
         }
     }
@@ -577,6 +661,13 @@ pub(crate) fn check_tile_rows(max_rows: usize) -> Result<()> {
     }
 }
 
+/// The granularity at which consumed pages of a map are released. 4096 is the smallest page
+/// size of the platforms we run on; on a system with larger pages memmap2 aligns the start down
+/// and the kernel rounds the length up, which at worst also drops part of a page not yet read,
+/// which is then read back from the file.
+#[cfg(unix)]
+const RELEASE_PAGE: usize = 4096;
+
 /// A mapped 2-D C-order array and the position of the next row.
 struct NpyMatrix {
     path: PathBuf,
@@ -587,6 +678,10 @@ struct NpyMatrix {
     elem: Elem,
     ids: RowIds,
     next: usize,
+    /// Bytes at the start of the map already released to the kernel (a multiple of
+    /// [`RELEASE_PAGE`]).
+    #[cfg(unix)]
+    released: usize,
 }
 
 impl NpyMatrix {
@@ -672,6 +767,9 @@ impl NpyMatrix {
                 "the file shrank while it was being opened",
             ));
         }
+        // Only a hint (more read-ahead, earlier reclaim): a failure changes nothing we rely on.
+        #[cfg(unix)]
+        let _ = map.advise(Advice::Sequential);
         let ids = RowIds::load(ids, path, rows)?;
         Ok(NpyMatrix {
             path: path.to_path_buf(),
@@ -682,7 +780,36 @@ impl NpyMatrix {
             elem,
             ids,
             next: 0,
+            #[cfg(unix)]
+            released: 0,
         })
+    }
+
+    /// Tells the kernel that the pages of the rows already copied out are no longer needed.
+    ///
+    /// Pages of a file map that have been read stay in the process's resident set until the
+    /// kernel reclaims them, so without this a pass's peak RSS would grow with the pool rather
+    /// than with the tile. Call it only once the tile's rows have been copied out.
+    fn release_consumed(&mut self) {
+        #[cfg(unix)]
+        {
+            let consumed = self.data_offset + self.next * self.row_bytes();
+            let end = consumed / RELEASE_PAGE * RELEASE_PAGE;
+            if end > self.released {
+                // SAFETY: `&mut self` proves no slice of the map is borrowed (tiles own copies of
+                // their rows), and the map is a read-only file mapping that is never written:
+                // after MADV_DONTNEED a page touched again is read back from the file, with the
+                // same bytes. The advice is only a hint, so its failure is ignored.
+                let _ = unsafe {
+                    self.map.unchecked_advise_range(
+                        UncheckedAdvice::DontNeed,
+                        self.released,
+                        end - self.released,
+                    )
+                };
+                self.released = end;
+            }
+        }
     }
 
     /// Bytes per row.
@@ -705,7 +832,7 @@ impl NpyMatrix {
             return Ok(None);
         }
         let start = self.next;
-        self.ids.extend(start, n, &mut tile.ids);
+        self.ids.extend(start, n, &mut tile.ids)?;
         self.next += n;
         Ok(Some((start, n)))
     }
@@ -779,6 +906,7 @@ impl PoolReader for NpyBitsReader {
                 push_packbits(row, data);
             }
         }
+        self.m.release_consumed();
         Ok(true)
     }
 }
@@ -856,6 +984,7 @@ impl PoolReader for NpyCountsReader {
             }
             indptr.push(indices.len());
         }
+        self.m.release_consumed();
         Ok(true)
     }
 }
@@ -949,6 +1078,7 @@ impl PoolReader for NpyDenseReader {
             }
             data.push(v);
         }
+        self.m.release_consumed();
         Ok(true)
     }
 }
@@ -1107,6 +1237,32 @@ mod tests {
             e.contains("row 0, column 1") && e.contains("float32 range"),
             "{e}"
         );
+    }
+
+    /// Released pages are read back from the file with the same bytes, and the release never
+    /// reaches past the rows consumed.
+    #[test]
+    fn released_pages_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rows, cols) = (5000, 9);
+        let data: Vec<u8> = (0..rows * cols).map(|i| (i * 31 % 251) as u8).collect();
+        let p = write(&dir, "b.npy", &npy("|u1", false, &[rows, cols], &data));
+        let mut r = NpyBitsReader::open(&p, None).unwrap();
+        let mut t = Tile::new(r.kind());
+        let mut seen = 0;
+        while r.read_tile(997, &mut t).unwrap() {
+            seen += t.len();
+            #[cfg(unix)]
+            {
+                let consumed = r.m.data_offset + seen * cols;
+                assert!(r.m.released <= consumed && consumed - r.m.released < RELEASE_PAGE);
+                assert_eq!(r.m.released % RELEASE_PAGE, 0);
+            }
+        }
+        assert_eq!(seen, rows);
+        #[cfg(unix)]
+        assert!(r.m.released > 0);
+        assert_eq!(r.m.row_slice(0, rows).unwrap(), &data[..]);
     }
 
     #[test]

@@ -698,7 +698,7 @@ impl PoolReader for NpzCountsReader {
                 indptr.push(indices.len());
             }
         }
-        self.ids.extend(start, n, &mut tile.ids);
+        self.ids.extend(start, n, &mut tile.ids)?;
         self.next_row += n;
         Ok(true)
     }
