@@ -416,6 +416,7 @@ fn locate(
     let mut pending_rows: Vec<Option<(usize, Features)>> = vec![None; pending_ids.len()];
     let mut reader = cfg.pool.open()?;
     let kind = reader.kind();
+    let progress = progress_bar(cfg.progress, reader.len_hint().map(|n| n as u64), "reading");
     let mut tile = Tile::new(kind);
     let mut hashes: Vec<u64> = Vec::new();
     // Row indices are unique by construction; only ids from a file can repeat.
@@ -444,7 +445,9 @@ fn locate(
             *slot = Some((global, tile.features.select_rows(&[r])));
         }
         pool_size = tile.start + tile.len();
+        progress.inc(tile.len() as u64);
     }
+    progress.finish_and_clear();
     if pool_size == 0 {
         return Err(Error::EmptyPool {
             path: cfg.pool.path.clone(),
@@ -564,7 +567,7 @@ fn score_pool(
 ) -> Result<TopK<Kept>> {
     let mut reader = cfg.pool.open()?;
     let kind = reader.kind();
-    let progress = progress_bar(cfg.progress, pool_size as u64);
+    let progress = progress_bar(cfg.progress, Some(pool_size as u64), "scoring");
     let mut top = TopK::new(keep);
     let acq = cfg.acquisition;
     std::thread::scope(|scope| -> Result<()> {
@@ -636,18 +639,26 @@ fn score_pool(
     Ok(top)
 }
 
-/// A progress bar on stderr, drawn only when stderr is a terminal and `show` is set.
-pub fn progress_bar(show: bool, len: u64) -> indicatif::ProgressBar {
+/// A progress bar on stderr for `what` over `len` candidates (a counter when the length is
+/// unknown), drawn only when stderr is a terminal and `show` is set.
+pub fn progress_bar(show: bool, len: Option<u64>, what: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
     if !show || !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::new(len);
+    let (bar, template) = match len {
+        Some(n) => (
+            indicatif::ProgressBar::new(n),
+            format!("{{spinner}} {what} {{pos}}/{{len}} candidates [{{elapsed_precise}}] {{per_sec}} eta {{eta}}"),
+        ),
+        None => (
+            indicatif::ProgressBar::no_length(),
+            format!("{{spinner}} {what} {{pos}} candidates [{{elapsed_precise}}] {{per_sec}}"),
+        ),
+    };
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} scoring {pos}/{len} candidates [{elapsed_precise}] {per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(&template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
 }
