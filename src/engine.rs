@@ -9,7 +9,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::acquisition::{score, AcqContext, Acquisition};
-use crate::backend::{CpuScorer, Scorer, CHUNK};
+use crate::backend::{Backend, BackendChoice, GpuOptions, Scorer, CHUNK};
 use crate::data::{read_id_list, read_labels, FeatureKind, Features, LabelSpec, PoolSpec, Tile};
 use crate::error::{Error, Result};
 use crate::gp::{fit, FitInfo, FittedGp, GpParams};
@@ -88,6 +88,8 @@ pub struct SelectConfig {
     pub tile_rows: usize,
     /// Show a progress bar on a terminal.
     pub progress: bool,
+    /// Where to score.
+    pub backend: BackendChoice,
 }
 
 impl SelectConfig {
@@ -111,6 +113,7 @@ impl SelectConfig {
             round: 0,
             tile_rows: 65_536,
             progress: false,
+            backend: BackendChoice::Auto,
         }
     }
 }
@@ -204,6 +207,8 @@ pub struct Summary {
     pub seed: u64,
     /// Backend that scored the pool.
     pub backend: String,
+    /// How the backend was chosen.
+    pub backend_choice: String,
     /// Rayon threads.
     pub threads: usize,
     /// Model.
@@ -310,7 +315,8 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
         round: cfg.round,
     };
     let t = Instant::now();
-    let scorer = CpuScorer::new(&gp);
+    let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
+    let scorer = backend.prepare(&gp)?;
     let kept = score_pool(
         cfg,
         &scorer,
@@ -386,6 +392,7 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
             minimize: cfg.minimize,
             seed: cfg.seed,
             backend: scorer.name(),
+            backend_choice: backend.description.clone(),
             threads: rayon::current_num_threads(),
             fit: FitSummary::new(&gp),
             seconds,

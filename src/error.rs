@@ -107,6 +107,19 @@ pub enum Error {
         /// The largest supported.
         max: u64,
     },
+    /// No GPU adapter qualifies (none found, or only software ones when they are not allowed).
+    #[error("no usable GPU adapter: {why}")]
+    NoAdapter {
+        /// What was found and why each adapter was passed over.
+        why: String,
+    },
+    /// The GPU reported a failure: a refused device, out of memory, a lost device, or a
+    /// validation error.
+    #[error("GPU error: {msg}")]
+    Gpu {
+        /// wgpu's message with what poolrank was doing.
+        msg: String,
+    },
 }
 
 /// Shorthand for `std::result::Result<T, poolrank::Error>`.

@@ -47,6 +47,7 @@ pub mod gp;
 pub mod kernel;
 pub mod report;
 pub mod select;
+pub mod sim;
 
 pub use acquisition::Acquisition;
 pub use engine::{run_select, BatchSize, Pick, SelectConfig, Selection};

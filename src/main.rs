@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use poolrank::backend::BackendChoice;
 use poolrank::data::{LabelSpec, PoolFormat, PoolSpec};
 use poolrank::{report, Acquisition, BatchMode, BatchSize, KernelKind, SelectConfig};
 
@@ -25,8 +26,155 @@ struct Cli {
 enum Command {
     /// Pick the next batch from a pool, given the labeled candidates.
     Select(Box<SelectArgs>),
+    /// Replay active learning on a fully labeled pool: does it beat random here?
+    Simulate(Box<SimulateArgs>),
+    /// Write a synthetic pool and labels whose answer is known (smooth, noise, homogeneous,
+    /// outliers).
+    Synth(SynthArgs),
     /// Run a selection on the built-in Enamine 10k set (docking scores; no input needed).
     Demo(DemoArgs),
+    /// List the GPU adapters wgpu sees and say which one `--backend auto` would take.
+    Devices(DevicesArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum BackendArg {
+    /// A hardware GPU when there is one, else the CPU.
+    Auto,
+    /// The CPU (rayon), the reference path.
+    Cpu,
+    /// A GPU through wgpu (Vulkan, Metal, DX12); an error when none fits.
+    Gpu,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Cpu => BackendChoice::Cpu,
+            BackendArg::Gpu => BackendChoice::Gpu,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct DevicesArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum ObjectiveArg {
+    /// Find the best candidates (top-k recall).
+    FindBest,
+    /// Learn an accurate model (RMSE on a held-out test split).
+    Accuracy,
+}
+
+#[derive(clap::Args, Debug)]
+struct SimulateArgs {
+    /// Pool of candidates (same formats as `select`); every candidate needs a label.
+    #[arg(long, value_name = "FILE")]
+    pool: PathBuf,
+    /// Pool format when the file name does not tell it.
+    #[arg(long, value_name = "FORMAT", value_parser = clap::builder::PossibleValuesParser::new(PoolFormat::NAMES))]
+    pool_format: Option<String>,
+    /// For .npy/.npz pools: one id per line, in row order (default: the row number).
+    #[arg(long, value_name = "FILE")]
+    ids: Option<PathBuf>,
+    /// The label of every candidate (the oracle): CSV with an id and a value column.
+    #[arg(long, value_name = "FILE")]
+    labels: PathBuf,
+    /// Id column of the labels file.
+    #[arg(long, default_value = "id", value_name = "NAME")]
+    id_col: String,
+    /// Value column of the labels file.
+    #[arg(long, default_value = "score", value_name = "NAME")]
+    y_col: String,
+    /// Lower values are better.
+    #[arg(long)]
+    minimize: bool,
+    /// Strategies to compare with random (which always runs), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "greedy,ucb", value_parser = clap::builder::PossibleValuesParser::new(poolrank::Acquisition::NAMES))]
+    strategies: Vec<String>,
+    /// UCB's weight on the standard deviation.
+    #[arg(long, default_value_t = 2.0)]
+    beta: f32,
+    /// EI/PI margin, in label standard deviations.
+    #[arg(long, default_value_t = 0.0)]
+    xi: f32,
+    /// Initial random labels: a count or a fraction of the pool.
+    #[arg(long, default_value = "0.01", value_parser = BatchSize::parse)]
+    init: BatchSize,
+    /// Batch per round: a count or a fraction of the pool.
+    #[arg(long, default_value = "0.01", value_parser = BatchSize::parse)]
+    batch: BatchSize,
+    /// Rounds after the initial batch.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Size of the true top set for recall: a count or a fraction.
+    #[arg(long, default_value = "0.01", value_parser = BatchSize::parse)]
+    topk: BatchSize,
+    /// Replicates (each with its own initial set, shared by every strategy).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Seed of the initial sets, test split, random draws and bootstrap.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// How each batch is formed.
+    #[arg(long, value_enum, default_value = "topk")]
+    batch_mode: ModeArg,
+    /// What "better than random" means.
+    #[arg(long, value_enum, default_value = "find-best")]
+    objective: ObjectiveArg,
+    /// Held-out test fraction for --objective accuracy.
+    #[arg(long, default_value_t = 0.2)]
+    test: f64,
+    /// Similarity kernel (default: from the features).
+    #[arg(long, value_enum)]
+    kernel: Option<KernelArg>,
+    /// Noise variance, standardised units (fitted if not given).
+    #[arg(long, value_name = "VAR")]
+    noise: Option<f64>,
+    /// Signal variance, standardised units (fitted if not given).
+    #[arg(long, value_name = "VAR")]
+    signal_var: Option<f64>,
+    /// Lengthscale of rbf/matern52 (fitted if not given).
+    #[arg(long, value_name = "LEN")]
+    lengthscale: Option<f64>,
+    /// Fit the hyperparameters once (round 0) and hold them, instead of refitting every round.
+    #[arg(long)]
+    hold_hyperparameters: bool,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where to score (see `select --help`).
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// Output folder: curves.csv and summary.json.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct SynthArgs {
+    /// Which scenario.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(poolrank::sim::synth::Scenario::NAMES))]
+    scenario: String,
+    /// Candidates.
+    #[arg(long, default_value_t = 20_000)]
+    n: usize,
+    /// Dense feature dimension.
+    #[arg(long, default_value_t = 16)]
+    dim: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Output prefix: writes PREFIX.npy (float32 features) and PREFIX.labels.csv (id,score; the
+    /// id is the row number).
+    #[arg(long, value_name = "PREFIX")]
+    out: PathBuf,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -150,6 +298,10 @@ struct SelectArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Where to score. Software GPU adapters (llvmpipe) are taken only with
+    /// POOLRANK_ALLOW_SOFTWARE_GPU=1.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
 }
 
 #[derive(clap::Args, Debug)]
@@ -179,6 +331,21 @@ fn run(cli: Cli) -> Result<()> {
             let threads = args.threads;
             with_threads(threads, || select(*args))
         }
+        Command::Simulate(args) => {
+            let threads = args.threads;
+            with_threads(threads, || simulate(*args))
+        }
+        Command::Synth(args) => synth(args),
+        Command::Devices(args) => {
+            let list =
+                poolrank::backend::gpu::list_adapters(&poolrank::backend::GpuOptions::default());
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                print!("{list}");
+            }
+            Ok(())
+        }
         Command::Demo(args) => with_threads(args.threads, || {
             let report = poolrank::demo::run(args.seed)?;
             print!("{report}");
@@ -203,6 +370,106 @@ fn with_threads(threads: Option<usize>, f: impl FnOnce() -> Result<()> + Send) -
     pool.install(f)
 }
 
+fn kernel_kind(k: KernelArg) -> KernelKind {
+    match k {
+        KernelArg::Tanimoto => KernelKind::Tanimoto,
+        KernelArg::Minmax => KernelKind::MinMax,
+        KernelArg::Rbf => KernelKind::Rbf,
+        KernelArg::Matern52 => KernelKind::Matern52,
+    }
+}
+
+fn simulate(a: SimulateArgs) -> Result<()> {
+    use poolrank::sim::{load_labeled_pool, simulate, Objective, SimConfig};
+    let mut pool = PoolSpec::new(&a.pool);
+    pool.format = a.pool_format.as_deref().and_then(PoolFormat::from_name);
+    pool.ids = a.ids.clone();
+    let labels = LabelSpec {
+        path: a.labels.clone(),
+        id_col: a.id_col.clone(),
+        y_col: a.y_col.clone(),
+    };
+    let mut cfg = SimConfig::new();
+    cfg.strategies = a
+        .strategies
+        .iter()
+        .filter_map(|s| Acquisition::from_name(s, a.beta, a.xi))
+        .collect();
+    cfg.init = a.init;
+    cfg.batch = a.batch;
+    cfg.rounds = a.rounds;
+    cfg.topk = a.topk;
+    cfg.reps = a.reps;
+    cfg.seed = a.seed;
+    cfg.mode = match a.batch_mode {
+        ModeArg::Topk => BatchMode::TopK,
+        ModeArg::Diverse => BatchMode::Diverse,
+    };
+    cfg.objective = match a.objective {
+        ObjectiveArg::FindBest => Objective::FindBest,
+        ObjectiveArg::Accuracy => Objective::Accuracy,
+    };
+    cfg.test = a.test;
+    cfg.kernel = a.kernel.map(kernel_kind);
+    cfg.noise = a.noise;
+    cfg.signal_var = a.signal_var;
+    cfg.lengthscale = a.lengthscale;
+    cfg.refit = !a.hold_hyperparameters;
+    cfg.minimize = a.minimize;
+    cfg.backend = a.backend.into();
+    let data = load_labeled_pool(&pool, &labels)?;
+    let result = simulate(&data, &cfg)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let (curves, summary) = (a.out.join("curves.csv"), a.out.join("summary.json"));
+    report::write_all(vec![
+        (
+            curves.as_path(),
+            Box::new(|p| report::write_curves_csv(p, &result.curves)),
+        ),
+        (
+            summary.as_path(),
+            Box::new(|p| report::write_json(p, &result)),
+        ),
+    ])?;
+    print!("{}", poolrank::sim::verdict_table(&result));
+    eprintln!("wrote {} and {}", curves.display(), summary.display());
+    Ok(())
+}
+
+fn synth(a: SynthArgs) -> Result<()> {
+    use poolrank::sim::synth::{generate, Scenario};
+    let scenario = Scenario::from_name(&a.scenario).context("unknown scenario")?;
+    let pool = generate(scenario, a.n, a.dim, a.seed)?;
+    let prefix = a.out.to_string_lossy().into_owned();
+    let (npy, labels) = (
+        PathBuf::from(format!("{prefix}.npy")),
+        PathBuf::from(format!("{prefix}.labels.csv")),
+    );
+    report::write_all(vec![
+        (
+            npy.as_path(),
+            Box::new(|p| report::write_dense_npy(p, &pool.features)),
+        ),
+        (
+            labels.as_path(),
+            Box::new(|p| {
+                let rows: Vec<(String, f64)> = (0..pool.y.len())
+                    .map(|i| (i.to_string(), pool.y[i]))
+                    .collect();
+                report::write_labels_csv(p, &rows)
+            }),
+        ),
+    ])?;
+    eprintln!(
+        "wrote {} and {} ({} candidates, {} features)",
+        npy.display(),
+        labels.display(),
+        a.n,
+        a.dim
+    );
+    Ok(())
+}
+
 fn select(a: SelectArgs) -> Result<()> {
     let mut pool = PoolSpec::new(&a.pool);
     pool.format = a.pool_format.as_deref().and_then(PoolFormat::from_name);
@@ -215,12 +482,7 @@ fn select(a: SelectArgs) -> Result<()> {
     };
     let mut cfg = SelectConfig::new(pool, labels);
     cfg.pending = a.pending.clone();
-    cfg.kernel = a.kernel.map(|k| match k {
-        KernelArg::Tanimoto => KernelKind::Tanimoto,
-        KernelArg::Minmax => KernelKind::MinMax,
-        KernelArg::Rbf => KernelKind::Rbf,
-        KernelArg::Matern52 => KernelKind::Matern52,
-    });
+    cfg.kernel = a.kernel.map(kernel_kind);
     cfg.noise = a.noise;
     cfg.signal_var = a.signal_var;
     cfg.lengthscale = a.lengthscale;
@@ -245,6 +507,7 @@ fn select(a: SelectArgs) -> Result<()> {
     cfg.round = a.round;
     cfg.tile_rows = a.tile;
     cfg.progress = !a.quiet;
+    cfg.backend = a.backend.into();
     let selection = poolrank::run_select(&cfg)?;
     report::write_batch_csv(&a.out, &selection.picks)?;
     if let Some(path) = &a.summary {
@@ -255,6 +518,7 @@ fn select(a: SelectArgs) -> Result<()> {
         }
     }
     let s = &selection.summary;
+    eprintln!("backend: {}", s.backend_choice);
     eprintln!(
         "picked {} of {} candidates ({} labeled, {} pending) with {} on {}; scored {:.0} candidates/s; wrote {}",
         selection.picks.len(),

@@ -56,6 +56,88 @@ pub fn write_batch_csv(path: &Path, picks: &[Pick]) -> Result<()> {
     })
 }
 
+/// Writes simulation curves as CSV: `strategy,replicate,round,labeled,metric,value`.
+pub fn write_curves_csv(path: &Path, curves: &[crate::sim::CurvePoint]) -> Result<()> {
+    write_atomic(path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record([
+            "strategy",
+            "replicate",
+            "round",
+            "labeled",
+            "metric",
+            "value",
+        ])?;
+        for c in curves {
+            csv.write_record([
+                c.strategy.clone(),
+                c.replicate.to_string(),
+                c.round.to_string(),
+                c.labeled.to_string(),
+                c.metric.to_string(),
+                c.value.to_string(),
+            ])?;
+        }
+        csv.flush()
+    })
+}
+
+/// One file of a [`write_all`]: its path and the function that writes it there.
+pub type PendingWrite<'a> = (&'a Path, Box<dyn FnOnce(&Path) -> Result<()> + 'a>);
+
+/// Writes several files all or nothing: if one fails, those already written are removed.
+pub fn write_all(writes: Vec<PendingWrite<'_>>) -> Result<()> {
+    let mut done: Vec<&Path> = Vec::new();
+    for (path, write) in writes {
+        if let Err(e) = write(path) {
+            for p in done {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e);
+        }
+        done.push(path);
+    }
+    Ok(())
+}
+
+/// Writes dense features as a little-endian float32 `.npy` (C order).
+pub fn write_dense_npy(path: &Path, features: &crate::data::Features) -> Result<()> {
+    let crate::data::Features::Dense { dim, data } = features else {
+        return Err(Error::param(
+            "features",
+            "write_dense_npy needs dense features",
+        ));
+    };
+    let rows = data.len().checked_div(*dim).unwrap_or(0);
+    let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {dim}), }}");
+    let unpadded = 10 + dict.len() + 1;
+    let header = format!(
+        "{dict}{}\n",
+        " ".repeat(unpadded.next_multiple_of(64) - unpadded)
+    );
+    write_atomic(path, |w| {
+        w.write_all(b"\x93NUMPY\x01\x00")?;
+        w.write_all(&(header.len() as u16).to_le_bytes())?;
+        w.write_all(header.as_bytes())?;
+        for v in data {
+            w.write_all(&v.to_le_bytes())?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes labels as CSV `id,score`.
+pub fn write_labels_csv(path: &Path, rows: &[(String, f64)]) -> Result<()> {
+    write_atomic(path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        csv.write_record(["id", "score"])?;
+        for (id, v) in rows {
+            csv.write_record([id.clone(), v.to_string()])?;
+        }
+        csv.flush()
+    })
+}
+
 /// Writes any serialisable value as pretty JSON.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, |w| {

@@ -1,0 +1,25 @@
+//! The wgpu backend: WGSL compute shaders score pool tiles on any Vulkan, Metal or DX12 device,
+//! with the CPU scorer's answers within f32 rounding.
+//!
+//! - [`context`]: every piece of wgpu setup (instance, adapter choice, device, limits).
+//! - `shaders`: the WGSL sources from `shaders/` and the mirrors of their uniform structs.
+//! - `pipelines`: pipelines built once per device, cached by key.
+//! - `plan`: tiling from the device's limits.
+//! - [`GpuScorer`]: one round's uploaded state and the per-tile dispatches.
+//!
+//! Per chunk of pool rows the kernel block `Ks = s2·k(chunk, X)` is computed on the device
+//! (popcounts for fingerprints, encoded on the CPU exactly as the CPU scorer encodes them;
+//! distances for dense features) and stays there; the posterior shader reads it for the mean
+//! `Ks·alpha` and the variance `s2 − rowsum((Ks·Wᵀ)²)`, whose GEMM never writes `Ks·Wᵀ` out.
+
+pub mod context;
+mod pipelines;
+mod plan;
+mod scorer;
+mod shaders;
+
+pub use context::{
+    list_adapters, AdapterList, AdapterSummary, DeviceLimits, GpuContext, GpuOptions,
+    ALLOW_SOFTWARE_ENV,
+};
+pub use scorer::{GpuScorer, TileLimits};

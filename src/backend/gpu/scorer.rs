@@ -1,0 +1,476 @@
+//! The GPU scorer: the training side, `alpha` and `W = L⁻¹` uploaded once per round, then per
+//! chunk of pool rows one submission: upload the encoded rows, the kernel block into `ks` (which
+//! stays on the device), one posterior dispatch per panel of `W`, and the read-back of the mean
+//! and the variance.
+
+use std::sync::{mpsc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+use super::pipelines::{Pipeline, PipelineKey};
+use super::plan::{plan, Budget, Plan, DEFAULT_ROWS};
+use super::shaders::{
+    KernelParams, PosteriorParams, BLOCK_SIDE, FLAG_FIRST_PANEL, FLAG_LAST_PANEL, INVOCATIONS,
+    POSTERIOR_ROWS, WORKGROUP_BYTES,
+};
+use crate::backend::encode::{pack_bits_into, LevelCode, Packed};
+use crate::backend::Scorer;
+use crate::data::{FeatureKind, Features};
+use crate::error::{Error, Result};
+use crate::gp::FittedGp;
+use crate::kernel::KernelKind;
+
+/// Caps below the device's limits, to bound memory or to exercise the tiling in tests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TileLimits {
+    /// Largest pool rows per dispatch; default 8192 (fewer when the kernel block would not fit
+    /// one storage binding).
+    pub max_rows: Option<usize>,
+    /// Largest kernel block and `W` panel, bytes; default the device's storage binding limit.
+    pub max_block_bytes: Option<u64>,
+}
+
+/// The training side as the shaders read it.
+enum Train {
+    /// Fingerprints: `u32` words (a `u64` word is two, low half first) and norms.
+    Popcount {
+        /// The thermometer code for count features; `None` for bits.
+        code: Option<LevelCode>,
+        /// `u32` words per row.
+        width: usize,
+        words: Vec<u32>,
+        norms: Vec<f32>,
+    },
+    /// Dense `f32` rows.
+    Dense { dim: usize },
+}
+
+impl Train {
+    /// Encodes the labeled rows exactly as the CPU scorer does.
+    fn encode(train: &Features) -> Self {
+        let n = train.len();
+        let mut packed = Packed::default();
+        let code = match train {
+            Features::Dense { dim, .. } => return Train::Dense { dim: *dim },
+            Features::Counts { .. } => {
+                let code = LevelCode::from_train(train);
+                code.encode_into(train, 0..n, &mut packed);
+                Some(code)
+            }
+            Features::Bits { .. } => {
+                pack_bits_into(train, 0..n, &mut packed);
+                None
+            }
+        };
+        let mut words = Vec::new();
+        split_words(&packed.data, &mut words);
+        Train::Popcount {
+            code,
+            width: 2 * packed.words,
+            words,
+            norms: packed.norms,
+        }
+    }
+
+    /// Elements (`u32` or `f32`) per row.
+    fn width(&self) -> usize {
+        match self {
+            Train::Popcount { width, .. } => *width,
+            Train::Dense { dim } => *dim,
+        }
+    }
+}
+
+/// Host-side scratch, behind a mutex that also serialises calls (the device buffers are shared).
+#[derive(Default)]
+struct Scratch {
+    packed: Packed,
+    words: Vec<u32>,
+}
+
+/// The GPU backend prepared for one round.
+pub struct GpuScorer {
+    ctx: GpuContext,
+    n: usize,
+    s2: f32,
+    inv_ls: f32,
+    /// The labeled features' kind; pool tiles must have the same.
+    kind: FeatureKind,
+    /// The count code (count fingerprints only).
+    code: Option<LevelCode>,
+    /// Elements per uploaded pool row.
+    width: usize,
+    plan: Plan,
+    kernel: Pipeline,
+    posterior: Pipeline,
+    kernel_params: wgpu::Buffer,
+    panel_params: Vec<wgpu::Buffer>,
+    pool: wgpu::Buffer,
+    /// Pool norms (fingerprints only).
+    pool_norms: Option<wgpu::Buffer>,
+    mean: wgpu::Buffer,
+    var: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    kernel_group: wgpu::BindGroup,
+    posterior_groups: Vec<wgpu::BindGroup>,
+    scratch: Mutex<Scratch>,
+}
+
+const F32: u64 = 4;
+
+/// Splits `u64` words into `u32` words, low half first (the layout the shaders read).
+fn split_words(words: &[u64], out: &mut Vec<u32>) {
+    out.clear();
+    out.extend(words.iter().flat_map(|&w| [w as u32, (w >> 32) as u32]));
+}
+
+impl GpuScorer {
+    /// Prepares the round on `ctx`: tiles from the device's limits, uploads the training side,
+    /// `alpha` and `W = L⁻¹` (in panels), builds (or reuses) the pipelines and bind groups.
+    ///
+    /// # Errors
+    /// [`Error::LimitExceeded`] when the labeled set does not fit the device (one labeled row of
+    /// the kernel block or of `W`, or the training features, exceed a storage binding);
+    /// [`Error::Gpu`] when wgpu reports a failure (out of memory, validation, device lost).
+    pub fn new(ctx: &GpuContext, gp: &FittedGp) -> Result<Self> {
+        Self::with_limits(ctx, gp, TileLimits::default())
+    }
+
+    /// [`GpuScorer::new`] with tighter tiling than the device allows.
+    pub fn with_limits(ctx: &GpuContext, gp: &FittedGp, caps: TileLimits) -> Result<Self> {
+        let n = gp.n_train();
+        let limits = ctx.limits();
+        // Below WebGPU's minimum limits, so only a very unusual adapter fails these.
+        if limits.max_compute_invocations_per_workgroup < INVOCATIONS {
+            return Err(Error::LimitExceeded {
+                what: "invocations per workgroup".into(),
+                requested: INVOCATIONS.into(),
+                max: limits.max_compute_invocations_per_workgroup.into(),
+            });
+        }
+        if limits.max_compute_workgroup_storage_size < WORKGROUP_BYTES {
+            return Err(Error::LimitExceeded {
+                what: "workgroup memory, bytes".into(),
+                requested: WORKGROUP_BYTES.into(),
+                max: limits.max_compute_workgroup_storage_size.into(),
+            });
+        }
+        let budget = Budget {
+            binding: limits.max_storage_buffer_binding_size,
+            buffer: limits.max_buffer_size,
+            groups: limits.max_compute_workgroups_per_dimension,
+            block: caps
+                .max_block_bytes
+                .unwrap_or(limits.max_storage_buffer_binding_size),
+            rows: caps.max_rows.unwrap_or(DEFAULT_ROWS),
+        };
+        let train = Train::encode(&gp.train);
+        let width = train.width();
+        let row_bytes = width as u64 * F32;
+        let plan = plan(n, row_bytes, row_bytes, &budget)?;
+        let cap = plan.rows as u64;
+
+        let device = ctx.device();
+        let read = wgpu::BufferUsages::STORAGE;
+        let upload = |label: &str, contents: &[u8]| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: read,
+            })
+        };
+        let buffer = |label: &str, bytes: u64, usage: wgpu::BufferUsages| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.max(F32),
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let to_device = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+        let from_device = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        let uniform = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
+
+        let ks = buffer("poolrank kernel block", cap * n as u64 * F32, read);
+        let mean = buffer("poolrank mean", cap * F32, from_device);
+        let var = buffer("poolrank variance", cap * F32, from_device);
+        let staging = buffer(
+            "poolrank read-back",
+            2 * cap * F32,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
+        let kernel_params = buffer(
+            "poolrank kernel params",
+            std::mem::size_of::<KernelParams>() as u64,
+            uniform,
+        );
+        let pool = buffer("poolrank pool rows", cap * row_bytes, to_device);
+
+        let (key, code, pool_norms, kernel_group) = match train {
+            Train::Popcount {
+                code, words, norms, ..
+            } => {
+                let tw = upload("poolrank train words", bytemuck::cast_slice(&words));
+                let tn = upload("poolrank train norms", bytemuck::cast_slice(&norms));
+                let pn = buffer("poolrank pool norms", cap * F32, to_device);
+                let kernel = ctx.pipeline(PipelineKey::Popcount);
+                let group = bind_group(
+                    device,
+                    &kernel,
+                    "poolrank popcount bind group",
+                    &[&kernel_params, &pool, &pn, &tw, &tn, &ks],
+                );
+                (PipelineKey::Popcount, code, Some(pn), group)
+            }
+            Train::Dense { .. } => {
+                let Features::Dense { data, .. } = &gp.train else {
+                    unreachable!("dense encoding comes from dense features");
+                };
+                let tf = upload("poolrank train features", bytemuck::cast_slice(data));
+                let key = PipelineKey::Dense {
+                    matern: gp.kernel.kind == KernelKind::Matern52,
+                };
+                let kernel = ctx.pipeline(key);
+                let group = bind_group(
+                    device,
+                    &kernel,
+                    "poolrank dense bind group",
+                    &[&kernel_params, &pool, &tf, &ks],
+                );
+                (key, None, None, group)
+            }
+        };
+        let kernel = ctx.pipeline(key);
+        let posterior = ctx.pipeline(PipelineKey::Posterior);
+
+        let alpha: Vec<f32> = gp.alpha.iter().map(|&a| a as f32).collect();
+        let alpha = upload("poolrank alpha", bytemuck::cast_slice(&alpha));
+        let w = gp.chol_inverse();
+        let mut panel_params = Vec::with_capacity(plan.panels.len());
+        let mut posterior_groups = Vec::with_capacity(plan.panels.len());
+        let mut panel = Vec::new();
+        for p in &plan.panels {
+            // Rows p of W with the columns 0..p.end that can be nonzero.
+            panel.clear();
+            for r in p.clone() {
+                panel.extend((0..p.end).map(|j| w[(r, j)] as f32));
+            }
+            let rows = format!("{}..{}", p.start, p.end);
+            let wbuf = upload(
+                &format!("poolrank W rows {rows}"),
+                bytemuck::cast_slice(&panel),
+            );
+            let params = buffer(
+                &format!("poolrank posterior params {rows}"),
+                std::mem::size_of::<PosteriorParams>() as u64,
+                uniform,
+            );
+            posterior_groups.push(bind_group(
+                device,
+                &posterior,
+                &format!("poolrank posterior bind group {rows}"),
+                &[&params, &ks, &alpha, &wbuf, &mean, &var],
+            ));
+            panel_params.push(params);
+        }
+        ctx.check("preparing the GPU scorer")?;
+        Ok(GpuScorer {
+            ctx: ctx.clone(),
+            n,
+            s2: gp.signal_var as f32,
+            inv_ls: (1.0 / gp.kernel.lengthscale) as f32,
+            kind: gp.train.kind(),
+            code,
+            width,
+            plan,
+            kernel,
+            posterior,
+            kernel_params,
+            panel_params,
+            pool,
+            pool_norms,
+            mean,
+            var,
+            staging,
+            kernel_group,
+            posterior_groups,
+            scratch: Mutex::new(Scratch::default()),
+        })
+    }
+
+    /// Pool rows per dispatch.
+    pub fn rows_per_dispatch(&self) -> usize {
+        self.plan.rows
+    }
+
+    /// Number of panels `W` is split into.
+    pub fn panels(&self) -> usize {
+        self.plan.panels.len()
+    }
+
+    /// Encodes rows `start..start + rows` of `tile` and writes them to the pool buffers.
+    fn upload_rows(&self, tile: &Features, start: usize, rows: usize, s: &mut Scratch) {
+        let queue = self.ctx.queue();
+        match tile {
+            Features::Dense { dim, data } => {
+                let part = &data[start * dim..(start + rows) * dim];
+                queue.write_buffer(&self.pool, 0, bytemuck::cast_slice(part));
+            }
+            _ => {
+                match &self.code {
+                    Some(code) => code.encode_into(tile, start..start + rows, &mut s.packed),
+                    None => pack_bits_into(tile, start..start + rows, &mut s.packed),
+                }
+                split_words(&s.packed.data, &mut s.words);
+                debug_assert_eq!(s.words.len(), rows * self.width);
+                queue.write_buffer(&self.pool, 0, bytemuck::cast_slice(&s.words));
+                if let Some(norms) = &self.pool_norms {
+                    queue.write_buffer(norms, 0, bytemuck::cast_slice(&s.packed.norms));
+                }
+            }
+        }
+    }
+
+    /// Scores `rows ≤ plan.rows` rows already uploaded; fills `mean` and `var`.
+    fn dispatch(&self, rows: usize, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+        let queue = self.ctx.queue();
+        let (rows32, n32) = (rows as u32, self.n as u32);
+        let params = KernelParams {
+            rows: rows32,
+            n: n32,
+            width: self.width as u32,
+            s2: self.s2,
+            inv_ls: self.inv_ls,
+            ..Default::default()
+        };
+        queue.write_buffer(&self.kernel_params, 0, bytemuck::bytes_of(&params));
+        let last = self.plan.panels.len() - 1;
+        for (p, (range, buf)) in self.plan.panels.iter().zip(&self.panel_params).enumerate() {
+            let mut flags = 0;
+            if p == 0 {
+                flags |= FLAG_FIRST_PANEL;
+            }
+            if p == last {
+                flags |= FLAG_LAST_PANEL;
+            }
+            let params = PosteriorParams {
+                rows: rows32,
+                n: n32,
+                panel_start: range.start as u32,
+                panel_end: range.end as u32,
+                flags,
+                s2: self.s2,
+                ..Default::default()
+            };
+            queue.write_buffer(buf, 0, bytemuck::bytes_of(&params));
+        }
+
+        let mut encoder =
+            self.ctx
+                .device()
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("poolrank score chunk"),
+                });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("poolrank posterior pass"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.kernel.pipeline);
+            pass.set_bind_group(0, &self.kernel_group, &[]);
+            pass.dispatch_workgroups(n32.div_ceil(BLOCK_SIDE), rows32.div_ceil(BLOCK_SIDE), 1);
+            // wgpu orders the dispatches: each reads what the previous one wrote.
+            pass.set_pipeline(&self.posterior.pipeline);
+            for group in &self.posterior_groups {
+                pass.set_bind_group(0, group, &[]);
+                pass.dispatch_workgroups(rows32.div_ceil(POSTERIOR_ROWS), 1, 1);
+            }
+        }
+        let bytes = rows as u64 * F32;
+        let var_at = self.plan.rows as u64 * F32;
+        encoder.copy_buffer_to_buffer(&self.mean, 0, &self.staging, 0, bytes);
+        encoder.copy_buffer_to_buffer(&self.var, 0, &self.staging, var_at, bytes);
+        queue.submit([encoder.finish()]);
+
+        let (tx, rx) = mpsc::channel();
+        let slice = self.staging.slice(..);
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx.wait()?;
+        rx.recv()
+            .map_err(|_| gpu_error("read-back never completed"))?
+            .map_err(|e| gpu_error(format!("mapping the read-back buffer: {e}")))?;
+        {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| gpu_error(format!("reading the read-back buffer: {e}")))?;
+            let all: &[f32] = bytemuck::cast_slice(&view);
+            let var_at = self.plan.rows;
+            mean.copy_from_slice(&all[..rows]);
+            var.copy_from_slice(&all[var_at..var_at + rows]);
+        }
+        self.staging.unmap();
+        self.ctx.check("scoring a tile")
+    }
+}
+
+fn gpu_error(msg: impl Into<String>) -> Error {
+    Error::Gpu { msg: msg.into() }
+}
+
+fn bind_group(
+    device: &wgpu::Device,
+    pipeline: &Pipeline,
+    label: &str,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<_> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout: &pipeline.layout,
+        entries: &entries,
+    })
+}
+
+impl Scorer for GpuScorer {
+    fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+        let total = tile.len();
+        assert_eq!(mean.len(), total, "one mean per tile row");
+        assert_eq!(var.len(), total, "one variance per tile row");
+        if tile.kind() != self.kind {
+            return Err(Error::param(
+                "pool",
+                format!(
+                    "tile holds {} but the model was fitted on {}",
+                    tile.kind(),
+                    self.kind
+                ),
+            ));
+        }
+        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let step = self.plan.rows;
+        for start in (0..total).step_by(step) {
+            let rows = step.min(total - start);
+            self.upload_rows(tile, start, rows, &mut scratch);
+            self.dispatch(
+                rows,
+                &mut mean[start..start + rows],
+                &mut var[start..start + rows],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> String {
+        format!("gpu ({})", self.ctx.adapter().name)
+    }
+}

@@ -1,0 +1,698 @@
+//! Retrospective simulation: does active learning beat random on this pool?
+//!
+//! On a fully labeled pool, each replicate draws one random initial set that every strategy
+//! starts from (a paired design); then each round fits the GP, scores the unlabeled pool, picks
+//! a batch and reveals its labels. `random` always runs as the baseline. Per round the measures
+//! of [`metrics`] are recorded; at the end each strategy is compared with random on the
+//! objective's final measure and on the area under its curve ([`verdict`]).
+//!
+//! Ties between candidates (common: far from every label, many candidates have exactly the
+//! prior variance) are broken by a seeded permutation drawn per replicate, not by row order:
+//! published pools are often sorted by value, and "lowest row first" would then leak the
+//! labels into the picks.
+
+pub mod metrics;
+pub mod synth;
+pub mod verdict;
+
+use std::time::Instant;
+
+use crate::acquisition::{draw_u32, score, AcqContext, Acquisition};
+use crate::backend::{Backend, BackendChoice, GpuOptions, Scorer};
+use crate::data::{read_labels, Features, LabelSpec, PoolSpec, Tile};
+use crate::demo::seeded_order;
+use crate::engine::BatchSize;
+use crate::error::{Error, Result};
+use crate::gp::{fit, FittedGp, GpParams, GpValidParams};
+use crate::kernel::KernelKind;
+use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
+use metrics::{k_best, rmse, spearman, TopTruth};
+use verdict::{compare, Comparison};
+
+/// What "better than random" means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Find the best candidates: top-k recall.
+    FindBest,
+    /// Learn an accurate model: RMSE on a held-out test split (lower is better).
+    Accuracy,
+}
+
+/// Simulation settings.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Strategies besides `random` (which always runs).
+    pub strategies: Vec<Acquisition>,
+    /// Initial random labels (count or fraction of the pool).
+    pub init: BatchSize,
+    /// Batch per round.
+    pub batch: BatchSize,
+    /// Rounds after the initial batch.
+    pub rounds: usize,
+    /// Size of the true top set for recall.
+    pub topk: BatchSize,
+    /// Replicates.
+    pub reps: usize,
+    /// Seed of everything (initial sets, test split, draws, bootstrap).
+    pub seed: u64,
+    /// Batch mode.
+    pub mode: BatchMode,
+    /// Objective.
+    pub objective: Objective,
+    /// Test fraction for `accuracy`.
+    pub test: f64,
+    /// Kernel (default from the features).
+    pub kernel: Option<KernelKind>,
+    /// Fixed signal variance.
+    pub signal_var: Option<f64>,
+    /// Fixed noise.
+    pub noise: Option<f64>,
+    /// Fixed lengthscale.
+    pub lengthscale: Option<f64>,
+    /// Refit the hyperparameters every round (else fit them in round 0 and hold them).
+    pub refit: bool,
+    /// Lower values are better.
+    pub minimize: bool,
+    /// Where to score.
+    pub backend: BackendChoice,
+}
+
+impl SimConfig {
+    /// The reference protocol of the data README: greedy and UCB (β = 2), init 1%, five
+    /// rounds of 1%, top-1%, five replicates, top-k batches, refit every round.
+    pub fn new() -> Self {
+        SimConfig {
+            strategies: vec![Acquisition::Greedy, Acquisition::Ucb { beta: 2.0 }],
+            init: BatchSize::Fraction(0.01),
+            batch: BatchSize::Fraction(0.01),
+            rounds: 5,
+            topk: BatchSize::Fraction(0.01),
+            reps: 5,
+            seed: 0,
+            mode: BatchMode::TopK,
+            objective: Objective::FindBest,
+            test: 0.2,
+            kernel: None,
+            signal_var: None,
+            noise: None,
+            lengthscale: None,
+            refit: true,
+            minimize: false,
+            backend: BackendChoice::Auto,
+        }
+    }
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig::new()
+    }
+}
+
+/// One measure of one strategy, replicate and round.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CurvePoint {
+    /// Strategy name.
+    pub strategy: String,
+    /// Replicate, from 0.
+    pub replicate: usize,
+    /// Round, 0 = the initial set.
+    pub round: usize,
+    /// Labeled candidates so far.
+    pub labeled: usize,
+    /// Measure name.
+    pub metric: &'static str,
+    /// Its value.
+    pub value: f64,
+}
+
+/// Fitted hyperparameters of one round.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FitRecord {
+    /// Strategy.
+    pub strategy: String,
+    /// Replicate.
+    pub replicate: usize,
+    /// Round.
+    pub round: usize,
+    /// Signal variance.
+    pub signal_var: f64,
+    /// Noise.
+    pub noise: f64,
+    /// Lengthscale (dense kernels).
+    pub lengthscale: Option<f64>,
+    /// Log marginal likelihood.
+    pub log_marginal_likelihood: f64,
+}
+
+/// A strategy's verdict against random.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StrategyVerdict {
+    /// Strategy.
+    pub strategy: String,
+    /// The measure compared (`topk_recall` or `test_rmse`).
+    pub metric: &'static str,
+    /// Mean final measure of the strategy.
+    pub strategy_mean: f64,
+    /// Mean final measure of random.
+    pub random_mean: f64,
+    /// Strategy over random (random over strategy for RMSE): above 1 is better.
+    pub enrichment: f64,
+    /// Final measure, paired with random.
+    pub final_round: Comparison,
+    /// Area under the curve (mean over rounds 1..=R), paired with random.
+    pub area: Comparison,
+}
+
+/// Everything a simulation produced.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SimResult {
+    /// Candidates in the simulated pool (test split excluded).
+    pub pool_size: usize,
+    /// Test candidates (accuracy objective).
+    pub test_size: usize,
+    /// Resolved sizes.
+    pub init: usize,
+    /// Batch per round.
+    pub batch: usize,
+    /// Top-k size.
+    pub topk: usize,
+    /// Rounds.
+    pub rounds: usize,
+    /// Replicates.
+    pub reps: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Objective.
+    pub objective: Objective,
+    /// Kernel used.
+    pub kernel: &'static str,
+    /// Strategy names, random first.
+    pub strategies: Vec<String>,
+    /// Initial sets, one per replicate (pool rows), shared by every strategy.
+    pub initial_sets: Vec<Vec<usize>>,
+    /// Verdicts of every strategy but random.
+    pub verdicts: Vec<StrategyVerdict>,
+    /// Hyperparameters per round.
+    pub fits: Vec<FitRecord>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// How the backend was chosen.
+    pub backend: String,
+    /// The curves.
+    #[serde(skip)]
+    pub curves: Vec<CurvePoint>,
+}
+
+/// A fully labeled pool in memory.
+pub struct LabeledPool {
+    /// Features, one row per candidate.
+    pub features: Features,
+    /// Ids.
+    pub ids: Vec<String>,
+    /// Labels, in the labels' units.
+    pub y: Vec<f64>,
+}
+
+/// Reads a whole pool and the label of every candidate (missing labels are an error naming a
+/// few of them).
+pub fn load_labeled_pool(pool: &PoolSpec, labels: &LabelSpec) -> Result<LabeledPool> {
+    let lab = read_labels(labels)?;
+    let by_id: std::collections::HashMap<&str, f64> = lab
+        .ids
+        .iter()
+        .map(String::as_str)
+        .zip(lab.values.iter().copied())
+        .collect();
+    let mut reader = pool.open()?;
+    let mut tile = Tile::new(reader.kind());
+    let mut features = Features::empty(reader.kind());
+    let (mut ids, mut y, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    let mut seen = std::collections::HashSet::new();
+    while reader.read_tile(65_536, &mut tile)? {
+        for (r, id) in tile.ids.iter().enumerate() {
+            if !seen.insert(id.clone()) {
+                return Err(Error::DuplicateId {
+                    path: pool.path.clone(),
+                    id: id.clone(),
+                    where_: format!("row {} repeats an earlier row", tile.start + r),
+                });
+            }
+            match by_id.get(id.as_str()) {
+                Some(&v) => y.push(v),
+                None => missing.push(id.clone()),
+            }
+            features.push_row_from(&tile.features, r);
+            ids.push(id.clone());
+        }
+    }
+    if ids.is_empty() {
+        return Err(Error::EmptyPool {
+            path: pool.path.clone(),
+        });
+    }
+    if !missing.is_empty() {
+        return Err(Error::param(
+            "--labels",
+            format!(
+                "{}: {} pool candidate(s) have no label (simulate needs every label), e.g. {}",
+                labels.path.display(),
+                missing.len(),
+                missing
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(LabeledPool { features, ids, y })
+}
+
+/// Runs the simulation on a labeled pool.
+pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
+    let started = Instant::now();
+    let n_all = pool.y.len();
+    let kind = pool.features.kind();
+    let kernel = cfg.kernel.unwrap_or_else(|| KernelKind::default_for(kind));
+    let mut params = GpParams::new(kernel);
+    params.signal_var = cfg.signal_var;
+    params.noise = cfg.noise;
+    params.lengthscale = cfg.lengthscale;
+    let valid = params.check(kind)?;
+    if cfg.reps == 0 {
+        return Err(Error::param("--reps", "must be at least 1"));
+    }
+    let sign = if cfg.minimize { -1.0 } else { 1.0 };
+
+    // The test split (accuracy) is drawn once and never enters the pool.
+    let (pool_rows, test_rows) = match cfg.objective {
+        Objective::FindBest => ((0..n_all).collect::<Vec<_>>(), Vec::new()),
+        Objective::Accuracy => {
+            if !(cfg.test > 0.0 && cfg.test < 1.0) {
+                return Err(Error::param(
+                    "--test",
+                    format!("must be between 0 and 1, got {}", cfg.test),
+                ));
+            }
+            let order = seeded_order(n_all, cfg.seed ^ 0x7e57);
+            let n_test = ((cfg.test * n_all as f64).round() as usize).clamp(1, n_all - 1);
+            let mut test = order[..n_test].to_vec();
+            let mut rest = order[n_test..].to_vec();
+            test.sort_unstable();
+            rest.sort_unstable();
+            (rest, test)
+        }
+    };
+    let n = pool_rows.len();
+    let feats = pool.features.select_rows(&pool_rows);
+    let y: Vec<f64> = pool_rows.iter().map(|&i| sign * pool.y[i]).collect();
+    let test_feats = pool.features.select_rows(&test_rows);
+    let test_y: Vec<f64> = test_rows.iter().map(|&i| sign * pool.y[i]).collect();
+
+    let init = cfg.init.resolve(n);
+    let batch = cfg.batch.resolve(n);
+    let topk = cfg.topk.resolve(n);
+    if init < 2 {
+        return Err(Error::param(
+            "--init",
+            "needs at least 2 initial labels to fit a model",
+        ));
+    }
+    if init + cfg.rounds * batch > n {
+        return Err(Error::param(
+            "--init/--batch/--rounds",
+            format!(
+                "{init} initial + {} rounds × {batch} = {} labels, more than the {n} candidates in the pool",
+                cfg.rounds,
+                init + cfg.rounds * batch
+            ),
+        ));
+    }
+    if topk > n {
+        return Err(Error::param(
+            "--topk",
+            format!("{topk} is more than the {n} candidates"),
+        ));
+    }
+    let truth = TopTruth::new(&y, topk);
+    let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
+
+    let mut strategies = vec![Acquisition::Random];
+    strategies.extend(
+        cfg.strategies
+            .iter()
+            .copied()
+            .filter(|a| *a != Acquisition::Random),
+    );
+    let names: Vec<String> = strategies.iter().map(|a| label(*a)).collect();
+    let mut curves = Vec::new();
+    let mut fits = Vec::new();
+    let mut initial_sets = Vec::new();
+    for rep in 0..cfg.reps {
+        let rep_seed = u64::from(draw_u32(cfg.seed, rep as u32, 0, 13)) << 32 | rep as u64;
+        let initial: Vec<usize> = seeded_order(n, rep_seed)[..init].to_vec();
+        let mut tie_key = vec![0usize; n];
+        for (pos, i) in seeded_order(n, rep_seed ^ 0x5eed).into_iter().enumerate() {
+            tie_key[i] = pos;
+        }
+        initial_sets.push(initial.clone());
+        for (acq, name) in strategies.iter().zip(&names) {
+            let run = Run {
+                cfg,
+                valid: &valid,
+                feats: &feats,
+                y: &y,
+                test_feats: &test_feats,
+                test_y: &test_y,
+                truth: &truth,
+                batch,
+                acq: *acq,
+                seed: rep_seed,
+                tie_key: &tie_key,
+                backend: &backend,
+            };
+            run.campaign(&initial, name, rep, &mut curves, &mut fits)?;
+        }
+    }
+    let verdicts = verdicts(cfg, &names, &curves);
+    Ok(SimResult {
+        pool_size: n,
+        test_size: test_rows.len(),
+        init,
+        batch,
+        topk,
+        rounds: cfg.rounds,
+        reps: cfg.reps,
+        seed: cfg.seed,
+        objective: cfg.objective,
+        kernel: kernel.name(),
+        strategies: names,
+        initial_sets,
+        verdicts,
+        fits,
+        seconds: started.elapsed().as_secs_f64(),
+        backend: backend.description.clone(),
+        curves,
+    })
+}
+
+/// A strategy's name with its parameter, e.g. `ucb(2)`.
+fn label(a: Acquisition) -> String {
+    match a {
+        Acquisition::Ucb { beta } => format!("ucb({beta})"),
+        Acquisition::Ei { xi } if xi != 0.0 => format!("ei({xi})"),
+        Acquisition::Pi { xi } if xi != 0.0 => format!("pi({xi})"),
+        other => other.name().to_string(),
+    }
+}
+
+/// One strategy in one replicate.
+struct Run<'a> {
+    cfg: &'a SimConfig,
+    valid: &'a GpValidParams,
+    feats: &'a Features,
+    y: &'a [f64],
+    test_feats: &'a Features,
+    test_y: &'a [f64],
+    truth: &'a TopTruth,
+    batch: usize,
+    acq: Acquisition,
+    seed: u64,
+    /// Rank of each row in this replicate's tie-breaking permutation.
+    tie_key: &'a [usize],
+    backend: &'a Backend,
+}
+
+impl Run<'_> {
+    fn campaign(
+        &self,
+        initial: &[usize],
+        name: &str,
+        rep: usize,
+        curves: &mut Vec<CurvePoint>,
+        fits: &mut Vec<FitRecord>,
+    ) -> Result<()> {
+        let n = self.y.len();
+        let mut labeled: Vec<usize> = initial.to_vec();
+        let mut is_labeled = vec![false; n];
+        for &i in &labeled {
+            is_labeled[i] = true;
+        }
+        let mut params = self.valid.clone();
+        let (mut mean, mut var) = (vec![0f32; n], vec![0f32; n]);
+        for round in 0..=self.cfg.rounds {
+            let x = self.feats.select_rows(&labeled);
+            let yl: Vec<f64> = labeled.iter().map(|&i| self.y[i]).collect();
+            let gp = fit(&params, &x, &yl)?;
+            if round == 0 && !self.cfg.refit {
+                params = held(self.valid, &gp)?;
+            }
+            fits.push(FitRecord {
+                strategy: name.to_string(),
+                replicate: rep,
+                round,
+                signal_var: gp.signal_var,
+                noise: gp.noise,
+                lengthscale: gp
+                    .kernel
+                    .kind
+                    .has_lengthscale()
+                    .then_some(gp.kernel.lengthscale),
+                log_marginal_likelihood: gp.info.log_marginal_likelihood,
+            });
+            let scorer = self.backend.prepare(&gp)?;
+            scorer.posterior_into(self.feats, &mut mean, &mut var)?;
+            self.record(
+                &gp,
+                &scorer,
+                &labeled,
+                &is_labeled,
+                &mean,
+                name,
+                rep,
+                round,
+                curves,
+            )?;
+            if round == self.cfg.rounds {
+                break;
+            }
+            let picks = self.pick(&gp, &is_labeled, &mean, &var, round)?;
+            for i in picks {
+                is_labeled[i] = true;
+                labeled.push(i);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        gp: &FittedGp,
+        scorer: &dyn Scorer,
+        labeled: &[usize],
+        is_labeled: &[bool],
+        mean: &[f32],
+        name: &str,
+        rep: usize,
+        round: usize,
+        curves: &mut Vec<CurvePoint>,
+    ) -> Result<()> {
+        let sign = if self.cfg.minimize { -1.0 } else { 1.0 };
+        let k = self.truth.k();
+        let best = k_best(labeled.iter().map(|&i| self.y[i]), k);
+        let unl: Vec<usize> = (0..self.y.len()).filter(|&i| !is_labeled[i]).collect();
+        let pred: Vec<f64> = unl
+            .iter()
+            .map(|&i| gp.mean_to_labels(f64::from(mean[i])))
+            .collect();
+        let truth: Vec<f64> = unl.iter().map(|&i| self.y[i]).collect();
+        let mut push = |metric: &'static str, value: f64| {
+            curves.push(CurvePoint {
+                strategy: name.to_string(),
+                replicate: rep,
+                round,
+                labeled: labeled.len(),
+                metric,
+                value,
+            })
+        };
+        push("topk_recall", self.truth.recall(labeled));
+        push("topk_score_recall", self.truth.score_recall(&best));
+        push("topk_mean_ratio", self.truth.mean_ratio(&best));
+        push("best", sign * best[0]);
+        push("pool_rmse", rmse(&pred, &truth));
+        push("pool_spearman", spearman(&pred, &truth));
+        if !self.test_y.is_empty() {
+            let (mut m, mut v) = (vec![0f32; self.test_y.len()], vec![0f32; self.test_y.len()]);
+            scorer.posterior_into(self.test_feats, &mut m, &mut v)?;
+            let p: Vec<f64> = m.iter().map(|&v| gp.mean_to_labels(f64::from(v))).collect();
+            push("test_rmse", rmse(&p, self.test_y));
+            push("test_spearman", spearman(&p, self.test_y));
+        }
+        Ok(())
+    }
+
+    fn pick(
+        &self,
+        gp: &FittedGp,
+        is_labeled: &[bool],
+        mean: &[f32],
+        var: &[f32],
+        round: usize,
+    ) -> Result<Vec<usize>> {
+        let ctx = AcqContext {
+            best: gp.y_best as f32,
+            seed: self.seed,
+            round: round as u32,
+        };
+        let diverse = self.cfg.mode == BatchMode::Diverse;
+        let keep = if diverse {
+            (5 * self.batch).max(500)
+        } else {
+            self.batch
+        };
+        let mut top = TopK::new(keep);
+        for i in 0..self.y.len() {
+            if !is_labeled[i] {
+                let key = self.tie_key[i];
+                top.push(score(self.acq, mean[i], var[i], key as u64, &ctx), key, i);
+            }
+        }
+        let kept = top.into_sorted();
+        let rows: Vec<usize> = kept.iter().map(|r| r.item).collect();
+        if !diverse {
+            return Ok(rows);
+        }
+        let short: Vec<Shortlisted> = kept
+            .iter()
+            .map(|r| Shortlisted {
+                index: r.index,
+                mean: mean[r.item],
+                var: var[r.item],
+            })
+            .collect();
+        let none = Features::empty(self.feats.kind());
+        let picks = choose_batch(
+            BatchMode::Diverse,
+            gp,
+            self.acq,
+            &ctx,
+            &short,
+            &self.feats.select_rows(&rows),
+            &none,
+            self.batch,
+            None,
+        )?;
+        Ok(picks.iter().map(|&(p, _)| rows[p]).collect())
+    }
+}
+
+/// Fixes the hyperparameters of `gp` for later rounds.
+fn held(valid: &GpValidParams, gp: &FittedGp) -> Result<GpValidParams> {
+    let mut p = valid.params().clone();
+    p.signal_var = Some(gp.signal_var);
+    p.noise = Some(gp.noise);
+    if p.kernel.has_lengthscale() {
+        p.lengthscale = Some(gp.kernel.lengthscale);
+    }
+    p.check(gp.train.kind())
+}
+
+/// Paired verdicts of every strategy against random.
+fn verdicts(cfg: &SimConfig, names: &[String], curves: &[CurvePoint]) -> Vec<StrategyVerdict> {
+    let (metric, higher_better) = match cfg.objective {
+        Objective::FindBest => ("topk_recall", true),
+        Objective::Accuracy => ("test_rmse", false),
+    };
+    // value[strategy][rep][round]
+    let value = |s: &str, rep: usize, round: usize| -> f64 {
+        curves
+            .iter()
+            .find(|c| {
+                c.strategy == s && c.replicate == rep && c.round == round && c.metric == metric
+            })
+            .map_or(f64::NAN, |c| c.value)
+    };
+    let area = |s: &str, rep: usize| -> f64 {
+        (1..=cfg.rounds).map(|r| value(s, rep, r)).sum::<f64>() / cfg.rounds.max(1) as f64
+    };
+    let signed = |d: f64| if higher_better { d } else { -d };
+    let random = &names[0];
+    names[1..]
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let finals: Vec<f64> = (0..cfg.reps)
+                .map(|r| signed(value(s, r, cfg.rounds) - value(random, r, cfg.rounds)))
+                .collect();
+            let areas: Vec<f64> = (0..cfg.reps)
+                .map(|r| signed(area(s, r) - area(random, r)))
+                .collect();
+            let mean_of = |name: &str| {
+                (0..cfg.reps)
+                    .map(|r| value(name, r, cfg.rounds))
+                    .sum::<f64>()
+                    / cfg.reps as f64
+            };
+            let (sm, rm) = (mean_of(s), mean_of(random));
+            StrategyVerdict {
+                strategy: s.clone(),
+                metric,
+                strategy_mean: sm,
+                random_mean: rm,
+                enrichment: if higher_better { sm / rm } else { rm / sm },
+                final_round: compare(&finals, cfg.seed ^ (2 * k as u64 + 1)),
+                area: compare(&areas, cfg.seed ^ (2 * k as u64 + 2)),
+            }
+        })
+        .collect()
+}
+
+/// The verdicts as a text table.
+pub fn verdict_table(r: &SimResult) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} candidates, {} initial + {} rounds × {}, top-{} , {} replicates, kernel {}, objective {:?}",
+        r.pool_size, r.init, r.rounds, r.batch, r.topk, r.reps, r.kernel, r.objective
+    );
+    let _ = writeln!(
+        out,
+        "{:<12} {:>10} {:>10} {:>24} {:<18} {:<18} {:>10}",
+        "strategy",
+        "final",
+        "random",
+        "difference [95% CI]",
+        "verdict (final)",
+        "verdict (area)",
+        "enrichment"
+    );
+    for v in &r.verdicts {
+        let ci = format!(
+            "{:+.3} [{:+.3}, {:+.3}]",
+            v.final_round.mean_difference, v.final_round.low, v.final_round.high
+        );
+        let _ = writeln!(
+            out,
+            "{:<12} {:>10.3} {:>10.3} {:>24} {:<18} {:<18} {:>10.2}",
+            v.strategy,
+            v.strategy_mean,
+            v.random_mean,
+            ci,
+            v.final_round.verdict.as_str(),
+            v.area.verdict.as_str(),
+            v.enrichment
+        );
+    }
+    let _ = writeln!(
+        out,
+        "measure: {} after the last round; positive differences favour the strategy",
+        r.verdicts.first().map_or("-", |v| v.metric)
+    );
+    out
+}

@@ -1,0 +1,272 @@
+//! `simulate` on synthetic pools whose answer is known, the paired design, determinism, and bad
+//! input.
+
+use std::process::Command;
+
+use poolrank::sim::synth::{generate, Scenario};
+use poolrank::sim::verdict::Word;
+use poolrank::sim::{simulate, Objective, SimConfig, SimResult};
+use poolrank::{Acquisition, BatchSize};
+
+fn config(strategies: Vec<Acquisition>) -> SimConfig {
+    let mut cfg = SimConfig::new();
+    cfg.strategies = strategies;
+    cfg.init = BatchSize::Count(15);
+    cfg.batch = BatchSize::Count(15);
+    cfg.rounds = 4;
+    cfg.topk = BatchSize::Count(15);
+    cfg.reps = 6;
+    cfg.seed = 3;
+    cfg
+}
+
+fn run(scenario: Scenario, cfg: &SimConfig) -> SimResult {
+    let pool = generate(scenario, 1200, 2, 1).unwrap();
+    simulate(&pool, cfg).unwrap()
+}
+
+fn verdict(r: &SimResult, strategy: &str) -> Word {
+    r.verdicts
+        .iter()
+        .find(|v| v.strategy == strategy)
+        .unwrap_or_else(|| panic!("no {strategy} in {:?}", r.strategies))
+        .final_round
+        .verdict
+}
+
+#[test]
+fn smooth_greedy_and_ucb_beat_random() {
+    let r = run(
+        Scenario::Smooth,
+        &config(vec![Acquisition::Greedy, Acquisition::Ucb { beta: 2.0 }]),
+    );
+    assert_eq!(
+        verdict(&r, "greedy"),
+        Word::BeatsRandom,
+        "{:#?}",
+        r.verdicts
+    );
+    assert_eq!(
+        verdict(&r, "ucb(2)"),
+        Word::BeatsRandom,
+        "{:#?}",
+        r.verdicts
+    );
+}
+
+#[test]
+fn noise_is_random_like_for_every_strategy() {
+    let strategies = vec![
+        Acquisition::Greedy,
+        Acquisition::Ucb { beta: 2.0 },
+        Acquisition::Variance,
+        Acquisition::Thompson,
+    ];
+    // A top set of 10%: with only a handful of top candidates, where they happen to lie in
+    // feature space (e.g. all in sparse regions) is a fixed property of the pool that a
+    // strategy can legitimately exploit; with 120 that chance structure averages out.
+    // Under the null each comparison still has about a 5% chance of a false verdict: across 8
+    // noise pools (seeds 1–8) with greedy and variance we saw 1 of 16 final verdicts say
+    // beats-random (pool 1, greedy). This test uses pool 2.
+    let mut cfg = config(strategies);
+    cfg.topk = BatchSize::Fraction(0.1);
+    let pool = generate(Scenario::Noise, 1200, 2, 2).unwrap();
+    let r = simulate(&pool, &cfg).unwrap();
+    for v in &r.verdicts {
+        assert_eq!(
+            v.final_round.verdict,
+            Word::RandomLike,
+            "{}: {:#?}",
+            v.strategy,
+            v
+        );
+    }
+}
+
+#[test]
+fn outliers_trap_variance_sampling() {
+    let r = run(
+        Scenario::Outliers,
+        &config(vec![Acquisition::Variance, Acquisition::Greedy]),
+    );
+    assert_ne!(
+        verdict(&r, "variance"),
+        Word::BeatsRandom,
+        "{:#?}",
+        r.verdicts
+    );
+    assert_eq!(
+        verdict(&r, "greedy"),
+        Word::BeatsRandom,
+        "{:#?}",
+        r.verdicts
+    );
+}
+
+/// Uncertainty sampling in diverse batches fills the space and learns the function faster than
+/// random. In top-k batches the most uncertain candidates crowd into the same gap, and on this
+/// pool that is random-like (measured: RMSE difference −0.004 [−0.012, +0.004] with batches of
+/// 15); diverse batches of 10 over 6 rounds, 8 replicates: +0.014 [+0.006, +0.024].
+#[test]
+fn accuracy_on_smooth_variance_beats_random_on_test_rmse() {
+    let mut cfg = config(vec![Acquisition::Variance]);
+    cfg.objective = Objective::Accuracy;
+    cfg.mode = poolrank::BatchMode::Diverse;
+    cfg.init = BatchSize::Count(10);
+    cfg.batch = BatchSize::Count(10);
+    cfg.rounds = 6;
+    cfg.reps = 8;
+    let r = run(Scenario::Smooth, &cfg);
+    assert_eq!(r.verdicts[0].metric, "test_rmse");
+    assert!(r.test_size > 0);
+    assert_eq!(
+        verdict(&r, "variance"),
+        Word::BeatsRandom,
+        "{:#?}",
+        r.verdicts
+    );
+}
+
+/// Every strategy of a replicate starts from the same initial set: the round-0 measures and
+/// hyperparameters (which depend only on that set) are identical across strategies.
+#[test]
+fn paired_design_shares_the_initial_set() {
+    let cfg = config(vec![Acquisition::Greedy, Acquisition::Variance]);
+    let r = run(Scenario::Smooth, &cfg);
+    assert_eq!(r.initial_sets.len(), cfg.reps);
+    for rep in 0..cfg.reps {
+        let round0: Vec<_> = r
+            .curves
+            .iter()
+            .filter(|c| c.replicate == rep && c.round == 0)
+            .map(|c| (c.metric, c.value.to_bits()))
+            .collect();
+        let per_strategy = round0.len() / r.strategies.len();
+        for s in 1..r.strategies.len() {
+            assert_eq!(
+                round0[..per_strategy],
+                round0[s * per_strategy..(s + 1) * per_strategy]
+            );
+        }
+        let fits: Vec<_> = r
+            .fits
+            .iter()
+            .filter(|f| f.replicate == rep && f.round == 0)
+            .collect();
+        assert!(fits
+            .windows(2)
+            .all(|w| w[0].signal_var == w[1].signal_var && w[0].noise == w[1].noise));
+    }
+    // Different replicates draw different initial sets.
+    assert_ne!(r.initial_sets[0], r.initial_sets[1]);
+}
+
+#[test]
+fn same_seed_same_curves_on_one_and_two_threads() {
+    let cfg = config(vec![Acquisition::Thompson, Acquisition::Ei { xi: 0.0 }]);
+    let pool = generate(Scenario::Smooth, 600, 2, 5).unwrap();
+    let go = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| simulate(&pool, &cfg).unwrap().curves)
+    };
+    assert_eq!(go(1), go(2));
+}
+
+fn poolrank(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_poolrank"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_writes_outputs_and_rejects_bad_input_leaving_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("s");
+    let p = |s: &str| dir.path().join(s).to_string_lossy().into_owned();
+    let o = poolrank(&[
+        "synth",
+        "--scenario",
+        "smooth",
+        "--n",
+        "400",
+        "--dim",
+        "2",
+        "--out",
+        &p("s"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(prefix.with_extension("npy").exists());
+    let base = |out: &str| -> Vec<String> {
+        [
+            "simulate",
+            "--pool",
+            &p("s.npy"),
+            "--labels",
+            &p("s.labels.csv"),
+            "--init",
+            "10",
+            "--rounds",
+            "2",
+            "--topk",
+            "10",
+            "--reps",
+            "3",
+            "--out",
+            out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let out = p("good");
+    let mut args = base(&out);
+    args.extend(["--batch".to_string(), "10".to_string()]);
+    let o = poolrank(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("greedy") && stdout.contains("ucb(2)"),
+        "{stdout}"
+    );
+    let curves = std::fs::read_to_string(dir.path().join("good/curves.csv")).unwrap();
+    assert!(curves.starts_with("strategy,replicate,round,labeled,metric,value\n"));
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("good/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["verdicts"].as_array().unwrap().len(), 2);
+
+    // Labels missing for some pool ids.
+    let labels = std::fs::read_to_string(p("s.labels.csv")).unwrap();
+    let short: String = labels.lines().take(390).map(|l| format!("{l}\n")).collect();
+    std::fs::write(p("short.csv"), short).unwrap();
+    let bad = |extra: &[&str], labels: Option<&str>, expect: &str| {
+        let out = p("bad");
+        let mut args = base(&out);
+        if let Some(l) = labels {
+            let i = args.iter().position(|a| a == "--labels").unwrap();
+            args[i + 1] = l.to_string();
+        }
+        if !extra.contains(&"--batch") {
+            args.extend(["--batch".to_string(), "10".to_string()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let o = poolrank(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        assert!(
+            err.contains(expect),
+            "{extra:?}: stderr lacks {expect:?}: {err}"
+        );
+        let left = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "{extra:?} left files in the output folder");
+    };
+    bad(&[], Some(&p("short.csv")), "no label");
+    bad(&["--batch", "200"], None, "more than the 400");
+    bad(&["--topk", "0"], None, "--topk");
+    bad(&["--strategies", "greedy,magic"], None, "magic");
+}
