@@ -433,4 +433,9 @@ fn demo_runs_without_inputs() {
         "{text}"
     );
     assert!(text.contains("picks in the true top 1%"), "{text}");
+    // The short simulation: a verdict for greedy and UCB against random.
+    assert!(
+        text.contains("verdict (final)") && text.contains("ucb(2)"),
+        "{text}"
+    );
 }

@@ -3,53 +3,16 @@
 
 mod common;
 
-use common::{random_bits, random_counts, random_dense, Rng};
+use common::{check_reference, fixed_gp, labels, random_bits, random_counts, random_dense, Rng};
 use poolrank::backend::{CpuScorer, Scorer};
 use poolrank::data::Features;
-use poolrank::gp::{fit, FittedGp, GpParams};
+use poolrank::gp::FittedGp;
 use poolrank::kernel::KernelKind;
 use proptest::prelude::*;
 
-fn fixed_gp(kernel: KernelKind, x: &Features, y: &[f64], noise: f64) -> FittedGp {
-    let mut p = GpParams::new(kernel);
-    p.signal_var = Some(1.7);
-    p.noise = Some(noise);
-    if kernel.has_lengthscale() {
-        p.lengthscale = Some(0.9);
-    }
-    fit(&p.check(x.kind()).unwrap(), x, y).unwrap()
-}
-
-/// Compares the scorer with the reference. Tolerances follow f32 rounding: the mean's error
-/// scales with `Σ|s2·k·alpha|` (the size of the terms summed), the variance's with `s2`.
+/// Compares the CPU scorer with the f64 reference (tolerances in `common::tolerances`).
 fn check(gp: &FittedGp, pool: &Features) {
-    let scorer = CpuScorer::new(gp);
-    let m = pool.len();
-    let (mut mean, mut var) = (vec![0f32; m], vec![0f32; m]);
-    scorer.posterior_into(pool, &mut mean, &mut var).unwrap();
-    let (want_mean, want_var) = gp.predict_valvar(pool);
-    let n = gp.n_train();
-    for i in 0..m {
-        let terms: f64 = (0..n)
-            .map(|j| (gp.signal_var * gp.kernel.eval(pool, i, &gp.train, j) * gp.alpha[j]).abs())
-            .sum();
-        let tol_mean = 1e-6 + 2e-6 * (n as f64).sqrt() * terms.max(1.0);
-        let tol_var = 1e-6 + 2e-5 * gp.signal_var * (n as f64).sqrt();
-        let (g, w) = (f64::from(mean[i]), want_mean[i]);
-        assert!(
-            (g - w).abs() <= tol_mean,
-            "mean[{i}] got {g} want {w} tol {tol_mean} (n={n}, m={m})"
-        );
-        let (g, w) = (f64::from(var[i]), want_var[i]);
-        assert!(
-            g >= 0.0 && (g - w).abs() <= tol_var,
-            "var[{i}] got {g} want {w} tol {tol_var} (n={n}, m={m})"
-        );
-    }
-}
-
-fn labels(rng: &mut Rng, n: usize) -> Vec<f64> {
-    (0..n).map(|_| rng.uniform() * 4.0 - 1.0).collect()
+    check_reference(&CpuScorer::new(gp), gp, pool);
 }
 
 proptest! {

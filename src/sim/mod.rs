@@ -658,8 +658,18 @@ pub fn verdict_table(r: &SimResult) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} candidates, {} initial + {} rounds × {}, top-{} , {} replicates, kernel {}, objective {:?}",
-        r.pool_size, r.init, r.rounds, r.batch, r.topk, r.reps, r.kernel, r.objective
+        "{} candidates, {} initial + {} rounds × {}, top-{}, {} replicates, kernel {}, objective {}",
+        r.pool_size,
+        r.init,
+        r.rounds,
+        r.batch,
+        r.topk,
+        r.reps,
+        r.kernel,
+        match r.objective {
+            Objective::FindBest => "find-best",
+            Objective::Accuracy => "accuracy",
+        }
     );
     let _ = writeln!(
         out,

@@ -4,7 +4,10 @@
 use std::io::Write;
 use std::path::Path;
 
+use poolrank::backend::Scorer;
 use poolrank::data::Features;
+use poolrank::gp::{fit, FittedGp, GpParams};
+use poolrank::kernel::KernelKind;
 
 /// A small deterministic generator (SplitMix64), so tests need no RNG crate.
 pub struct Rng(pub u64);
@@ -168,4 +171,64 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], rtol: f64, atol: f64)
             atol + rtol * w.abs()
         );
     }
+}
+
+/// A GP with fixed hyperparameters (s2 1.7, lengthscale 0.9 for dense kernels).
+pub fn fixed_gp(kernel: KernelKind, x: &Features, y: &[f64], noise: f64) -> FittedGp {
+    let mut p = GpParams::new(kernel);
+    p.signal_var = Some(1.7);
+    p.noise = Some(noise);
+    if kernel.has_lengthscale() {
+        p.lengthscale = Some(0.9);
+    }
+    fit(&p.check(x.kind()).unwrap(), x, y).unwrap()
+}
+
+pub fn labels(rng: &mut Rng, n: usize) -> Vec<f64> {
+    (0..n).map(|_| rng.uniform() * 4.0 - 1.0).collect()
+}
+
+/// f32 tolerances of the mean and the variance of pool row `i`, as the scorer tests use: the
+/// mean's error scales with `Σ|s2·k·alpha|` (the size of the terms summed), the variance's
+/// with `s2`, both with `√n`.
+pub fn tolerances(gp: &FittedGp, pool: &Features, i: usize) -> (f64, f64) {
+    let n = gp.n_train();
+    let terms: f64 = (0..n)
+        .map(|j| (gp.signal_var * gp.kernel.eval(pool, i, &gp.train, j) * gp.alpha[j]).abs())
+        .sum();
+    let tol_mean = 1e-6 + 2e-6 * (n as f64).sqrt() * terms.max(1.0);
+    let tol_var = 1e-6 + 2e-5 * gp.signal_var * (n as f64).sqrt();
+    (tol_mean, tol_var)
+}
+
+pub fn score(scorer: &dyn Scorer, pool: &Features) -> (Vec<f32>, Vec<f32>) {
+    let m = pool.len();
+    let (mut mean, mut var) = (vec![f32::NAN; m], vec![f32::NAN; m]);
+    scorer.posterior_into(pool, &mut mean, &mut var).unwrap();
+    (mean, var)
+}
+
+/// Compares `scorer` with the f64 reference, naming the first failing row.
+pub fn check_reference(
+    scorer: &dyn Scorer,
+    gp: &FittedGp,
+    pool: &Features,
+) -> (Vec<f32>, Vec<f32>) {
+    let (mean, var) = score(scorer, pool);
+    let (want_mean, want_var) = gp.predict_valvar(pool);
+    let (n, m, name) = (gp.n_train(), pool.len(), scorer.name());
+    for i in 0..m {
+        let (tol_mean, tol_var) = tolerances(gp, pool, i);
+        let (g, w) = (f64::from(mean[i]), want_mean[i]);
+        assert!(
+            (g - w).abs() <= tol_mean,
+            "{name}: mean[{i}] got {g} want {w} tol {tol_mean} (n={n}, m={m})"
+        );
+        let (g, w) = (f64::from(var[i]), want_var[i]);
+        assert!(
+            g >= 0.0 && (g - w).abs() <= tol_var,
+            "{name}: var[{i}] got {g} want {w} tol {tol_var} (n={n}, m={m})"
+        );
+    }
+    (mean, var)
 }
