@@ -152,7 +152,7 @@ struct SimulateArgs {
     /// Where to score (see `select --help`).
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendArg,
-    /// Output folder: curves.csv and summary.json.
+    /// Output folder: curves.csv, summary.json, recall.svg and recall.png.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
 }
@@ -421,6 +421,7 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     let result = simulate(&data, &cfg)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let (curves, summary) = (a.out.join("curves.csv"), a.out.join("summary.json"));
+    let (svg, png) = (a.out.join("recall.svg"), a.out.join("recall.png"));
     report::write_all(vec![
         (
             curves.as_path(),
@@ -430,9 +431,19 @@ fn simulate(a: SimulateArgs) -> Result<()> {
             summary.as_path(),
             Box::new(|p| report::write_json(p, &result)),
         ),
+        (
+            svg.as_path(),
+            Box::new(|p| report::plot::write_plots(&result, p, &png)),
+        ),
     ])?;
     print!("{}", poolrank::sim::verdict_table(&result));
-    eprintln!("wrote {} and {}", curves.display(), summary.display());
+    eprintln!(
+        "wrote {}, {}, {} and {}",
+        curves.display(),
+        summary.display(),
+        svg.display(),
+        png.display()
+    );
     Ok(())
 }
 

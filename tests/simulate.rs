@@ -239,6 +239,14 @@ fn cli_writes_outputs_and_rejects_bad_input_leaving_nothing() {
     )
     .unwrap();
     assert_eq!(summary["verdicts"].as_array().unwrap().len(), 2);
+    let svg = std::fs::read_to_string(dir.path().join("good/recall.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("ucb(2)") && svg.contains("random"));
+    let png = std::fs::read(dir.path().join("good/recall.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("good")).unwrap().count(),
+        4
+    );
 
     // Labels missing for some pool ids.
     let labels = std::fs::read_to_string(p("s.labels.csv")).unwrap();

@@ -1,6 +1,8 @@
 //! Output files: the batch CSV and the JSON summary, written atomically (a temporary file in the
 //! same folder, renamed into place), so a failure never leaves a partial file behind.
 
+pub mod plot;
+
 use std::io::Write;
 use std::path::Path;
 

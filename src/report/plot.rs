@@ -1,0 +1,161 @@
+//! The simulation plot: the objective's measure against the number of labeled candidates, one
+//! line per strategy (mean over replicates) with a band for the replicate spread (min to max),
+//! random drawn in black as the reference. SVG and PNG, written atomically.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::write_atomic;
+use crate::error::{Error, Result};
+use crate::sim::{Objective, SimResult};
+
+/// One strategy's curve: `(labeled, mean, min, max)` per round.
+type Curve = Vec<(f64, f64, f64, f64)>;
+
+fn curves(r: &SimResult, metric: &str) -> Vec<(String, Curve)> {
+    r.strategies
+        .iter()
+        .map(|s| {
+            let curve = (0..=r.rounds)
+                .map(|round| {
+                    let pts: Vec<(f64, f64)> = r
+                        .curves
+                        .iter()
+                        .filter(|c| &c.strategy == s && c.round == round && c.metric == metric)
+                        .map(|c| (c.labeled as f64, c.value))
+                        .collect();
+                    let n = pts.len().max(1) as f64;
+                    let x = pts.iter().map(|p| p.0).sum::<f64>() / n;
+                    let mean = pts.iter().map(|p| p.1).sum::<f64>() / n;
+                    let lo = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+                    let hi = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+                    (x, mean, lo, hi)
+                })
+                .collect();
+            (s.clone(), curve)
+        })
+        .collect()
+}
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // DejaVu Sans, embedded: plots render the same on machines without fonts.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    r: &SimResult,
+) -> std::result::Result<(), String> {
+    let (metric, label) = match r.objective {
+        Objective::FindBest => ("topk_recall", format!("top-{} recall", r.topk)),
+        Objective::Accuracy => ("test_rmse", "test RMSE".to_string()),
+    };
+    let data = curves(r, metric);
+    let x_max = data
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let y_max = data
+        .iter()
+        .flat_map(|(_, c)| c.iter().map(|p| p.3))
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let y_top = if metric == "topk_recall" {
+        1.0f64.min(y_max * 1.1).max(0.1)
+    } else {
+        (y_max * 1.1).max(1e-6)
+    };
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{label} against labeled candidates ({} replicates)", r.reps),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max * 1.02, 0.0..y_top)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("labeled candidates")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc(label.as_str())
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (k, (name, curve)) in data.iter().enumerate() {
+        let color = if name == "random" {
+            BLACK
+        } else {
+            let (r, g, b) = Palette99::pick(k).to_rgba().rgb();
+            RGBColor(r, g, b)
+        };
+        let band: Vec<(f64, f64)> = curve
+            .iter()
+            .map(|p| (p.0, p.3))
+            .chain(curve.iter().rev().map(|p| (p.0, p.2)))
+            .collect();
+        chart
+            .draw_series(std::iter::once(Polygon::new(
+                band,
+                color.mix(0.15).filled(),
+            )))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(
+                curve.iter().map(|p| (p.0, p.1)),
+                color.stroke_width(if name == "random" { 3 } else { 2 }),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Writes the plot as SVG to `svg` and as PNG to `png`.
+pub fn write_plots(r: &SimResult, svg: &Path, png: &Path) -> Result<()> {
+    register_font();
+    let (w, h) = (900u32, 560u32);
+    let mut text = String::new();
+    draw(
+        SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(),
+        r,
+    )
+    .map_err(|e| Error::io(svg, std::io::Error::other(e)))?;
+    write_atomic(svg, |f| f.write_all(text.as_bytes()))?;
+    // The PNG encoder writes to a path chosen by its extension: render next to the target,
+    // then rename.
+    let dir = png
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".plot.{}.tmp.png", std::process::id()));
+    let drawn = draw(BitMapBackend::new(&tmp, (w, h)).into_drawing_area(), r)
+        .map_err(|e| Error::io(png, std::io::Error::other(e)))
+        .and_then(|()| std::fs::rename(&tmp, png).map_err(|e| Error::io(png, e)));
+    if drawn.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    drawn
+}
