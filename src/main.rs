@@ -131,6 +131,11 @@ struct SimulateArgs {
     /// Held-out test fraction for --objective accuracy.
     #[arg(long, default_value_t = 0.2)]
     test: f64,
+    /// For --objective accuracy: ids (one per line) that form the test set, instead of a
+    /// random split (e.g. a test set drawn from another region, as `synth --scenario shift`
+    /// writes).
+    #[arg(long, value_name = "FILE")]
+    test_ids: Option<PathBuf>,
     /// Similarity kernel (default: from the features).
     #[arg(long, value_enum)]
     kernel: Option<KernelArg>,
@@ -418,6 +423,27 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     cfg.minimize = a.minimize;
     cfg.backend = a.backend.into();
     let data = load_labeled_pool(&pool, &labels)?;
+    if let Some(path) = &a.test_ids {
+        let ids = poolrank::data::read_id_list(path)?;
+        let row_of: std::collections::HashMap<&str, usize> = data
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i))
+            .collect();
+        let missing: Vec<&String> = ids
+            .iter()
+            .filter(|id| !row_of.contains_key(id.as_str()))
+            .collect();
+        anyhow::ensure!(
+            missing.is_empty(),
+            "{}: {} test id(s) not in the pool, e.g. {:?}",
+            path.display(),
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
+        cfg.test_rows = Some(ids.iter().map(|id| row_of[id.as_str()]).collect());
+    }
     let result = simulate(&data, &cfg)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let (curves, summary) = (a.out.join("curves.csv"), a.out.join("summary.json"));
@@ -450,7 +476,8 @@ fn simulate(a: SimulateArgs) -> Result<()> {
 fn synth(a: SynthArgs) -> Result<()> {
     use poolrank::sim::synth::{generate, Scenario};
     let scenario = Scenario::from_name(&a.scenario).context("unknown scenario")?;
-    let pool = generate(scenario, a.n, a.dim, a.seed)?;
+    let data = generate(scenario, a.n, a.dim, a.seed)?;
+    let pool = &data.pool;
     let prefix = a.out.to_string_lossy().into_owned();
     let (npy, labels) = (
         PathBuf::from(format!("{prefix}.npy")),
@@ -471,6 +498,17 @@ fn synth(a: SynthArgs) -> Result<()> {
             }),
         ),
     ])?;
+    if !data.test_rows.is_empty() {
+        let path = PathBuf::from(format!("{prefix}.test_ids.txt"));
+        let text: String = data.test_rows.iter().map(|i| format!("{i}\n")).collect();
+        report::write_atomic(&path, |w| w.write_all(text.as_bytes()))?;
+        eprintln!(
+            "wrote {} ({} test candidates: simulate --objective accuracy --test-ids {})",
+            path.display(),
+            data.test_rows.len(),
+            path.display()
+        );
+    }
     eprintln!(
         "wrote {} and {} ({} candidates, {} features)",
         npy.display(),

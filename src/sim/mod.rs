@@ -62,6 +62,9 @@ pub struct SimConfig {
     pub objective: Objective,
     /// Test fraction for `accuracy`.
     pub test: f64,
+    /// Rows (of the labeled pool) that form the test set for `accuracy`, instead of a seeded
+    /// random split of `test`.
+    pub test_rows: Option<Vec<usize>>,
     /// Kernel (default from the features).
     pub kernel: Option<KernelKind>,
     /// Fixed signal variance.
@@ -93,6 +96,7 @@ impl SimConfig {
             mode: BatchMode::TopK,
             objective: Objective::FindBest,
             test: 0.2,
+            test_rows: None,
             kernel: None,
             signal_var: None,
             noise: None,
@@ -290,6 +294,27 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     // The test split (accuracy) is drawn once and never enters the pool.
     let (pool_rows, test_rows) = match cfg.objective {
         Objective::FindBest => ((0..n_all).collect::<Vec<_>>(), Vec::new()),
+        Objective::Accuracy if cfg.test_rows.is_some() => {
+            let mut is_test = vec![false; n_all];
+            for &i in cfg.test_rows.iter().flatten() {
+                if i >= n_all {
+                    return Err(Error::param(
+                        "--test-ids",
+                        format!("row {i} is not in the pool of {n_all}"),
+                    ));
+                }
+                is_test[i] = true;
+            }
+            let test: Vec<usize> = (0..n_all).filter(|&i| is_test[i]).collect();
+            let rest: Vec<usize> = (0..n_all).filter(|&i| !is_test[i]).collect();
+            if test.is_empty() || rest.is_empty() {
+                return Err(Error::param(
+                    "--test-ids",
+                    "needs at least one test and one pool candidate",
+                ));
+            }
+            (rest, test)
+        }
         Objective::Accuracy => {
             if !(cfg.test > 0.0 && cfg.test < 1.0) {
                 return Err(Error::param(

@@ -11,6 +11,10 @@
 //!   centre, each in its own random direction, so labeling one leaves the others uncertain),
 //!   holding the pool's worst values. They maximise uncertainty, so pure `variance` sampling
 //!   spends its budget on them.
+//! - `shift`: `smooth` labels, but the last 20% of the rows are a test set drawn from a box
+//!   shifted by 6 in every coordinate, away from the pool's box: learning the pool does
+//!   little for accuracy on the test set, whatever the strategy (`Synthetic::test_rows`;
+//!   `synth` writes them to `PREFIX.test_ids.txt` for `simulate --test-ids`).
 
 use crate::acquisition::{draw_u32, normal_draw, uniform};
 use crate::data::Features;
@@ -30,11 +34,22 @@ pub enum Scenario {
     Homogeneous,
     /// Smooth labels plus far-away candidates with poor labels.
     Outliers,
+    /// Smooth labels, with a test set drawn away from the pool.
+    Shift,
+}
+
+/// A generated data set: the labeled pool and, for `shift`, the rows that form the test set.
+pub struct Synthetic {
+    /// Every row, pool and test.
+    pub pool: LabeledPool,
+    /// Rows of the test set (empty except for `shift`).
+    pub test_rows: Vec<usize>,
 }
 
 impl Scenario {
     /// Names on the command line.
-    pub const NAMES: &'static [&'static str] = &["smooth", "noise", "homogeneous", "outliers"];
+    pub const NAMES: &'static [&'static str] =
+        &["smooth", "noise", "homogeneous", "outliers", "shift"];
 
     /// Parses a name.
     pub fn from_name(s: &str) -> Option<Self> {
@@ -43,13 +58,14 @@ impl Scenario {
             "noise" => Scenario::Noise,
             "homogeneous" => Scenario::Homogeneous,
             "outliers" => Scenario::Outliers,
+            "shift" => Scenario::Shift,
             _ => return None,
         })
     }
 }
 
 /// Generates `n` candidates with `dim` dense features.
-pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<LabeledPool> {
+pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<Synthetic> {
     if n < 10 || dim == 0 {
         return Err(Error::param(
             "--n/--dim",
@@ -83,6 +99,11 @@ pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<L
     } else {
         0
     };
+    let n_test = if scenario == Scenario::Shift {
+        n / 5
+    } else {
+        0
+    };
     let mut data = Vec::with_capacity(n * dim);
     let mut y = Vec::with_capacity(n);
     for r in 0..n {
@@ -93,13 +114,16 @@ pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<L
                 _ => 4.0 * uniform(draw_u32(seed ^ 3 << 40, c as u32, r as u64, 5)) - 2.0,
             })
             .collect();
+        if r >= n - n_test {
+            x.iter_mut().for_each(|v| *v += 6.0);
+        }
         if outlier {
             let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-6);
             x.iter_mut().for_each(|v| *v *= 12.0 / norm);
         }
         let e = f64::from(gauss(r, 0, 4));
         let v = match scenario {
-            Scenario::Smooth | Scenario::Outliers => f(&x) + 0.05 * e,
+            Scenario::Smooth | Scenario::Outliers | Scenario::Shift => f(&x) + 0.05 * e,
             Scenario::Noise => e,
             Scenario::Homogeneous => 0.1 * f(&x) + e,
         };
@@ -113,9 +137,12 @@ pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<L
             *v = worst - 1.0 - 0.01 * k as f64;
         }
     }
-    Ok(LabeledPool {
-        features: Features::Dense { dim, data },
-        ids: (0..n).map(|i| format!("s{i}")).collect(),
-        y,
+    Ok(Synthetic {
+        pool: LabeledPool {
+            features: Features::Dense { dim, data },
+            ids: (0..n).map(|i| format!("s{i}")).collect(),
+            y,
+        },
+        test_rows: (n - n_test..n).collect(),
     })
 }
