@@ -423,7 +423,11 @@ fn locate(
     let mut pending_rows: Vec<Option<(usize, Features)>> = vec![None; pending_ids.len()];
     let mut reader = cfg.pool.open()?;
     let kind = reader.kind();
-    let progress = progress_bar(cfg.progress, reader.len_hint().map(|n| n as u64), "reading");
+    let progress = progress_bar(
+        cfg.progress,
+        reader.len_hint().map(|n| n as u64),
+        "reading candidates",
+    );
     let mut tile = Tile::new(kind);
     let mut hashes: Vec<u64> = Vec::new();
     // Row indices are unique by construction; only ids from a file can repeat.
@@ -574,7 +578,7 @@ fn score_pool(
 ) -> Result<TopK<Kept>> {
     let mut reader = cfg.pool.open()?;
     let kind = reader.kind();
-    let progress = progress_bar(cfg.progress, Some(pool_size as u64), "scoring");
+    let progress = progress_bar(cfg.progress, Some(pool_size as u64), "scoring candidates");
     let mut top = TopK::new(keep);
     let acq = cfg.acquisition;
     std::thread::scope(|scope| -> Result<()> {
@@ -646,8 +650,9 @@ fn score_pool(
     Ok(top)
 }
 
-/// A progress bar on stderr for `what` over `len` candidates (a counter when the length is
-/// unknown), drawn only when stderr is a terminal and `show` is set.
+/// A progress bar on stderr for `what` over `len` items (a counter when the length is
+/// unknown), drawn only when stderr is a terminal and `show` is set. `what` names the items,
+/// e.g. "scoring … candidates".
 pub fn progress_bar(show: bool, len: Option<u64>, what: &str) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
     if !show || !std::io::stderr().is_terminal() {
@@ -656,11 +661,13 @@ pub fn progress_bar(show: bool, len: Option<u64>, what: &str) -> indicatif::Prog
     let (bar, template) = match len {
         Some(n) => (
             indicatif::ProgressBar::new(n),
-            format!("{{spinner}} {what} {{pos}}/{{len}} candidates [{{elapsed_precise}}] {{per_sec}} eta {{eta}}"),
+            format!(
+                "{{spinner}} {what}: {{pos}}/{{len}} [{{elapsed_precise}}] {{per_sec}} eta {{eta}}"
+            ),
         ),
         None => (
             indicatif::ProgressBar::no_length(),
-            format!("{{spinner}} {what} {{pos}} candidates [{{elapsed_precise}}] {{per_sec}}"),
+            format!("{{spinner}} {what}: {{pos}} [{{elapsed_precise}}] {{per_sec}}"),
         ),
     };
     bar.set_style(

@@ -157,6 +157,9 @@ struct SimulateArgs {
     /// Where to score (see `select --help`).
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendArg,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
     /// Output folder: curves.csv, summary.json, recall.svg and recall.png.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -422,6 +425,7 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     cfg.refit = !a.hold_hyperparameters;
     cfg.minimize = a.minimize;
     cfg.backend = a.backend.into();
+    cfg.progress = !a.quiet;
     let data = load_labeled_pool(&pool, &labels)?;
     if let Some(path) = &a.test_ids {
         let ids = poolrank::data::read_id_list(path)?;

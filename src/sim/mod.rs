@@ -79,6 +79,8 @@ pub struct SimConfig {
     pub minimize: bool,
     /// Where to score.
     pub backend: BackendChoice,
+    /// Show a progress bar over replicates, strategies and rounds on a terminal.
+    pub progress: bool,
 }
 
 impl SimConfig {
@@ -104,6 +106,7 @@ impl SimConfig {
             refit: true,
             minimize: false,
             backend: BackendChoice::Auto,
+            progress: false,
         }
     }
 }
@@ -376,6 +379,11 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     let mut curves = Vec::new();
     let mut fits = Vec::new();
     let mut initial_sets = Vec::new();
+    let progress = crate::engine::progress_bar(
+        cfg.progress,
+        Some((cfg.reps * strategies.len() * (cfg.rounds + 1)) as u64),
+        "simulating rounds",
+    );
     for rep in 0..cfg.reps {
         let rep_seed = u64::from(draw_u32(cfg.seed, rep as u32, 0, 13)) << 32 | rep as u64;
         let initial: Vec<usize> = seeded_order(n, rep_seed)[..init].to_vec();
@@ -400,8 +408,10 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
                 backend: &backend,
             };
             run.campaign(&initial, name, rep, &mut curves, &mut fits)?;
+            progress.inc((cfg.rounds + 1) as u64);
         }
     }
+    progress.finish_and_clear();
     let verdicts = verdicts(cfg, &names, &curves);
     Ok(SimResult {
         pool_size: n,
