@@ -39,6 +39,7 @@
 
 pub mod acquisition;
 pub mod backend;
+pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod engine;

@@ -35,6 +35,43 @@ enum Command {
     Demo(DemoArgs),
     /// List the GPU adapters wgpu sees and say which one `--backend auto` would take.
     Devices(DevicesArgs),
+    /// Measure scoring throughput on a synthetic pool (candidates/s, GEMM GFLOP/s, popcounts/s,
+    /// time split), optionally against the CPU in the same run.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// Candidates in the synthetic pool (generated tile by tile, never held whole).
+    #[arg(long, default_value_t = 1_000_000)]
+    pool_size: usize,
+    /// Labeled candidates (n).
+    #[arg(long, default_value_t = 1000)]
+    train: usize,
+    /// Bit fingerprints of this width, Tanimoto (the default: 2048).
+    #[arg(long, conflicts_with = "dim")]
+    bits: Option<usize>,
+    /// Dense features of this dimension, RBF.
+    #[arg(long)]
+    dim: Option<usize>,
+    /// Where to score.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// When a GPU scores, also score this many candidates on the CPU for the ratio.
+    #[arg(long, value_name = "N")]
+    compare_cpu: Option<usize>,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Candidates per tile.
+    #[arg(long, default_value_t = 65_536)]
+    tile_rows: usize,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -344,6 +381,26 @@ fn run(cli: Cli) -> Result<()> {
             with_threads(threads, || simulate(*args))
         }
         Command::Synth(args) => synth(args),
+        Command::Bench(args) => with_threads(args.threads, || {
+            let cfg = poolrank::bench::BenchConfig {
+                pool_size: args.pool_size,
+                train: args.train,
+                bits: args.bits,
+                dim: args.dim,
+                backend: args.backend.into(),
+                seed: args.seed,
+                tile_rows: args.tile_rows,
+                compare_cpu: args.compare_cpu,
+                ..Default::default()
+            };
+            let report = poolrank::bench::run_bench(&cfg)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(())
+        }),
         Command::Devices(args) => {
             let list =
                 poolrank::backend::gpu::list_adapters(&poolrank::backend::GpuOptions::default());

@@ -439,3 +439,27 @@ fn demo_runs_without_inputs() {
         "{text}"
     );
 }
+
+#[test]
+fn bench_and_devices_commands_run() {
+    let o = poolrank(&[
+        "bench",
+        "--pool-size",
+        "3000",
+        "--train",
+        "20",
+        "--bits",
+        "256",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["run"]["candidates"], 3000);
+    assert!(r["run"]["candidates_per_second"].as_f64().unwrap() > 0.0);
+    let o = poolrank(&["devices", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(d["adapters"].is_array() && d["reason"].is_string());
+}

@@ -4,6 +4,7 @@
 //! and the variance.
 
 use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
 
@@ -332,8 +333,16 @@ impl GpuScorer {
         }
     }
 
-    /// Scores `rows ≤ plan.rows` rows already uploaded; fills `mean` and `var`.
-    fn dispatch(&self, rows: usize, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+    /// Scores `rows ≤ plan.rows` rows already uploaded; fills `mean` and `var`. Adds the
+    /// wall-clock time from submission to completion to `split[1]` and of the read-back to
+    /// `split[2]` (see [`GpuScorer::posterior_into_timed`]).
+    fn dispatch(
+        &self,
+        rows: usize,
+        mean: &mut [f32],
+        var: &mut [f32],
+        split: &mut [Duration; 3],
+    ) -> Result<()> {
         let queue = self.ctx.queue();
         let (rows32, n32) = (rows as u32, self.n as u32);
         let params = KernelParams {
@@ -391,6 +400,7 @@ impl GpuScorer {
         let var_at = self.plan.rows as u64 * F32;
         encoder.copy_buffer_to_buffer(&self.mean, 0, &self.staging, 0, bytes);
         encoder.copy_buffer_to_buffer(&self.var, 0, &self.staging, var_at, bytes);
+        let submitted = Instant::now();
         queue.submit([encoder.finish()]);
 
         let (tx, rx) = mpsc::channel();
@@ -402,6 +412,8 @@ impl GpuScorer {
         rx.recv()
             .map_err(|_| gpu_error("read-back never completed"))?
             .map_err(|e| gpu_error(format!("mapping the read-back buffer: {e}")))?;
+        let done = Instant::now();
+        split[1] += done - submitted;
         {
             let view = slice
                 .get_mapped_range()
@@ -412,7 +424,9 @@ impl GpuScorer {
             var.copy_from_slice(&all[var_at..var_at + rows]);
         }
         self.staging.unmap();
-        self.ctx.check("scoring a tile")
+        let checked = self.ctx.check("scoring a tile");
+        split[2] += done.elapsed();
+        checked
     }
 }
 
@@ -441,8 +455,27 @@ fn bind_group(
     })
 }
 
-impl Scorer for GpuScorer {
-    fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+impl GpuScorer {
+    /// [`Scorer::posterior_into`], also returning where its wall-clock time went, summed over
+    /// its chunks of [`GpuScorer::rows_per_dispatch`] rows, as `[upload, execute, read-back]`:
+    /// - upload: encoding the rows on the CPU and handing them to `Queue::write_buffer` (a
+    ///   host-side copy; the transfer to the device happens at submission);
+    /// - execute: from submission until the read-back buffer is mapped: the transfer of the rows,
+    ///   the kernel block, the posterior dispatches and the copy of the results to the read-back
+    ///   buffer;
+    /// - read-back: copying the mean and variance out of the mapped buffer and unmapping it.
+    ///
+    /// Host timers around calls that wait for the device anyway, so this costs nothing
+    /// measurable; device-side timestamps would need an optional wgpu feature.
+    ///
+    /// # Errors
+    /// As [`Scorer::posterior_into`].
+    pub fn posterior_into_timed(
+        &self,
+        tile: &Features,
+        mean: &mut [f32],
+        var: &mut [f32],
+    ) -> Result<[Duration; 3]> {
         let total = tile.len();
         assert_eq!(mean.len(), total, "one mean per tile row");
         assert_eq!(var.len(), total, "one variance per tile row");
@@ -458,16 +491,26 @@ impl Scorer for GpuScorer {
         }
         let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let step = self.plan.rows;
+        let mut split = [Duration::ZERO; 3];
         for start in (0..total).step_by(step) {
             let rows = step.min(total - start);
+            let t = Instant::now();
             self.upload_rows(tile, start, rows, &mut scratch);
+            split[0] += t.elapsed();
             self.dispatch(
                 rows,
                 &mut mean[start..start + rows],
                 &mut var[start..start + rows],
+                &mut split,
             )?;
         }
-        Ok(())
+        Ok(split)
+    }
+}
+
+impl Scorer for GpuScorer {
+    fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+        self.posterior_into_timed(tile, mean, var).map(drop)
     }
 
     fn name(&self) -> String {
