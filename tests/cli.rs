@@ -463,3 +463,18 @@ fn bench_and_devices_commands_run() {
     let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(d["adapters"].is_array() && d["reason"].is_string());
 }
+
+#[test]
+fn duplicate_ids_in_an_ids_file_are_named() {
+    let f = Fixture::new();
+    let mut ids: Vec<String> = (0..300).map(|i| format!("c{i}")).collect();
+    ids[250] = "c100".to_string(); // not labeled: found by the pool-wide check
+    let ids_path = f.write("dup_ids.txt", &(ids.join("\n") + "\n"));
+    fails(
+        &f,
+        &f.p("pool.npy"),
+        &f.p("labels.csv"),
+        &["--ids", &ids_path],
+        &["\"c100\"", "rows 100 and 250"],
+    );
+}
