@@ -210,9 +210,13 @@ struct SynthArgs {
     /// Candidates.
     #[arg(long, default_value_t = 20_000)]
     n: usize,
-    /// Dense feature dimension.
+    /// Dense feature dimension (with --bits: the latent dimension the fingerprints encode).
     #[arg(long, default_value_t = 16)]
     dim: usize,
+    /// Write bit fingerprints of this width (PREFIX.fps, Tanimoto) instead of dense features:
+    /// random hyperplanes of the dense points, so the labels keep their relation.
+    #[arg(long)]
+    bits: Option<usize>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -540,14 +544,23 @@ fn synth(a: SynthArgs) -> Result<()> {
     let data = generate(scenario, a.n, a.dim, a.seed)?;
     let pool = &data.pool;
     let prefix = a.out.to_string_lossy().into_owned();
-    let (npy, labels) = (
-        PathBuf::from(format!("{prefix}.npy")),
-        PathBuf::from(format!("{prefix}.labels.csv")),
-    );
+    let fingerprints = a
+        .bits
+        .map(|b| poolrank::sim::synth::to_bits(&pool.features, b, a.seed))
+        .transpose()?;
+    let npy = PathBuf::from(match fingerprints {
+        Some(_) => format!("{prefix}.fps"),
+        None => format!("{prefix}.npy"),
+    });
+    let labels = PathBuf::from(format!("{prefix}.labels.csv"));
+    let ids: Vec<String> = (0..pool.y.len()).map(|i| i.to_string()).collect();
     report::write_all(vec![
         (
             npy.as_path(),
-            Box::new(|p| report::write_dense_npy(p, &pool.features)),
+            Box::new(|p| match &fingerprints {
+                Some(f) => report::write_fps(p, f, &ids),
+                None => report::write_dense_npy(p, &pool.features),
+            }),
         ),
         (
             labels.as_path(),
@@ -571,11 +584,14 @@ fn synth(a: SynthArgs) -> Result<()> {
         );
     }
     eprintln!(
-        "wrote {} and {} ({} candidates, {} features)",
+        "wrote {} and {} ({} candidates, {})",
         npy.display(),
         labels.display(),
         a.n,
-        a.dim
+        match a.bits {
+            Some(b) => format!("{b}-bit fingerprints of {} latent dimensions", a.dim),
+            None => format!("{} features", a.dim),
+        }
     );
     Ok(())
 }

@@ -339,3 +339,35 @@ fn homogeneous_is_random_like() {
         );
     }
 }
+
+/// The same known answer through bit fingerprints (a locality-preserving code of the dense
+/// points) and the Tanimoto kernel.
+#[test]
+fn smooth_as_fingerprints_greedy_beats_random() {
+    let data = generate(Scenario::Smooth, 1200, 2, 1).unwrap();
+    let mut pool = data.pool;
+    pool.features = poolrank::sim::synth::to_bits(&pool.features, 256, 1).unwrap();
+    let set: Vec<u32> = (0..pool.features.len())
+        .map(|i| {
+            pool.features
+                .bits_row(i)
+                .unwrap()
+                .iter()
+                .map(|w| w.count_ones())
+                .sum()
+        })
+        .collect();
+    let mean_set = f64::from(set.iter().sum::<u32>()) / set.len() as f64;
+    assert!(
+        (5.0..30.0).contains(&mean_set),
+        "about 5% of 256 bits set, got {mean_set}"
+    );
+    let r = simulate(&pool, &config(vec![Acquisition::Greedy])).unwrap();
+    assert_eq!(r.kernel, "tanimoto");
+    assert_eq!(
+        verdict(&r, "greedy"),
+        Word::BeatsRandom,
+        "{:#?}",
+        r.verdicts
+    );
+}

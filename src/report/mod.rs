@@ -128,6 +128,30 @@ pub fn write_dense_npy(path: &Path, features: &crate::data::Features) -> Result<
     })
 }
 
+/// Writes bit fingerprints as chemfp FPS text (`#FPS1`, `#num_bits=`, then `hex<TAB>id`;
+/// bit 0 is the least significant bit of the first byte).
+pub fn write_fps(path: &Path, features: &crate::data::Features, ids: &[String]) -> Result<()> {
+    let crate::data::Features::Bits { nbits, data } = features else {
+        return Err(Error::param("features", "write_fps needs bit features"));
+    };
+    let words = crate::data::words_for(*nbits);
+    write_atomic(path, |w| {
+        writeln!(
+            w,
+            "#FPS1\n#num_bits={nbits}\n#software=poolrank/{}",
+            env!("CARGO_PKG_VERSION")
+        )?;
+        for (r, id) in ids.iter().enumerate() {
+            let row = &data[r * words..(r + 1) * words];
+            for byte in 0..nbits.div_ceil(8) {
+                write!(w, "{:02x}", (row[byte / 8] >> (8 * (byte % 8))) & 0xff)?;
+            }
+            writeln!(w, "\t{id}")?;
+        }
+        Ok(())
+    })
+}
+
 /// Writes labels as CSV `id,score`.
 pub fn write_labels_csv(path: &Path, rows: &[(String, f64)]) -> Result<()> {
     write_atomic(path, |w| {

@@ -146,3 +146,42 @@ pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<S
         test_rows: (n - n_test..n).collect(),
     })
 }
+
+/// Turns dense features into `nbits`-bit fingerprints with a locality-preserving sparse code:
+/// bit `j` is set when the point lies within the distance of landmark `j` (a row chosen by the
+/// seed) that covers the nearest 5% of a sample of rows. Nearby points share bits, so the
+/// Tanimoto similarity of two fingerprints tracks the closeness of their dense points and the
+/// labels keep their relation to the features; every point has about 5% of its bits set.
+pub fn to_bits(features: &Features, nbits: usize, seed: u64) -> Result<Features> {
+    let Features::Dense { dim, data } = features else {
+        return Err(Error::param("--bits", "needs dense features to encode"));
+    };
+    if nbits == 0 {
+        return Err(Error::param("--bits", "must be at least 1"));
+    }
+    let rows = features.len();
+    let words = nbits.div_ceil(64);
+    let row = |r: usize| &data[r * dim..(r + 1) * dim];
+    let d2 =
+        |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
+    let order = crate::demo::seeded_order(rows, seed ^ 0xb175);
+    let landmarks: Vec<usize> = (0..nbits).map(|j| order[j % rows]).collect();
+    let sample: Vec<usize> = (0..rows).step_by(rows.div_ceil(512).max(1)).collect();
+    let radii: Vec<f32> = landmarks
+        .iter()
+        .map(|&l| {
+            let mut v: Vec<f32> = sample.iter().map(|&r| d2(row(r), row(l))).collect();
+            v.sort_by(f32::total_cmp);
+            v[((v.len() as f64 * 0.05) as usize).min(v.len() - 1)]
+        })
+        .collect();
+    let mut bits = vec![0u64; rows * words];
+    for r in 0..rows {
+        for (j, (&l, &rad)) in landmarks.iter().zip(&radii).enumerate() {
+            if d2(row(r), row(l)) <= rad {
+                bits[r * words + j / 64] |= 1 << (j % 64);
+            }
+        }
+    }
+    Ok(Features::Bits { nbits, data: bits })
+}
