@@ -111,27 +111,8 @@ enum ObjectiveArg {
 
 #[derive(clap::Args, Debug)]
 struct SimulateArgs {
-    /// Pool of candidates (same formats as `select`); every candidate needs a label.
-    #[arg(long, value_name = "FILE")]
-    pool: PathBuf,
-    /// Pool format when the file name does not tell it.
-    #[arg(long, value_name = "FORMAT", value_parser = clap::builder::PossibleValuesParser::new(PoolFormat::NAMES))]
-    pool_format: Option<String>,
-    /// For .npy/.npz pools: one id per line, in row order (default: the row number).
-    #[arg(long, value_name = "FILE")]
-    ids: Option<PathBuf>,
-    /// The label of every candidate (the oracle): CSV with an id and a value column.
-    #[arg(long, value_name = "FILE")]
-    labels: PathBuf,
-    /// Id column of the labels file.
-    #[arg(long, default_value = "id", value_name = "NAME")]
-    id_col: String,
-    /// Value column of the labels file.
-    #[arg(long, default_value = "score", value_name = "NAME")]
-    y_col: String,
-    /// Lower values are better.
-    #[arg(long)]
-    minimize: bool,
+    #[command(flatten)]
+    input: InputArgs,
     /// Strategies to compare with random (which always runs), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "greedy,ucb", value_parser = clap::builder::PossibleValuesParser::new(poolrank::Acquisition::NAMES))]
     strategies: Vec<String>,
@@ -173,18 +154,8 @@ struct SimulateArgs {
     /// writes).
     #[arg(long, value_name = "FILE")]
     test_ids: Option<PathBuf>,
-    /// Similarity kernel (default: from the features).
-    #[arg(long, value_enum)]
-    kernel: Option<KernelArg>,
-    /// Noise variance, standardised units (fitted if not given).
-    #[arg(long, value_name = "VAR")]
-    noise: Option<f64>,
-    /// Signal variance, standardised units (fitted if not given).
-    #[arg(long, value_name = "VAR")]
-    signal_var: Option<f64>,
-    /// Lengthscale of rbf/matern52 (fitted if not given).
-    #[arg(long, value_name = "LEN")]
-    lengthscale: Option<f64>,
+    #[command(flatten)]
+    model: ModelArgs,
     /// Fit the hyperparameters once (round 0) and hold them, instead of refitting every round.
     #[arg(long)]
     hold_hyperparameters: bool,
@@ -264,8 +235,9 @@ enum ModeArg {
     Diverse,
 }
 
+/// The pool and its labels, as `select` and `simulate` read them.
 #[derive(clap::Args, Debug)]
-struct SelectArgs {
+struct InputArgs {
     /// Pool of candidates: .fps/.fps.gz (chemfp), .npy (packed bits, counts or floats),
     /// .npz (scipy.sparse CSR counts) or .csv/.csv.gz (id column + numeric features).
     #[arg(long, value_name = "FILE")]
@@ -277,7 +249,8 @@ struct SelectArgs {
     /// starting at 0).
     #[arg(long, value_name = "FILE")]
     ids: Option<PathBuf>,
-    /// Labeled candidates: CSV (optionally gzipped) with an id column and a value column.
+    /// Labels: CSV (optionally gzipped) with an id column and a value column (`simulate` needs
+    /// one for every candidate: it is the oracle).
     #[arg(long, value_name = "FILE")]
     labels: PathBuf,
     /// Id column of the labels file (and of a CSV pool).
@@ -286,25 +259,29 @@ struct SelectArgs {
     /// Value column of the labels file.
     #[arg(long, default_value = "score", value_name = "NAME")]
     y_col: String,
-    /// Ids already sent for measurement (one per line): never picked; the diverse mode treats
-    /// them as already in the batch.
-    #[arg(long, value_name = "FILE")]
-    pending: Option<PathBuf>,
     /// Lower values are better (docking scores, IC50 in nM, energies).
     #[arg(long)]
     minimize: bool,
-    /// Batch size: a count (100) or a fraction of the pool (0.01).
-    #[arg(long, default_value = "100", value_parser = BatchSize::parse)]
-    batch: BatchSize,
-    /// Acquisition function.
-    #[arg(long, value_enum, default_value = "ucb")]
-    acq: AcqArg,
-    /// UCB's weight on the standard deviation.
-    #[arg(long, default_value_t = 2.0)]
-    beta: f32,
-    /// EI/PI margin, in standard deviations of the labels.
-    #[arg(long, default_value_t = 0.0)]
-    xi: f32,
+}
+
+impl InputArgs {
+    fn specs(&self) -> (PoolSpec, LabelSpec) {
+        let mut pool = PoolSpec::new(&self.pool);
+        pool.format = self.pool_format.as_deref().and_then(PoolFormat::from_name);
+        pool.ids = self.ids.clone();
+        pool.id_col = self.id_col.clone();
+        let labels = LabelSpec {
+            path: self.labels.clone(),
+            id_col: self.id_col.clone(),
+            y_col: self.y_col.clone(),
+        };
+        (pool, labels)
+    }
+}
+
+/// The Gaussian process's kernel and hyperparameters.
+#[derive(clap::Args, Debug)]
+struct ModelArgs {
     /// Similarity kernel (default: tanimoto for bits, minmax for counts, rbf for floats).
     #[arg(long, value_enum)]
     kernel: Option<KernelArg>,
@@ -317,6 +294,30 @@ struct SelectArgs {
     /// Lengthscale of rbf/matern52 (fitted if not given).
     #[arg(long, value_name = "LEN")]
     lengthscale: Option<f64>,
+}
+
+#[derive(clap::Args, Debug)]
+struct SelectArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Ids already sent for measurement (one per line): never picked; the diverse mode treats
+    /// them as already in the batch.
+    #[arg(long, value_name = "FILE")]
+    pending: Option<PathBuf>,
+    /// Batch size: a count (100) or a fraction of the pool (0.01).
+    #[arg(long, default_value = "100", value_parser = BatchSize::parse)]
+    batch: BatchSize,
+    /// Acquisition function.
+    #[arg(long, value_enum, default_value = "ucb")]
+    acq: AcqArg,
+    /// UCB's weight on the standard deviation.
+    #[arg(long, default_value_t = 2.0)]
+    beta: f32,
+    /// EI/PI margin, in standard deviations of the labels.
+    #[arg(long, default_value_t = 0.0)]
+    xi: f32,
+    #[command(flatten)]
+    model: ModelArgs,
     /// How the batch is formed from the scores.
     #[arg(long, value_enum, default_value = "topk")]
     batch_mode: ModeArg,
@@ -450,14 +451,7 @@ fn kernel_kind(k: KernelArg) -> KernelKind {
 
 fn simulate(a: SimulateArgs) -> Result<()> {
     use poolrank::sim::{load_labeled_pool, simulate, Objective, SimConfig};
-    let mut pool = PoolSpec::new(&a.pool);
-    pool.format = a.pool_format.as_deref().and_then(PoolFormat::from_name);
-    pool.ids = a.ids.clone();
-    let labels = LabelSpec {
-        path: a.labels.clone(),
-        id_col: a.id_col.clone(),
-        y_col: a.y_col.clone(),
-    };
+    let (pool, labels) = a.input.specs();
     let mut cfg = SimConfig::new();
     cfg.strategies = a
         .strategies
@@ -479,12 +473,12 @@ fn simulate(a: SimulateArgs) -> Result<()> {
         ObjectiveArg::Accuracy => Objective::Accuracy,
     };
     cfg.test = a.test;
-    cfg.kernel = a.kernel.map(kernel_kind);
-    cfg.noise = a.noise;
-    cfg.signal_var = a.signal_var;
-    cfg.lengthscale = a.lengthscale;
+    cfg.kernel = a.model.kernel.map(kernel_kind);
+    cfg.noise = a.model.noise;
+    cfg.signal_var = a.model.signal_var;
+    cfg.lengthscale = a.model.lengthscale;
     cfg.refit = !a.hold_hyperparameters;
-    cfg.minimize = a.minimize;
+    cfg.minimize = a.input.minimize;
     cfg.backend = a.backend.into();
     cfg.progress = !a.quiet;
     let data = load_labeled_pool(&pool, &labels)?;
@@ -597,21 +591,13 @@ fn synth(a: SynthArgs) -> Result<()> {
 }
 
 fn select(a: SelectArgs) -> Result<()> {
-    let mut pool = PoolSpec::new(&a.pool);
-    pool.format = a.pool_format.as_deref().and_then(PoolFormat::from_name);
-    pool.ids = a.ids.clone();
-    pool.id_col = a.id_col.clone();
-    let labels = LabelSpec {
-        path: a.labels.clone(),
-        id_col: a.id_col.clone(),
-        y_col: a.y_col.clone(),
-    };
+    let (pool, labels) = a.input.specs();
     let mut cfg = SelectConfig::new(pool, labels);
     cfg.pending = a.pending.clone();
-    cfg.kernel = a.kernel.map(kernel_kind);
-    cfg.noise = a.noise;
-    cfg.signal_var = a.signal_var;
-    cfg.lengthscale = a.lengthscale;
+    cfg.kernel = a.model.kernel.map(kernel_kind);
+    cfg.noise = a.model.noise;
+    cfg.signal_var = a.model.signal_var;
+    cfg.lengthscale = a.model.lengthscale;
     cfg.acquisition = match a.acq {
         AcqArg::Greedy => Acquisition::Greedy,
         AcqArg::Ucb => Acquisition::Ucb { beta: a.beta },
@@ -621,7 +607,7 @@ fn select(a: SelectArgs) -> Result<()> {
         AcqArg::Thompson => Acquisition::Thompson,
         AcqArg::Random => Acquisition::Random,
     };
-    cfg.minimize = a.minimize;
+    cfg.minimize = a.input.minimize;
     cfg.batch = a.batch;
     cfg.mode = match a.batch_mode {
         ModeArg::Topk => BatchMode::TopK,
