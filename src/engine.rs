@@ -12,8 +12,7 @@ use crate::acquisition::{score, AcqContext, Acquisition};
 use crate::backend::{Backend, BackendChoice, GpuOptions, Scorer, CHUNK};
 use crate::data::{read_id_list, read_labels, FeatureKind, Features, LabelSpec, PoolSpec, Tile};
 use crate::error::{Error, Result};
-use crate::gp::{fit, FitInfo, FittedGp, GpParams};
-use crate::kernel::KernelKind;
+use crate::gp::{fit, FitInfo, FittedGp, ModelSpec};
 use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
 
 /// A batch size: a count, or a fraction of the pool.
@@ -60,14 +59,8 @@ pub struct SelectConfig {
     pub labels: LabelSpec,
     /// Ids already sent to the lab (never picked; the diverse mode conditions on them).
     pub pending: Option<PathBuf>,
-    /// Kernel; `None` takes the default for the pool's features.
-    pub kernel: Option<KernelKind>,
-    /// Signal variance; `None` fits it.
-    pub signal_var: Option<f64>,
-    /// Noise variance; `None` fits it.
-    pub noise: Option<f64>,
-    /// Lengthscale (dense kernels); `None` fits it.
-    pub lengthscale: Option<f64>,
+    /// Kernel and fixed hyperparameters (the rest are fitted).
+    pub model: ModelSpec,
     /// The acquisition function.
     pub acquisition: Acquisition,
     /// Lower labels are better.
@@ -99,10 +92,7 @@ impl SelectConfig {
             pool,
             labels,
             pending: None,
-            kernel: None,
-            signal_var: None,
-            noise: None,
-            lengthscale: None,
+            model: ModelSpec::default(),
             acquisition: Acquisition::Ucb { beta: 2.0 },
             minimize: false,
             batch: BatchSize::Count(100),
@@ -280,14 +270,7 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
     if loc.train.len() < 2 {
         return Err(Error::TooFewLabels { n: loc.train.len() });
     }
-    let kernel = cfg
-        .kernel
-        .unwrap_or_else(|| KernelKind::default_for(loc.kind));
-    let mut params = GpParams::new(kernel);
-    params.signal_var = cfg.signal_var;
-    params.noise = cfg.noise;
-    params.lengthscale = cfg.lengthscale;
-    let params = params.check(loc.kind)?;
+    let params = cfg.model.check(loc.kind)?;
     let sign = if cfg.minimize { -1.0 } else { 1.0 };
     let y: Vec<f64> = loc.y.iter().map(|v| sign * v).collect();
 

@@ -279,6 +279,17 @@ impl InputArgs {
     }
 }
 
+impl ModelArgs {
+    fn spec(&self) -> poolrank::gp::ModelSpec {
+        poolrank::gp::ModelSpec {
+            kernel: self.kernel.map(kernel_kind),
+            signal_var: self.signal_var,
+            noise: self.noise,
+            lengthscale: self.lengthscale,
+        }
+    }
+}
+
 /// The Gaussian process's kernel and hyperparameters.
 #[derive(clap::Args, Debug)]
 struct ModelArgs {
@@ -473,10 +484,7 @@ fn simulate(a: SimulateArgs) -> Result<()> {
         ObjectiveArg::Accuracy => Objective::Accuracy,
     };
     cfg.test = a.test;
-    cfg.kernel = a.model.kernel.map(kernel_kind);
-    cfg.noise = a.model.noise;
-    cfg.signal_var = a.model.signal_var;
-    cfg.lengthscale = a.model.lengthscale;
+    cfg.model = a.model.spec();
     cfg.refit = !a.hold_hyperparameters;
     cfg.minimize = a.input.minimize;
     cfg.backend = a.backend.into();
@@ -594,10 +602,7 @@ fn select(a: SelectArgs) -> Result<()> {
     let (pool, labels) = a.input.specs();
     let mut cfg = SelectConfig::new(pool, labels);
     cfg.pending = a.pending.clone();
-    cfg.kernel = a.model.kernel.map(kernel_kind);
-    cfg.noise = a.model.noise;
-    cfg.signal_var = a.model.signal_var;
-    cfg.lengthscale = a.model.lengthscale;
+    cfg.model = a.model.spec();
     cfg.acquisition = match a.acq {
         AcqArg::Greedy => Acquisition::Greedy,
         AcqArg::Ucb => Acquisition::Ucb { beta: a.beta },

@@ -68,11 +68,6 @@ impl Acquisition {
             _ => return None,
         })
     }
-
-    /// True when the score uses the model at all (everything but `random`).
-    pub fn uses_model(self) -> bool {
-        !matches!(self, Acquisition::Random)
-    }
 }
 
 /// What an acquisition needs beside a candidate's posterior.

@@ -87,6 +87,31 @@ impl GpParams {
     }
 }
 
+/// The model a user asks for: a kernel (default: the one for the pool's features) and the
+/// hyperparameters to hold fixed (the rest are fitted). `select` and `simulate` both take one.
+#[derive(Clone, Debug, Default)]
+pub struct ModelSpec {
+    /// Kernel; `None` takes [`KernelKind::default_for`] the features.
+    pub kernel: Option<KernelKind>,
+    /// Fixed signal variance.
+    pub signal_var: Option<f64>,
+    /// Fixed noise variance.
+    pub noise: Option<f64>,
+    /// Fixed lengthscale (dense kernels).
+    pub lengthscale: Option<f64>,
+}
+
+impl ModelSpec {
+    /// The checked GP settings for features of `kind`.
+    pub fn check(&self, kind: FeatureKind) -> Result<GpValidParams> {
+        let mut p = GpParams::new(self.kernel.unwrap_or_else(|| KernelKind::default_for(kind)));
+        p.signal_var = self.signal_var;
+        p.noise = self.noise;
+        p.lengthscale = self.lengthscale;
+        p.check(kind)
+    }
+}
+
 /// Settings that passed [`GpParams::check`]; only these can fit.
 #[derive(Clone, Debug)]
 pub struct GpValidParams(GpParams);

@@ -125,11 +125,6 @@ pub fn minmax(a: (&[u32], &[u32]), b: (&[u32], &[u32])) -> f64 {
     ratio(mins as f64, maxs as f64)
 }
 
-/// MinMax of two packed bit rows (a bit is a count of 0 or 1): equal to Tanimoto.
-pub fn minmax_bits(a: &[u64], b: &[u64]) -> f64 {
-    tanimoto(a, b)
-}
-
 /// Squared Euclidean distance.
 pub fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
     a.iter()

@@ -23,8 +23,7 @@ use crate::data::{read_labels, Features, LabelSpec, PoolSpec, Tile};
 use crate::demo::seeded_order;
 use crate::engine::BatchSize;
 use crate::error::{Error, Result};
-use crate::gp::{fit, FittedGp, GpParams, GpValidParams};
-use crate::kernel::KernelKind;
+use crate::gp::{fit, FittedGp, GpValidParams, ModelSpec};
 use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
 use metrics::{k_best, rmse, spearman, TopTruth};
 use verdict::{compare, Comparison};
@@ -65,14 +64,8 @@ pub struct SimConfig {
     /// Rows (of the labeled pool) that form the test set for `accuracy`, instead of a seeded
     /// random split of `test`.
     pub test_rows: Option<Vec<usize>>,
-    /// Kernel (default from the features).
-    pub kernel: Option<KernelKind>,
-    /// Fixed signal variance.
-    pub signal_var: Option<f64>,
-    /// Fixed noise.
-    pub noise: Option<f64>,
-    /// Fixed lengthscale.
-    pub lengthscale: Option<f64>,
+    /// Kernel and fixed hyperparameters (the rest are fitted).
+    pub model: ModelSpec,
     /// Refit the hyperparameters every round (else fit them in round 0 and hold them).
     pub refit: bool,
     /// Lower values are better.
@@ -99,10 +92,7 @@ impl SimConfig {
             objective: Objective::FindBest,
             test: 0.2,
             test_rows: None,
-            kernel: None,
-            signal_var: None,
-            noise: None,
-            lengthscale: None,
+            model: ModelSpec::default(),
             refit: true,
             minimize: false,
             backend: BackendChoice::Auto,
@@ -283,12 +273,8 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     let started = Instant::now();
     let n_all = pool.y.len();
     let kind = pool.features.kind();
-    let kernel = cfg.kernel.unwrap_or_else(|| KernelKind::default_for(kind));
-    let mut params = GpParams::new(kernel);
-    params.signal_var = cfg.signal_var;
-    params.noise = cfg.noise;
-    params.lengthscale = cfg.lengthscale;
-    let valid = params.check(kind)?;
+    let valid = cfg.model.check(kind)?;
+    let kernel = valid.params().kernel;
     if cfg.reps == 0 {
         return Err(Error::param("--reps", "must be at least 1"));
     }
