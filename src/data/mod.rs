@@ -197,6 +197,29 @@ impl Features {
         out
     }
 
+    /// Count fingerprints as bit fingerprints (a bit is set where the count is non-zero, as
+    /// RDKit's bit and count Morgan fingerprints relate); bits are returned as they are. `None`
+    /// for dense features.
+    pub fn presence_bits(&self) -> Option<Features> {
+        match self {
+            Features::Bits { .. } => Some(self.clone()),
+            Features::Counts { ndim, .. } => {
+                let words = words_for(*ndim);
+                let mut data = vec![0u64; self.len() * words];
+                for r in 0..self.len() {
+                    let (idx, vals) = self.counts_row(r)?;
+                    for (&f, &v) in idx.iter().zip(vals) {
+                        if v > 0 {
+                            data[r * words + f as usize / 64] |= 1 << (f % 64);
+                        }
+                    }
+                }
+                Some(Features::Bits { nbits: *ndim, data })
+            }
+            Features::Dense { .. } => None,
+        }
+    }
+
     /// Row `i` as packed words, for bit fingerprints.
     pub fn bits_row(&self, i: usize) -> Option<&[u64]> {
         match self {
