@@ -12,11 +12,12 @@ use super::context::GpuContext;
 use super::pipelines::{Pipeline, PipelineKey};
 use super::plan::{plan, Budget, Plan, DEFAULT_ROWS};
 use super::shaders::{
-    KernelParams, PosteriorParams, BLOCK_SIDE, FLAG_FIRST_PANEL, FLAG_LAST_PANEL, INVOCATIONS,
-    POSTERIOR_ROWS, WORKGROUP_BYTES,
+    acquisition_code, key_to_score, KernelParams, PosteriorParams, SelectParams, BLOCK_SIDE,
+    CANDIDATE_BYTES, FLAG_FIRST_PANEL, FLAG_LAST_PANEL, INVOCATIONS, POSTERIOR_ROWS, SELECT_ROWS,
+    WORKGROUP_BYTES,
 };
 use crate::backend::encode::{pack_bits_into, LevelCode, Packed};
-use crate::backend::Scorer;
+use crate::backend::{score_all_into, BestOf, Scored, Scorer};
 use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
 use crate::gp::FittedGp;
@@ -88,6 +89,7 @@ impl Train {
 struct Scratch {
     packed: Packed,
     words: Vec<u32>,
+    skip: Vec<u32>,
 }
 
 /// The GPU backend prepared for one round.
@@ -105,7 +107,13 @@ pub struct GpuScorer {
     plan: Plan,
     kernel: Pipeline,
     posterior: Pipeline,
+    select: Pipeline,
     kernel_params: wgpu::Buffer,
+    select_params: wgpu::Buffer,
+    /// One bit per chunk row: not a candidate.
+    skip: wgpu::Buffer,
+    /// What the select workgroups keep.
+    best: wgpu::Buffer,
     panel_params: Vec<wgpu::Buffer>,
     pool: wgpu::Buffer,
     /// Pool norms (fingerprints only).
@@ -115,6 +123,7 @@ pub struct GpuScorer {
     staging: wgpu::Buffer,
     kernel_group: wgpu::BindGroup,
     posterior_groups: Vec<wgpu::BindGroup>,
+    select_group: wgpu::BindGroup,
     scratch: Mutex<Scratch>,
 }
 
@@ -196,9 +205,13 @@ impl GpuScorer {
         let ks = buffer("poolrank kernel block", cap * n as u64 * F32, read);
         let mean = buffer("poolrank mean", cap * F32, from_device);
         let var = buffer("poolrank variance", cap * F32, from_device);
+        let best_bytes =
+            cap.div_ceil(u64::from(SELECT_ROWS)) * u64::from(SELECT_ROWS) * CANDIDATE_BYTES;
+        let best = buffer("poolrank best candidates", best_bytes, from_device);
+        let skip = buffer("poolrank skipped rows", (cap / 32 + 1) * F32, to_device);
         let staging = buffer(
             "poolrank read-back",
-            2 * cap * F32,
+            (2 * cap * F32).max(best_bytes),
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
         let kernel_params = buffer(
@@ -244,6 +257,18 @@ impl GpuScorer {
         };
         let kernel = ctx.pipeline(key);
         let posterior = ctx.pipeline(PipelineKey::Posterior);
+        let select = ctx.pipeline(PipelineKey::Select);
+        let select_params = buffer(
+            "poolrank select params",
+            std::mem::size_of::<SelectParams>() as u64,
+            uniform,
+        );
+        let select_group = bind_group(
+            device,
+            &select,
+            "poolrank select bind group",
+            &[&select_params, &mean, &var, &skip, &best],
+        );
 
         let alpha: Vec<f32> = gp.alpha.iter().map(|&a| a as f32).collect();
         let alpha = upload("poolrank alpha", bytemuck::cast_slice(&alpha));
@@ -287,7 +312,11 @@ impl GpuScorer {
             plan,
             kernel,
             posterior,
+            select,
             kernel_params,
+            select_params,
+            skip,
+            best,
             panel_params,
             pool,
             pool_norms,
@@ -296,6 +325,7 @@ impl GpuScorer {
             staging,
             kernel_group,
             posterior_groups,
+            select_group,
             scratch: Mutex::new(Scratch::default()),
         })
     }
@@ -333,15 +363,17 @@ impl GpuScorer {
         }
     }
 
-    /// Scores `rows ≤ plan.rows` rows already uploaded; fills `mean` and `var`. Adds the
-    /// wall-clock time from submission to completion to `split[1]` and of the read-back to
-    /// `split[2]` (see [`GpuScorer::posterior_into_timed`]).
+    /// Scores `rows ≤ plan.rows` rows already uploaded, then with `select` also runs the
+    /// acquisition and the per-workgroup top-k; hands the read-back to `read`: the mean and the
+    /// variance, or the kept candidates. Adds the wall-clock time from submission to completion
+    /// to `split[1]` and of the read-back to `split[2]` (see
+    /// [`GpuScorer::posterior_into_timed`]).
     fn dispatch(
         &self,
         rows: usize,
-        mean: &mut [f32],
-        var: &mut [f32],
+        select: Option<&SelectParams>,
         split: &mut [Duration; 3],
+        read: impl FnOnce(Readback),
     ) -> Result<()> {
         let queue = self.ctx.queue();
         let (rows32, n32) = (rows as u32, self.n as u32);
@@ -374,6 +406,9 @@ impl GpuScorer {
             };
             queue.write_buffer(buf, 0, bytemuck::bytes_of(&params));
         }
+        if let Some(params) = select {
+            queue.write_buffer(&self.select_params, 0, bytemuck::bytes_of(params));
+        }
 
         let mut encoder =
             self.ctx
@@ -381,6 +416,7 @@ impl GpuScorer {
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("poolrank score chunk"),
                 });
+        let groups = rows32.div_ceil(SELECT_ROWS);
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("poolrank posterior pass"),
@@ -395,16 +431,31 @@ impl GpuScorer {
                 pass.set_bind_group(0, group, &[]);
                 pass.dispatch_workgroups(rows32.div_ceil(POSTERIOR_ROWS), 1, 1);
             }
+            if select.is_some() {
+                pass.set_pipeline(&self.select.pipeline);
+                pass.set_bind_group(0, &self.select_group, &[]);
+                pass.dispatch_workgroups(groups, 1, 1);
+            }
         }
         let bytes = rows as u64 * F32;
         let var_at = self.plan.rows as u64 * F32;
-        encoder.copy_buffer_to_buffer(&self.mean, 0, &self.staging, 0, bytes);
-        encoder.copy_buffer_to_buffer(&self.var, 0, &self.staging, var_at, bytes);
+        let read_bytes = match select {
+            Some(p) => {
+                let kept = u64::from(groups) * u64::from(p.keep) * CANDIDATE_BYTES;
+                encoder.copy_buffer_to_buffer(&self.best, 0, &self.staging, 0, kept);
+                kept
+            }
+            None => {
+                encoder.copy_buffer_to_buffer(&self.mean, 0, &self.staging, 0, bytes);
+                encoder.copy_buffer_to_buffer(&self.var, 0, &self.staging, var_at, bytes);
+                var_at + bytes
+            }
+        };
         let submitted = Instant::now();
         queue.submit([encoder.finish()]);
 
         let (tx, rx) = mpsc::channel();
-        let slice = self.staging.slice(..);
+        let slice = self.staging.slice(..read_bytes.max(F32));
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
@@ -418,16 +469,48 @@ impl GpuScorer {
             let view = slice
                 .get_mapped_range()
                 .map_err(|e| gpu_error(format!("reading the read-back buffer: {e}")))?;
-            let all: &[f32] = bytemuck::cast_slice(&view);
-            let var_at = self.plan.rows;
-            mean.copy_from_slice(&all[..rows]);
-            var.copy_from_slice(&all[var_at..var_at + rows]);
+            match select {
+                Some(_) => read(Readback::Best(bytemuck::cast_slice(
+                    &view[..read_bytes as usize],
+                ))),
+                None => {
+                    let all: &[f32] = bytemuck::cast_slice(&view);
+                    let var_at = self.plan.rows;
+                    read(Readback::Posterior {
+                        mean: &all[..rows],
+                        var: &all[var_at..var_at + rows],
+                    });
+                }
+            }
         }
         self.staging.unmap();
         let checked = self.ctx.check("scoring a tile");
         split[2] += done.elapsed();
         checked
     }
+
+    /// An error unless `tile` holds the model's kind of features.
+    fn check_kind(&self, tile: &Features) -> Result<()> {
+        if tile.kind() == self.kind {
+            return Ok(());
+        }
+        Err(Error::param(
+            "pool",
+            format!(
+                "tile holds {} but the model was fitted on {}",
+                tile.kind(),
+                self.kind
+            ),
+        ))
+    }
+}
+
+/// What a dispatch reads back.
+enum Readback<'a> {
+    /// One mean and one variance per row.
+    Posterior { mean: &'a [f32], var: &'a [f32] },
+    /// The select shader's candidates: `[key, row, mean bits, variance bits]` each.
+    Best(&'a [[u32; 4]]),
 }
 
 fn gpu_error(msg: impl Into<String>) -> Error {
@@ -479,16 +562,7 @@ impl GpuScorer {
         let total = tile.len();
         assert_eq!(mean.len(), total, "one mean per tile row");
         assert_eq!(var.len(), total, "one variance per tile row");
-        if tile.kind() != self.kind {
-            return Err(Error::param(
-                "pool",
-                format!(
-                    "tile holds {} but the model was fitted on {}",
-                    tile.kind(),
-                    self.kind
-                ),
-            ));
-        }
+        self.check_kind(tile)?;
         let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         let step = self.plan.rows;
         let mut split = [Duration::ZERO; 3];
@@ -497,12 +571,16 @@ impl GpuScorer {
             let t = Instant::now();
             self.upload_rows(tile, start, rows, &mut scratch);
             split[0] += t.elapsed();
-            self.dispatch(
-                rows,
+            let (m, v) = (
                 &mut mean[start..start + rows],
                 &mut var[start..start + rows],
-                &mut split,
-            )?;
+            );
+            self.dispatch(rows, None, &mut split, |back| {
+                if let Readback::Posterior { mean, var } = back {
+                    m.copy_from_slice(mean);
+                    v.copy_from_slice(var);
+                }
+            })?;
         }
         Ok(split)
     }
@@ -511,6 +589,63 @@ impl GpuScorer {
 impl Scorer for GpuScorer {
     fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
         self.posterior_into_timed(tile, mean, var).map(drop)
+    }
+
+    /// On the device: the acquisition and a top-`keep` per 1,024 rows, so only those come
+    /// back. More than 1,024 to keep gains nothing there: then the CPU scores every row.
+    fn best_into(&self, tile: &Features, what: &BestOf, out: &mut Vec<Scored>) -> Result<()> {
+        if what.keep == 0 {
+            return Ok(());
+        }
+        if what.keep > SELECT_ROWS as usize {
+            return score_all_into(self, tile, what, out);
+        }
+        self.check_kind(tile)?;
+        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let (code, param) = acquisition_code(what.acq);
+        let step = self.plan.rows;
+        let mut split = [Duration::ZERO; 3];
+        for first in (0..tile.len()).step_by(step) {
+            let rows = step.min(tile.len() - first);
+            self.upload_rows(tile, first, rows, &mut scratch);
+            let global = what.start + first;
+            let lo = what.skip.partition_point(|&g| g < global);
+            let hi = what.skip.partition_point(|&g| g < global + rows);
+            let words = &mut scratch.skip;
+            words.clear();
+            words.resize(rows / 32 + 1, 0);
+            for &g in &what.skip[lo..hi] {
+                let r = g - global;
+                words[r / 32] |= 1 << (r % 32);
+            }
+            self.ctx
+                .queue()
+                .write_buffer(&self.skip, 0, bytemuck::cast_slice(words));
+            let params = SelectParams {
+                rows: rows as u32,
+                keep: what.keep.min(rows) as u32,
+                acq: code,
+                round: what.ctx.round,
+                seed_lo: what.ctx.seed as u32,
+                seed_hi: (what.ctx.seed >> 32) as u32,
+                start_lo: global as u32,
+                start_hi: (global as u64 >> 32) as u32,
+                param,
+                best: what.ctx.best,
+                ..Default::default()
+            };
+            self.dispatch(rows, Some(&params), &mut split, |back| {
+                if let Readback::Best(kept) = back {
+                    out.extend(kept.iter().filter(|c| c[1] != u32::MAX).map(|c| Scored {
+                        row: first + c[1] as usize,
+                        score: key_to_score(c[0]),
+                        mean: f32::from_bits(c[2]),
+                        var: f32::from_bits(c[3]),
+                    }));
+                }
+            })?;
+        }
+        Ok(())
     }
 
     fn name(&self) -> String {
