@@ -15,7 +15,7 @@ use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
 use super::pipelines::{Pipeline, PipelineKey};
-use super::plan::{plan, Budget, Plan, DEFAULT_ROWS};
+use super::plan::{default_rows, plan, Budget, Plan};
 use super::shaders::{
     acquisition_code, key_to_score, KernelParams, PosteriorParams, SelectParams, BLOCK_SIDE,
     CANDIDATE_BYTES, FLAG_FIRST_PANEL, FLAG_LAST_PANEL, INVOCATIONS, POSTERIOR_ROWS, SELECT_ROWS,
@@ -31,8 +31,8 @@ use crate::kernel::KernelKind;
 /// Caps below the device's limits, to bound memory or to exercise the tiling in tests.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TileLimits {
-    /// Largest pool rows per dispatch; default 8192 (fewer when the kernel block would not fit
-    /// one storage binding).
+    /// Largest pool rows per dispatch; by default the kernel block is sized near 256 MiB,
+    /// 8,192 to 65,536 rows (fewer when it would not fit one storage binding).
     pub max_rows: Option<usize>,
     /// Largest kernel block and `W` panel, bytes; default the device's storage binding limit.
     pub max_block_bytes: Option<u64>,
@@ -207,7 +207,7 @@ impl GpuScorer {
             block: caps
                 .max_block_bytes
                 .unwrap_or(limits.max_storage_buffer_binding_size),
-            rows: caps.max_rows.unwrap_or(DEFAULT_ROWS),
+            rows: caps.max_rows.unwrap_or_else(|| default_rows(n)),
         };
         let train = Train::encode(&gp.train);
         let width = train.width();
