@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub use csv_dense::DenseCsvReader;
 pub use fps::FpsReader;
 pub use labels::{read_id_list, read_labels, LabelSpec, Labels};
-pub use npy::{Dtype, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
+pub use npy::{push_packbits, Dtype, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
 pub use npz::NpzCountsReader;
 
 use crate::error::{Error, Result};
