@@ -120,13 +120,11 @@ impl Gp {
         signal_var: Option<f64>,
         lengthscale: Option<f64>,
     ) -> PyResult<Self> {
-        let spec = ModelSpec {
-            kernel: kernel_kind(kernel)?,
-            noise,
-            signal_var,
-            lengthscale,
-            ..ModelSpec::default()
-        };
+        let mut spec = ModelSpec::default();
+        spec.kernel = kernel_kind(kernel)?;
+        spec.noise = noise;
+        spec.signal_var = signal_var;
+        spec.lengthscale = lengthscale;
         Ok(Gp { spec, fitted: None })
     }
 
