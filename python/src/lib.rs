@@ -120,11 +120,15 @@ impl Gp {
         signal_var: Option<f64>,
         lengthscale: Option<f64>,
     ) -> PyResult<Self> {
-        let mut spec = ModelSpec::default();
-        spec.kernel = kernel_kind(kernel)?;
-        spec.noise = noise;
-        spec.signal_var = signal_var;
-        spec.lengthscale = lengthscale;
+        // Settings the binding does not expose keep the engine's defaults.
+        #[allow(clippy::needless_update)]
+        let spec = ModelSpec {
+            kernel: kernel_kind(kernel)?,
+            noise,
+            signal_var,
+            lengthscale,
+            ..ModelSpec::default()
+        };
         Ok(Gp { spec, fitted: None })
     }
 
