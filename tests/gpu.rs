@@ -295,18 +295,32 @@ fn a_block_that_cannot_fit_is_a_typed_error() {
 }
 
 #[test]
-fn a_tile_of_another_kind_is_an_error() {
+fn a_tile_of_another_kind_is_an_error_on_every_backend() {
     let (gp, _) = bits_case(16, 10, 1, 256, KernelKind::Tanimoto);
-    let s = GpuScorer::new(ctx(), &gp).unwrap();
-    let pool = Features::Dense {
+    let scorers: [Box<dyn Scorer>; 2] = [
+        Box::new(GpuScorer::new(ctx(), &gp).unwrap()),
+        Box::new(CpuScorer::new(&gp)),
+    ];
+    let dense = Features::Dense {
         dim: 3,
         data: vec![0.0; 6],
     };
-    let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
-    assert!(matches!(
-        s.posterior_into(&pool, &mut m, &mut v),
-        Err(Error::InvalidParam { .. })
-    ));
+    // Bits of another width.
+    let wider = Features::Bits {
+        nbits: 512,
+        data: vec![0; 16],
+    };
+    for s in &scorers {
+        for pool in [&dense, &wider] {
+            let (mut m, mut v) = (vec![0.0; 2], vec![0.0; 2]);
+            match s.posterior_into(pool, &mut m, &mut v) {
+                Err(Error::InvalidParam { msg, .. }) => {
+                    assert!(msg.contains("fitted on 256-bit"), "{}: {msg}", s.name())
+                }
+                other => panic!("{}: {other:?}", s.name()),
+            }
+        }
+    }
 }
 
 #[test]

@@ -12,8 +12,8 @@ use rayon::prelude::*;
 
 use super::encode::{pack_bits_into, LevelCode, Packed};
 use super::overlap::OverlapTrain;
-use super::Scorer;
-use crate::data::Features;
+use super::{check_tile_kind, Scorer};
+use crate::data::{FeatureKind, Features};
 use crate::error::Result;
 use crate::gp::FittedGp;
 use crate::kernel::KernelKind;
@@ -45,6 +45,8 @@ pub struct CpuScorer {
     alpha: Vec<f32>,
     /// `Wᵀ`, upper triangular, `n × n`.
     wt: Mat<f32>,
+    /// The labeled features' kind; pool tiles must have the same.
+    kind: FeatureKind,
 }
 
 impl CpuScorer {
@@ -84,6 +86,7 @@ impl CpuScorer {
             s2: gp.signal_var as f32,
             alpha: gp.alpha.iter().map(|&a| a as f32).collect(),
             wt,
+            kind: gp.train.kind(),
         }
     }
 
@@ -206,6 +209,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 impl Scorer for CpuScorer {
     fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+        check_tile_kind(tile, self.kind)?;
         let rows = tile.len();
         assert_eq!(mean.len(), rows);
         assert_eq!(var.len(), rows);

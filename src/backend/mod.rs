@@ -13,7 +13,7 @@ pub use cpu::{CpuScorer, CHUNK};
 pub use gpu::{GpuContext, GpuOptions, GpuScorer};
 
 use crate::acquisition::{score, AcqContext, Acquisition};
-use crate::data::Features;
+use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
 use crate::gp::FittedGp;
 
@@ -85,6 +85,20 @@ impl Backend {
             None => AnyScorer::Cpu(Box::new(CpuScorer::new(gp))),
         })
     }
+}
+
+/// An error unless `tile` holds the features the model was fitted on (kind and width).
+pub(crate) fn check_tile_kind(tile: &Features, model: FeatureKind) -> Result<()> {
+    if tile.kind() == model {
+        return Ok(());
+    }
+    Err(Error::param(
+        "pool",
+        format!(
+            "tile holds {} but the model was fitted on {model}",
+            tile.kind()
+        ),
+    ))
 }
 
 /// [`Scorer::best_into`] through [`Scorer::posterior_into`] and the CPU acquisition: every

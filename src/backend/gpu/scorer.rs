@@ -22,7 +22,7 @@ use super::shaders::{
     WORKGROUP_BYTES,
 };
 use crate::backend::encode::{pack_bits_into, LevelCode, Packed};
-use crate::backend::{score_all_into, BestOf, Scored, Scorer};
+use crate::backend::{check_tile_kind, score_all_into, BestOf, Scored, Scorer};
 use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
 use crate::gp::FittedGp;
@@ -601,17 +601,7 @@ impl GpuScorer {
 
     /// An error unless `tile` holds the model's kind of features.
     fn check_kind(&self, tile: &Features) -> Result<()> {
-        if tile.kind() == self.kind {
-            return Ok(());
-        }
-        Err(Error::param(
-            "pool",
-            format!(
-                "tile holds {} but the model was fitted on {}",
-                tile.kind(),
-                self.kind
-            ),
-        ))
+        check_tile_kind(tile, self.kind)
     }
 }
 

@@ -1,0 +1,74 @@
+"""Type stubs of the native module (the Rust engine's binding)."""
+
+from os import PathLike
+from typing import Any, Iterator, Literal, Optional, Tuple, Union, overload
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+ArrayLike = Any  # a 2-D NumPy array or a scipy.sparse matrix
+FeaturesHint = Optional[Literal["bits", "counts", "dense"]]
+BackendName = Literal["auto", "cpu", "gpu"]
+
+class DeviceError(RuntimeError):
+    """A GPU problem: no adapter fits, a device limit is exceeded, or wgpu failed."""
+
+class GP:
+    """A Gaussian process on fingerprints or features, fitted by the poolrank engine."""
+
+    def __init__(
+        self,
+        kernel: Optional[Literal["tanimoto", "minmax", "rbf", "matern52"]] = None,
+        noise: Optional[float] = None,
+        signal_var: Optional[float] = None,
+        lengthscale: Optional[float] = None,
+    ) -> None: ...
+    def fit(self, x: ArrayLike, y: npt.ArrayLike, features: FeaturesHint = None) -> "GP": ...
+    @overload
+    def predict(
+        self,
+        x: ArrayLike,
+        return_std: Literal[False] = False,
+        backend: BackendName = "auto",
+        batch_size: Optional[int] = None,
+        features: FeaturesHint = None,
+    ) -> npt.NDArray[np.float64]: ...
+    @overload
+    def predict(
+        self,
+        x: ArrayLike,
+        return_std: Literal[True],
+        backend: BackendName = "auto",
+        batch_size: Optional[int] = None,
+        features: FeaturesHint = None,
+    ) -> Tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+    @property
+    def kernel(self) -> str: ...
+    @property
+    def noise(self) -> float: ...
+    @property
+    def signal_var(self) -> float: ...
+    @property
+    def lengthscale(self) -> Optional[float]: ...
+    @property
+    def n_train(self) -> int: ...
+    @property
+    def fit_info(self) -> dict[str, Any]: ...
+
+class PoolFile:
+    """A pool file read tile by tile: yields `(ids, X)`."""
+
+    def __iter__(self) -> Iterator[Tuple[list[str], Any]]: ...
+    def __next__(self) -> Tuple[list[str], Any]: ...
+
+def devices() -> dict[str, Any]: ...
+def open_pool(
+    path: Union[str, PathLike[str]],
+    ids: Optional[Union[str, PathLike[str]]] = None,
+    batch_size: int = 65536,
+) -> PoolFile: ...
+def read_pool(
+    path: Union[str, PathLike[str]], ids: Optional[Union[str, PathLike[str]]] = None
+) -> Tuple[list[str], Any]: ...
