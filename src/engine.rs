@@ -234,14 +234,14 @@ pub struct Selection {
 }
 
 /// What pass 1 finds.
-struct Located {
-    kind: FeatureKind,
-    pool_size: usize,
-    train: Features,
-    y: Vec<f64>,
-    pending: Features,
+pub(crate) struct Located {
+    pub(crate) kind: FeatureKind,
+    pub(crate) pool_size: usize,
+    pub(crate) train: Features,
+    pub(crate) y: Vec<f64>,
+    pub(crate) pending: Features,
     /// Sorted global rows that are labeled or pending.
-    excluded: Vec<usize>,
+    pub(crate) excluded: Vec<usize>,
 }
 
 /// Runs one selection round end to end.
@@ -264,7 +264,7 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
         Some(p) => read_id_list(p)?,
         None => Vec::new(),
     };
-    let loc = locate(cfg, &labels.ids, &labels.values, &pending_ids)?;
+    let loc = locate(cfg, &labels.ids, &labels.values, &pending_ids, &mut |_| {})?;
     seconds.locate = started.elapsed().as_secs_f64();
 
     if loc.train.len() < 2 {
@@ -384,12 +384,14 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
     })
 }
 
-/// Pass 1: finds the labeled and pending candidates in the pool, checks ids, counts rows.
-fn locate(
+/// Pass 1: finds the labeled and pending candidates in the pool, checks ids, counts rows;
+/// `on_tile` sees every tile read (the diagnostic report draws its sample there).
+pub(crate) fn locate(
     cfg: &SelectConfig,
     ids: &[String],
     values: &[f64],
     pending_ids: &[String],
+    on_tile: &mut dyn FnMut(&Tile),
 ) -> Result<Located> {
     let label_of: HashMap<&str, usize> = ids
         .iter()
@@ -438,6 +440,7 @@ fn locate(
             }
             *slot = Some((global, tile.features.select_rows(&[r])));
         }
+        on_tile(&tile);
         pool_size = tile.start + tile.len();
         progress.inc(tile.len() as u64);
     }
@@ -549,7 +552,7 @@ struct Kept {
     row: Option<Features>,
 }
 
-/// Pass 2: scores every tile, reading the next tile on another thread meanwhile.
+/// Pass 2: scores every tile and keeps the best `keep` eligible candidates.
 fn score_pool(
     cfg: &SelectConfig,
     scorer: &dyn Scorer,
@@ -559,10 +562,56 @@ fn score_pool(
     keep_rows: bool,
     pool_size: usize,
 ) -> Result<TopK<Kept>> {
+    let mut top = TopK::new(keep);
+    stream_scored(cfg, scorer, ctx, pool_size, |tile, s| {
+        let (start, rows) = (tile.start, tile.len());
+        let lo = excluded.partition_point(|&g| g < start);
+        let hi = excluded.partition_point(|&g| g < start + rows);
+        let skip = &excluded[lo..hi];
+        for r in 0..rows {
+            let g = start + r;
+            if !top.accepts(s.scores[r], g) || skip.binary_search(&g).is_ok() {
+                continue;
+            }
+            let row = keep_rows.then(|| tile.features.select_rows(&[r]));
+            top.push(
+                s.scores[r],
+                g,
+                Kept {
+                    id: tile.ids[r].clone(),
+                    mean: s.mean[r],
+                    var: s.var[r],
+                    row,
+                },
+            );
+        }
+        Ok(())
+    })?;
+    Ok(top)
+}
+
+/// The posterior and acquisition score of each row of one tile (standardised units).
+pub(crate) struct TileScores<'a> {
+    /// Latent posterior mean.
+    pub(crate) mean: &'a [f32],
+    /// Latent posterior variance.
+    pub(crate) var: &'a [f32],
+    /// Acquisition score.
+    pub(crate) scores: &'a [f32],
+}
+
+/// Scores every tile of the pool with `cfg.acquisition`, reading the next tile on another
+/// thread meanwhile, and hands each scored tile to `visit` in pool order.
+pub(crate) fn stream_scored(
+    cfg: &SelectConfig,
+    scorer: &dyn Scorer,
+    ctx: &AcqContext,
+    pool_size: usize,
+    mut visit: impl FnMut(&Tile, TileScores<'_>) -> Result<()>,
+) -> Result<()> {
     let mut reader = cfg.pool.open()?;
     let kind = reader.kind();
     let progress = progress_bar(cfg.progress, Some(pool_size as u64), "scoring candidates");
-    let mut top = TopK::new(keep);
     let acq = cfg.acquisition;
     std::thread::scope(|scope| -> Result<()> {
         // Two tiles in flight: one being scored, one being read.
@@ -602,26 +651,14 @@ fn score_pool(
             scores.par_iter_mut().enumerate().for_each(|(r, s)| {
                 *s = score(acq, mean[r], var[r], (start + r) as u64, ctx);
             });
-            let lo = excluded.partition_point(|&g| g < start);
-            let hi = excluded.partition_point(|&g| g < start + rows);
-            let skip = &excluded[lo..hi];
-            for r in 0..rows {
-                let g = start + r;
-                if !top.accepts(scores[r], g) || skip.binary_search(&g).is_ok() {
-                    continue;
-                }
-                let row = keep_rows.then(|| tile.features.select_rows(&[r]));
-                top.push(
-                    scores[r],
-                    g,
-                    Kept {
-                        id: tile.ids[r].clone(),
-                        mean: mean[r],
-                        var: var[r],
-                        row,
-                    },
-                );
-            }
+            visit(
+                &tile,
+                TileScores {
+                    mean: &mean,
+                    var: &var,
+                    scores: &scores,
+                },
+            )?;
             progress.inc(rows as u64);
             if empty_tx.send(tile).is_err() {
                 break;
@@ -630,7 +667,7 @@ fn score_pool(
         Ok(())
     })?;
     progress.finish_and_clear();
-    Ok(top)
+    Ok(())
 }
 
 /// A progress bar on stderr for `what` over `len` items (a counter when the length is
