@@ -128,6 +128,17 @@ fn outliers_variance_is_flagged_as_outlier_chasing_greedy_is_not() {
         "{:#?}",
         r.verdict
     );
+    // UCB's first batch goes to the outliers too, but it weighs the predicted value and turns
+    // back once their uncertainty is spent (simulate: UCB beats random here): a warning only.
+    let r = run_diagnose(&f.config(UCB)).unwrap();
+    assert!(flags(&r).contains(&"outlier-chasing"), "{:#?}", r.batch);
+    assert_eq!(r.verdict.warnings.len(), 1);
+    assert_eq!(
+        r.verdict.verdict,
+        Word::LikelyBeatsRandom,
+        "{:#?}",
+        r.verdict
+    );
 }
 
 #[test]
@@ -143,6 +154,13 @@ fn shift_with_accuracy_flags_the_test_mismatch() {
     assert!(o.mismatch, "{o:#?}");
     assert!(flags(&r).contains(&"test-mismatch"));
     assert_eq!(r.verdict.verdict, Word::LikelyRandomLike);
+    // Greedy can still move the mean level the model predicts far away (simulate: it lowers
+    // the test RMSE here), so for it the mismatch makes the verdict uncertain.
+    cfg.select.acquisition = Acquisition::Greedy;
+    let r = run_diagnose(&cfg).unwrap();
+    assert!(flags(&r).contains(&"test-mismatch"));
+    assert_eq!(r.verdict.verdict, Word::Uncertain, "{:#?}", r.verdict);
+    cfg.select.acquisition = Acquisition::Variance;
     // A test set drawn like the pool (the first 600 pool rows) is not a mismatch.
     let same = f.path("same_ids.txt");
     let ids: String = (0..600).map(|i| format!("{i}\n")).collect();

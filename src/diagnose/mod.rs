@@ -374,6 +374,7 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
         &batch,
         objective.as_ref(),
         cfg.objective,
+        sc.acquisition,
         n,
     );
     Ok(Report {

@@ -51,6 +51,13 @@ pub fn text(r: &Report) -> String {
             reason.rule, reason.measure, reason.value, reason.threshold, reason.advice
         );
     }
+    for w in &r.verdict.warnings {
+        let _ = writeln!(
+            out,
+            "  warning {}: {} = {:.3}; {}",
+            w.rule, w.measure, w.value, w.advice
+        );
+    }
     out
 }
 
@@ -234,6 +241,16 @@ pub fn html(r: &Report) -> String {
             reason.value,
             reason.threshold,
             esc(&reason.advice)
+        );
+    }
+    for w in &r.verdict.warnings {
+        let _ = write!(
+            o,
+            "<li>warning, <b>{}</b>: {} = {:.3}. {}</li>",
+            esc(w.rule),
+            esc(&w.measure),
+            w.value,
+            esc(&w.advice)
         );
     }
     o.push_str("</ul><table>");

@@ -2,24 +2,30 @@
 //! reasons that drove it, each tied to a number of the sections above.
 //!
 //! The rules and their thresholds were set against `simulate` on the synthetic scenarios and
-//! on Enamine 10k (README, "Diagnose"): a reason for random-like is any of
+//! on Enamine 10k (README, "Diagnose"). A reason for random-like is any of
 //! - no skill: the cross-validated Spearman of predictions and labels is below the 97.5%
 //!   quantile of its null distribution, `1.96/√(n−1)` for `n` labels, while the other folds
 //!   explain at least [`MIN_INFORMED`] of a held-out label's variance (else the labels are too
-//!   sparse for the test, and the verdict is at most `uncertain`);
+//!   sparse for the test: `sparse-labels`, at most `uncertain`);
 //! - no spread: at least [`NO_SPREAD`] of the pool scores within the noise sd of the best;
-//! - no exploitation (find-best): the batch's mean prediction is less than [`MIN_EXPLOIT`] sd
-//!   of the pool's predictions above the pool's mean: it only explores;
-//! - outlier chasing: at least half the batch are outliers, and at least 3× the pool's share;
-//! - for `--objective accuracy`, a test set away from the pool: at least half the test
-//!   candidates are farther from the pool than 95% of pool candidates are from each other.
+//! - no exploitation (find-best): the acquisition ignores the predicted value (`variance`,
+//!   `random`), so it never turns to the best candidates;
+//! - outlier chasing by such an acquisition: at least half the batch are outliers, and at
+//!   least 3× the pool's share (for value-aware acquisitions this is a warning only: they
+//!   return to the best once the outliers' uncertainty is spent);
+//! - for `--objective accuracy` with a value-blind acquisition, a test set away from the pool:
+//!   at least half the test candidates are farther from the pool than 95% of pool candidates
+//!   are from each other (with a value-aware acquisition this makes the verdict `uncertain`).
 //!
-//! Without one, the verdict is `uncertain` when the model is weak (CV Spearman below
-//! [`WEAK_SKILL`]) or badly calibrated (95% interval covering less than [`MIN_COVERAGE95`],
-//! or standardised residual sd above [`MAX_Z_SD`]); else `likely-beats-random`. A train R²
-//! far above the CV R² is reported but not held against the model: a GP with little noise
-//! interpolates its labels (train R² near 1) whatever its skill, and on Enamine 10k the gap
-//! exceeded [`MAX_R2_GAP`] for two of three label sets where active learning beats random.
+//! Without one, the verdict is `uncertain` when a caution holds: weak skill (CV Spearman below
+//! [`WEAK_SKILL`]), bad calibration (95% interval covering less than [`MIN_COVERAGE95`], or
+//! standardised residual sd above [`MAX_Z_SD`]), sparse labels, or the test mismatch above;
+//! else `likely-beats-random`. A train R² far above the CV R² is reported but not held
+//! against the model: a GP with little noise interpolates its labels (train R² near 1)
+//! whatever its skill, and on Enamine 10k the gap exceeded [`MAX_R2_GAP`] for two of three
+//! label sets where active learning beats random. A high nearest-neighbour similarity is
+//! reported but not held against the pool: it is high in every densely sampled pool (2-D
+//! `smooth`: 1.00), where active learning beats random.
 
 use super::batch::BatchSection;
 use super::cv::{CvResult, ModelFit};
@@ -27,6 +33,7 @@ use super::objective::ObjectiveSection;
 use super::pool::PoolSection;
 use super::spread::SpreadSection;
 use super::ModelSection;
+use crate::acquisition::Acquisition;
 use crate::sim::Objective;
 
 /// Smallest gap between the batch's predicted values and the pool's (in sd of the pool's
@@ -96,6 +103,9 @@ pub struct Verdict {
     pub reasons: Vec<Reason>,
     /// Flags raised by the sections (`outlier-chasing`, `test-mismatch`).
     pub flags: Vec<&'static str>,
+    /// Flagged behaviour that does not change the verdict (outlier chasing by an acquisition
+    /// that also weighs the predicted value).
+    pub warnings: Vec<Reason>,
 }
 
 /// The skill threshold for `n` labels: the one-sided 97.5% null quantile of Spearman.
@@ -173,11 +183,14 @@ pub fn decide(
     batch: &BatchSection,
     objective: Option<&ObjectiveSection>,
     goal: Objective,
+    acq: Acquisition,
     n: usize,
 ) -> Verdict {
     let mut random = Vec::new();
     let mut caution = Vec::new();
     let mut flags = Vec::new();
+    // Flags that warn but do not change the verdict.
+    let mut caution_flags = Vec::new();
     let cv = &model.cv;
     let thr = skill_threshold(n);
     let rho = if cv.spearman.is_nan() {
@@ -213,36 +226,50 @@ pub fn decide(
             });
         }
     }
-    if goal == Objective::FindBest && batch.mean_gap < MIN_EXPLOIT {
+    // Acquisitions blind to the predicted value never turn back to the best candidates; the
+    // others explore first and exploit once the uncertainty is spent (simulate: UCB beats
+    // random on `outliers` although its first batch is all outliers).
+    let blind = matches!(acq, Acquisition::Variance | Acquisition::Random);
+    if goal == Objective::FindBest && blind {
         random.push(Reason {
             rule: "no-exploitation",
             measure: "batch: predicted value above the pool's, in sd of the pool's predictions".into(),
             value: batch.mean_gap,
             threshold: MIN_EXPLOIT,
-            advice: "the batch's predicted values are no better than the pool's: it only explores, and will not find the best candidates faster than random; use ucb or greedy to find the best".into(),
+            advice: format!("{} ignores the predicted values: it explores only and will not find the best candidates faster than random; use ucb or greedy to find the best", acq.name()),
         });
     }
     if batch.outlier_chasing {
         flags.push("outlier-chasing");
-        random.push(Reason {
+        let reason = Reason {
             rule: "outlier-chasing",
             measure: "batch: share of outliers".into(),
             value: batch.outlier_share,
             threshold: 0.5f64.max(3.0 * batch.pool_outlier_share),
-            advice: "the batch goes to isolated candidates far from every label; their labels teach little about the rest: use ucb or greedy, or drop the outliers".into(),
-        });
+            advice: "the batch goes to candidates far from every label; their labels teach little about the rest of the pool: use greedy, or drop the outliers".into(),
+        };
+        if blind {
+            random.push(reason);
+        } else {
+            caution_flags.push(reason);
+        }
     }
     if let Some(o) = objective {
         if o.mismatch {
             flags.push("test-mismatch");
             if goal == Objective::Accuracy {
-                random.push(Reason {
+                let reason = Reason {
                     rule: "test-mismatch",
                     measure: "objective: share of test candidates far from the pool".into(),
                     value: o.test_far_share,
                     threshold: 0.5,
-                    advice: "the test set lies away from the pool, so no choice from the pool teaches the model much about it: add candidates like the test set to the pool".into(),
-                });
+                    advice: "the test set lies away from the pool, so no choice from the pool teaches the model much about it (a strategy can only move the mean level the model predicts there): add candidates like the test set to the pool".into(),
+                };
+                if blind {
+                    random.push(reason);
+                } else {
+                    caution.push(reason);
+                }
             }
         }
     }
@@ -284,5 +311,6 @@ pub fn decide(
         verdict,
         reasons,
         flags,
+        warnings: caution_flags,
     }
 }
