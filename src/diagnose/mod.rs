@@ -301,15 +301,18 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
         let lo = excluded.partition_point(|&g| g < start);
         let hi = excluded.partition_point(|&g| g < start + rows);
         let skip = &excluded[lo..hi];
-        let near_lab = labeled_refs.nearest(&tile.features, |_, _| true);
-        let near_smp = sample_refs.nearest(&tile.features, |r, j| {
-            !is_test[r] && start + r != sample_rows[j]
-        });
+        let near_lab = labeled_refs.nearest(&tile.features, false, |_| true, |_| None);
+        let near_smp = sample_refs.nearest(
+            &tile.features,
+            true,
+            |r| is_test[r],
+            |r| sample_rows.binary_search(&(start + r)).ok(),
+        );
         for (b, v) in pass.sample_nn.iter_mut().zip(&near_smp.ref_best) {
             *b = b.max(*v);
         }
         if !test_refs.is_empty() {
-            let near_test = test_refs.nearest(&tile.features, |r, _| !is_test[r]);
+            let near_test = test_refs.nearest(&tile.features, true, |r| is_test[r], |_| None);
             for (b, v) in pass.test_nn.iter_mut().zip(&near_test.ref_best) {
                 *b = b.max(*v);
             }

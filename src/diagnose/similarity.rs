@@ -78,11 +78,14 @@ impl References {
     }
 
     /// The similarity block of `tile` rows against every reference: per row its best
-    /// similarity, per reference its best similarity over the rows where `may_pair(row, ref)`.
+    /// similarity (never to `self_ref(row)`, the reference that is this row), and, when
+    /// `want_refs`, per reference its best similarity over the rows not `skip_row(row)`.
     pub fn nearest(
         &self,
         tile: &Features,
-        may_pair: impl Fn(usize, usize) -> bool + Sync,
+        want_refs: bool,
+        skip_row: impl Fn(usize) -> bool + Sync,
+        self_ref: impl Fn(usize) -> Option<usize> + Sync,
     ) -> TileNearest {
         let rows = tile.len();
         let n = self.n;
@@ -103,21 +106,24 @@ impl References {
                     let m = best.len();
                     let ks = &mut ks[..m * n];
                     self.block(tile, start, m, packed, counts, ks);
-                    let mut refs = vec![f32::NEG_INFINITY; n];
+                    let mut refs = vec![f32::NEG_INFINITY; if want_refs { n } else { 0 }];
                     for (i, b) in best.iter_mut().enumerate() {
-                        let row = &ks[i * n..(i + 1) * n];
+                        let row = &mut ks[i * n..(i + 1) * n];
+                        if let Some(j) = self_ref(start + i) {
+                            row[j] = f32::NEG_INFINITY;
+                        }
                         *b = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                        for (j, (r, &k)) in refs.iter_mut().zip(row).enumerate() {
-                            if k > *r && may_pair(start + i, j) {
-                                *r = k;
-                            }
+                        if want_refs && !skip_row(start + i) {
+                            refs.iter_mut()
+                                .zip(row.iter())
+                                .for_each(|(r, &k)| *r = r.max(k));
                         }
                     }
                     refs
                 },
             )
             .reduce(
-                || vec![f32::NEG_INFINITY; n],
+                || vec![f32::NEG_INFINITY; if want_refs { n } else { 0 }],
                 |mut a, b| {
                     a.iter_mut().zip(b).for_each(|(x, y)| *x = x.max(y));
                     a
@@ -200,19 +206,27 @@ mod tests {
         };
         let refs = x.select_rows(&[0, 2]);
         let r = References::new(&refs, kernel);
-        // Row 0 may not pair with reference 0 (itself).
-        let got = r.nearest(&x, |row, j| !(row == 0 && j == 0));
+        // Row 0 is reference 0 and row 2 is reference 1; row 3 is not seen by the references.
+        let self_ref = |row: usize| match row {
+            0 => Some(0),
+            2 => Some(1),
+            _ => None,
+        };
+        let got = r.nearest(&x, true, |row| row == 3, self_ref);
         for i in 0..x.len() {
             let want = (0..2)
+                .filter(|&j| self_ref(i) != Some(j))
                 .map(|j| kernel.eval(&x, i, &refs, j))
                 .fold(f64::NEG_INFINITY, f64::max);
             assert!((f64::from(got.row_best[i]) - want).abs() < 1e-6, "row {i}");
         }
-        let want0 = (1..4)
-            .map(|i| kernel.eval(&x, i, &refs, 0))
-            .fold(f64::NEG_INFINITY, f64::max);
-        assert!((f64::from(got.ref_best[0]) - want0).abs() < 1e-6);
-        assert_eq!(got.ref_best[1], 1.0);
+        let want = |j: usize, rows: &[usize]| {
+            rows.iter()
+                .map(|&i| kernel.eval(&x, i, &refs, j))
+                .fold(f64::NEG_INFINITY, f64::max)
+        };
+        assert!((f64::from(got.ref_best[0]) - want(0, &[1, 2])).abs() < 1e-6);
+        assert!((f64::from(got.ref_best[1]) - want(1, &[0, 1])).abs() < 1e-6);
         let bits = counts_to_bits(&x).unwrap();
         assert_eq!(bits.bits_row(0).unwrap(), &[1 << 1, 1 << 1]);
     }
