@@ -371,7 +371,6 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
     let batch = batch::section(&pass, &kept, &pool, &gp, sign);
     let objective = (n_test > 0).then(|| objective::section(&pass, &pool, cfg.objective));
     let verdict = verdict::decide(
-        &pool,
         &spread,
         &model,
         &batch,

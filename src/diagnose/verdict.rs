@@ -30,7 +30,6 @@
 use super::batch::BatchSection;
 use super::cv::{CvResult, ModelFit};
 use super::objective::ObjectiveSection;
-use super::pool::PoolSection;
 use super::spread::SpreadSection;
 use super::ModelSection;
 use crate::acquisition::Acquisition;
@@ -177,7 +176,6 @@ pub fn model_reading(
 
 /// Applies the rules.
 pub fn decide(
-    _pool: &PoolSection,
     spread: &SpreadSection,
     model: &ModelSection,
     batch: &BatchSection,
