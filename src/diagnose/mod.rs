@@ -260,7 +260,11 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
     // The model: fit on everything, cross-validate it and the alternatives.
     let t = Instant::now();
     let gp = fit(&params, &loc.train, &y)?;
-    let model = model_section(cfg, &params, &gp, &loc.train, &y)?;
+    let mut model = model_section(cfg, &params, &gp, &loc.train, &y)?;
+    // The plotted pairs in the labels' own units (not negated for --minimize).
+    for p in &mut model.cv.pairs {
+        *p = (sign * p.0, sign * p.1);
+    }
     let model_s = t.elapsed().as_secs_f64();
 
     // Pass 2: scores and similarities.
