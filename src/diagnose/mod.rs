@@ -128,6 +128,11 @@ pub struct ModelSection {
     pub cv: cv::CvResult,
     /// Train R² minus CV R² (large: over-fitting).
     pub r2_gap: f64,
+    /// Train R² above CV R² by more than [`verdict::MAX_R2_GAP`].
+    pub over_fitting: bool,
+    /// Train R² below [`verdict::MIN_TRAIN_R2`]: the model explains little even of its own
+    /// labels.
+    pub under_fitting: bool,
     /// The same cross-validation for each kernel the features allow.
     pub kernels: Vec<cv::CvResult>,
     /// The kernel with the best cross-validated NLPD, when it beats the chosen one clearly.
@@ -439,11 +444,14 @@ fn model_section(
     }
     let recommended = verdict::recommend_kernel(&main, &kernels);
     let r2_gap = fit.train_r2 - main.r2;
+    let under_fitting = fit.train_r2 < verdict::MIN_TRAIN_R2;
     let reading = verdict::model_reading(&main, &fit, r2_gap, recommended, y.len());
     Ok(ModelSection {
         fit,
         cv: main,
         r2_gap,
+        over_fitting: r2_gap > verdict::MAX_R2_GAP,
+        under_fitting,
         kernels,
         recommended_kernel: recommended,
         reading,

@@ -51,6 +51,8 @@ pub const MIN_COVERAGE95: f64 = 0.8;
 pub const MAX_Z_SD: f64 = 1.5;
 /// Largest acceptable train-minus-CV R².
 pub const MAX_R2_GAP: f64 = 0.5;
+/// Train R² below which the model under-fits (reported, not a verdict rule).
+pub const MIN_TRAIN_R2: f64 = 0.3;
 /// NLPD margin by which another kernel must beat the chosen one to be recommended.
 pub const KERNEL_MARGIN: f64 = 0.05;
 
@@ -161,6 +163,8 @@ pub fn model_reading(
     );
     if r2_gap > MAX_R2_GAP {
         s.push_str(" (over-fitting)");
+    } else if fit.train_r2 < MIN_TRAIN_R2 {
+        s.push_str(" (under-fitting)");
     }
     if !fit.at_bound.is_empty() {
         s.push_str(&format!("; {}", fit.at_bound.join(", ")));
