@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use crate::acquisition::{AcqContext, Acquisition};
+use rayon::prelude::*;
+
+use crate::acquisition::{score, AcqContext, Acquisition};
 use crate::backend::{Backend, BackendChoice, BestOf, GpuOptions, Scorer, CHUNK};
 use crate::data::{read_id_list, read_labels, FeatureKind, Features, LabelSpec, PoolSpec, Tile};
 use crate::error::{Error, Result};
@@ -232,14 +234,14 @@ pub struct Selection {
 }
 
 /// What pass 1 finds.
-struct Located {
-    kind: FeatureKind,
-    pool_size: usize,
-    train: Features,
-    y: Vec<f64>,
-    pending: Features,
+pub(crate) struct Located {
+    pub(crate) kind: FeatureKind,
+    pub(crate) pool_size: usize,
+    pub(crate) train: Features,
+    pub(crate) y: Vec<f64>,
+    pub(crate) pending: Features,
     /// Sorted global rows that are labeled or pending.
-    excluded: Vec<usize>,
+    pub(crate) excluded: Vec<usize>,
 }
 
 /// Runs one selection round end to end.
@@ -262,7 +264,7 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
         Some(p) => read_id_list(p)?,
         None => Vec::new(),
     };
-    let loc = locate(cfg, &labels.ids, &labels.values, &pending_ids)?;
+    let loc = locate(cfg, &labels.ids, &labels.values, &pending_ids, &mut |_| {})?;
     seconds.locate = started.elapsed().as_secs_f64();
 
     if loc.train.len() < 2 {
@@ -382,12 +384,14 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
     })
 }
 
-/// Pass 1: finds the labeled and pending candidates in the pool, checks ids, counts rows.
-fn locate(
+/// Pass 1: finds the labeled and pending candidates in the pool, checks ids, counts rows;
+/// `on_tile` sees every tile read (the diagnostic report draws its sample there).
+pub(crate) fn locate(
     cfg: &SelectConfig,
     ids: &[String],
     values: &[f64],
     pending_ids: &[String],
+    on_tile: &mut dyn FnMut(&Tile),
 ) -> Result<Located> {
     let label_of: HashMap<&str, usize> = ids
         .iter()
@@ -436,6 +440,7 @@ fn locate(
             }
             *slot = Some((global, tile.features.select_rows(&[r])));
         }
+        on_tile(&tile);
         pool_size = tile.start + tile.len();
         progress.inc(tile.len() as u64);
     }
@@ -547,7 +552,9 @@ struct Kept {
     row: Option<Features>,
 }
 
-/// Pass 2: scores every tile, reading the next tile on another thread meanwhile.
+/// Pass 2: scores every tile and keeps the best `keep` eligible candidates. The backend ranks
+/// each tile itself ([`Scorer::best_into`]: on a GPU only the best of each workgroup come
+/// back), and the candidates it returns go through one top-k.
 fn score_pool(
     cfg: &SelectConfig,
     scorer: &dyn Scorer,
@@ -557,11 +564,93 @@ fn score_pool(
     keep_rows: bool,
     pool_size: usize,
 ) -> Result<TopK<Kept>> {
+    let mut top = TopK::new(keep);
+    let mut best = Vec::new();
+    stream_tiles(cfg, pool_size, |tile| {
+        let what = BestOf {
+            acq: cfg.acquisition,
+            ctx,
+            start: tile.start,
+            keep,
+            skip: excluded,
+        };
+        // Even `random` reports the model's mean and sd for what it picks.
+        best.clear();
+        scorer.best_into(&tile.features, &what, &mut best)?;
+        for s in &best {
+            let g = tile.start + s.row;
+            if !top.accepts(s.score, g) {
+                continue;
+            }
+            let row = keep_rows.then(|| tile.features.select_rows(&[s.row]));
+            top.push(
+                s.score,
+                g,
+                Kept {
+                    id: tile.ids[s.row].clone(),
+                    mean: s.mean,
+                    var: s.var,
+                    row,
+                },
+            );
+        }
+        Ok(())
+    })?;
+    Ok(top)
+}
+
+/// The posterior and acquisition score of each row of one tile (standardised units).
+pub(crate) struct TileScores<'a> {
+    /// Latent posterior mean.
+    pub(crate) mean: &'a [f32],
+    /// Latent posterior variance.
+    pub(crate) var: &'a [f32],
+    /// Acquisition score.
+    pub(crate) scores: &'a [f32],
+}
+
+/// Scores every row of every tile of the pool with `cfg.acquisition` and hands each scored
+/// tile to `visit` in pool order.
+pub(crate) fn stream_scored(
+    cfg: &SelectConfig,
+    scorer: &dyn Scorer,
+    ctx: &AcqContext,
+    pool_size: usize,
+    mut visit: impl FnMut(&Tile, TileScores<'_>) -> Result<()>,
+) -> Result<()> {
+    let acq = cfg.acquisition;
+    let (mut mean, mut var, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+    stream_tiles(cfg, pool_size, |tile| {
+        let rows = tile.len();
+        mean.resize(rows, 0.0);
+        var.resize(rows, 0.0);
+        scores.resize(rows, 0.0);
+        scorer.posterior_into(&tile.features, &mut mean, &mut var)?;
+        let start = tile.start;
+        scores.par_iter_mut().enumerate().for_each(|(r, s)| {
+            *s = score(acq, mean[r], var[r], (start + r) as u64, ctx);
+        });
+        visit(
+            tile,
+            TileScores {
+                mean: &mean,
+                var: &var,
+                scores: &scores,
+            },
+        )
+    })
+}
+
+/// Hands every tile of the pool to `visit` in pool order, reading the next tile on another
+/// thread meanwhile.
+fn stream_tiles(
+    cfg: &SelectConfig,
+    pool_size: usize,
+    mut visit: impl FnMut(&Tile) -> Result<()>,
+) -> Result<()> {
     let mut reader = cfg.pool.open()?;
     let kind = reader.kind();
     let progress = progress_bar(cfg.progress, Some(pool_size as u64), "scoring candidates");
-    let mut top = TopK::new(keep);
-    let acq = cfg.acquisition;
     std::thread::scope(|scope| -> Result<()> {
         // Two tiles in flight: one being scored, one being read.
         let (full_tx, full_rx) = mpsc::sync_channel::<Result<Tile>>(1);
@@ -587,38 +676,10 @@ fn score_pool(
                 }
             }
         });
-        let mut best = Vec::new();
         for tile in full_rx {
             let tile = tile?;
-            let rows = tile.len();
-            let what = BestOf {
-                acq,
-                ctx,
-                start: tile.start,
-                keep,
-                skip: excluded,
-            };
-            // Even `random` reports the model's mean and sd for what it picks.
-            best.clear();
-            scorer.best_into(&tile.features, &what, &mut best)?;
-            for s in &best {
-                let g = tile.start + s.row;
-                if !top.accepts(s.score, g) {
-                    continue;
-                }
-                let row = keep_rows.then(|| tile.features.select_rows(&[s.row]));
-                top.push(
-                    s.score,
-                    g,
-                    Kept {
-                        id: tile.ids[s.row].clone(),
-                        mean: s.mean,
-                        var: s.var,
-                        row,
-                    },
-                );
-            }
-            progress.inc(rows as u64);
+            visit(&tile)?;
+            progress.inc(tile.len() as u64);
             if empty_tx.send(tile).is_err() {
                 break;
             }
@@ -626,7 +687,7 @@ fn score_pool(
         Ok(())
     })?;
     progress.finish_and_clear();
-    Ok(top)
+    Ok(())
 }
 
 /// A progress bar on stderr for `what` over `len` items (a counter when the length is

@@ -17,6 +17,7 @@
 //! - [`engine`]: one round end to end (locate labels → fit → score every tile → select).
 //! - [`report`]: atomic CSV/JSON writers.
 //! - [`demo`]: the built-in Enamine 10k demo.
+//! - [`diagnose`]: the report on whether active learning is likely to beat random here.
 //!
 //! Memory is bounded by the tile size plus the labeled set, never by the pool size.
 //!
@@ -42,6 +43,7 @@ pub mod backend;
 pub mod bench;
 pub mod data;
 pub mod demo;
+pub mod diagnose;
 pub mod engine;
 pub mod error;
 pub mod gp;

@@ -38,6 +38,60 @@ enum Command {
     /// Measure scoring throughput on a synthetic pool (candidates/s, GEMM GFLOP/s, popcounts/s,
     /// time split), optionally against the CPU in the same run.
     Bench(BenchArgs),
+    /// Before spending a budget: is active learning likely to beat random on this pool with
+    /// these labels, and why? Writes DIR/report.json and DIR/report.html, prints a summary.
+    Diagnose(Box<DiagnoseArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+struct DiagnoseArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Acquisition function whose batch is examined.
+    #[arg(long, value_enum, default_value = "ucb")]
+    acq: AcqArg,
+    /// UCB's weight on the standard deviation.
+    #[arg(long, default_value_t = 2.0)]
+    beta: f32,
+    /// EI/PI margin, in standard deviations of the labels.
+    #[arg(long, default_value_t = 0.0)]
+    xi: f32,
+    /// Batch size: a count (100) or a fraction of the pool (0.01).
+    #[arg(long, default_value = "0.01", value_parser = BatchSize::parse)]
+    batch: BatchSize,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Folds of the cross-validation on the labeled set.
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Pool candidates in the seeded sample whose nearest neighbours in the whole pool are
+    /// measured (cost grows with it like the labeled set's).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    nn_sample: usize,
+    /// What the campaign is for.
+    #[arg(long, value_enum, default_value = "find-best")]
+    objective: ObjectiveArg,
+    /// Held-out test candidates (ids in the pool, one per line), for --objective accuracy.
+    #[arg(long, value_name = "FILE")]
+    test: Option<PathBuf>,
+    /// Seed of the sample, the folds and the random draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Pool rows read and scored at a time.
+    #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
+    tile: usize,
+    /// Where to score.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Output folder: report.json and report.html.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -397,6 +451,10 @@ fn run(cli: Cli) -> Result<()> {
             with_threads(threads, || simulate(*args))
         }
         Command::Synth(args) => synth(args),
+        Command::Diagnose(args) => {
+            let threads = args.threads;
+            with_threads(threads, || diagnose(*args))
+        }
         Command::Bench(args) => with_threads(args.threads, || {
             let cfg = poolrank::bench::BenchConfig {
                 pool_size: args.pool_size,
@@ -595,6 +653,55 @@ fn synth(a: SynthArgs) -> Result<()> {
             None => format!("{} features", a.dim),
         }
     );
+    Ok(())
+}
+
+fn acquisition(acq: AcqArg, beta: f32, xi: f32) -> Acquisition {
+    match acq {
+        AcqArg::Greedy => Acquisition::Greedy,
+        AcqArg::Ucb => Acquisition::Ucb { beta },
+        AcqArg::Ei => Acquisition::Ei { xi },
+        AcqArg::Pi => Acquisition::Pi { xi },
+        AcqArg::Variance => Acquisition::Variance,
+        AcqArg::Thompson => Acquisition::Thompson,
+        AcqArg::Random => Acquisition::Random,
+    }
+}
+
+fn diagnose(a: DiagnoseArgs) -> Result<()> {
+    use poolrank::diagnose::{render, run_diagnose, DiagnoseConfig};
+    let (pool, labels) = a.input.specs();
+    let mut cfg = DiagnoseConfig::new(SelectConfig::new(pool, labels));
+    cfg.select.model = a.model.spec();
+    cfg.select.acquisition = acquisition(a.acq, a.beta, a.xi);
+    cfg.select.minimize = a.input.minimize;
+    cfg.select.batch = a.batch;
+    cfg.select.seed = a.seed;
+    cfg.select.tile_rows = a.tile;
+    cfg.select.progress = !a.quiet;
+    cfg.select.backend = a.backend.into();
+    cfg.folds = a.folds;
+    cfg.nn_sample = a.nn_sample;
+    cfg.objective = match a.objective {
+        ObjectiveArg::FindBest => poolrank::sim::Objective::FindBest,
+        ObjectiveArg::Accuracy => poolrank::sim::Objective::Accuracy,
+    };
+    cfg.test = a.test.clone();
+    let r = run_diagnose(&cfg)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let (json, html) = (a.out.join("report.json"), a.out.join("report.html"));
+    report::write_all(vec![
+        (json.as_path(), Box::new(|p| report::write_json(p, &r))),
+        (
+            html.as_path(),
+            Box::new(|p| {
+                let page = render::html(&r);
+                report::write_atomic(p, |w| w.write_all(page.as_bytes()))
+            }),
+        ),
+    ])?;
+    print!("{}", render::text(&r));
+    eprintln!("wrote {} and {}", json.display(), html.display());
     Ok(())
 }
 

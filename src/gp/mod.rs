@@ -121,6 +121,16 @@ impl GpValidParams {
     pub fn params(&self) -> &GpParams {
         &self.0
     }
+
+    /// The search box the fit uses on training features `x` (fixed values have equal ends).
+    pub fn bounds_for(&self, x: &Features) -> Bounds {
+        let ls_scale = if self.0.kernel.has_lengthscale() {
+            optimize::median_distance(x)
+        } else {
+            1.0
+        };
+        Bounds::new(&self.0, ls_scale)
+    }
 }
 
 /// What the fit did beside producing the model.
