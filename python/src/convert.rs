@@ -52,6 +52,7 @@ pub enum Input<'py> {
 }
 
 /// The same, as plain views that may cross into code that runs without the GIL.
+#[derive(Clone)]
 pub enum View<'a> {
     Packed(ArrayView2<'a, u8>),
     Unpacked(ArrayView2<'a, bool>),
