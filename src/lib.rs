@@ -44,6 +44,7 @@ pub mod data;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod featurize;
 pub mod gp;
 pub mod kernel;
 pub mod report;
