@@ -620,7 +620,10 @@ fn featurize(a: FeaturizeArgs) -> Result<()> {
         rayon::current_num_threads(),
         a.out.display(),
         match &s.ids {
-            Some(ids) => format!(" and {} (pass it to select/simulate with --ids)", ids.display()),
+            Some(ids) => format!(
+                " and {} (pass it to select/simulate with --ids)",
+                ids.display()
+            ),
             None => String::new(),
         }
     );

@@ -69,3 +69,29 @@ fn enamine10k_counts_equal_rdkit() {
         mismatches[..mismatches.len().min(20)].join("\n")
     );
 }
+
+#[test]
+fn enamine10k_bits_are_counts_above_zero() {
+    use rayon::prelude::*;
+    let mols = molecules();
+    let mut reader = PoolSpec::new(COUNTS).open().unwrap();
+    let mut tile = Tile::new(reader.kind());
+    assert!(reader.read_tile(mols.len() + 1, &mut tile).unwrap());
+    let bits = MorganParams {
+        counts: false,
+        ..MorganParams::default()
+    }
+    .check()
+    .unwrap();
+    let bad: Vec<&str> = mols
+        .par_iter()
+        .enumerate()
+        .filter(|(i, (_, smiles))| {
+            let (idx, _) = tile.features.counts_row(*i).unwrap();
+            let want: Vec<(u32, u32)> = idx.iter().map(|&b| (b, 1)).collect();
+            bits.fingerprint(smiles).map(|f| f.pairs).as_ref() != Ok(&want)
+        })
+        .map(|(_, (id, _))| id.as_str())
+        .collect();
+    assert!(bad.is_empty(), "bits differ from counts > 0 for {bad:?}");
+}

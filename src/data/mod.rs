@@ -408,10 +408,7 @@ impl PoolSpec {
         Ok(self.ids.is_none()
             && !matches!(
                 self.resolve_format()?,
-                PoolFormat::Fps
-                    | PoolFormat::DenseCsv
-                    | PoolFormat::Smiles
-                    | PoolFormat::SmilesCsv
+                PoolFormat::Fps | PoolFormat::DenseCsv | PoolFormat::Smiles | PoolFormat::SmilesCsv
             ))
     }
 

@@ -141,8 +141,8 @@ impl SmilesSource {
                 ));
             };
             let line = r.line;
-            let headers =
-                split_delimited(&header, delimiter).map_err(|m| Error::parse(&self.path, line, m))?;
+            let headers = split_delimited(&header, delimiter)
+                .map_err(|m| Error::parse(&self.path, line, m))?;
             let find = |name: &str, flag: &str| {
                 headers
                     .iter()
@@ -160,7 +160,10 @@ impl SmilesSource {
                         )
                     })
             };
-            r.columns = Some((find(&self.smiles_col, "--smiles-col")?, find(&self.id_col, "--id-col")?));
+            r.columns = Some((
+                find(&self.smiles_col, "--smiles-col")?,
+                find(&self.id_col, "--id-col")?,
+            ));
         }
         Ok(r)
     }
@@ -296,7 +299,9 @@ impl MoleculeReader {
                 if count == 0 && smiles.eq_ignore_ascii_case("smiles") {
                     return self.next_record();
                 }
-                let id = fields.next().map_or_else(|| count.to_string(), str::to_string);
+                let id = fields
+                    .next()
+                    .map_or_else(|| count.to_string(), str::to_string);
                 (smiles, id)
             }
         };

@@ -57,12 +57,12 @@ impl MorganParams {
             512 => RdkitMorganFpSize::B512,
             1024 => RdkitMorganFpSize::B1024,
             2048 => RdkitMorganFpSize::B2048,
-            b => {
-                return Err(Error::param(
-                    "bits",
-                    format!("{b}; RDKit-identical Morgan fingerprints support 128, 256, 512, 1024 or 2048"),
-                ))
-            }
+            b => return Err(Error::param(
+                "bits",
+                format!(
+                    "{b}; RDKit-identical Morgan fingerprints support 128, 256, 512, 1024 or 2048"
+                ),
+            )),
         };
         Ok(Morgan {
             params: *self,
@@ -191,8 +191,8 @@ impl Morgan {
                 .map(|(i, c)| (i as u32, c))
                 .collect()
         } else {
-            let bv = chematic_fp::rdkit_morgan_bitvec(&mol, &self.config)
-                .map_err(|e| e.to_string())?;
+            let bv =
+                chematic_fp::rdkit_morgan_bitvec(&mol, &self.config).map_err(|e| e.to_string())?;
             (0..self.params.nbits)
                 .filter(|&i| bv.get(i))
                 .map(|i| (i as u32, 1))
@@ -213,12 +213,18 @@ mod tests {
             radius: 4,
             ..MorganParams::default()
         };
-        assert!(matches!(p.check(), Err(Error::InvalidParam { name: "radius", .. })));
+        assert!(matches!(
+            p.check(),
+            Err(Error::InvalidParam { name: "radius", .. })
+        ));
         let p = MorganParams {
             nbits: 4096,
             ..MorganParams::default()
         };
-        assert!(matches!(p.check(), Err(Error::InvalidParam { name: "bits", .. })));
+        assert!(matches!(
+            p.check(),
+            Err(Error::InvalidParam { name: "bits", .. })
+        ));
     }
 
     #[test]
@@ -233,7 +239,10 @@ mod tests {
         ] {
             assert_eq!(MorganParams::from_provenance(&p.provenance()), Some(p));
         }
-        assert_eq!(MorganParams::from_provenance("RDKit-Morgan/1 radius=2"), None);
+        assert_eq!(
+            MorganParams::from_provenance("RDKit-Morgan/1 radius=2"),
+            None
+        );
     }
 
     #[test]

@@ -179,7 +179,11 @@ impl CsrNpzWriter {
         let narrow = nnz <= i32::MAX as u64;
         let (descr, size) = if narrow { ("<i4", 4) } else { ("<i8", 8) };
         let header = npy_header(descr, &format!("({},)", rows + 1));
-        start(&mut zip, "indptr.npy", header.len() as u64 + size * (rows as u64 + 1))?;
+        start(
+            &mut zip,
+            "indptr.npy",
+            header.len() as u64 + size * (rows as u64 + 1),
+        )?;
         zip.write_all(&header).map_err(ioe)?;
         convert(&mut self.indptr.reader(&path)?, &mut zip, 8, |b, out| {
             let v = u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
@@ -253,7 +257,9 @@ fn convert(
             filled += n;
         }
         if filled % size != 0 {
-            return Err(std::io::Error::other("temporary member has a partial element"));
+            return Err(std::io::Error::other(
+                "temporary member has a partial element",
+            ));
         }
         out.clear();
         for e in buf[..filled].chunks_exact(size) {
