@@ -647,7 +647,7 @@ fn pool_notes(pool: &PoolSpec) -> Result<()> {
         PoolFormat::Smiles | PoolFormat::SmilesCsv
     ) {
         eprintln!(
-            "note: featurizing {} on the fly (Morgan radius 2, 2048 counts) on every pass;              `poolrank featurize` once is faster for repeated rounds",
+            "note: featurizing {} on the fly (Morgan radius 2, 2048 counts) on every pass; `poolrank featurize` once is faster for repeated rounds",
             pool.path.display()
         );
     }

@@ -57,12 +57,14 @@ impl MorganParams {
             512 => RdkitMorganFpSize::B512,
             1024 => RdkitMorganFpSize::B1024,
             2048 => RdkitMorganFpSize::B2048,
-            b => return Err(Error::param(
-                "bits",
-                format!(
+            b => {
+                return Err(Error::param(
+                    "bits",
+                    format!(
                     "{b}; RDKit-identical Morgan fingerprints support 128, 256, 512, 1024 or 2048"
                 ),
-            )),
+                ))
+            }
         };
         Ok(Morgan {
             params: *self,

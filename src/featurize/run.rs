@@ -113,7 +113,7 @@ pub fn ids_path(npz: &Path) -> PathBuf {
 }
 
 enum Sink {
-    Npz(CsrNpzWriter, AtomicFile),
+    Npz(Box<(CsrNpzWriter, AtomicFile)>),
     Fps(FpsWriter),
 }
 
@@ -155,10 +155,10 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
     let mut reader = cfg.input.open()?;
     let ids = (format == OutputFormat::Npz).then(|| ids_path(&cfg.out));
     let mut sink = match &ids {
-        Some(ids) => Sink::Npz(
+        Some(ids) => Sink::Npz(Box::new((
             CsrNpzWriter::create(&cfg.out, params.nbits, Some(&provenance))?,
             AtomicFile::create(ids, false)?,
-        ),
+        ))),
         None => Sink::Fps(FpsWriter::create(
             &cfg.out,
             params.nbits,
@@ -210,7 +210,8 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
                 }
             };
             match &mut sink {
-                Sink::Npz(w, ids) => {
+                Sink::Npz(npz) => {
+                    let (w, ids) = &mut **npz;
                     w.push_row(&fp.pairs)?;
                     ids.write_all(rec.id.as_bytes())?;
                     ids.write_all(b"\n")?;
@@ -229,7 +230,8 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
         });
     }
     match sink {
-        Sink::Npz(w, ids) => {
+        Sink::Npz(npz) => {
+            let (w, ids) = *npz;
             w.commit()?;
             ids.commit()?;
         }
