@@ -225,6 +225,10 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
     bar.finish_and_clear();
     find_duplicate_ids(&cfg.input, hashes)?;
     if written == 0 {
+        // Keep the list of rejected molecules: it says why nothing was written.
+        if let Some(f) = rejects {
+            f.commit()?;
+        }
         return Err(Error::EmptyPool {
             path: cfg.input.path.clone(),
         });
