@@ -35,20 +35,6 @@ fn enamine_counts() -> Features {
     all
 }
 
-fn as_bits(c: &Features) -> Features {
-    let Features::Counts { ndim, .. } = c else {
-        unreachable!()
-    };
-    let words = ndim.div_ceil(64);
-    let mut data = vec![0u64; c.len() * words];
-    for r in 0..c.len() {
-        for &f in c.counts_row(r).unwrap().0 {
-            data[r * words + f as usize / 64] |= 1 << (f % 64);
-        }
-    }
-    Features::Bits { nbits: *ndim, data }
-}
-
 fn model(kernel: KernelKind, x: &Features) -> FittedGp {
     let mut p = GpParams::new(kernel);
     p.signal_var = Some(1.0);
@@ -69,7 +55,7 @@ fn bench_n() -> usize {
 fn bench_score(c: &mut Criterion) {
     let big_n = bench_n();
     let counts = enamine_counts();
-    let bits = as_bits(&counts);
+    let bits = counts.presence_bits().unwrap();
     let order = seeded_order(counts.len(), 3);
     let pool_rows: Vec<usize> = (0..big_n).map(|i| i % counts.len()).collect();
     let mut group = c.benchmark_group("score");
@@ -118,7 +104,7 @@ fn bench_variance(c: &mut Criterion) {
 
 fn bench_gpu_vs_cpu(c: &mut Criterion) {
     let (big_n, n, name) = (bench_n(), 1000usize, "tanimoto-2048");
-    let bits = as_bits(&enamine_counts());
+    let bits = enamine_counts().presence_bits().unwrap();
     let order = seeded_order(bits.len(), 3);
     let pool_rows: Vec<usize> = (0..big_n).map(|i| i % bits.len()).collect();
     let gp = model(KernelKind::Tanimoto, &bits.select_rows(&order[..n]));

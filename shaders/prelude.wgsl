@@ -36,3 +36,86 @@ struct PosteriorParams {
 const FLAG_FIRST_PANEL: u32 = 1u;
 // The last panel turns the sum of squares into the variance.
 const FLAG_LAST_PANEL: u32 = 2u;
+
+// ---- Acquisition (mirrors src/acquisition/mod.rs; the random words are bit for bit the CPU's).
+
+// One dispatch of the acquisition and per-workgroup top-k over `rows` posterior rows.
+struct SelectParams {
+    rows: u32,
+    // Candidates each workgroup keeps (at most SB_ROWS).
+    keep: u32,
+    // ACQ_* below.
+    acq: u32,
+    round: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    // Global pool index of row 0 (keys the random draws).
+    start_lo: u32,
+    start_hi: u32,
+    // beta (UCB) or xi (EI, PI).
+    param: f32,
+    // Best standardised label so far (EI, PI).
+    best: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+const ACQ_GREEDY: u32 = 0u;
+const ACQ_UCB: u32 = 1u;
+const ACQ_EI: u32 = 2u;
+const ACQ_PI: u32 = 3u;
+const ACQ_VARIANCE: u32 = 4u;
+const ACQ_THOMPSON: u32 = 5u;
+const ACQ_RANDOM: u32 = 6u;
+
+// Wellons' lowbias32, as `hash32`.
+fn hash32(v: u32) -> u32 {
+    var x = v;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    x ^= x >> 16u;
+    return x;
+}
+
+// As `draw_u32(seed, round, index, stream)` with the 64-bit seed and index in halves.
+fn draw_u32(seed_lo: u32, seed_hi: u32, round: u32, index_lo: u32, index_hi: u32, stream: u32) -> u32 {
+    var h = hash32(seed_lo ^ 0x9e3779b9u);
+    h = hash32(h ^ seed_hi);
+    h = hash32(h ^ round);
+    h = hash32(h ^ stream);
+    h = hash32(h ^ index_lo);
+    return hash32(h ^ index_hi);
+}
+
+// [0, 1) from the top 24 bits, exact in f32 (as `uniform`).
+fn uniform01(word: u32) -> f32 {
+    return f32(word >> 8u) * (1.0 / 16777216.0);
+}
+
+// Numerical Recipes' erfcc, as `erfc`.
+fn erfc_nr(x: f32) -> f32 {
+    let z = abs(x);
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.2655122
+        + t * (1.00002368
+        + t * (0.37409196
+        + t * (0.09678418
+        + t * (-0.18628806
+        + t * (0.27886807
+        + t * (-1.13520398
+        + t * (1.48851587
+        + t * (-0.82215223
+        + t * 0.17087277))))))));
+    let r = t * exp(poly);
+    return select(2.0 - r, r, x >= 0.0);
+}
+
+fn normal_pdf(z: f32) -> f32 {
+    return 0.3989423 * exp(-0.5 * z * z);
+}
+
+fn normal_cdf(z: f32) -> f32 {
+    return 0.5 * erfc_nr(-z * 0.70710678);
+}

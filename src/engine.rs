@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use rayon::prelude::*;
-
-use crate::acquisition::{score, AcqContext, Acquisition};
-use crate::backend::{Backend, BackendChoice, GpuOptions, Scorer, CHUNK};
+use crate::acquisition::{AcqContext, Acquisition};
+use crate::backend::{Backend, BackendChoice, BestOf, GpuOptions, Scorer, CHUNK};
 use crate::data::{read_id_list, read_labels, FeatureKind, Features, LabelSpec, PoolSpec, Tile};
 use crate::error::{Error, Result};
 use crate::gp::{fit, FitInfo, FittedGp, ModelSpec};
@@ -589,35 +587,33 @@ fn score_pool(
                 }
             }
         });
-        let (mut mean, mut var, mut scores) = (Vec::new(), Vec::new(), Vec::new());
+        let mut best = Vec::new();
         for tile in full_rx {
             let tile = tile?;
             let rows = tile.len();
-            mean.resize(rows, 0.0);
-            var.resize(rows, 0.0);
-            scores.resize(rows, 0.0);
+            let what = BestOf {
+                acq,
+                ctx,
+                start: tile.start,
+                keep,
+                skip: excluded,
+            };
             // Even `random` reports the model's mean and sd for what it picks.
-            scorer.posterior_into(&tile.features, &mut mean, &mut var)?;
-            let start = tile.start;
-            scores.par_iter_mut().enumerate().for_each(|(r, s)| {
-                *s = score(acq, mean[r], var[r], (start + r) as u64, ctx);
-            });
-            let lo = excluded.partition_point(|&g| g < start);
-            let hi = excluded.partition_point(|&g| g < start + rows);
-            let skip = &excluded[lo..hi];
-            for r in 0..rows {
-                let g = start + r;
-                if !top.accepts(scores[r], g) || skip.binary_search(&g).is_ok() {
+            best.clear();
+            scorer.best_into(&tile.features, &what, &mut best)?;
+            for s in &best {
+                let g = tile.start + s.row;
+                if !top.accepts(s.score, g) {
                     continue;
                 }
-                let row = keep_rows.then(|| tile.features.select_rows(&[r]));
+                let row = keep_rows.then(|| tile.features.select_rows(&[s.row]));
                 top.push(
-                    scores[r],
+                    s.score,
                     g,
                     Kept {
-                        id: tile.ids[r].clone(),
-                        mean: mean[r],
-                        var: var[r],
+                        id: tile.ids[s.row].clone(),
+                        mean: s.mean,
+                        var: s.var,
                         row,
                     },
                 );

@@ -18,8 +18,9 @@ use common::{
     check_reference, fixed_gp, labels, random_bits, random_counts, random_dense, score, tolerances,
     Rng,
 };
+use poolrank::acquisition::{score as acquire, AcqContext, Acquisition};
 use poolrank::backend::gpu::{list_adapters, GpuContext, GpuOptions, GpuScorer, TileLimits};
-use poolrank::backend::{CpuScorer, Scorer};
+use poolrank::backend::{BestOf, CpuScorer, Scored, Scorer};
 use poolrank::data::Features;
 use poolrank::gp::FittedGp;
 use poolrank::kernel::KernelKind;
@@ -345,4 +346,127 @@ fn n_8192_on_the_device_limits() {
         assert!(s.panels() >= 2, "W must be split: {} panel(s)", s.panels());
     }
     check_reference(&s, &gp, &pool);
+}
+
+/// Sorts `s` best first (score descending, ties by row, NaN last), as the engine's top-k.
+fn ranked(mut s: Vec<Scored>) -> Vec<Scored> {
+    s.sort_by(|a, b| match (a.score.is_nan(), b.score.is_nan()) {
+        (false, false) => b.score.total_cmp(&a.score).then(a.row.cmp(&b.row)),
+        (x, y) => x.cmp(&y).then(a.row.cmp(&b.row)),
+    });
+    s
+}
+
+/// The device's acquisition and top-k against the CPU's for one acquisition and `keep`.
+fn check_best(gpu: &dyn Scorer, gp: &FittedGp, pool: &Features, acq: Acquisition, keep: usize) {
+    // Near 2^32, so the shader's 64-bit index carries into its high half inside the tile.
+    let start = (1usize << 32) - 40;
+    let skip: Vec<usize> = (0..pool.len()).step_by(7).map(|r| start + r).collect();
+    let ctx = AcqContext {
+        best: 0.4,
+        seed: 0x1234_5678_9abc_def0,
+        round: 3,
+    };
+    let what = BestOf {
+        acq,
+        ctx: &ctx,
+        start,
+        keep,
+        skip: &skip,
+    };
+    let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
+    gpu.best_into(pool, &what, &mut on_gpu).unwrap();
+    CpuScorer::new(gp)
+        .best_into(pool, &what, &mut on_cpu)
+        .unwrap();
+    let name = acq.name();
+    assert!(
+        on_gpu.len() >= keep.min(on_cpu.len()),
+        "{name}: kept too few"
+    );
+    let (want, got) = (ranked(on_cpu), ranked(on_gpu));
+    let cpu_score: std::collections::HashMap<usize, f32> =
+        want.iter().map(|s| (s.row, s.score)).collect();
+    let tol = |s: f32| 2e-4 * (1.0 + s.abs());
+    for s in &got {
+        assert!(s.row % 7 != 0, "{name}: skipped row {} came back", s.row);
+        // The device's score is the acquisition of the device's posterior: the same formula
+        // and, for random and Thompson, the same random words.
+        let again = acquire(acq, s.mean, s.var, (start + s.row) as u64, &ctx);
+        if acq == Acquisition::Random {
+            assert_eq!(s.score.to_bits(), again.to_bits(), "{name}: row {}", s.row);
+        } else {
+            assert!(
+                (s.score - again).abs() <= tol(again),
+                "{name}: row {}: {} vs {again}",
+                s.row,
+                s.score
+            );
+        }
+        let c = cpu_score[&s.row];
+        assert!(
+            (s.score - c).abs() <= tol(c),
+            "{name}: row {}: {} vs cpu {c}",
+            s.row,
+            s.score
+        );
+    }
+    let k = keep.min(want.len());
+    let kth = want[k - 1].score;
+    for (i, (g, w)) in got[..k].iter().zip(&want[..k]).enumerate() {
+        assert!(
+            (g.score - w.score).abs() <= tol(w.score),
+            "{name}: rank {i}"
+        );
+        // A different row only where the scores tie within the tolerance at the k-th place.
+        if !want[..k].iter().any(|x| x.row == g.row) {
+            assert!(
+                cpu_score[&g.row] >= kth - tol(kth),
+                "{name}: row {} is not in the CPU's top {k}",
+                g.row
+            );
+        }
+    }
+}
+
+#[test]
+fn acquisition_and_top_k_on_the_device_match_the_cpu() {
+    let (gp, pool) = bits_case(31, 45, 2600, 1024, KernelKind::Tanimoto);
+    let whole = GpuScorer::new(ctx(), &gp).unwrap();
+    let tiny = GpuScorer::with_limits(
+        ctx(),
+        &gp,
+        TileLimits {
+            max_rows: Some(1100),
+            max_block_bytes: None,
+        },
+    )
+    .unwrap();
+    let acqs = [
+        Acquisition::Greedy,
+        Acquisition::Ucb { beta: 2.0 },
+        Acquisition::Ei { xi: 0.05 },
+        Acquisition::Pi { xi: 0.0 },
+        Acquisition::Variance,
+        Acquisition::Thompson,
+        Acquisition::Random,
+    ];
+    for acq in acqs {
+        for keep in [1, 9, 300] {
+            check_best(&whole, &gp, &pool, acq, keep);
+        }
+        check_best(&tiny, &gp, &pool, acq, 1024);
+    }
+    // More than one workgroup keeps: the CPU scores every row.
+    check_best(&whole, &gp, &pool, Acquisition::Ucb { beta: 1.0 }, 2000);
+}
+
+#[test]
+fn device_top_k_on_counts_and_dense_features() {
+    let (gp, pool) = counts_case(32, 60, 1500, 255);
+    let s = GpuScorer::new(ctx(), &gp).unwrap();
+    check_best(&s, &gp, &pool, Acquisition::Ucb { beta: 2.0 }, 50);
+    let (gp, pool) = dense_case(33, 20, 1300, 129, KernelKind::Matern52);
+    let s = GpuScorer::new(ctx(), &gp).unwrap();
+    check_best(&s, &gp, &pool, Acquisition::Ei { xi: 0.0 }, 50);
 }

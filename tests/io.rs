@@ -1721,3 +1721,24 @@ fn shared_enamine10k_formats_agree() {
     assert!((mean - 48.7).abs() < 0.1, "mean bits set {mean}");
     assert!(max <= 15, "max count {max}");
 }
+
+#[test]
+fn presence_bits_sets_a_bit_for_each_nonzero_count() {
+    let counts = Features::Counts {
+        ndim: 130,
+        indptr: vec![0, 3, 3, 5],
+        indices: vec![0, 64, 129, 5, 7],
+        values: vec![2, 1, 255, 0, 1],
+    };
+    let Some(Features::Bits { nbits, data }) = counts.presence_bits() else {
+        panic!("counts must give bits");
+    };
+    assert_eq!(nbits, 130);
+    let want: Vec<u64> = vec![1, 1, 1 << 1, 0, 0, 0, 1 << 7, 0, 0];
+    assert_eq!(data, want);
+    let dense = Features::Dense {
+        dim: 2,
+        data: vec![1.0, 2.0],
+    };
+    assert!(dense.presence_bits().is_none());
+}

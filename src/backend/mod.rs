@@ -12,6 +12,7 @@ mod overlap;
 pub use cpu::{CpuScorer, CHUNK};
 pub use gpu::{GpuContext, GpuOptions, GpuScorer};
 
+use crate::acquisition::{score, AcqContext, Acquisition};
 use crate::data::Features;
 use crate::error::{Error, Result};
 use crate::gp::FittedGp;
@@ -86,6 +87,47 @@ impl Backend {
     }
 }
 
+/// [`Scorer::best_into`] through [`Scorer::posterior_into`] and the CPU acquisition: every
+/// row that is not skipped, scored.
+///
+/// # Errors
+/// As [`Scorer::posterior_into`].
+pub fn score_all_into<S: Scorer + ?Sized>(
+    scorer: &S,
+    tile: &Features,
+    what: &BestOf,
+    out: &mut Vec<Scored>,
+) -> Result<()> {
+    use rayon::prelude::*;
+    let rows = tile.len();
+    let (mut mean, mut var) = (vec![0.0; rows], vec![0.0; rows]);
+    scorer.posterior_into(tile, &mut mean, &mut var)?;
+    let lo = what.skip.partition_point(|&g| g < what.start);
+    let hi = what.skip.partition_point(|&g| g < what.start + rows);
+    let skip = &what.skip[lo..hi];
+    let first = out.len();
+    out.extend(
+        (0..rows)
+            .filter(|&r| skip.binary_search(&(what.start + r)).is_err())
+            .map(|row| Scored {
+                row,
+                score: 0.0,
+                mean: mean[row],
+                var: var[row],
+            }),
+    );
+    out[first..].par_iter_mut().for_each(|s| {
+        s.score = score(
+            what.acq,
+            s.mean,
+            s.var,
+            (what.start + s.row) as u64,
+            what.ctx,
+        );
+    });
+    Ok(())
+}
+
 /// A scorer of either backend, chosen at run time (an enum, so hot paths stay monomorphic).
 pub enum AnyScorer {
     /// The CPU reference.
@@ -102,6 +144,13 @@ impl Scorer for AnyScorer {
         }
     }
 
+    fn best_into(&self, tile: &Features, what: &BestOf, out: &mut Vec<Scored>) -> Result<()> {
+        match self {
+            AnyScorer::Cpu(s) => s.best_into(tile, what, out),
+            AnyScorer::Gpu(s) => s.best_into(tile, what, out),
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             AnyScorer::Cpu(s) => s.name(),
@@ -110,10 +159,50 @@ impl Scorer for AnyScorer {
     }
 }
 
+/// One scored row of a tile.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scored {
+    /// Row in the tile.
+    pub row: usize,
+    /// Acquisition score.
+    pub score: f32,
+    /// Standardised latent mean.
+    pub mean: f32,
+    /// Latent variance.
+    pub var: f32,
+}
+
+/// What [`Scorer::best_into`] keeps of a tile.
+#[derive(Clone, Copy, Debug)]
+pub struct BestOf<'a> {
+    /// How candidates are scored.
+    pub acq: Acquisition,
+    /// The incumbent, seed and round of the draws.
+    pub ctx: &'a AcqContext,
+    /// Global pool row of the tile's row 0 (keys the random draws).
+    pub start: usize,
+    /// How many of the best to keep.
+    pub keep: usize,
+    /// Sorted global rows that are not candidates (labeled, pending); any may lie outside the
+    /// tile.
+    pub skip: &'a [usize],
+}
+
 /// Posterior of pool tiles under a model prepared once per round.
 pub trait Scorer: Sync {
     /// Fills `mean` and `var` (standardised latent mean and variance, one per row of `tile`).
     fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()>;
+
+    /// Appends to `out` every row of `tile` that can be among its best `what.keep` candidates
+    /// (score descending, ties by row, NaN last; rows in `what.skip` never), with its score and
+    /// posterior; it may append more rows than that, in any order. The default scores every
+    /// row on the CPU and appends them all.
+    ///
+    /// # Errors
+    /// As [`Scorer::posterior_into`].
+    fn best_into(&self, tile: &Features, what: &BestOf, out: &mut Vec<Scored>) -> Result<()> {
+        score_all_into(self, tile, what, out)
+    }
 
     /// A short name for logs and summaries.
     fn name(&self) -> String;

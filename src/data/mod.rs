@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub use csv_dense::DenseCsvReader;
 pub use fps::{read_fps_type, FpsReader};
 pub use labels::{read_id_list, read_labels, LabelSpec, Labels};
-pub use npy::{Dtype, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
+pub use npy::{push_packbits, Dtype, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
 pub use npz::{read_npz_provenance, NpzCountsReader};
 
 use crate::error::{Error, Result};
@@ -195,6 +195,29 @@ impl Features {
             out.push_row_from(self, i);
         }
         out
+    }
+
+    /// Count fingerprints as bit fingerprints (a bit is set where the count is non-zero, as
+    /// RDKit's bit and count Morgan fingerprints relate); bits are returned as they are. `None`
+    /// for dense features.
+    pub fn presence_bits(&self) -> Option<Features> {
+        match self {
+            Features::Bits { .. } => Some(self.clone()),
+            Features::Counts { ndim, .. } => {
+                let words = words_for(*ndim);
+                let mut data = vec![0u64; self.len() * words];
+                for r in 0..self.len() {
+                    let (idx, vals) = self.counts_row(r)?;
+                    for (&f, &v) in idx.iter().zip(vals) {
+                        if v > 0 {
+                            data[r * words + f as usize / 64] |= 1 << (f % 64);
+                        }
+                    }
+                }
+                Some(Features::Bits { nbits: *ndim, data })
+            }
+            Features::Dense { .. } => None,
+        }
     }
 
     /// Row `i` as packed words, for bit fingerprints.

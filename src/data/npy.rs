@@ -874,7 +874,7 @@ impl NpyBitsReader {
 }
 
 /// Appends one packbits row (MSB-first bytes) as LSB-first words.
-fn push_packbits(row: &[u8], out: &mut Vec<u64>) {
+pub fn push_packbits(row: &[u8], out: &mut Vec<u64>) {
     for chunk in row.chunks(8) {
         let mut w = 0u64;
         for (k, &b) in chunk.iter().enumerate() {

@@ -253,10 +253,13 @@ impl GpuContext {
         self.pipelines.get(&self.device, key)
     }
 
-    /// Waits for all submitted work.
-    pub(crate) fn wait(&self) -> Result<()> {
+    /// Blocks until `submission` has finished on the device (and its callbacks have run).
+    pub(crate) fn wait_for(&self, submission: wgpu::SubmissionIndex) -> Result<()> {
         self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(submission),
+                timeout: None,
+            })
             .map_err(|e| Error::Gpu {
                 msg: format!("waiting for the device: {e}"),
             })?;

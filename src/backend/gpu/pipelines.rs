@@ -18,6 +18,8 @@ pub enum PipelineKey {
     },
     /// The posterior GEMM (`shaders/posterior.wgsl`).
     Posterior,
+    /// The acquisition and per-workgroup top-k (`shaders/select.wgsl`).
+    Select,
 }
 
 /// How a shader reads one binding.
@@ -35,6 +37,7 @@ impl PipelineKey {
             PipelineKey::Dense { matern: false } => "dense rbf",
             PipelineKey::Dense { matern: true } => "dense matern52",
             PipelineKey::Posterior => "posterior",
+            PipelineKey::Select => "select",
         }
     }
 
@@ -43,6 +46,7 @@ impl PipelineKey {
             PipelineKey::Popcount => shaders::POPCOUNT,
             PipelineKey::Dense { .. } => shaders::DENSE,
             PipelineKey::Posterior => shaders::POSTERIOR,
+            PipelineKey::Select => shaders::SELECT,
         }
     }
 
@@ -53,6 +57,7 @@ impl PipelineKey {
             PipelineKey::Popcount => &[Uniform, Read, Read, Read, Read, ReadWrite],
             PipelineKey::Dense { .. } => &[Uniform, Read, Read, ReadWrite],
             PipelineKey::Posterior => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite],
+            PipelineKey::Select => &[Uniform, Read, Read, Read, ReadWrite],
         }
     }
 

@@ -10,9 +10,16 @@ use crate::error::{Error, Result};
 /// Bytes per `f32`/`u32` element.
 const ELEM: u64 = 4;
 
-/// Pool rows per dispatch when nothing smaller is forced: enough for millions of outputs per
-/// dispatch at the usual `n`, small enough that the kernel block stays a few hundred MiB at most.
-pub const DEFAULT_ROWS: usize = 8192;
+/// Pool rows per dispatch when nothing smaller is forced, for `n` labeled rows: the kernel
+/// block near 256 MiB, between 8,192 and 65,536 rows. The posterior runs one 256-thread
+/// workgroup per 64 rows, so 8,192 rows are only 128 workgroups, less than one per SM on a
+/// large GPU (an H100 has 132) and no room to hide memory latency; at n = 2,000 this gives
+/// 33,536 rows, 524 workgroups. There are two such blocks (one per slot).
+pub fn default_rows(n: usize) -> usize {
+    const TARGET: usize = 256 << 20;
+    let rows = (TARGET / (n.max(1) * ELEM as usize)).clamp(8192, 65_536);
+    rows - rows % POSTERIOR_ROWS as usize
+}
 
 /// What the plan may use of the device.
 #[derive(Clone, Copy, Debug)]
@@ -139,6 +146,19 @@ fn check(what: &str, requested: u64, max: u64) -> Result<()> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn default_rows_fill_a_large_gpu_and_bound_the_block() {
+        assert_eq!(default_rows(1), 65_536);
+        assert_eq!(default_rows(2000), 33_536);
+        assert_eq!(default_rows(8192), 8192);
+        assert_eq!(default_rows(100_000), 8192);
+        for n in [1, 7, 1000, 2000, 5000, 8192] {
+            let rows = default_rows(n);
+            assert_eq!(rows % POSTERIOR_ROWS as usize, 0);
+            assert!(rows * n * 4 <= (256 << 20) || rows == 8192);
+        }
+    }
+
     const MIB: u64 = 1 << 20;
 
     fn budget(binding: u64) -> Budget {
@@ -147,7 +167,7 @@ mod tests {
             buffer: 2 * binding,
             groups: 65_535,
             block: binding,
-            rows: DEFAULT_ROWS,
+            rows: 8192,
         }
     }
 
@@ -176,7 +196,7 @@ mod tests {
     fn small_problems_take_one_panel() {
         let p = plan(2000, 256, 256, &budget(128 * MIB)).unwrap();
         assert_eq!(p.panels, vec![0..2000]);
-        assert_eq!(p.rows, DEFAULT_ROWS);
+        assert_eq!(p.rows, 8192);
         let p = plan(1, 8, 8, &budget(128 * MIB)).unwrap();
         assert_eq!(p.panels, vec![0..1]);
     }

@@ -1,7 +1,12 @@
 //! The GPU scorer: the training side, `alpha` and `W = L⁻¹` uploaded once per round, then per
 //! chunk of pool rows one submission: upload the encoded rows, the kernel block into `ks` (which
-//! stays on the device), one posterior dispatch per panel of `W`, and the read-back of the mean
-//! and the variance.
+//! stays on the device), one posterior dispatch per panel of `W`, optionally the acquisition with
+//! its per-workgroup top-k, and the read-back (the mean and the variance, or the kept
+//! candidates).
+//!
+//! The per-chunk buffers come in two slots: while the device scores chunk `c` in one, the host
+//! encodes and uploads chunk `c + 1` into the other and submits it, and only then waits for
+//! chunk `c`'s read-back, so the device always has the next chunk queued.
 
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,13 +15,14 @@ use wgpu::util::DeviceExt;
 
 use super::context::GpuContext;
 use super::pipelines::{Pipeline, PipelineKey};
-use super::plan::{plan, Budget, Plan, DEFAULT_ROWS};
+use super::plan::{default_rows, plan, Budget, Plan};
 use super::shaders::{
-    KernelParams, PosteriorParams, BLOCK_SIDE, FLAG_FIRST_PANEL, FLAG_LAST_PANEL, INVOCATIONS,
-    POSTERIOR_ROWS, WORKGROUP_BYTES,
+    acquisition_code, key_to_score, KernelParams, PosteriorParams, SelectParams, BLOCK_SIDE,
+    CANDIDATE_BYTES, FLAG_FIRST_PANEL, FLAG_LAST_PANEL, INVOCATIONS, POSTERIOR_ROWS, SELECT_ROWS,
+    WORKGROUP_BYTES,
 };
 use crate::backend::encode::{pack_bits_into, LevelCode, Packed};
-use crate::backend::Scorer;
+use crate::backend::{score_all_into, BestOf, Scored, Scorer};
 use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
 use crate::gp::FittedGp;
@@ -25,8 +31,8 @@ use crate::kernel::KernelKind;
 /// Caps below the device's limits, to bound memory or to exercise the tiling in tests.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TileLimits {
-    /// Largest pool rows per dispatch; default 8192 (fewer when the kernel block would not fit
-    /// one storage binding).
+    /// Largest pool rows per dispatch; by default the kernel block is sized near 256 MiB,
+    /// 8,192 to 65,536 rows (fewer when it would not fit one storage binding).
     pub max_rows: Option<usize>,
     /// Largest kernel block and `W` panel, bytes; default the device's storage binding limit.
     pub max_block_bytes: Option<u64>,
@@ -88,6 +94,38 @@ impl Train {
 struct Scratch {
     packed: Packed,
     words: Vec<u32>,
+    skip: Vec<u32>,
+}
+
+/// The per-chunk device buffers and the bind groups that use them.
+struct Slot {
+    pool: wgpu::Buffer,
+    /// Pool norms (fingerprints only).
+    pool_norms: Option<wgpu::Buffer>,
+    mean: wgpu::Buffer,
+    var: wgpu::Buffer,
+    /// One bit per chunk row: not a candidate.
+    skip: wgpu::Buffer,
+    /// What the select workgroups keep.
+    best: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    kernel_params: wgpu::Buffer,
+    panel_params: Vec<wgpu::Buffer>,
+    select_params: wgpu::Buffer,
+    kernel_group: wgpu::BindGroup,
+    posterior_groups: Vec<wgpu::BindGroup>,
+    select_group: wgpu::BindGroup,
+}
+
+/// The training side on the device.
+enum TrainBuffers {
+    Popcount {
+        words: wgpu::Buffer,
+        norms: wgpu::Buffer,
+    },
+    Dense {
+        features: wgpu::Buffer,
+    },
 }
 
 /// The GPU backend prepared for one round.
@@ -105,17 +143,22 @@ pub struct GpuScorer {
     plan: Plan,
     kernel: Pipeline,
     posterior: Pipeline,
-    kernel_params: wgpu::Buffer,
-    panel_params: Vec<wgpu::Buffer>,
-    pool: wgpu::Buffer,
-    /// Pool norms (fingerprints only).
-    pool_norms: Option<wgpu::Buffer>,
-    mean: wgpu::Buffer,
-    var: wgpu::Buffer,
-    staging: wgpu::Buffer,
-    kernel_group: wgpu::BindGroup,
-    posterior_groups: Vec<wgpu::BindGroup>,
+    select: Pipeline,
+    slots: [Slot; 2],
     scratch: Mutex<Scratch>,
+}
+
+/// A chunk submitted and not yet read back.
+struct InFlight {
+    slot: usize,
+    /// First tile row of the chunk.
+    first: usize,
+    rows: usize,
+    /// The select dispatch's `keep`, or `None` for the posterior.
+    keep: Option<u32>,
+    read_bytes: u64,
+    submission: wgpu::SubmissionIndex,
+    mapped: mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
 }
 
 const F32: u64 = 4;
@@ -164,7 +207,7 @@ impl GpuScorer {
             block: caps
                 .max_block_bytes
                 .unwrap_or(limits.max_storage_buffer_binding_size),
-            rows: caps.max_rows.unwrap_or(DEFAULT_ROWS),
+            rows: caps.max_rows.unwrap_or_else(|| default_rows(n)),
         };
         let train = Train::encode(&gp.train);
         let width = train.width();
@@ -193,63 +236,36 @@ impl GpuScorer {
         let from_device = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
         let uniform = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
 
-        let ks = buffer("poolrank kernel block", cap * n as u64 * F32, read);
-        let mean = buffer("poolrank mean", cap * F32, from_device);
-        let var = buffer("poolrank variance", cap * F32, from_device);
-        let staging = buffer(
-            "poolrank read-back",
-            2 * cap * F32,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
-        let kernel_params = buffer(
-            "poolrank kernel params",
-            std::mem::size_of::<KernelParams>() as u64,
-            uniform,
-        );
-        let pool = buffer("poolrank pool rows", cap * row_bytes, to_device);
-
-        let (key, code, pool_norms, kernel_group) = match train {
+        let (key, code, train_buffers) = match train {
             Train::Popcount {
                 code, words, norms, ..
-            } => {
-                let tw = upload("poolrank train words", bytemuck::cast_slice(&words));
-                let tn = upload("poolrank train norms", bytemuck::cast_slice(&norms));
-                let pn = buffer("poolrank pool norms", cap * F32, to_device);
-                let kernel = ctx.pipeline(PipelineKey::Popcount);
-                let group = bind_group(
-                    device,
-                    &kernel,
-                    "poolrank popcount bind group",
-                    &[&kernel_params, &pool, &pn, &tw, &tn, &ks],
-                );
-                (PipelineKey::Popcount, code, Some(pn), group)
-            }
+            } => (
+                PipelineKey::Popcount,
+                code,
+                TrainBuffers::Popcount {
+                    words: upload("poolrank train words", bytemuck::cast_slice(&words)),
+                    norms: upload("poolrank train norms", bytemuck::cast_slice(&norms)),
+                },
+            ),
             Train::Dense { .. } => {
                 let Features::Dense { data, .. } = &gp.train else {
                     unreachable!("dense encoding comes from dense features");
                 };
-                let tf = upload("poolrank train features", bytemuck::cast_slice(data));
                 let key = PipelineKey::Dense {
                     matern: gp.kernel.kind == KernelKind::Matern52,
                 };
-                let kernel = ctx.pipeline(key);
-                let group = bind_group(
-                    device,
-                    &kernel,
-                    "poolrank dense bind group",
-                    &[&kernel_params, &pool, &tf, &ks],
-                );
-                (key, None, None, group)
+                let features = upload("poolrank train features", bytemuck::cast_slice(data));
+                (key, None, TrainBuffers::Dense { features })
             }
         };
         let kernel = ctx.pipeline(key);
         let posterior = ctx.pipeline(PipelineKey::Posterior);
+        let select = ctx.pipeline(PipelineKey::Select);
 
         let alpha: Vec<f32> = gp.alpha.iter().map(|&a| a as f32).collect();
         let alpha = upload("poolrank alpha", bytemuck::cast_slice(&alpha));
         let w = gp.chol_inverse();
-        let mut panel_params = Vec::with_capacity(plan.panels.len());
-        let mut posterior_groups = Vec::with_capacity(plan.panels.len());
+        let mut w_panels = Vec::with_capacity(plan.panels.len());
         let mut panel = Vec::new();
         for p in &plan.panels {
             // Rows p of W with the columns 0..p.end that can be nonzero.
@@ -257,24 +273,90 @@ impl GpuScorer {
             for r in p.clone() {
                 panel.extend((0..p.end).map(|j| w[(r, j)] as f32));
             }
-            let rows = format!("{}..{}", p.start, p.end);
-            let wbuf = upload(
-                &format!("poolrank W rows {rows}"),
+            w_panels.push(upload(
+                &format!("poolrank W rows {}..{}", p.start, p.end),
                 bytemuck::cast_slice(&panel),
-            );
-            let params = buffer(
-                &format!("poolrank posterior params {rows}"),
-                std::mem::size_of::<PosteriorParams>() as u64,
-                uniform,
-            );
-            posterior_groups.push(bind_group(
-                device,
-                &posterior,
-                &format!("poolrank posterior bind group {rows}"),
-                &[&params, &ks, &alpha, &wbuf, &mean, &var],
             ));
-            panel_params.push(params);
         }
+
+        let slot = |name: &str| {
+            let label = |what: &str| format!("poolrank {what} ({name})");
+            let ks = buffer(&label("kernel block"), cap * n as u64 * F32, read);
+            let mean = buffer(&label("mean"), cap * F32, from_device);
+            let var = buffer(&label("variance"), cap * F32, from_device);
+            let best_bytes =
+                cap.div_ceil(u64::from(SELECT_ROWS)) * u64::from(SELECT_ROWS) * CANDIDATE_BYTES;
+            let best = buffer(&label("best candidates"), best_bytes, from_device);
+            let skip = buffer(&label("skipped rows"), (cap / 32 + 1) * F32, to_device);
+            let staging = buffer(
+                &label("read-back"),
+                (2 * cap * F32).max(best_bytes),
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            );
+            let params_of = |what: &str, bytes: usize| buffer(&label(what), bytes as u64, uniform);
+            let kernel_params = params_of("kernel params", std::mem::size_of::<KernelParams>());
+            let select_params = params_of("select params", std::mem::size_of::<SelectParams>());
+            let pool = buffer(&label("pool rows"), cap * row_bytes, to_device);
+            let (pool_norms, kernel_group) = match &train_buffers {
+                TrainBuffers::Popcount { words, norms } => {
+                    let pn = buffer(&label("pool norms"), cap * F32, to_device);
+                    let group = bind_group(
+                        device,
+                        &kernel,
+                        &label("popcount bind group"),
+                        &[&kernel_params, &pool, &pn, words, norms, &ks],
+                    );
+                    (Some(pn), group)
+                }
+                TrainBuffers::Dense { features } => {
+                    let group = bind_group(
+                        device,
+                        &kernel,
+                        &label("dense bind group"),
+                        &[&kernel_params, &pool, features, &ks],
+                    );
+                    (None, group)
+                }
+            };
+            let mut panel_params = Vec::with_capacity(plan.panels.len());
+            let mut posterior_groups = Vec::with_capacity(plan.panels.len());
+            for (p, wbuf) in plan.panels.iter().zip(&w_panels) {
+                let rows = format!("{}..{}", p.start, p.end);
+                let params = params_of(
+                    &format!("posterior params {rows}"),
+                    std::mem::size_of::<PosteriorParams>(),
+                );
+                posterior_groups.push(bind_group(
+                    device,
+                    &posterior,
+                    &label(&format!("posterior bind group {rows}")),
+                    &[&params, &ks, &alpha, wbuf, &mean, &var],
+                ));
+                panel_params.push(params);
+            }
+            let select_group = bind_group(
+                device,
+                &select,
+                &label("select bind group"),
+                &[&select_params, &mean, &var, &skip, &best],
+            );
+            Slot {
+                pool,
+                pool_norms,
+                mean,
+                var,
+                skip,
+                best,
+                staging,
+                kernel_params,
+                panel_params,
+                select_params,
+                kernel_group,
+                posterior_groups,
+                select_group,
+            }
+        };
+        let slots = [slot("slot 0"), slot("slot 1")];
         ctx.check("preparing the GPU scorer")?;
         Ok(GpuScorer {
             ctx: ctx.clone(),
@@ -287,15 +369,8 @@ impl GpuScorer {
             plan,
             kernel,
             posterior,
-            kernel_params,
-            panel_params,
-            pool,
-            pool_norms,
-            mean,
-            var,
-            staging,
-            kernel_group,
-            posterior_groups,
+            select,
+            slots,
             scratch: Mutex::new(Scratch::default()),
         })
     }
@@ -310,13 +385,20 @@ impl GpuScorer {
         self.plan.panels.len()
     }
 
-    /// Encodes rows `start..start + rows` of `tile` and writes them to the pool buffers.
-    fn upload_rows(&self, tile: &Features, start: usize, rows: usize, s: &mut Scratch) {
+    /// Encodes rows `start..start + rows` of `tile` and writes them to the slot's pool buffers.
+    fn upload_rows(
+        &self,
+        slot: &Slot,
+        tile: &Features,
+        start: usize,
+        rows: usize,
+        s: &mut Scratch,
+    ) {
         let queue = self.ctx.queue();
         match tile {
             Features::Dense { dim, data } => {
                 let part = &data[start * dim..(start + rows) * dim];
-                queue.write_buffer(&self.pool, 0, bytemuck::cast_slice(part));
+                queue.write_buffer(&slot.pool, 0, bytemuck::cast_slice(part));
             }
             _ => {
                 match &self.code {
@@ -325,24 +407,25 @@ impl GpuScorer {
                 }
                 split_words(&s.packed.data, &mut s.words);
                 debug_assert_eq!(s.words.len(), rows * self.width);
-                queue.write_buffer(&self.pool, 0, bytemuck::cast_slice(&s.words));
-                if let Some(norms) = &self.pool_norms {
+                queue.write_buffer(&slot.pool, 0, bytemuck::cast_slice(&s.words));
+                if let Some(norms) = &slot.pool_norms {
                     queue.write_buffer(norms, 0, bytemuck::cast_slice(&s.packed.norms));
                 }
             }
         }
     }
 
-    /// Scores `rows ≤ plan.rows` rows already uploaded; fills `mean` and `var`. Adds the
-    /// wall-clock time from submission to completion to `split[1]` and of the read-back to
-    /// `split[2]` (see [`GpuScorer::posterior_into_timed`]).
-    fn dispatch(
+    /// Records and submits chunk `first..first + rows` of a tile already uploaded to slot
+    /// `slot`: the kernel block, the posterior and, with `select`, the acquisition and the
+    /// per-workgroup top-k; then the copy to the read-back buffer, whose mapping is requested.
+    fn submit(
         &self,
+        slot: usize,
+        first: usize,
         rows: usize,
-        mean: &mut [f32],
-        var: &mut [f32],
-        split: &mut [Duration; 3],
-    ) -> Result<()> {
+        select: Option<&SelectParams>,
+    ) -> InFlight {
+        let sl = &self.slots[slot];
         let queue = self.ctx.queue();
         let (rows32, n32) = (rows as u32, self.n as u32);
         let params = KernelParams {
@@ -353,9 +436,9 @@ impl GpuScorer {
             inv_ls: self.inv_ls,
             ..Default::default()
         };
-        queue.write_buffer(&self.kernel_params, 0, bytemuck::bytes_of(&params));
+        queue.write_buffer(&sl.kernel_params, 0, bytemuck::bytes_of(&params));
         let last = self.plan.panels.len() - 1;
-        for (p, (range, buf)) in self.plan.panels.iter().zip(&self.panel_params).enumerate() {
+        for (p, (range, buf)) in self.plan.panels.iter().zip(&sl.panel_params).enumerate() {
             let mut flags = 0;
             if p == 0 {
                 flags |= FLAG_FIRST_PANEL;
@@ -374,6 +457,9 @@ impl GpuScorer {
             };
             queue.write_buffer(buf, 0, bytemuck::bytes_of(&params));
         }
+        if let Some(params) = select {
+            queue.write_buffer(&sl.select_params, 0, bytemuck::bytes_of(params));
+        }
 
         let mut encoder =
             self.ctx
@@ -381,53 +467,160 @@ impl GpuScorer {
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                     label: Some("poolrank score chunk"),
                 });
+        let groups = rows32.div_ceil(SELECT_ROWS);
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("poolrank posterior pass"),
                 timestamp_writes: None,
             });
             pass.set_pipeline(&self.kernel.pipeline);
-            pass.set_bind_group(0, &self.kernel_group, &[]);
+            pass.set_bind_group(0, &sl.kernel_group, &[]);
             pass.dispatch_workgroups(n32.div_ceil(BLOCK_SIDE), rows32.div_ceil(BLOCK_SIDE), 1);
             // wgpu orders the dispatches: each reads what the previous one wrote.
             pass.set_pipeline(&self.posterior.pipeline);
-            for group in &self.posterior_groups {
+            for group in &sl.posterior_groups {
                 pass.set_bind_group(0, group, &[]);
                 pass.dispatch_workgroups(rows32.div_ceil(POSTERIOR_ROWS), 1, 1);
+            }
+            if select.is_some() {
+                pass.set_pipeline(&self.select.pipeline);
+                pass.set_bind_group(0, &sl.select_group, &[]);
+                pass.dispatch_workgroups(groups, 1, 1);
             }
         }
         let bytes = rows as u64 * F32;
         let var_at = self.plan.rows as u64 * F32;
-        encoder.copy_buffer_to_buffer(&self.mean, 0, &self.staging, 0, bytes);
-        encoder.copy_buffer_to_buffer(&self.var, 0, &self.staging, var_at, bytes);
-        let submitted = Instant::now();
-        queue.submit([encoder.finish()]);
+        let read_bytes = match select {
+            Some(p) => {
+                let kept = u64::from(groups) * u64::from(p.keep) * CANDIDATE_BYTES;
+                encoder.copy_buffer_to_buffer(&sl.best, 0, &sl.staging, 0, kept);
+                kept
+            }
+            None => {
+                encoder.copy_buffer_to_buffer(&sl.mean, 0, &sl.staging, 0, bytes);
+                encoder.copy_buffer_to_buffer(&sl.var, 0, &sl.staging, var_at, bytes);
+                var_at + bytes
+            }
+        }
+        .max(F32);
+        let submission = queue.submit([encoder.finish()]);
+        let (tx, mapped) = mpsc::channel();
+        sl.staging
+            .slice(..read_bytes)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        InFlight {
+            slot,
+            first,
+            rows,
+            keep: select.map(|p| p.keep),
+            read_bytes,
+            submission,
+            mapped,
+        }
+    }
 
-        let (tx, rx) = mpsc::channel();
-        let slice = self.staging.slice(..);
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.ctx.wait()?;
-        rx.recv()
+    /// Waits for a submitted chunk and hands its read-back to `read`. Adds the time spent
+    /// waiting for the device to `split[1]` and the read-back to `split[2]`.
+    fn finish(
+        &self,
+        chunk: InFlight,
+        split: &mut [Duration; 3],
+        read: &mut impl FnMut(usize, Readback),
+    ) -> Result<()> {
+        let waiting = Instant::now();
+        self.ctx.wait_for(chunk.submission)?;
+        chunk
+            .mapped
+            .recv()
             .map_err(|_| gpu_error("read-back never completed"))?
             .map_err(|e| gpu_error(format!("mapping the read-back buffer: {e}")))?;
         let done = Instant::now();
-        split[1] += done - submitted;
+        split[1] += done - waiting;
+        let staging = &self.slots[chunk.slot].staging;
         {
+            let slice = staging.slice(..chunk.read_bytes);
             let view = slice
                 .get_mapped_range()
                 .map_err(|e| gpu_error(format!("reading the read-back buffer: {e}")))?;
-            let all: &[f32] = bytemuck::cast_slice(&view);
-            let var_at = self.plan.rows;
-            mean.copy_from_slice(&all[..rows]);
-            var.copy_from_slice(&all[var_at..var_at + rows]);
+            match chunk.keep {
+                Some(_) => read(chunk.first, Readback::Best(bytemuck::cast_slice(&view))),
+                None => {
+                    let all: &[f32] = bytemuck::cast_slice(&view);
+                    let var_at = self.plan.rows;
+                    read(
+                        chunk.first,
+                        Readback::Posterior {
+                            mean: &all[..chunk.rows],
+                            var: &all[var_at..var_at + chunk.rows],
+                        },
+                    );
+                }
+            }
         }
-        self.staging.unmap();
+        staging.unmap();
         let checked = self.ctx.check("scoring a tile");
         split[2] += done.elapsed();
         checked
     }
+
+    /// Scores `tile` chunk by chunk through the two slots: `prepare` sees each chunk's first
+    /// row and length before it is submitted (it may write the slot's skip mask) and returns
+    /// the select parameters, if any; `read` gets each chunk's read-back, in order.
+    fn run_chunks(
+        &self,
+        tile: &Features,
+        mut prepare: impl FnMut(&Slot, usize, usize, &mut Scratch) -> Option<SelectParams>,
+        mut read: impl FnMut(usize, Readback),
+    ) -> Result<[Duration; 3]> {
+        self.check_kind(tile)?;
+        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let step = self.plan.rows;
+        let mut split = [Duration::ZERO; 3];
+        let mut pending: Option<InFlight> = None;
+        for (c, first) in (0..tile.len()).step_by(step).enumerate() {
+            let rows = step.min(tile.len() - first);
+            let slot = c % 2;
+            let t = Instant::now();
+            self.upload_rows(&self.slots[slot], tile, first, rows, &mut scratch);
+            let select = prepare(&self.slots[slot], first, rows, &mut scratch);
+            split[0] += t.elapsed();
+            let next = self.submit(slot, first, rows, select.as_ref());
+            // The device has this chunk queued behind the previous one while the host reads
+            // the previous one back.
+            if let Some(chunk) = pending.replace(next) {
+                self.finish(chunk, &mut split, &mut read)?;
+            }
+        }
+        if let Some(chunk) = pending {
+            self.finish(chunk, &mut split, &mut read)?;
+        }
+        Ok(split)
+    }
+
+    /// An error unless `tile` holds the model's kind of features.
+    fn check_kind(&self, tile: &Features) -> Result<()> {
+        if tile.kind() == self.kind {
+            return Ok(());
+        }
+        Err(Error::param(
+            "pool",
+            format!(
+                "tile holds {} but the model was fitted on {}",
+                tile.kind(),
+                self.kind
+            ),
+        ))
+    }
+}
+
+/// What a dispatch reads back.
+enum Readback<'a> {
+    /// One mean and one variance per row.
+    Posterior { mean: &'a [f32], var: &'a [f32] },
+    /// The select shader's candidates: `[key, row, mean bits, variance bits]` each.
+    Best(&'a [[u32; 4]]),
 }
 
 fn gpu_error(msg: impl Into<String>) -> Error {
@@ -460,13 +653,15 @@ impl GpuScorer {
     /// its chunks of [`GpuScorer::rows_per_dispatch`] rows, as `[upload, execute, read-back]`:
     /// - upload: encoding the rows on the CPU and handing them to `Queue::write_buffer` (a
     ///   host-side copy; the transfer to the device happens at submission);
-    /// - execute: from submission until the read-back buffer is mapped: the transfer of the rows,
-    ///   the kernel block, the posterior dispatches and the copy of the results to the read-back
-    ///   buffer;
+    /// - execute: the host blocked waiting for a chunk's read-back buffer to be mapped (the
+    ///   transfer of the rows, the kernel block, the posterior dispatches and the copy to the
+    ///   read-back buffer, less what overlapped with encoding the next chunk);
     /// - read-back: copying the mean and variance out of the mapped buffer and unmapping it.
     ///
-    /// Host timers around calls that wait for the device anyway, so this costs nothing
-    /// measurable; device-side timestamps would need an optional wgpu feature.
+    /// The parts overlap (the next chunk is encoded while the device runs the current one), so
+    /// they add up to the wall time. Host timers around calls that wait for the device anyway,
+    /// so this costs nothing measurable; device-side timestamps would need an optional wgpu
+    /// feature.
     ///
     /// # Errors
     /// As [`Scorer::posterior_into`].
@@ -479,38 +674,73 @@ impl GpuScorer {
         let total = tile.len();
         assert_eq!(mean.len(), total, "one mean per tile row");
         assert_eq!(var.len(), total, "one variance per tile row");
-        if tile.kind() != self.kind {
-            return Err(Error::param(
-                "pool",
-                format!(
-                    "tile holds {} but the model was fitted on {}",
-                    tile.kind(),
-                    self.kind
-                ),
-            ));
-        }
-        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
-        let step = self.plan.rows;
-        let mut split = [Duration::ZERO; 3];
-        for start in (0..total).step_by(step) {
-            let rows = step.min(total - start);
-            let t = Instant::now();
-            self.upload_rows(tile, start, rows, &mut scratch);
-            split[0] += t.elapsed();
-            self.dispatch(
-                rows,
-                &mut mean[start..start + rows],
-                &mut var[start..start + rows],
-                &mut split,
-            )?;
-        }
-        Ok(split)
+        self.run_chunks(
+            tile,
+            |_, _, _, _| None,
+            |first, back| {
+                if let Readback::Posterior { mean: m, var: v } = back {
+                    mean[first..first + m.len()].copy_from_slice(m);
+                    var[first..first + v.len()].copy_from_slice(v);
+                }
+            },
+        )
     }
 }
 
 impl Scorer for GpuScorer {
     fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
         self.posterior_into_timed(tile, mean, var).map(drop)
+    }
+
+    /// On the device: the acquisition and a top-`keep` per 1,024 rows, so only those come
+    /// back. More than 1,024 to keep gains nothing there: then the CPU scores every row.
+    fn best_into(&self, tile: &Features, what: &BestOf, out: &mut Vec<Scored>) -> Result<()> {
+        if what.keep == 0 {
+            return Ok(());
+        }
+        if what.keep > SELECT_ROWS as usize {
+            return score_all_into(self, tile, what, out);
+        }
+        let (code, param) = acquisition_code(what.acq);
+        let prepare = |slot: &Slot, first: usize, rows: usize, scratch: &mut Scratch| {
+            let global = what.start + first;
+            let lo = what.skip.partition_point(|&g| g < global);
+            let hi = what.skip.partition_point(|&g| g < global + rows);
+            let words = &mut scratch.skip;
+            words.clear();
+            words.resize(rows / 32 + 1, 0);
+            for &g in &what.skip[lo..hi] {
+                let r = g - global;
+                words[r / 32] |= 1 << (r % 32);
+            }
+            self.ctx
+                .queue()
+                .write_buffer(&slot.skip, 0, bytemuck::cast_slice(words));
+            Some(SelectParams {
+                rows: rows as u32,
+                keep: what.keep.min(rows) as u32,
+                acq: code,
+                round: what.ctx.round,
+                seed_lo: what.ctx.seed as u32,
+                seed_hi: (what.ctx.seed >> 32) as u32,
+                start_lo: global as u32,
+                start_hi: (global as u64 >> 32) as u32,
+                param,
+                best: what.ctx.best,
+                ..Default::default()
+            })
+        };
+        let read = |first: usize, back: Readback| {
+            if let Readback::Best(kept) = back {
+                out.extend(kept.iter().filter(|c| c[1] != u32::MAX).map(|c| Scored {
+                    row: first + c[1] as usize,
+                    score: key_to_score(c[0]),
+                    mean: f32::from_bits(c[2]),
+                    var: f32::from_bits(c[3]),
+                }));
+            }
+        };
+        self.run_chunks(tile, prepare, read).map(drop)
     }
 
     fn name(&self) -> String {

@@ -4,6 +4,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::acquisition::Acquisition;
+
 /// The fingerprint cross-kernel (Tanimoto on bits, MinMax through the thermometer code).
 pub const POPCOUNT: &str = concat!(
     include_str!("../../../shaders/prelude.wgsl"),
@@ -22,13 +24,26 @@ pub const POSTERIOR: &str = concat!(
     include_str!("../../../shaders/posterior.wgsl")
 );
 
+/// The acquisition and the per-workgroup top-k.
+pub const SELECT: &str = concat!(
+    include_str!("../../../shaders/prelude.wgsl"),
+    include_str!("../../../shaders/select.wgsl")
+);
+
 /// Every shader with its name, for validation.
 #[cfg(test)]
-pub const ALL: [(&str, &str); 3] = [
+pub const ALL: [(&str, &str); 4] = [
     ("popcount", POPCOUNT),
     ("dense", DENSE),
     ("posterior", POSTERIOR),
+    ("select", SELECT),
 ];
+
+/// Pool rows one select workgroup scores and sorts (`SB_ROWS`); it keeps at most as many.
+pub const SELECT_ROWS: u32 = 1024;
+
+/// Bytes of one `Candidate` the select shader writes.
+pub const CANDIDATE_BYTES: u64 = 16;
 
 /// Side of the square block of `ks` one kernel-block workgroup computes (`KB_SIDE`, `DB_SIDE`).
 pub const BLOCK_SIDE: u32 = 16;
@@ -89,6 +104,60 @@ pub struct PosteriorParams {
     pub _pad0: u32,
     /// Padding.
     pub _pad1: u32,
+}
+
+/// Mirror of the WGSL `SelectParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct SelectParams {
+    /// Rows in this dispatch.
+    pub rows: u32,
+    /// Candidates each workgroup keeps (at most [`SELECT_ROWS`]).
+    pub keep: u32,
+    /// The acquisition's code ([`acquisition_code`]).
+    pub acq: u32,
+    /// Round (keys the random draws).
+    pub round: u32,
+    /// Low half of the seed.
+    pub seed_lo: u32,
+    /// High half of the seed.
+    pub seed_hi: u32,
+    /// Low half of the global index of row 0.
+    pub start_lo: u32,
+    /// High half of the global index of row 0.
+    pub start_hi: u32,
+    /// `beta` (UCB) or `xi` (EI, PI).
+    pub param: f32,
+    /// Best standardised label (EI, PI).
+    pub best: f32,
+    /// Padding.
+    pub _pad0: u32,
+    /// Padding.
+    pub _pad1: u32,
+}
+
+/// The shader's `ACQ_*` code and parameter of an acquisition.
+pub fn acquisition_code(acq: Acquisition) -> (u32, f32) {
+    match acq {
+        Acquisition::Greedy => (0, 0.0),
+        Acquisition::Ucb { beta } => (1, beta),
+        Acquisition::Ei { xi } => (2, xi),
+        Acquisition::Pi { xi } => (3, xi),
+        Acquisition::Variance => (4, 0.0),
+        Acquisition::Thompson => (5, 0.0),
+        Acquisition::Random => (6, 0.0),
+    }
+}
+
+/// The score behind the select shader's order-preserving key (NaN for the key of a NaN).
+pub fn key_to_score(key: u32) -> f32 {
+    if key == 1 {
+        f32::NAN
+    } else if key & 0x8000_0000 != 0 {
+        f32::from_bits(key & 0x7fff_ffff)
+    } else {
+        f32::from_bits(!key)
+    }
 }
 
 #[cfg(test)]
@@ -203,19 +272,97 @@ mod tests {
     }
 
     #[test]
-    fn flags_match_the_prelude() {
-        let module = parse("posterior", POSTERIOR);
-        let value = |name: &str| {
-            let (_, c) = module
-                .constants
-                .iter()
-                .find(|(_, c)| c.name.as_deref() == Some(name))
-                .unwrap();
-            match module.global_expressions[c.init] {
-                naga::Expression::Literal(naga::Literal::U32(v)) => v,
-                ref e => panic!("{name}: {e:?}"),
+    fn select_params_mirror_matches_the_wgsl_layout() {
+        use std::mem::{offset_of, size_of};
+        let module = parse("select", SELECT);
+        let (size, members) = wgsl_layout(&module, "SelectParams");
+        assert_eq!(size as usize, size_of::<SelectParams>());
+        assert_eq!(size % 16, 0);
+        let want = [
+            ("rows", offset_of!(SelectParams, rows)),
+            ("keep", offset_of!(SelectParams, keep)),
+            ("acq", offset_of!(SelectParams, acq)),
+            ("round", offset_of!(SelectParams, round)),
+            ("seed_lo", offset_of!(SelectParams, seed_lo)),
+            ("seed_hi", offset_of!(SelectParams, seed_hi)),
+            ("start_lo", offset_of!(SelectParams, start_lo)),
+            ("start_hi", offset_of!(SelectParams, start_hi)),
+            ("param", offset_of!(SelectParams, param)),
+            ("best", offset_of!(SelectParams, best)),
+            ("_pad0", offset_of!(SelectParams, _pad0)),
+            ("_pad1", offset_of!(SelectParams, _pad1)),
+        ];
+        assert_eq!(members.len(), want.len());
+        for ((got, off), (name, want_off)) in members.iter().zip(want) {
+            assert_eq!((got.as_str(), *off as usize), (name, want_off));
+        }
+        let (size, _) = wgsl_layout(&module, "Candidate");
+        assert_eq!(u64::from(size), CANDIDATE_BYTES);
+        let acqs = [
+            ("ACQ_GREEDY", Acquisition::Greedy),
+            ("ACQ_UCB", Acquisition::Ucb { beta: 2.0 }),
+            ("ACQ_EI", Acquisition::Ei { xi: 0.0 }),
+            ("ACQ_PI", Acquisition::Pi { xi: 0.0 }),
+            ("ACQ_VARIANCE", Acquisition::Variance),
+            ("ACQ_THOMPSON", Acquisition::Thompson),
+            ("ACQ_RANDOM", Acquisition::Random),
+        ];
+        for (name, acq) in acqs {
+            assert_eq!(constant(&module, name), acquisition_code(acq).0, "{name}");
+        }
+        assert_eq!(constant(&module, "SB_ROWS"), SELECT_ROWS);
+        assert_eq!(constant(&module, "SB_THREADS"), INVOCATIONS);
+    }
+
+    #[test]
+    fn keys_invert_to_their_scores() {
+        // The shader's order_key, here in Rust: the unsigned order of keys is the float order.
+        let key = |s: f32| {
+            let b = s.to_bits();
+            if b & 0x7fff_ffff > 0x7f80_0000 {
+                1
+            } else if b & 0x8000_0000 != 0 {
+                !b
+            } else {
+                b | 0x8000_0000
             }
         };
+        let scores = [
+            f32::NEG_INFINITY,
+            -3.5,
+            -1e-30,
+            -0.0,
+            0.0,
+            1e-30,
+            2.0,
+            f32::INFINITY,
+        ];
+        for w in scores.windows(2) {
+            assert!(key(w[0]) <= key(w[1]), "{} {}", w[0], w[1]);
+        }
+        for s in scores {
+            assert_eq!(key_to_score(key(s)).to_bits(), s.to_bits());
+        }
+        assert!(key(f32::NAN) < key(f32::NEG_INFINITY) && key(f32::NAN) > 0);
+        assert!(key_to_score(key(f32::NAN)).is_nan());
+    }
+
+    fn constant(module: &naga::Module, name: &str) -> u32 {
+        let (_, c) = module
+            .constants
+            .iter()
+            .find(|(_, c)| c.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no constant {name}"));
+        match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => v,
+            ref e => panic!("{name}: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_match_the_prelude() {
+        let module = parse("posterior", POSTERIOR);
+        let value = |name: &str| constant(&module, name);
         assert_eq!(value("FLAG_FIRST_PANEL"), FLAG_FIRST_PANEL);
         assert_eq!(value("FLAG_LAST_PANEL"), FLAG_LAST_PANEL);
         assert_eq!(value("PB_ROWS"), POSTERIOR_ROWS);

@@ -1,0 +1,25 @@
+"""poolrank: rank very large candidate pools for active learning.
+
+The engine is the Rust library of this repository; this package is its binding
+(``poolrank._native``) with the same answers as the command line. See the README.
+"""
+
+from ._native import (
+    GP,
+    DeviceError,
+    PoolFile,
+    __version__,
+    devices,
+    open_pool,
+    read_pool,
+)
+
+__all__ = [
+    "GP",
+    "DeviceError",
+    "PoolFile",
+    "__version__",
+    "devices",
+    "open_pool",
+    "read_pool",
+]

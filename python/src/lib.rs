@@ -1,0 +1,363 @@
+//! `poolrank._native`: the Python binding of the poolrank engine. A thin layer: it turns NumPy
+//! arrays into the engine's feature blocks, calls the library with the GIL released, and turns
+//! the results and errors back into Python objects. Everything it computes, the library computes
+//! for the command line too.
+
+mod convert;
+
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+use poolrank::backend::{Backend, BackendChoice, GpuOptions, Scorer};
+use poolrank::data::{Features, PoolSpec, Tile};
+use poolrank::gp::{fit, FittedGp, ModelSpec};
+use poolrank::KernelKind;
+
+use convert::{features_to_py, Input};
+
+create_exception!(
+    poolrank,
+    DeviceError,
+    PyRuntimeError,
+    "A GPU problem: no adapter fits, a device limit is exceeded, or wgpu reported a failure."
+);
+
+/// The engine's error as the Python exception a caller expects: `DeviceError` for GPU problems,
+/// `OSError` for files, `ValueError` for bad input.
+pub(crate) fn py_err(e: poolrank::Error) -> PyErr {
+    use poolrank::Error as E;
+    let msg = e.to_string();
+    match e {
+        E::NoAdapter { .. } | E::Gpu { .. } | E::LimitExceeded { .. } => DeviceError::new_err(msg),
+        E::Io { .. } => PyOSError::new_err(msg),
+        _ => PyValueError::new_err(msg),
+    }
+}
+
+fn backend_choice(name: &str) -> PyResult<BackendChoice> {
+    match name {
+        "auto" => Ok(BackendChoice::Auto),
+        "cpu" => Ok(BackendChoice::Cpu),
+        "gpu" => Ok(BackendChoice::Gpu),
+        other => Err(PyValueError::new_err(format!(
+            "backend: expected 'auto', 'cpu' or 'gpu', got {other:?}"
+        ))),
+    }
+}
+
+fn kernel_kind(name: Option<&str>) -> PyResult<Option<KernelKind>> {
+    name.map(|n| {
+        KernelKind::from_name(n).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "kernel: expected one of tanimoto, minmax, rbf, matern52, got {n:?}"
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// `y` as a 1-D float64 array of `n` finite values.
+fn labels(py: Python<'_>, y: &Bound<'_, PyAny>, n: usize) -> PyResult<Vec<f64>> {
+    let np = py.import("numpy")?;
+    let arr = np.call_method1("asarray", (y, "float64")).map_err(|e| {
+        PyValueError::new_err(format!("y: expected numbers convertible to float64 ({e})"))
+    })?;
+    let arr: PyReadonlyArray1<f64> = arr
+        .extract()
+        .map_err(|_| PyValueError::new_err("y: expected a 1-D array of numbers"))?;
+    let y = arr.as_array();
+    if y.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "y has {} values but X has {n} rows",
+            y.len()
+        )));
+    }
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        return Err(PyValueError::new_err(format!(
+            "y[{i}] is {}: labels must be finite numbers",
+            y[i]
+        )));
+    }
+    Ok(y.to_vec())
+}
+
+/// A JSON-serialisable value as the Python object `json.loads` makes of it.
+fn to_py<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
+    let text = serde_json::to_string(value)
+        .map_err(|e| PyRuntimeError::new_err(format!("serialising a result: {e}")))?;
+    py.import("json")?.call_method1("loads", (text,))
+}
+
+/// A Gaussian process on fingerprints or features, fitted by the poolrank engine.
+///
+/// `kernel`: `tanimoto`, `minmax`, `rbf` or `matern52` (default: the one for the features:
+/// `tanimoto` on bits, `minmax` on counts, `rbf` on dense features). `noise`, `signal_var` and
+/// `lengthscale` fix those hyperparameters (in standardised label units); the others are fitted
+/// by maximising the log marginal likelihood.
+#[pyclass(name = "GP", module = "poolrank")]
+struct Gp {
+    spec: ModelSpec,
+    fitted: Option<FittedGp>,
+}
+
+impl Gp {
+    fn fitted(&self) -> PyResult<&FittedGp> {
+        self.fitted
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("this GP is not fitted yet: call fit(X, y)"))
+    }
+}
+
+#[pymethods]
+impl Gp {
+    #[new]
+    #[pyo3(signature = (kernel=None, noise=None, signal_var=None, lengthscale=None))]
+    fn new(
+        kernel: Option<&str>,
+        noise: Option<f64>,
+        signal_var: Option<f64>,
+        lengthscale: Option<f64>,
+    ) -> PyResult<Self> {
+        let mut spec = ModelSpec::default();
+        spec.kernel = kernel_kind(kernel)?;
+        spec.noise = noise;
+        spec.signal_var = signal_var;
+        spec.lengthscale = lengthscale;
+        Ok(Gp { spec, fitted: None })
+    }
+
+    /// Fits the model to `X` (packed bits as `numpy.packbits` makes them, a boolean bit matrix,
+    /// integer counts dense or `scipy.sparse`, or float features) and labels `y` (larger is
+    /// better is not assumed: the model fits `y` as it is). `features` forces how `X` is read:
+    /// `"bits"`, `"counts"` or `"dense"`. Returns the GP.
+    #[pyo3(signature = (x, y, features=None))]
+    fn fit<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        features: Option<&str>,
+    ) -> PyResult<PyRefMut<'py, Self>> {
+        let py = x.py();
+        let input = Input::parse(x, features)?;
+        let y = labels(py, y, input.rows())?;
+        let view = input.view();
+        let spec = slf.spec.clone();
+        let fitted = py.detach(move || -> poolrank::Result<FittedGp> {
+            let mut train = Features::empty(view.kind());
+            view.rows_into(0, view.rows(), &mut train)?;
+            let params = spec.check(train.kind())?;
+            fit(&params, &train, &y)
+        });
+        slf.fitted = Some(fitted.map_err(py_err)?);
+        Ok(slf)
+    }
+
+    /// Predictive mean (and with `return_std` the latent standard deviation, noise excluded)
+    /// in label units for every row of `X`, scored by `backend` (`auto`, `cpu` or `gpu`) in
+    /// tiles of `batch_size` rows (default 65,536): memory stays bounded by the tile.
+    #[pyo3(signature = (x, return_std=false, backend="auto", batch_size=None, features=None))]
+    fn predict<'py>(
+        &self,
+        x: &Bound<'py, PyAny>,
+        return_std: bool,
+        backend: &str,
+        batch_size: Option<usize>,
+        features: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = x.py();
+        let gp = self.fitted()?;
+        let choice = backend_choice(backend)?;
+        let tile = batch_size.unwrap_or(65_536);
+        if tile == 0 {
+            return Err(PyValueError::new_err("batch_size must be at least 1"));
+        }
+        let input = Input::parse(x, features)?;
+        let view = input.view();
+        let rows = view.rows();
+        let result = py.detach(move || -> poolrank::Result<(Vec<f64>, Vec<f64>)> {
+            let backend = Backend::new(choice, &GpuOptions::default())?;
+            let scorer = backend.prepare(gp)?;
+            let (mut mean, mut sd) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+            let mut block = Features::empty(view.kind());
+            let (mut m, mut v) = (Vec::new(), Vec::new());
+            for start in (0..rows).step_by(tile) {
+                let end = (start + tile).min(rows);
+                view.rows_into(start, end, &mut block)?;
+                m.resize(end - start, 0.0);
+                v.resize(end - start, 0.0);
+                scorer.posterior_into(&block, &mut m, &mut v)?;
+                mean.extend(m.iter().map(|&x| gp.mean_to_labels(f64::from(x))));
+                sd.extend(v.iter().map(|&x| gp.sd_to_labels(f64::from(x))));
+            }
+            Ok((mean, sd))
+        });
+        let (mean, sd) = result.map_err(py_err)?;
+        let mean = PyArray1::from_vec(py, mean).into_any();
+        if return_std {
+            let sd = PyArray1::from_vec(py, sd).into_any();
+            Ok((mean, sd).into_pyobject(py)?.into_any())
+        } else {
+            Ok(mean)
+        }
+    }
+
+    /// The kernel's name.
+    #[getter]
+    fn kernel(&self) -> PyResult<&'static str> {
+        Ok(match &self.fitted {
+            Some(gp) => gp.kernel.kind.name(),
+            None => self.spec.kernel.map_or("default", KernelKind::name),
+        })
+    }
+
+    /// Noise variance (standardised units), fitted or fixed.
+    #[getter]
+    fn noise(&self) -> PyResult<f64> {
+        Ok(self.fitted()?.noise)
+    }
+
+    /// Signal variance (standardised units), fitted or fixed.
+    #[getter]
+    fn signal_var(&self) -> PyResult<f64> {
+        Ok(self.fitted()?.signal_var)
+    }
+
+    /// Lengthscale of `rbf`/`matern52`; `None` for the fingerprint kernels.
+    #[getter]
+    fn lengthscale(&self) -> PyResult<Option<f64>> {
+        let gp = self.fitted()?;
+        Ok(gp
+            .kernel
+            .kind
+            .has_lengthscale()
+            .then_some(gp.kernel.lengthscale))
+    }
+
+    /// Number of labeled points the model holds.
+    #[getter]
+    fn n_train(&self) -> PyResult<usize> {
+        Ok(self.fitted()?.n_train())
+    }
+
+    /// What the fit did: jitter, log marginal likelihood, evaluations, seconds.
+    #[getter]
+    fn fit_info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.fitted()?.info)
+    }
+
+    fn __repr__(&self) -> String {
+        match &self.fitted {
+            Some(gp) => format!(
+                "GP(kernel={:?}, noise={:.4}, signal_var={:.4}, n_train={})",
+                gp.kernel.kind.name(),
+                gp.noise,
+                gp.signal_var,
+                gp.n_train()
+            ),
+            None => format!("GP(kernel={:?}, unfitted)", self.kernel().unwrap_or("?")),
+        }
+    }
+}
+
+/// Every adapter wgpu sees and the one `backend="auto"` would take, as a dict.
+#[pyfunction]
+fn devices(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let list = py.detach(|| poolrank::backend::gpu::list_adapters(&GpuOptions::default()));
+    to_py(py, &list)
+}
+
+/// A pool file read tile by tile: iterate to get `(ids, X)` blocks of at most `batch_size`
+/// rows, where `X` is what `GP.fit`/`GP.predict` take (packed bits, a `scipy.sparse` CSR
+/// matrix of counts, or float32 features).
+#[pyclass(module = "poolrank")]
+struct PoolFile {
+    reader: std::sync::Mutex<Box<dyn poolrank::data::PoolReader>>,
+    tile: usize,
+}
+
+#[pymethods]
+impl PoolFile {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let tile = self.tile;
+        let read = py.detach(|| {
+            let mut reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+            let mut t = Tile::new(reader.kind());
+            reader.read_tile(tile, &mut t).map(|more| more.then_some(t))
+        });
+        match read.map_err(py_err)? {
+            None => Ok(None),
+            Some(t) => {
+                let x = features_to_py(py, &t.features)?;
+                Ok(Some((t.ids, x).into_pyobject(py)?.into_any()))
+            }
+        }
+    }
+}
+
+/// Opens a pool file (FPS, packed `.npy`, count `.npz`/`.npy`, dense `.npy`/`.csv`; the
+/// format from the extension) for streaming; `ids` names a file of row ids for array formats.
+#[pyfunction]
+#[pyo3(signature = (path, ids=None, batch_size=65_536))]
+fn open_pool(
+    path: std::path::PathBuf,
+    ids: Option<std::path::PathBuf>,
+    batch_size: usize,
+) -> PyResult<PoolFile> {
+    if batch_size == 0 {
+        return Err(PyValueError::new_err("batch_size must be at least 1"));
+    }
+    let mut spec = PoolSpec::new(path);
+    spec.ids = ids;
+    let reader = spec.open().map_err(py_err)?;
+    Ok(PoolFile {
+        reader: std::sync::Mutex::new(reader),
+        tile: batch_size,
+    })
+}
+
+/// Reads a whole pool file into memory: `(ids, X)`.
+#[pyfunction]
+#[pyo3(signature = (path, ids=None))]
+fn read_pool<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+    ids: Option<std::path::PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut spec = PoolSpec::new(path);
+    spec.ids = ids;
+    let (all_ids, all) = py
+        .detach(move || -> poolrank::Result<(Vec<String>, Features)> {
+            let mut reader = spec.open()?;
+            let mut tile = Tile::new(reader.kind());
+            let mut all = Features::empty(reader.kind());
+            let mut all_ids = Vec::new();
+            while reader.read_tile(65_536, &mut tile)? {
+                for i in 0..tile.len() {
+                    all.push_row_from(&tile.features, i);
+                }
+                all_ids.append(&mut tile.ids);
+            }
+            Ok((all_ids, all))
+        })
+        .map_err(py_err)?;
+    let x = features_to_py(py, &all)?;
+    Ok((all_ids, x).into_pyobject(py)?.into_any())
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Gp>()?;
+    m.add_class::<PoolFile>()?;
+    m.add_function(wrap_pyfunction!(devices, m)?)?;
+    m.add_function(wrap_pyfunction!(open_pool, m)?)?;
+    m.add_function(wrap_pyfunction!(read_pool, m)?)?;
+    m.add("DeviceError", m.py().get_type::<DeviceError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
