@@ -47,10 +47,9 @@ impl OutputFormat {
 pub struct FeaturizeConfig {
     /// The molecules.
     pub input: SmilesSource,
-    /// Radius and width; `counts` is `None` to follow the output (counts for `.npz`, bits for
-    /// FPS).
+    /// Morgan radius (0 to 3).
     pub radius: u32,
-    /// Folded width.
+    /// Folded width (128, 256, 512, 1024 or 2048).
     pub nbits: usize,
     /// Counts or bits; `None`: counts for `.npz`, bits for FPS.
     pub counts: Option<bool>,
