@@ -8,6 +8,8 @@
 //! ## Architecture
 //! - [`data`]: streaming pool readers (FPS, packed `.npy`, count `.npz`/`.npy`, dense
 //!   `.npy`/CSV) that yield [`data::Tile`]s, and the label reader.
+//! - [`featurize`]: SMILES → RDKit-identical Morgan fingerprints (`chematic-fp`), the
+//!   streaming `featurize` run and SMILES files read as pools.
 //! - [`kernel`]: kernel definitions with an f64 scalar reference each.
 //! - [`gp`]: checked hyperparameters, the fit (Cholesky with reported jitter, hyperparameters by
 //!   maximum marginal likelihood), the fitted model.
@@ -46,6 +48,7 @@ pub mod demo;
 pub mod diagnose;
 pub mod engine;
 pub mod error;
+pub mod featurize;
 pub mod gp;
 pub mod kernel;
 pub mod report;

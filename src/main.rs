@@ -41,6 +41,9 @@ enum Command {
     /// Before spending a budget: is active learning likely to beat random on this pool with
     /// these labels, and why? Writes DIR/report.json and DIR/report.html, prints a summary.
     Diagnose(Box<DiagnoseArgs>),
+    /// Turn SMILES (.smi, or CSV/TSV with a SMILES column) into RDKit-identical Morgan
+    /// fingerprints: a count .npz (plus ids) or an FPS file.
+    Featurize(FeaturizeArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -91,6 +94,47 @@ struct DiagnoseArgs {
     quiet: bool,
     /// Output folder: report.json and report.html.
     #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+struct FeaturizeArgs {
+    /// Molecules: .smi (SMILES, whitespace, id), or .csv/.tsv with named columns; plain or gzip.
+    #[arg(long, value_name = "FILE")]
+    smiles: PathBuf,
+    /// SMILES column of a CSV/TSV.
+    #[arg(long, default_value = "smiles", value_name = "NAME")]
+    smiles_col: String,
+    /// Id column of a CSV/TSV.
+    #[arg(long, default_value = "id", value_name = "NAME")]
+    id_col: String,
+    /// Morgan radius (0 to 3).
+    #[arg(long, default_value_t = 2)]
+    radius: u32,
+    /// Folded width: 128, 256, 512, 1024 or 2048.
+    #[arg(long, default_value_t = 2048)]
+    bits: usize,
+    /// Count fingerprints (the default for .npz).
+    #[arg(long, conflicts_with = "bits_only")]
+    counts: bool,
+    /// Bit fingerprints, bit i set when count i > 0 (the default for .fps).
+    #[arg(long)]
+    bits_only: bool,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Leave out molecules that do not parse or that the fingerprinter refuses, listing each
+    /// (line, id, SMILES, reason) in FILE, instead of stopping at the first.
+    #[arg(long, value_name = "FILE")]
+    skip_invalid: Option<PathBuf>,
+    /// Molecules read and featurized at a time (memory grows with it).
+    #[arg(long, default_value_t = 16_384, value_name = "N")]
+    chunk: usize,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Output: .npz (scipy.sparse CSR counts, ids in OUT's .ids.txt) or .fps/.fps.gz (bits).
+    #[arg(long, value_name = "FILE")]
     out: PathBuf,
 }
 
@@ -293,7 +337,9 @@ enum ModeArg {
 #[derive(clap::Args, Debug)]
 struct InputArgs {
     /// Pool of candidates: .fps/.fps.gz (chemfp), .npy (packed bits, counts or floats),
-    /// .npz (scipy.sparse CSR counts) or .csv/.csv.gz (id column + numeric features).
+    /// .npz (scipy.sparse CSR counts), .csv/.csv.gz (id column + numeric features), or SMILES
+    /// (.smi/.smi.gz, or a CSV with a SMILES column) featurized on the fly with the default
+    /// Morgan settings (`featurize` once is faster for repeated rounds).
     #[arg(long, value_name = "FILE")]
     pool: PathBuf,
     /// Pool format when the file name does not tell it.
@@ -310,6 +356,9 @@ struct InputArgs {
     /// Id column of the labels file (and of a CSV pool).
     #[arg(long, default_value = "id", value_name = "NAME")]
     id_col: String,
+    /// SMILES column of a CSV pool (a .csv pool with this column is featurized on the fly).
+    #[arg(long, default_value = "smiles", value_name = "NAME")]
+    smiles_col: String,
     /// Value column of the labels file.
     #[arg(long, default_value = "score", value_name = "NAME")]
     y_col: String,
@@ -324,6 +373,7 @@ impl InputArgs {
         pool.format = self.pool_format.as_deref().and_then(PoolFormat::from_name);
         pool.ids = self.ids.clone();
         pool.id_col = self.id_col.clone();
+        pool.smiles_col = self.smiles_col.clone();
         let labels = LabelSpec {
             path: self.labels.clone(),
             id_col: self.id_col.clone(),
@@ -485,6 +535,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Featurize(args) => {
+            let threads = args.threads;
+            with_threads(threads, || featurize(args))
+        }
         Command::Demo(args) => with_threads(args.threads, || {
             let report = poolrank::demo::run(args.seed)?;
             print!("{report}");
@@ -547,6 +601,7 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     cfg.minimize = a.input.minimize;
     cfg.backend = a.backend.into();
     cfg.progress = !a.quiet;
+    pool_notes(&pool)?;
     let data = load_labeled_pool(&pool, &labels)?;
     if let Some(path) = &a.test_ids {
         let ids = poolrank::data::read_id_list(path)?;
@@ -595,6 +650,68 @@ fn simulate(a: SimulateArgs) -> Result<()> {
         svg.display(),
         png.display()
     );
+    Ok(())
+}
+
+fn featurize(a: FeaturizeArgs) -> Result<()> {
+    use poolrank::featurize::{featurize_file, FeaturizeConfig, SmilesSource};
+    let mut input = SmilesSource::new(&a.smiles);
+    input.smiles_col = a.smiles_col;
+    input.id_col = a.id_col;
+    let mut cfg = FeaturizeConfig::new(input, &a.out);
+    cfg.radius = a.radius;
+    cfg.nbits = a.bits;
+    cfg.counts = match (a.counts, a.bits_only) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    cfg.skip_invalid = a.skip_invalid.clone();
+    cfg.chunk = a.chunk;
+    cfg.progress = !a.quiet;
+    let s = featurize_file(&cfg)?;
+    eprintln!(
+        "featurized {} molecules in {:.2} s ({:.0} molecules/s on {} thread(s)); wrote {}{}",
+        s.molecules,
+        s.seconds,
+        s.molecules_per_second,
+        rayon::current_num_threads(),
+        a.out.display(),
+        match &s.ids {
+            Some(ids) => format!(
+                " and {} (pass it to select/simulate with --ids)",
+                ids.display()
+            ),
+            None => String::new(),
+        }
+    );
+    if let Some(path) = &a.skip_invalid {
+        eprintln!(
+            "left out {} invalid molecule(s), listed in {}",
+            s.rejected,
+            path.display()
+        );
+    }
+    eprintln!("provenance: {}", s.provenance);
+    Ok(())
+}
+
+/// Warns (on stderr) when the pool's recorded fingerprint settings differ from the defaults
+/// that `featurize` and SMILES pools use, and notes that SMILES pools are featurized on the fly.
+fn pool_notes(pool: &PoolSpec) -> Result<()> {
+    use poolrank::data::PoolFormat;
+    if matches!(
+        pool.resolve_format()?,
+        PoolFormat::Smiles | PoolFormat::SmilesCsv
+    ) {
+        eprintln!(
+            "note: featurizing {} on the fly (Morgan radius 2, 2048 counts) on every pass; `poolrank featurize` once is faster for repeated rounds",
+            pool.path.display()
+        );
+    }
+    if let Some(w) = poolrank::featurize::provenance_warning(pool.provenance()?.as_deref()) {
+        eprintln!("warning: {w}");
+    }
     Ok(())
 }
 
@@ -707,6 +824,7 @@ fn diagnose(a: DiagnoseArgs) -> Result<()> {
 
 fn select(a: SelectArgs) -> Result<()> {
     let (pool, labels) = a.input.specs();
+    pool_notes(&pool)?;
     let mut cfg = SelectConfig::new(pool, labels);
     cfg.pending = a.pending.clone();
     cfg.model = a.model.spec();

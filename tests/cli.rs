@@ -433,6 +433,11 @@ fn demo_runs_without_inputs() {
         "{text}"
     );
     assert!(text.contains("picks in the true top 1%"), "{text}");
+    // The SMILES path: featurized natively, identical to the shipped RDKit counts.
+    assert!(
+        text.contains("featurized 10449 SMILES") && text.contains("identical to the RDKit counts"),
+        "{text}"
+    );
     // The short simulation: a verdict for greedy and UCB against random.
     assert!(
         text.contains("verdict (final)") && text.contains("ucb(2)"),

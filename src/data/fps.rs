@@ -12,6 +12,25 @@ use super::{words_for, FeatureKind, Features, PoolReader, Tile};
 use crate::data::open_text;
 use crate::error::{Error, Result};
 
+/// The `#type=` header value of an FPS file (what made the fingerprints), `None` without one.
+pub fn read_fps_type(path: &Path) -> Result<Option<String>> {
+    let mut input = open_text(path)?;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(path, e))?;
+        let line = strip_eol(&buf);
+        if n == 0 || !line.starts_with(b"#") {
+            return Ok(None);
+        }
+        if let Some(v) = line.strip_prefix(b"#type=") {
+            return Ok(Some(String::from_utf8_lossy(v).trim().to_string()));
+        }
+    }
+}
+
 /// Reads an FPS file (plain or gzip) tile by tile.
 pub struct FpsReader {
     path: PathBuf,

@@ -14,10 +14,10 @@ mod npz;
 use std::path::{Path, PathBuf};
 
 pub use csv_dense::DenseCsvReader;
-pub use fps::FpsReader;
+pub use fps::{read_fps_type, FpsReader};
 pub use labels::{read_id_list, read_labels, LabelSpec, Labels};
 pub use npy::{push_packbits, Dtype, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
-pub use npz::NpzCountsReader;
+pub use npz::{read_npz_provenance, NpzCountsReader};
 
 use crate::error::{Error, Result};
 
@@ -317,6 +317,11 @@ pub enum PoolFormat {
     DenseNpy,
     /// CSV with a header: an id column, the rest numeric features.
     DenseCsv,
+    /// SMILES text (`.smi`: SMILES, whitespace, id), featurized on the fly with the default
+    /// Morgan settings.
+    Smiles,
+    /// CSV/TSV with a SMILES column and an id column, featurized on the fly.
+    SmilesCsv,
 }
 
 impl PoolFormat {
@@ -328,6 +333,8 @@ impl PoolFormat {
         "counts-npz",
         "dense-npy",
         "dense-csv",
+        "smi",
+        "smiles-csv",
     ];
 
     /// Parses one of [`PoolFormat::NAMES`].
@@ -339,6 +346,8 @@ impl PoolFormat {
             "counts-npz" => PoolFormat::CountsNpz,
             "dense-npy" => PoolFormat::DenseNpy,
             "dense-csv" => PoolFormat::DenseCsv,
+            "smi" => PoolFormat::Smiles,
+            "smiles-csv" => PoolFormat::SmilesCsv,
             _ => return None,
         })
     }
@@ -354,8 +363,11 @@ pub struct PoolSpec {
     /// For array formats: a file with one id per line, in row order. Without it the row index
     /// (0-based) is the id.
     pub ids: Option<PathBuf>,
-    /// For dense CSV: the id column's header name.
+    /// For dense CSV and SMILES CSV: the id column's header name.
     pub id_col: String,
+    /// For SMILES CSV: the SMILES column's header name (a `.csv` with this column is read as
+    /// SMILES).
+    pub smiles_col: String,
 }
 
 impl PoolSpec {
@@ -366,12 +378,14 @@ impl PoolSpec {
             format: None,
             ids: None,
             id_col: "id".to_string(),
+            smiles_col: "smiles".to_string(),
         }
     }
 
-    /// The format, given or inferred: `.fps`/`.fps.gz` → FPS, `.npz` → counts, `.csv`/`.csv.gz`
-    /// → dense CSV, `.npy` → packed bits for uint8, counts for other unsigned integers, dense for
-    /// floats.
+    /// The format, given or inferred: `.fps`/`.fps.gz` → FPS, `.npz` → counts, `.smi`/`.smi.gz`
+    /// (or `.smiles`, `.ism`, `.can`) → SMILES, `.csv`/`.tsv` with a SMILES column → SMILES CSV,
+    /// other `.csv`/`.csv.gz` → dense CSV, `.npy` → packed bits for uint8, counts for other
+    /// unsigned integers, dense for floats.
     pub fn resolve_format(&self) -> Result<PoolFormat> {
         if let Some(f) = self.format {
             return Ok(f);
@@ -384,6 +398,12 @@ impl PoolSpec {
         let name = name.strip_suffix(".gz").unwrap_or(&name);
         if name.ends_with(".fps") {
             Ok(PoolFormat::Fps)
+        } else if crate::featurize::is_smi_name(&self.path) {
+            Ok(PoolFormat::Smiles)
+        } else if (name.ends_with(".csv") || name.ends_with(".tsv"))
+            && crate::featurize::has_column(&self.path, &self.smiles_col)
+        {
+            Ok(PoolFormat::SmilesCsv)
         } else if name.ends_with(".npz") {
             Ok(PoolFormat::CountsNpz)
         } else if name.ends_with(".csv") {
@@ -411,7 +431,7 @@ impl PoolSpec {
         Ok(self.ids.is_none()
             && !matches!(
                 self.resolve_format()?,
-                PoolFormat::Fps | PoolFormat::DenseCsv
+                PoolFormat::Fps | PoolFormat::DenseCsv | PoolFormat::Smiles | PoolFormat::SmilesCsv
             ))
     }
 
@@ -426,6 +446,22 @@ impl PoolSpec {
             PoolFormat::CountsNpz => Box::new(NpzCountsReader::open(path, ids)?),
             PoolFormat::DenseNpy => Box::new(NpyDenseReader::open(path, ids)?),
             PoolFormat::DenseCsv => Box::new(DenseCsvReader::open(path, &self.id_col)?),
+            PoolFormat::Smiles | PoolFormat::SmilesCsv => {
+                Box::new(crate::featurize::SmilesPoolReader::open(self)?)
+            }
+        })
+    }
+
+    /// What made the pool's features, when the file says: an FPS `#type=` line, a `.npz`'s
+    /// provenance member, or the default Morgan settings for a SMILES pool.
+    pub fn provenance(&self) -> Result<Option<String>> {
+        Ok(match self.resolve_format()? {
+            PoolFormat::Fps => read_fps_type(&self.path)?,
+            PoolFormat::CountsNpz => read_npz_provenance(&self.path)?,
+            PoolFormat::Smiles | PoolFormat::SmilesCsv => {
+                Some(crate::featurize::MorganParams::default().provenance())
+            }
+            _ => None,
         })
     }
 }

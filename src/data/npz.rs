@@ -352,6 +352,28 @@ fn archive_names(archive: &ZipArchive<File>) -> String {
     }
 }
 
+/// The provenance text in a `.npz`'s `provenance.npy` member (what `poolrank featurize`
+/// writes), `None` when the archive has none.
+pub fn read_npz_provenance(path: &Path) -> Result<Option<String>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut archive = ZipArchive::new(file)
+        .map_err(|e| Error::format(path, format!("not a .npz (zip) archive: {e}; {CSR_HINT}")))?;
+    let Some((header, data)) = read_small(&mut archive, path, "provenance.npy", 1 << 16)? else {
+        return Ok(None);
+    };
+    if header.dtype.kind != 'S' {
+        return Err(Error::format(
+            path,
+            format!(
+                "provenance.npy holds '{}' data; expected a bytes string",
+                header.dtype
+            ),
+        ));
+    }
+    let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+    Ok(Some(String::from_utf8_lossy(&data[..end]).into_owned()))
+}
+
 /// Reads a scipy.sparse CSR `.npz` of non-negative counts tile by tile.
 pub struct NpzCountsReader {
     path: PathBuf,

@@ -1,10 +1,15 @@
 //! Output files: the batch CSV and the JSON summary, written atomically (a temporary file in the
 //! same folder, renamed into place), so a failure never leaves a partial file behind.
 
+pub mod npz;
 pub mod plot;
+pub mod stream;
 
 use std::io::Write;
 use std::path::Path;
+
+pub use npz::CsrNpzWriter;
+pub use stream::{AtomicFile, FpsWriter};
 
 use crate::engine::Pick;
 use crate::error::{Error, Result};
