@@ -7,7 +7,7 @@
 mod cpu;
 pub mod encode;
 pub mod gpu;
-mod overlap;
+pub(crate) mod overlap;
 
 pub use cpu::{CpuScorer, CHUNK};
 pub use gpu::{GpuContext, GpuOptions, GpuScorer};
