@@ -310,3 +310,63 @@ fn simulate_compares_inducing_points_on_the_same_replicates() {
     assert_eq!(exact, all);
     assert!(r.verdicts.iter().any(|v| v.strategy == "ucb(2)@m10"));
 }
+
+/// `select --inducing` reports the approximation and the inducing ids in its JSON; `--exact`
+/// with `--inducing` is refused.
+#[test]
+fn select_reports_the_inducing_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(3);
+    let pool = random_bits(&mut rng, 300, 256, 0.1);
+    let ids: Vec<String> = (0..300).map(|i| format!("c{i}")).collect();
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    common::write_fps(&dir.path().join("pool.fps"), &pool, &ids);
+    let lab: Vec<(String, f64)> = (0..60).map(|i| (ids[i].clone(), (i % 7) as f64)).collect();
+    common::write_labels(&dir.path().join("labels.csv"), &lab);
+    let run = |extra: &[&str]| {
+        let (pool, labels, out, summary) =
+            (p("pool.fps"), p("labels.csv"), p("out.csv"), p("s.json"));
+        let mut args = vec![
+            "select",
+            "--pool",
+            &pool,
+            "--labels",
+            &labels,
+            "--batch",
+            "5",
+            "--backend",
+            "cpu",
+            "--out",
+            &out,
+            "--summary",
+            &summary,
+        ];
+        args.extend_from_slice(extra);
+        std::process::Command::new(env!("CARGO_BIN_EXE_poolrank"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--inducing", "12"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("sparse GP (VFE) on 12 inducing points"));
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("s.json")).unwrap()).unwrap();
+    assert_eq!(s["fit"]["approximation"], "vfe");
+    let inducing = s["fit"]["inducing_ids"].as_array().unwrap();
+    assert_eq!(inducing.len(), 12);
+    let rows = s["fit"]["sparse"]["rows"].as_array().unwrap();
+    for (id, row) in inducing.iter().zip(rows) {
+        // Each id is the labeled row's id (labels are c0..c59 in order).
+        assert_eq!(id.as_str().unwrap(), format!("c{}", row.as_u64().unwrap()));
+    }
+    let o = run(&["--exact"]);
+    assert!(o.status.success());
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p("s.json")).unwrap()).unwrap();
+    assert_eq!(s["fit"]["approximation"], "exact");
+    assert!(s["fit"].get("inducing_ids").is_none());
+    let o = run(&["--exact", "--inducing", "12"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--exact"));
+}

@@ -442,19 +442,14 @@ pub(super) fn fit(
             let st = stats(&kernel_at(ls), x, &z, ys);
             pass_seconds += t.elapsed().as_secs_f64();
             passes += 1;
-            let t = std::time::Instant::now();
-            let r = Spectrum::new(&st);
-            if std::env::var_os("POOLRANK_TRACE").is_some() { eprintln!("spectrum {:.2}s", t.elapsed().as_secs_f64()); }
-            r
+            Spectrum::new(&st)
         },
         |s, log_s2, log_n2| s.elbo(log_s2, log_n2),
     )?;
     // A user's `--noise 0` is held at 1e-12 by the bounds: VFE divides by the noise.
     let (s2, n2) = (best.signal_var, best.noise);
     let elbo = spectrum.elbo(s2.ln(), n2.ln());
-    let t = std::time::Instant::now();
     let (alpha, chol, factor_jitter) = spectrum.model(s2, n2)?;
-    if std::env::var_os("POOLRANK_TRACE").is_some() { eprintln!("model {:.2}s", t.elapsed().as_secs_f64()); }
     let kernel = kernel_at(if p.kernel.has_lengthscale() {
         best.lengthscale
     } else {
