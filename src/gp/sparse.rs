@@ -10,7 +10,7 @@
 //! `ELBO = −[yᵀy − s2 Σ c_i²/(n2 + s2 μ_i)] / (2 n2) − ½[(n − m) ln n2 + Σ ln(n2 + s2 μ_i)]
 //!         − n/2 ln 2π − s2 (Σ k(x,x) − Σ μ_i) / (2 n2)`, with `c = Qᵀ Lg⁻¹ b`,
 //!
-//! the same trick as the exact fit's spectrum ([`super::optimize`]). The predictive (as DTC's):
+//! the same trick as the exact fit's spectrum (`gp::optimize`). The predictive (as DTC's):
 //! mean `s2·k(x,Z)·a` with `a = Lg⁻ᵀ Q diag(1/(n2 + s2 μ)) c`, and latent variance
 //! `s2·k(x,x) − ks·B·ksᵀ` with `B = K_mm⁻¹ − Σ = WᵀW`, `W = V·Lg⁻¹/√s2` lower triangular, where
 //! `VᵀV = Q diag(s2 μ/(n2 + s2 μ)) Qᵀ` (a "UL" Cholesky through the reversal permutation). The
