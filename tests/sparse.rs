@@ -309,6 +309,15 @@ fn simulate_compares_inducing_points_on_the_same_replicates() {
     assert_eq!(exact[0], m10[0]);
     assert_eq!(exact, all);
     assert!(r.verdicts.iter().any(|v| v.strategy == "ucb(2)@m10"));
+    for f in &r.fits {
+        let want = match f.strategy.as_str() {
+            "ucb(2)@m10" => Some(10),
+            // Every label an inducing point: 15 + 2 × 15 at most.
+            "ucb(2)@m1000" => Some(15 + 15 * f.round),
+            _ => None,
+        };
+        assert_eq!(f.inducing, want, "{} round {}", f.strategy, f.round);
+    }
 }
 
 /// `select --inducing` reports the approximation and the inducing ids in its JSON; `--exact`

@@ -143,8 +143,10 @@ pub struct FitRecord {
     pub noise: f64,
     /// Lengthscale (dense kernels).
     pub lengthscale: Option<f64>,
-    /// Log marginal likelihood.
+    /// Log marginal likelihood (for a sparse model its evidence lower bound).
     pub log_marginal_likelihood: f64,
+    /// Inducing points of a sparse model (VFE); `None` for the exact GP.
+    pub inducing: Option<usize>,
 }
 
 /// A strategy's verdict against random.
@@ -499,6 +501,7 @@ impl Run<'_> {
                     .has_lengthscale()
                     .then_some(gp.kernel.lengthscale),
                 log_marginal_likelihood: gp.info.log_marginal_likelihood,
+                inducing: gp.info.sparse.as_ref().map(|s| s.used),
             });
             let scorer = self.backend.prepare(&gp)?;
             scorer.posterior_into(self.feats, &mut mean, &mut var)?;
