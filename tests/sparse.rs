@@ -310,13 +310,14 @@ fn simulate_compares_inducing_points_on_the_same_replicates() {
     assert_eq!(exact, all);
     assert!(r.verdicts.iter().any(|v| v.strategy == "ucb(2)@m10"));
     for f in &r.fits {
-        let want = match f.strategy.as_str() {
-            "ucb(2)@m10" => Some(10),
-            // Every label an inducing point: 15 + 2 × 15 at most.
-            "ucb(2)@m1000" => Some(15 + 15 * f.round),
-            _ => None,
-        };
-        assert_eq!(f.inducing, want, "{} round {}", f.strategy, f.round);
+        let labels = 15 + 15 * f.round;
+        match f.strategy.as_str() {
+            "ucb(2)@m10" => assert_eq!(f.inducing, Some(10)),
+            // At most every label (fewer when the RBF kernel's greedy choice stops at its
+            // tolerance: the rest are in the span of those chosen).
+            "ucb(2)@m1000" => assert!(matches!(f.inducing, Some(m) if m <= labels && m >= 10)),
+            _ => assert_eq!(f.inducing, None, "{}", f.strategy),
+        }
     }
 }
 
