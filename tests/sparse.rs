@@ -220,6 +220,29 @@ fn inducing_choice_is_deterministic_and_greedy() {
     assert_eq!(g1.info.sparse.unwrap().rows, g2.info.sparse.unwrap().rows);
 }
 
+/// Large enough for faer to split the products between threads: still the same bits.
+#[test]
+fn a_larger_fit_is_the_same_on_one_and_two_threads() {
+    let mut rng = Rng(8);
+    let x = random_counts(&mut rng, 3000, 512, 0.05, 3);
+    let y = labels(&mut rng, 3000);
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| gp(KernelKind::MinMax, &x, &y, 0.1, Inducing::Points(400)))
+    };
+    let (g1, g2) = (on(1), on(2));
+    assert_eq!(g1.info.sparse.as_ref().unwrap().used, 400);
+    assert_eq!(g1.alpha, g2.alpha);
+    assert!(g1.chol == g2.chol, "factor differs between thread counts");
+    assert_eq!(
+        g1.info.log_marginal_likelihood,
+        g2.info.log_marginal_likelihood
+    );
+}
+
 #[test]
 fn the_automatic_switch_and_its_refusal() {
     assert_eq!(Inducing::Auto.resolve(AUTO_EXACT_MAX), None);

@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use faer::linalg::matmul::matmul;
 use faer::linalg::triangular_solve as ts;
-use faer::{Accum, Mat, MatRef, Par, Side};
+use faer::{Accum, Mat, MatRef, Par};
 
 use super::optimize::{self, Bounds};
 use super::{cholesky_with_jitter, FitInfo, FittedGp, GpParams};
@@ -47,6 +47,9 @@ pub const PIVOT_TOLERANCE: f64 = 1e-6;
 const TILE: usize = 1024;
 /// Rows per rayon task inside a tile.
 const CHUNK: usize = 64;
+/// Columns of `S` per rayon task of the streaming product. Each block is one sequential faer
+/// product of fixed shape, so the sums do not depend on the number of threads.
+const SBLOCK: usize = 128;
 
 /// What the sparse fit reports beside the model.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -164,8 +167,9 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 struct Stats {
     /// `k(Z, Z)`, row-major `m × m`.
     g: Vec<f64>,
-    /// `k(Z, X) k(X, Z)`, lower triangle filled.
-    s: Mat<f64>,
+    /// `k(Z, X) k(X, Z)` in column blocks of [`SBLOCK`]: block `b` holds rows `b·SBLOCK..m` of
+    /// columns `b·SBLOCK..(b+1)·SBLOCK` (the lower triangle and a little more).
+    s: Vec<Mat<f64>>,
     /// `k(Z, X) y`.
     b: Vec<f64>,
     /// `yᵀy`.
@@ -210,7 +214,10 @@ fn stats(kernel: &Kernel, x: &Features, z: &Features, y: &[f64]) -> Stats {
         }
         Features::Dense { .. } => ZBlock::Reference,
     };
-    let mut s = Mat::<f64>::zeros(m, m);
+    let mut s: Vec<Mat<f64>> = (0..m)
+        .step_by(SBLOCK)
+        .map(|c0| Mat::zeros(m - c0, SBLOCK.min(m - c0)))
+        .collect();
     let mut b = vec![0f64; m];
     let mut ks = vec![0f64; TILE.min(n.max(1)) * m];
     let mut kt = ks.clone();
@@ -249,17 +256,17 @@ fn stats(kernel: &Kernel, x: &Features, z: &Features, y: &[f64]) -> Stats {
             }
         });
         let k = MatRef::from_column_major_slice(kt, rows, m);
-        faer::linalg::matmul::triangular::matmul(
-            s.as_mut(),
-            faer::linalg::matmul::triangular::BlockStructure::TriangularLower,
-            Accum::Add,
-            k.transpose(),
-            faer::linalg::matmul::triangular::BlockStructure::Rectangular,
-            k,
-            faer::linalg::matmul::triangular::BlockStructure::Rectangular,
-            1.0,
-            Par::rayon(0),
-        );
+        s.par_iter_mut().enumerate().for_each(|(blk, dst)| {
+            let (c0, w) = (blk * SBLOCK, dst.ncols());
+            matmul(
+                dst.as_mut(),
+                Accum::Add,
+                k.subcols(c0, m - c0).transpose(),
+                k.subcols(c0, w),
+                1.0,
+                Par::Seq,
+            );
+        });
         for (i, row) in ks.chunks_exact(m).enumerate() {
             let yi = y[start + i];
             for (bj, kij) in b.iter_mut().zip(row) {
@@ -276,6 +283,38 @@ fn stats(kernel: &Kernel, x: &Features, z: &Features, y: &[f64]) -> Stats {
         diag,
         n,
     }
+}
+
+/// Eigenvectors and eigenvalues of a symmetric matrix (lower triangle read), sequential so that
+/// the result does not depend on the number of threads.
+fn eigen(a: &Mat<f64>) -> Result<(Mat<f64>, Vec<f64>)> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::evd;
+    let n = a.nrows();
+    let mut u = Mat::<f64>::zeros(n, n);
+    let mut s = faer::diag::Diag::<f64>::zeros(n);
+    let scratch = evd::self_adjoint_evd_scratch::<f64>(
+        n,
+        evd::ComputeEigenvectors::Yes,
+        Par::Seq,
+        Default::default(),
+    );
+    evd::self_adjoint_evd(
+        a.as_ref(),
+        s.as_mut(),
+        Some(u.as_mut()),
+        Par::Seq,
+        MemStack::new(&mut MemBuffer::new(scratch)),
+        Default::default(),
+    )
+    .map_err(|e| {
+        Error::param(
+            "inducing points",
+            format!("eigendecomposition failed: {e:?}"),
+        )
+    })?;
+    let vals = (0..n).map(|i| s[i]).collect();
+    Ok((u, vals))
 }
 
 /// The statistics reduced to what makes the ELBO O(m) per `(s2, n2)`.
@@ -300,29 +339,18 @@ impl Spectrum {
         let m = st.b.len();
         let (lg, jitter) = cholesky_with_jitter(&st.g, m, 1.0, 0.0)?;
         // M = Lg⁻¹ S Lg⁻ᵀ from the full symmetric S.
-        let mut t = Mat::<f64>::from_fn(
-            m,
-            m,
-            |i, j| {
-                if i >= j {
-                    st.s[(i, j)]
-                } else {
-                    st.s[(j, i)]
-                }
-            },
-        );
-        ts::solve_lower_triangular_in_place(lg.as_ref(), t.as_mut(), Par::rayon(0));
+        let lower = |i: usize, j: usize| {
+            let c0 = j / SBLOCK * SBLOCK;
+            st.s[j / SBLOCK][(i - c0, j - c0)]
+        };
+        let mut t =
+            Mat::<f64>::from_fn(m, m, |i, j| if i >= j { lower(i, j) } else { lower(j, i) });
+        ts::solve_lower_triangular_in_place(lg.as_ref(), t.as_mut(), Par::Seq);
         let mut mm = t.transpose().to_owned();
-        ts::solve_lower_triangular_in_place(lg.as_ref(), mm.as_mut(), Par::rayon(0));
+        ts::solve_lower_triangular_in_place(lg.as_ref(), mm.as_mut(), Par::Seq);
         let mm = Mat::<f64>::from_fn(m, m, |i, j| 0.5 * (mm[(i, j)] + mm[(j, i)]));
-        let eig = mm.self_adjoint_eigen(Side::Lower).map_err(|e| {
-            Error::param(
-                "inducing points",
-                format!("eigendecomposition failed: {e:?}"),
-            )
-        })?;
-        let q = eig.U().to_owned();
-        let mu: Vec<f64> = (0..m).map(|i| eig.S()[i].max(0.0)).collect();
+        let (q, mu) = eigen(&mm)?;
+        let mu: Vec<f64> = mu.into_iter().map(|v| v.max(0.0)).collect();
         let mut lb = Mat::<f64>::from_fn(m, 1, |i, _| st.b[i]);
         ts::solve_lower_triangular_in_place(lg.as_ref(), lb.as_mut(), Par::Seq);
         let c = (0..m)
@@ -382,7 +410,7 @@ impl Spectrum {
             qs.as_ref(),
             qs.transpose(),
             1.0,
-            Par::rayon(0),
+            Par::Seq,
         );
         let rev: Vec<f64> = (0..m * m)
             .map(|k| {
@@ -395,7 +423,7 @@ impl Spectrum {
         let v = Mat::<f64>::from_fn(m, m, |i, j| cf[(m - 1 - j, m - 1 - i)]);
         // W⁻¹ = √s2 · Lg · V⁻¹, i.e. (W⁻¹)ᵀ = √s2 · V⁻ᵀ Lgᵀ: an upper-triangular solve.
         let mut x = self.lg.transpose().to_owned();
-        ts::solve_upper_triangular_in_place(v.transpose(), x.as_mut(), Par::rayon(0));
+        ts::solve_upper_triangular_in_place(v.transpose(), x.as_mut(), Par::Seq);
         let root = s2.sqrt();
         let chol = Mat::<f64>::from_fn(m, m, |i, j| if j <= i { root * x[(j, i)] } else { 0.0 });
         Ok((alpha, chol, factor_jitter))
