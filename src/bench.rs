@@ -166,6 +166,9 @@ pub struct BenchReport {
     pub seed: u64,
     /// Generating the labels and fitting the GP (fixed hyperparameters), seconds.
     pub fit_seconds: f64,
+    /// Inducing points of the model when it is sparse (above the automatic switch's label
+    /// count): scoring then costs what `inducing` labels would.
+    pub inducing: Option<usize>,
     /// The run on the backend asked for.
     pub run: BenchRun,
     /// The same run on the CPU (on the first `compare_cpu` candidates), when asked for and the
@@ -217,6 +220,7 @@ pub fn run_bench(cfg: &BenchConfig) -> Result<BenchReport> {
         tile_rows: cfg.tile_rows,
         seed: cfg.seed,
         fit_seconds,
+        inducing: gp.info.sparse.as_ref().map(|s| s.used),
         run,
         cpu,
         speedup_over_cpu,
@@ -505,6 +509,9 @@ impl fmt::Display for BenchReport {
             self.pool_size, self.train, self.features, self.kernel, self.seed, self.tile_rows
         )?;
         writeln!(f, "fit (fixed hyperparameters): {:.2} s", self.fit_seconds)?;
+        if let Some(m) = self.inducing {
+            writeln!(f, "model: sparse GP (VFE) on {m} inducing points")?;
+        }
         let runs: Vec<&BenchRun> = std::iter::once(&self.run).chain(&self.cpu).collect();
         for r in &runs {
             writeln!(f, "backend: {}", r.backend)?;

@@ -142,13 +142,18 @@ pub struct FitSummary {
     pub label_mean: f64,
     /// Standard deviation of the labels.
     pub label_sd: f64,
-    /// Fit details (jitter, log marginal likelihood, evaluations, seconds).
+    /// Fit details (jitter, log marginal likelihood, evaluations, seconds, the approximation
+    /// and, for VFE, the inducing points as rows of the labels file).
     #[serde(flatten)]
     pub info: FitInfo,
+    /// For VFE: the ids of the inducing points, in the order they were chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inducing_ids: Option<Vec<String>>,
 }
 
 impl FitSummary {
-    fn new(gp: &FittedGp) -> Self {
+    /// The report of `gp`, fitted to the labels with ids `label_ids` (in row order).
+    pub fn new(gp: &FittedGp, label_ids: &[String]) -> Self {
         FitSummary {
             kernel: gp.kernel.kind.name(),
             signal_var: gp.signal_var,
@@ -162,6 +167,12 @@ impl FitSummary {
             label_mean: gp.y_mean,
             label_sd: gp.y_sd,
             info: gp.info.clone(),
+            inducing_ids: gp.info.sparse.as_ref().map(|s| {
+                s.rows
+                    .iter()
+                    .map(|&r| label_ids.get(r).cloned().unwrap_or_else(|| r.to_string()))
+                    .collect()
+            }),
         }
     }
 }
@@ -270,7 +281,7 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
     if loc.train.len() < 2 {
         return Err(Error::TooFewLabels { n: loc.train.len() });
     }
-    let params = cfg.model.check(loc.kind)?;
+    let params = cfg.model.check(loc.kind)?.with_seed(cfg.seed);
     let sign = if cfg.minimize { -1.0 } else { 1.0 };
     let y: Vec<f64> = loc.y.iter().map(|v| sign * v).collect();
 
@@ -377,7 +388,7 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
             backend: scorer.name(),
             backend_choice: backend.description.clone(),
             threads: rayon::current_num_threads(),
-            fit: FitSummary::new(&gp),
+            fit: FitSummary::new(&gp, &labels.ids),
             seconds,
             candidates_per_second,
         },

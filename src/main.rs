@@ -254,6 +254,10 @@ struct SimulateArgs {
     test_ids: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
+    /// Also run every strategy with a sparse GP on each of these numbers of inducing points, on
+    /// the same replicates: extra rows named like `ucb(2)@m500`.
+    #[arg(long, value_delimiter = ',', value_name = "M,...")]
+    compare_inducing: Vec<usize>,
     /// Fit the hyperparameters once (round 0) and hold them, instead of refitting every round.
     #[arg(long)]
     hold_hyperparameters: bool,
@@ -390,6 +394,8 @@ impl ModelArgs {
             signal_var: self.signal_var,
             noise: self.noise,
             lengthscale: self.lengthscale,
+            inducing: self.inducing,
+            exact: self.exact,
         }
     }
 }
@@ -409,6 +415,13 @@ struct ModelArgs {
     /// Lengthscale of rbf/matern52 (fitted if not given).
     #[arg(long, value_name = "LEN")]
     lengthscale: Option<f64>,
+    /// Sparse GP (VFE) on M inducing points chosen from the labels [default: exact up to 5000
+    /// labels, 2000 inducing points above].
+    #[arg(long, value_name = "M", conflicts_with = "exact")]
+    inducing: Option<usize>,
+    /// Always the exact GP: refuse the automatic switch to inducing points above 5000 labels.
+    #[arg(long)]
+    exact: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -597,6 +610,7 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     };
     cfg.test = a.test;
     cfg.model = a.model.spec();
+    cfg.compare_inducing = a.compare_inducing.clone();
     cfg.refit = !a.hold_hyperparameters;
     cfg.minimize = a.input.minimize;
     cfg.backend = a.backend.into();
@@ -861,6 +875,12 @@ fn select(a: SelectArgs) -> Result<()> {
     }
     let s = &selection.summary;
     eprintln!("backend: {}", s.backend_choice);
+    if let Some(sp) = &s.fit.info.sparse {
+        eprintln!(
+            "model: sparse GP (VFE) on {} inducing points of {} labels, {}; ELBO {:.2}",
+            sp.used, s.labeled, sp.reason, sp.elbo
+        );
+    }
     eprintln!(
         "picked {} of {} candidates ({} labeled, {} pending) with {} on {}; scored {:.0} candidates/s; wrote {}",
         selection.picks.len(),

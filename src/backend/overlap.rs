@@ -40,7 +40,9 @@ impl OverlapTrain {
     }
 
     /// Fills `ks` (row-major `a.len() × n`) with `s2 · k(a_i, b_j)`; `counts` is scratch.
-    pub fn block(&self, a: &Packed, s2: f32, ks: &mut [f32], counts: &mut Vec<u8>) {
+    /// In `f64` the ratio of the exact integer counts is the reference kernel value, bit for bit
+    /// (the sparse GP's fit uses that).
+    pub fn block<O: KsOut>(&self, a: &Packed, s2: f32, ks: &mut [O], counts: &mut Vec<u8>) {
         #[cfg(target_arch = "x86_64")]
         {
             if std::arch::is_x86_feature_detected!("avx512bw")
@@ -61,19 +63,19 @@ impl OverlapTrain {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vpopcntdq,popcnt")]
-    fn block_avx512(&self, a: &Packed, s2: f32, ks: &mut [f32], counts: &mut Vec<u8>) {
+    fn block_avx512<O: KsOut>(&self, a: &Packed, s2: f32, ks: &mut [O], counts: &mut Vec<u8>) {
         self.block_generic(a, s2, ks, counts)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,popcnt")]
-    fn block_avx2(&self, a: &Packed, s2: f32, ks: &mut [f32], counts: &mut Vec<u8>) {
+    fn block_avx2<O: KsOut>(&self, a: &Packed, s2: f32, ks: &mut [O], counts: &mut Vec<u8>) {
         self.block_generic(a, s2, ks, counts)
     }
 
     /// The block in plain Rust; the wrappers above compile it for wider vectors.
     #[inline(always)]
-    fn block_generic(&self, a: &Packed, s2: f32, ks: &mut [f32], counts: &mut Vec<u8>) {
+    fn block_generic<O: KsOut>(&self, a: &Packed, s2: f32, ks: &mut [O], counts: &mut Vec<u8>) {
         let n = self.packed.len();
         let w = a.words;
         for (i, ra) in a.data.chunks_exact(w).enumerate() {
@@ -134,9 +136,35 @@ fn add_bytes(acc: &mut [u8], col: &[u8]) {
 
 /// `out[j] = s2 · c_j / (na + nb_j − c_j)`, with `0/0 = 1` (two empty fingerprints).
 #[inline]
-fn ratios(out: &mut [f32], c: impl Iterator<Item = f32>, na: f32, nb: &[f32], s2: f32) {
+fn ratios<O: KsOut>(out: &mut [O], c: impl Iterator<Item = f32>, na: f32, nb: &[f32], s2: f32) {
     for ((o, c), &nb) in out.iter_mut().zip(c).zip(nb) {
+        *o = O::ratio(c, na, nb, s2);
+    }
+}
+
+/// The element type of a kernel block: `f32` for scoring, `f64` for the sparse fit. The counts
+/// and norms are exact integers in `f32`, so only the division's precision differs.
+pub trait KsOut: Copy {
+    /// `s2 · c / (na + nb − c)`, with `0/0 = 1`.
+    fn ratio(c: f32, na: f32, nb: f32, s2: f32) -> Self;
+}
+
+impl KsOut for f32 {
+    #[inline(always)]
+    fn ratio(c: f32, na: f32, nb: f32, s2: f32) -> Self {
         let den = na + nb - c;
-        *o = if den == 0.0 { s2 } else { s2 * c / den };
+        if den == 0.0 {
+            s2
+        } else {
+            s2 * c / den
+        }
+    }
+}
+
+impl KsOut for f64 {
+    #[inline(always)]
+    fn ratio(c: f32, na: f32, nb: f32, s2: f32) -> Self {
+        let (c, den) = (f64::from(c), f64::from(na) + f64::from(nb) - f64::from(c));
+        f64::from(s2) * if den == 0.0 { 1.0 } else { c / den }
     }
 }

@@ -6,6 +6,7 @@
 //! (0 in standardised units).
 
 mod optimize;
+pub mod sparse;
 
 use std::time::Instant;
 
@@ -16,6 +17,44 @@ use crate::error::{Error, Result};
 use crate::kernel::{Kernel, KernelKind};
 
 pub use optimize::Bounds;
+pub use sparse::{SparseInfo, AUTO_EXACT_MAX, DEFAULT_INDUCING};
+
+/// Exact GP or inducing points, as a user asks for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Inducing {
+    /// Exact up to [`AUTO_EXACT_MAX`] labels, VFE with [`DEFAULT_INDUCING`] points above.
+    #[default]
+    Auto,
+    /// Always exact (`--exact`).
+    Exact,
+    /// VFE with this many inducing points (`--inducing M`; all labels when fewer).
+    Points(usize),
+}
+
+impl Inducing {
+    /// For `n` labels: `None` for the exact GP, else the number of inducing points and why.
+    pub fn resolve(self, n: usize) -> Option<(usize, String)> {
+        match self {
+            Inducing::Exact => None,
+            Inducing::Points(m) => Some((m, format!("asked for (--inducing {m})"))),
+            Inducing::Auto if n > AUTO_EXACT_MAX => Some((
+                DEFAULT_INDUCING,
+                format!("automatic: {n} labels > {AUTO_EXACT_MAX} (--exact refuses the switch)"),
+            )),
+            Inducing::Auto => None,
+        }
+    }
+}
+
+/// Which model a fit produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approximation {
+    /// The exact GP.
+    Exact,
+    /// Titsias' variational sparse GP on inducing points.
+    Vfe,
+}
 
 /// Unchecked GP settings, as a user gives them. `None` means "fit by maximising the log
 /// marginal likelihood".
@@ -33,6 +72,10 @@ pub struct GpParams {
     pub lengthscale: Option<f64>,
     /// Starting points of the local search after the grid scan (default 3).
     pub restarts: usize,
+    /// Exact or sparse (default: [`Inducing::Auto`]).
+    pub inducing: Inducing,
+    /// Seed of the inducing points' candidate sample (default 0).
+    pub seed: u64,
 }
 
 impl GpParams {
@@ -44,6 +87,8 @@ impl GpParams {
             noise: None,
             lengthscale: None,
             restarts: 3,
+            inducing: Inducing::Auto,
+            seed: 0,
         }
     }
 
@@ -83,6 +128,9 @@ impl GpParams {
         if self.restarts == 0 {
             return Err(Error::param("--restarts", "must be at least 1"));
         }
+        if self.inducing == Inducing::Points(0) {
+            return Err(Error::param("--inducing", "must be at least 1"));
+        }
         Ok(GpValidParams(self.clone()))
     }
 }
@@ -99,6 +147,10 @@ pub struct ModelSpec {
     pub noise: Option<f64>,
     /// Fixed lengthscale (dense kernels).
     pub lengthscale: Option<f64>,
+    /// Inducing points (`--inducing M`); `None` leaves the choice to `exact`.
+    pub inducing: Option<usize>,
+    /// Refuse the automatic switch to inducing points (`--exact`).
+    pub exact: bool,
 }
 
 impl ModelSpec {
@@ -108,6 +160,17 @@ impl ModelSpec {
         p.signal_var = self.signal_var;
         p.noise = self.noise;
         p.lengthscale = self.lengthscale;
+        p.inducing = match (self.inducing, self.exact) {
+            (Some(_), true) => {
+                return Err(Error::param(
+                    "--exact",
+                    "cannot be combined with --inducing (one asks for the exact GP, the other for inducing points)",
+                ))
+            }
+            (Some(m), false) => Inducing::Points(m),
+            (None, true) => Inducing::Exact,
+            (None, false) => Inducing::Auto,
+        };
         p.check(kind)
     }
 }
@@ -131,6 +194,21 @@ impl GpValidParams {
         };
         Bounds::new(&self.0, ls_scale)
     }
+
+    /// The same settings with the seed of the inducing points' sample (any seed is valid).
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.0.seed = seed;
+        self
+    }
+
+    /// The same settings with another exact/sparse choice; `Points(0)` is refused.
+    pub fn with_inducing(mut self, inducing: Inducing) -> Result<Self> {
+        if inducing == Inducing::Points(0) {
+            return Err(Error::param("--inducing", "must be at least 1"));
+        }
+        self.0.inducing = inducing;
+        Ok(self)
+    }
 }
 
 /// What the fit did beside producing the model.
@@ -138,7 +216,8 @@ impl GpValidParams {
 pub struct FitInfo {
     /// Jitter added to the diagonal (beyond the noise) to make the Cholesky succeed; 0 if none.
     pub jitter: f64,
-    /// Log marginal likelihood of the standardised labels at the chosen hyperparameters.
+    /// Log marginal likelihood of the standardised labels at the chosen hyperparameters; for
+    /// VFE its evidence lower bound (the objective it maximises), which is below it.
     pub log_marginal_likelihood: f64,
     /// True when at least one hyperparameter was fitted.
     pub optimised: bool,
@@ -146,9 +225,18 @@ pub struct FitInfo {
     pub evaluations: usize,
     /// Wall-clock seconds of the whole fit.
     pub seconds: f64,
+    /// Exact GP or VFE.
+    pub approximation: Approximation,
+    /// The inducing points and why, for VFE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sparse: Option<SparseInfo>,
 }
 
 /// A GP fitted to labeled points. Owns the training features, `alpha` and the Cholesky factor.
+///
+/// A sparse fit ([`Approximation::Vfe`]) has the same shape, so every scorer applies unchanged:
+/// `train` holds the `m` inducing points, `alpha` is `a = Σ K_mn y / n2`, and `chol` is the
+/// lower-triangular `W⁻¹` with `WᵀW = K_mm⁻¹ − Σ` (see [`sparse`]).
 #[derive(Clone, Debug)]
 pub struct FittedGp {
     /// The kernel with its lengthscale.
@@ -165,9 +253,9 @@ pub struct FittedGp {
     pub y_best: f64,
     /// `K^-1 (y - m)` in standardised units.
     pub alpha: Vec<f64>,
-    /// Lower Cholesky factor of `s2·k(X,X) + (n2 + jitter)·I`.
+    /// Lower Cholesky factor of `s2·k(X,X) + (n2 + jitter)·I` (exact), or `W⁻¹` (VFE).
     pub chol: Mat<f64>,
-    /// Training features.
+    /// Training features (the inducing points for VFE).
     pub train: Features,
     /// Side information.
     pub info: FitInfo,
@@ -187,6 +275,10 @@ pub fn fit(params: &GpValidParams, x: &Features, y: &[f64]) -> Result<FittedGp> 
     let var = y.iter().map(|v| (v - y_mean).powi(2)).sum::<f64>() / n as f64;
     let y_sd = if var > 0.0 { var.sqrt() } else { 1.0 };
     let ys: Vec<f64> = y.iter().map(|v| (v - y_mean) / y_sd).collect();
+    let sparse = p.inducing.resolve(n);
+    if let Some((m, reason)) = sparse {
+        return sparse::fit(p, x, &ys, m, reason, (y_mean, y_sd), started);
+    }
 
     let kernel_at = |lengthscale: f64| Kernel {
         kind: p.kernel,
@@ -244,6 +336,8 @@ pub fn fit(params: &GpValidParams, x: &Features, y: &[f64]) -> Result<FittedGp> 
             optimised,
             evaluations,
             seconds: started.elapsed().as_secs_f64(),
+            approximation: Approximation::Exact,
+            sparse: None,
         },
     })
 }
@@ -286,7 +380,7 @@ fn solve_llt_in_place(l: &Mat<f64>, b: &mut Mat<f64>) {
 }
 
 impl FittedGp {
-    /// Number of labeled points.
+    /// Number of training rows: the labeled points, or the inducing points of a sparse fit.
     pub fn n_train(&self) -> usize {
         self.alpha.len()
     }

@@ -130,16 +130,35 @@ pub fn maximise(
     y: &[f64],
     gram_at: impl Fn(f64) -> Vec<f64>,
 ) -> Result<Best> {
+    let (best, _) = maximise_with(
+        bounds,
+        restarts,
+        |ls| Spectrum::new(&gram_at(ls), y),
+        |s, log_s2, log_n2| s.lml(log_s2, log_n2),
+    )?;
+    Ok(best)
+}
+
+/// The search shared by the exact and the sparse fit: for each lengthscale tried, `prepare`
+/// builds what makes `value(prepared, ln s2, ln n2)` cheap; `(s2, n2)` are searched by
+/// [`maximise_box`], the lengthscale by a log grid and golden-section refinement. Returns the
+/// maximiser and the prepared state at its lengthscale.
+pub fn maximise_with<S>(
+    bounds: &Bounds,
+    restarts: usize,
+    mut prepare: impl FnMut(f64) -> Result<S>,
+    value: impl Fn(&S, f64, f64) -> f64,
+) -> Result<(Best, S)> {
     let mut evaluations = 0;
-    let mut inner = |log_ls: f64| -> Result<(f64, f64, f64)> {
-        let spectrum = Spectrum::new(&gram_at(log_ls.exp()), y)?;
-        let (point, value, evals) = maximise_box(&[bounds.log_s2, bounds.log_n2], restarts, |p| {
-            spectrum.lml(p[0], p[1])
+    let mut inner = |log_ls: f64| -> Result<(f64, f64, f64, S)> {
+        let state = prepare(log_ls.exp())?;
+        let (point, v, evals) = maximise_box(&[bounds.log_s2, bounds.log_n2], restarts, |p| {
+            value(&state, p[0], p[1])
         });
         evaluations += evals;
-        Ok((point[0], point[1], value))
+        Ok((point[0], point[1], v, state))
     };
-    let (log_ls, (log_s2, log_n2, _)) = match bounds.log_ls {
+    let (log_ls, (log_s2, log_n2, _, state)) = match bounds.log_ls {
         None => (0.0, inner(0.0)?),
         Some((lo, hi)) if lo == hi => (lo, inner(lo)?),
         Some((lo, hi)) => {
@@ -160,13 +179,14 @@ pub fn maximise(
                 let c = b - phi * (b - a);
                 let d = a + phi * (b - a);
                 let (rc, rd) = (inner(c)?, inner(d)?);
-                if rc.2 > best.1 .2 {
+                let (vc, vd) = (rc.2, rd.2);
+                if vc > best.1 .2 {
                     best = (c, rc);
                 }
-                if rd.2 > best.1 .2 {
+                if vd > best.1 .2 {
                     best = (d, rd);
                 }
-                if rc.2 >= rd.2 {
+                if vc >= vd {
                     b = d;
                 } else {
                     a = c;
@@ -175,12 +195,15 @@ pub fn maximise(
             best
         }
     };
-    Ok(Best {
-        signal_var: log_s2.exp(),
-        noise: log_n2.exp(),
-        lengthscale: log_ls.exp(),
-        evaluations,
-    })
+    Ok((
+        Best {
+            signal_var: log_s2.exp(),
+            noise: log_n2.exp(),
+            lengthscale: log_ls.exp(),
+            evaluations,
+        },
+        state,
+    ))
 }
 
 /// Maximises `f` over a box (fixed coordinates have equal ends): a grid scan, then Nelder–Mead

@@ -23,7 +23,7 @@ use crate::data::{read_labels, Features, LabelSpec, PoolSpec, Tile};
 use crate::demo::seeded_order;
 use crate::engine::BatchSize;
 use crate::error::{Error, Result};
-use crate::gp::{fit, FittedGp, GpValidParams, ModelSpec};
+use crate::gp::{fit, FittedGp, GpValidParams, Inducing, ModelSpec};
 use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
 use metrics::{k_best, rmse, spearman, TopTruth};
 use verdict::{compare, Comparison};
@@ -66,6 +66,9 @@ pub struct SimConfig {
     pub test_rows: Option<Vec<usize>>,
     /// Kernel and fixed hyperparameters (the rest are fitted).
     pub model: ModelSpec,
+    /// Also run every strategy but `random` with a sparse GP on each of these numbers of
+    /// inducing points, on the same replicates: extra strategies named `NAME@mM`.
+    pub compare_inducing: Vec<usize>,
     /// Refit the hyperparameters every round (else fit them in round 0 and hold them).
     pub refit: bool,
     /// Lower values are better.
@@ -93,6 +96,7 @@ impl SimConfig {
             test: 0.2,
             test_rows: None,
             model: ModelSpec::default(),
+            compare_inducing: Vec::new(),
             refit: true,
             minimize: false,
             backend: BackendChoice::Auto,
@@ -139,8 +143,10 @@ pub struct FitRecord {
     pub noise: f64,
     /// Lengthscale (dense kernels).
     pub lengthscale: Option<f64>,
-    /// Log marginal likelihood.
+    /// Log marginal likelihood (for a sparse model its evidence lower bound).
     pub log_marginal_likelihood: f64,
+    /// Inducing points of a sparse model (VFE); `None` for the exact GP.
+    pub inducing: Option<usize>,
 }
 
 /// A strategy's verdict against random.
@@ -361,13 +367,24 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
             .copied()
             .filter(|a| *a != Acquisition::Random),
     );
-    let names: Vec<String> = strategies.iter().map(|a| label(*a)).collect();
+    // Each strategy with the model as asked, then with each number of inducing points.
+    let mut models: Vec<(Acquisition, GpValidParams, String)> = strategies
+        .iter()
+        .map(|a| (*a, valid.clone(), label(*a)))
+        .collect();
+    for &m in &cfg.compare_inducing {
+        let sparse = valid.clone().with_inducing(Inducing::Points(m))?;
+        for a in strategies.iter().filter(|a| **a != Acquisition::Random) {
+            models.push((*a, sparse.clone(), format!("{}@m{m}", label(*a))));
+        }
+    }
+    let names: Vec<String> = models.iter().map(|m| m.2.clone()).collect();
     let mut curves = Vec::new();
     let mut fits = Vec::new();
     let mut initial_sets = Vec::new();
     let progress = crate::engine::progress_bar(
         cfg.progress,
-        Some((cfg.reps * strategies.len() * (cfg.rounds + 1)) as u64),
+        Some((cfg.reps * models.len() * (cfg.rounds + 1)) as u64),
         "simulating rounds",
     );
     for rep in 0..cfg.reps {
@@ -378,7 +395,8 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
             tie_key[i] = pos;
         }
         initial_sets.push(initial.clone());
-        for (acq, name) in strategies.iter().zip(&names) {
+        for (acq, model, name) in &models {
+            let valid = model.clone().with_seed(rep_seed);
             let run = Run {
                 cfg,
                 valid: &valid,
@@ -483,6 +501,7 @@ impl Run<'_> {
                     .has_lengthscale()
                     .then_some(gp.kernel.lengthscale),
                 log_marginal_likelihood: gp.info.log_marginal_likelihood,
+                inducing: gp.info.sparse.as_ref().map(|s| s.used),
             });
             let scorer = self.backend.prepare(&gp)?;
             scorer.posterior_into(self.feats, &mut mean, &mut var)?;
