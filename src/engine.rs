@@ -10,7 +10,9 @@ use rayon::prelude::*;
 
 use crate::acquisition::{score, AcqContext, Acquisition};
 use crate::backend::{Backend, BackendChoice, BestOf, GpuOptions, Scorer, CHUNK};
-use crate::data::{read_id_list, read_labels, FeatureKind, Features, LabelSpec, PoolSpec, Tile};
+use crate::data::{
+    read_id_list, read_labels, FeatureKind, Features, LabelSpec, Labels, PoolSpec, Tile,
+};
 use crate::error::{Error, Result};
 use crate::gp::{fit, FitInfo, FittedGp, ModelSpec};
 use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
@@ -258,7 +260,29 @@ pub(crate) struct Located {
 /// Runs one selection round end to end.
 pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
     let started = Instant::now();
-    let mut seconds = Timings::default();
+    check_settings(cfg)?;
+    let labels = read_labels(&cfg.labels)?;
+    let pending_ids = match &cfg.pending {
+        Some(p) => read_id_list(p)?,
+        None => Vec::new(),
+    };
+    run_select_labeled(cfg, &labels, &pending_ids, started)
+}
+
+/// [`run_select`] with the labels and pending ids given instead of read from `cfg.labels` and
+/// `cfg.pending` (the Python binding passes its arrays this way; `labels.lines` name the
+/// entries in messages).
+pub fn run_select_with(
+    cfg: &SelectConfig,
+    labels: &Labels,
+    pending_ids: &[String],
+) -> Result<Selection> {
+    let started = Instant::now();
+    check_settings(cfg)?;
+    run_select_labeled(cfg, labels, pending_ids, started)
+}
+
+fn check_settings(cfg: &SelectConfig) -> Result<()> {
     if let Some(t) = cfg.max_sim {
         if !(0.0..=1.0).contains(&t) {
             return Err(Error::param(
@@ -270,12 +294,17 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
     if cfg.tile_rows == 0 {
         return Err(Error::param("--tile", "must be at least 1"));
     }
-    let labels = read_labels(&cfg.labels)?;
-    let pending_ids = match &cfg.pending {
-        Some(p) => read_id_list(p)?,
-        None => Vec::new(),
-    };
-    let loc = locate(cfg, &labels.ids, &labels.values, &pending_ids, &mut |_| {})?;
+    Ok(())
+}
+
+fn run_select_labeled(
+    cfg: &SelectConfig,
+    labels: &Labels,
+    pending_ids: &[String],
+    started: Instant,
+) -> Result<Selection> {
+    let mut seconds = Timings::default();
+    let loc = locate(cfg, &labels.ids, &labels.values, pending_ids, &mut |_| {})?;
     seconds.locate = started.elapsed().as_secs_f64();
 
     if loc.train.len() < 2 {

@@ -56,7 +56,7 @@ pub mod select;
 pub mod sim;
 
 pub use acquisition::Acquisition;
-pub use engine::{run_select, BatchSize, Pick, SelectConfig, Selection};
+pub use engine::{run_select, run_select_with, BatchSize, Pick, SelectConfig, Selection};
 pub use error::{Error, Result};
 pub use kernel::KernelKind;
 pub use select::BatchMode;

@@ -12,6 +12,7 @@ from ._native import (
     devices,
     open_pool,
     read_pool,
+    select,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "devices",
     "open_pool",
     "read_pool",
+    "select",
 ]

@@ -4,6 +4,7 @@
 //! for the command line too.
 
 mod convert;
+mod pool;
 
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::create_exception;
@@ -11,11 +12,12 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use poolrank::backend::{Backend, BackendChoice, GpuOptions, Scorer};
-use poolrank::data::{Features, PoolSpec, Tile};
+use poolrank::data::{Features, LabelSpec, Labels, PoolSource, PoolSpec, Tile};
 use poolrank::gp::{fit, FittedGp, ModelSpec};
-use poolrank::KernelKind;
+use poolrank::{Acquisition, BatchMode, BatchSize, KernelKind, SelectConfig};
 
-use convert::{features_to_py, Input};
+use convert::{features_to_py, Input, View};
+use pool::{erase_lifetime, ArrayPool};
 
 create_exception!(
     poolrank,
@@ -354,11 +356,175 @@ fn read_pool<'py>(
     Ok((all_ids, x).into_pyobject(py)?.into_any())
 }
 
+/// Row indices as the engine's ids, checked against the pool's `rows`.
+fn row_ids(
+    py: Python<'_>,
+    what: &str,
+    index: &Bound<'_, PyAny>,
+    rows: usize,
+) -> PyResult<Vec<String>> {
+    let np = py.import("numpy")?;
+    let arr = np.call_method1("asarray", (index,))?;
+    let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
+    let ndim: usize = arr.getattr("ndim")?.extract()?;
+    let size: usize = arr.getattr("size")?.extract()?;
+    if ndim != 1 || !(matches!(kind.as_str(), "i" | "u") || size == 0) {
+        return Err(PyValueError::new_err(format!(
+            "{what}: expected a 1-D array of integer row indices"
+        )));
+    }
+    let arr = np.call_method1("asarray", (arr, "int64"))?;
+    let arr: PyReadonlyArray1<i64> = arr.extract()?;
+    let mut seen = std::collections::HashSet::new();
+    arr.as_array()
+        .iter()
+        .map(|&i| {
+            if i < 0 || i as usize >= rows {
+                return Err(PyValueError::new_err(format!(
+                    "{what}: row {i} is outside the pool's {rows} rows"
+                )));
+            }
+            if !seen.insert(i) {
+                return Err(PyValueError::new_err(format!(
+                    "{what}: row {i} appears twice"
+                )));
+            }
+            Ok(i.to_string())
+        })
+        .collect()
+}
+
+/// Chooses the next batch from `pool` given the labeled rows `labeled_index` with labels `y`,
+/// exactly as `poolrank select` does on the same data (same seed ⇒ same batch): fits the GP
+/// (hyperparameters not given are fitted), scores every other row with `acq` on `backend`,
+/// and picks `batch` of them (a count, or a fraction of the pool when a float below 1).
+/// Returns `(indices, scores)`, best first; with `return_summary=True` also the run's summary
+/// (the JSON `select --summary` writes) as a dict.
+#[pyfunction]
+#[pyo3(signature = (
+    pool, labeled_index, y, acq="ucb", batch=None, minimize=false, seed=0, backend="auto",
+    kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None,
+    batch_mode="topk", max_sim=None, pending_index=None, features=None, beta=2.0, xi=0.0,
+    return_summary=false
+))]
+#[allow(clippy::too_many_arguments)]
+fn select<'py>(
+    pool: &Bound<'py, PyAny>,
+    labeled_index: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    acq: &str,
+    batch: Option<&Bound<'py, PyAny>>,
+    minimize: bool,
+    seed: u64,
+    backend: &str,
+    kernel: Option<&str>,
+    noise: Option<f64>,
+    signal_var: Option<f64>,
+    lengthscale: Option<f64>,
+    inducing: Option<usize>,
+    batch_mode: &str,
+    max_sim: Option<f64>,
+    pending_index: Option<&Bound<'py, PyAny>>,
+    features: Option<&str>,
+    beta: f32,
+    xi: f32,
+    return_summary: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = pool.py();
+    let input = Input::parse(pool, features)?;
+    let view: View<'_> = input.view();
+    let rows = view.rows();
+    let ids = row_ids(py, "labeled_index", labeled_index, rows)?;
+    let values = labels(py, y, ids.len())?;
+    let pending = match pending_index {
+        Some(p) => row_ids(py, "pending_index", p, rows)?,
+        None => Vec::new(),
+    };
+    let acquisition = Acquisition::from_name(acq, beta, xi).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "acq: expected one of {}, got {acq:?}",
+            Acquisition::NAMES.join(", ")
+        ))
+    })?;
+    let batch = match batch {
+        None => BatchSize::Count(100),
+        Some(b) if b.is_instance_of::<pyo3::types::PyInt>() => {
+            let n: i64 = b.extract()?;
+            if n < 1 {
+                return Err(PyValueError::new_err(format!(
+                    "batch must be at least 1, got {n}"
+                )));
+            }
+            BatchSize::Count(n as usize)
+        }
+        Some(b) => {
+            let f: f64 = b.extract()?;
+            BatchSize::parse(&f.to_string()).map_err(PyValueError::new_err)?
+        }
+    };
+    let mode = match batch_mode {
+        "topk" => BatchMode::TopK,
+        "diverse" => BatchMode::Diverse,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "batch_mode: expected 'topk' or 'diverse', got {other:?}"
+            )))
+        }
+    };
+    // SAFETY: the configuration holding this view is moved into the engine call below and
+    // dropped with it, while `input` holds the arrays' read-only borrows until after it.
+    let erased = unsafe { erase_lifetime(&view) };
+    let source = PoolSource(std::sync::Arc::new(move || {
+        Ok(Box::new(ArrayPool::new(erased.clone())) as Box<dyn poolrank::data::PoolReader>)
+    }));
+    let mut cfg = SelectConfig::new(
+        PoolSpec::in_memory("<array>", source),
+        LabelSpec::new("<labeled_index, y>"),
+    );
+    #[allow(clippy::needless_update)]
+    let model = ModelSpec {
+        kernel: kernel_kind(kernel)?,
+        noise,
+        signal_var,
+        lengthscale,
+        inducing,
+        ..ModelSpec::default()
+    };
+    cfg.model = model;
+    cfg.acquisition = acquisition;
+    cfg.minimize = minimize;
+    cfg.batch = batch;
+    cfg.mode = mode;
+    cfg.max_sim = max_sim;
+    cfg.seed = seed;
+    cfg.backend = backend_choice(backend)?;
+    let labels = Labels {
+        lines: (1..=ids.len()).collect(),
+        ids,
+        values,
+    };
+    let selection = py
+        .detach(move || poolrank::run_select_with(&cfg, &labels, &pending))
+        .map_err(py_err)?;
+    drop(input);
+    let index: Vec<i64> = selection.picks.iter().map(|p| p.index as i64).collect();
+    let score: Vec<f64> = selection.picks.iter().map(|p| f64::from(p.score)).collect();
+    let index = PyArray1::from_vec(py, index).into_any();
+    let score = PyArray1::from_vec(py, score).into_any();
+    if return_summary {
+        let summary = to_py(py, &selection.summary)?;
+        Ok((index, score, summary).into_pyobject(py)?.into_any())
+    } else {
+        Ok((index, score).into_pyobject(py)?.into_any())
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Gp>()?;
     m.add_class::<PoolFile>()?;
     m.add_function(wrap_pyfunction!(devices, m)?)?;
+    m.add_function(wrap_pyfunction!(select, m)?)?;
     m.add_function(wrap_pyfunction!(open_pool, m)?)?;
     m.add_function(wrap_pyfunction!(read_pool, m)?)?;
     m.add("DeviceError", m.py().get_type::<DeviceError>())?;

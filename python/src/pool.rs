@@ -13,16 +13,21 @@ pub struct ArrayPool {
 
 impl ArrayPool {
     /// A pass over `view`.
-    ///
-    /// # Safety
-    /// The arrays behind `view` must stay alive and unchanged until every `ArrayPool` made from
-    /// it is dropped. The binding makes the pools inside one call, holds the arrays' read-only
-    /// borrows for the whole call, and drops the pools before it returns.
-    pub unsafe fn new(view: &View<'_>) -> Self {
-        // SAFETY: the caller keeps the arrays alive and unchanged for the pool's life.
-        let view: View<'static> = unsafe { std::mem::transmute(view.clone()) };
+    pub fn new(view: View<'static>) -> Self {
         ArrayPool { view, next: 0 }
     }
+}
+
+/// `view` with its lifetime erased, for pool passes that the engine opens through a
+/// `'static` callback.
+///
+/// # Safety
+/// The arrays behind `view` must stay alive and unchanged until the returned view and every
+/// copy of it are dropped. The binding makes it inside one call, holds the arrays' read-only
+/// borrows for the whole call, and drops every copy before it returns.
+pub unsafe fn erase_lifetime(view: &View<'_>) -> View<'static> {
+    // SAFETY: the caller keeps the arrays alive and unchanged for the view's life.
+    unsafe { std::mem::transmute::<View<'_>, View<'static>>(view.clone()) }
 }
 
 impl PoolReader for ArrayPool {

@@ -368,9 +368,31 @@ pub struct PoolSpec {
     /// For SMILES CSV: the SMILES column's header name (a `.csv` with this column is read as
     /// SMILES).
     pub smiles_col: String,
+    /// A pool held in memory by the caller (the Python binding's arrays) instead of the file;
+    /// its ids are the row indices, and `path` only names it in messages.
+    pub source: Option<PoolSource>,
+}
+
+/// Opens a fresh pass over a pool the caller holds in memory.
+#[derive(Clone)]
+pub struct PoolSource(pub std::sync::Arc<dyn Fn() -> Result<Box<dyn PoolReader>> + Send + Sync>);
+
+impl std::fmt::Debug for PoolSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PoolSource(in memory)")
+    }
 }
 
 impl PoolSpec {
+    /// A pool held in memory: `open` makes each pass (row `i` must have the id `i`); `name`
+    /// stands for the file in messages and summaries.
+    pub fn in_memory(name: impl Into<PathBuf>, open: PoolSource) -> Self {
+        PoolSpec {
+            source: Some(open),
+            ..PoolSpec::new(name)
+        }
+    }
+
     /// A spec that infers the format and uses row indices (or the file's own ids) as ids.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         PoolSpec {
@@ -379,6 +401,7 @@ impl PoolSpec {
             ids: None,
             id_col: "id".to_string(),
             smiles_col: "smiles".to_string(),
+            source: None,
         }
     }
 
@@ -426,8 +449,12 @@ impl PoolSpec {
         }
     }
 
-    /// True when the ids are row indices (an array format without an ids file), hence unique.
+    /// True when the ids are row indices (an array format without an ids file, or a pool in
+    /// memory), hence unique.
     pub fn ids_are_row_indices(&self) -> Result<bool> {
+        if self.source.is_some() {
+            return Ok(true);
+        }
         Ok(self.ids.is_none()
             && !matches!(
                 self.resolve_format()?,
@@ -437,6 +464,9 @@ impl PoolSpec {
 
     /// Starts a pass over the pool.
     pub fn open(&self) -> Result<Box<dyn PoolReader>> {
+        if let Some(source) = &self.source {
+            return (source.0)();
+        }
         let path: &Path = &self.path;
         let ids = self.ids.as_deref();
         Ok(match self.resolve_format()? {
@@ -455,6 +485,9 @@ impl PoolSpec {
     /// What made the pool's features, when the file says: an FPS `#type=` line, a `.npz`'s
     /// provenance member, or the default Morgan settings for a SMILES pool.
     pub fn provenance(&self) -> Result<Option<String>> {
+        if self.source.is_some() {
+            return Ok(None);
+        }
         Ok(match self.resolve_format()? {
             PoolFormat::Fps => read_fps_type(&self.path)?,
             PoolFormat::CountsNpz => read_npz_provenance(&self.path)?,
