@@ -639,23 +639,7 @@ fn simulate(a: SimulateArgs) -> Result<()> {
         cfg.test_rows = Some(ids.iter().map(|id| row_of[id.as_str()]).collect());
     }
     let result = simulate(&data, &cfg)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let (curves, summary) = (a.out.join("curves.csv"), a.out.join("summary.json"));
-    let (svg, png) = (a.out.join("recall.svg"), a.out.join("recall.png"));
-    report::write_all(vec![
-        (
-            curves.as_path(),
-            Box::new(|p| report::write_curves_csv(p, &result.curves)),
-        ),
-        (
-            summary.as_path(),
-            Box::new(|p| report::write_json(p, &result)),
-        ),
-        (
-            svg.as_path(),
-            Box::new(|p| report::plot::write_plots(&result, p, &png)),
-        ),
-    ])?;
+    let [curves, summary, svg, png] = report::write_simulation(&a.out, &result)?;
     print!("{}", poolrank::sim::verdict_table(&result));
     eprintln!(
         "wrote {}, {}, {} and {}",
@@ -819,18 +803,7 @@ fn diagnose(a: DiagnoseArgs) -> Result<()> {
     };
     cfg.test = a.test.clone();
     let r = run_diagnose(&cfg)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let (json, html) = (a.out.join("report.json"), a.out.join("report.html"));
-    report::write_all(vec![
-        (json.as_path(), Box::new(|p| report::write_json(p, &r))),
-        (
-            html.as_path(),
-            Box::new(|p| {
-                let page = render::html(&r);
-                report::write_atomic(p, |w| w.write_all(page.as_bytes()))
-            }),
-        ),
-    ])?;
+    let [json, html] = report::write_diagnosis(&a.out, &r)?;
     print!("{}", render::text(&r));
     eprintln!("wrote {} and {}", json.display(), html.display());
     Ok(())

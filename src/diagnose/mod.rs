@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use crate::acquisition::{draw_u32, AcqContext};
 use crate::backend::{Backend, GpuOptions};
-use crate::data::{read_id_list, read_labels, Features, Tile};
+use crate::data::{read_id_list, read_labels, Features, Labels, Tile};
 use crate::engine::{locate, stream_scored, SelectConfig};
 use crate::error::{Error, Result};
 use crate::gp::fit;
@@ -52,6 +52,10 @@ pub struct DiagnoseConfig {
     /// Ids (one per line) of held-out candidates in the pool that form the test set
     /// (needed by `Objective::Accuracy`); they are not part of the pool.
     pub test: Option<PathBuf>,
+    /// The labels, given in memory instead of read from `select.labels` (the Python binding).
+    pub labels: Option<Labels>,
+    /// The test ids, given in memory instead of read from `test`.
+    pub test_ids: Option<Vec<String>>,
 }
 
 impl DiagnoseConfig {
@@ -65,6 +69,8 @@ impl DiagnoseConfig {
             nn_sample: 256,
             objective: Objective::FindBest,
             test: None,
+            labels: None,
+            test_ids: None,
         }
     }
 }
@@ -184,17 +190,21 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
     if cfg.nn_sample == 0 {
         return Err(Error::param("--nn-sample", "must be at least 1"));
     }
-    if cfg.objective == Objective::Accuracy && cfg.test.is_none() {
+    if cfg.objective == Objective::Accuracy && cfg.test.is_none() && cfg.test_ids.is_none() {
         return Err(Error::param(
             "--test",
             "--objective accuracy needs the held-out test candidates (--test FILE, one id per line)",
         ));
     }
     cv::check_folds(usize::MAX, cfg.folds)?;
-    let labels = read_labels(&sc.labels)?;
-    let test_ids = match &cfg.test {
-        Some(p) => read_id_list(p)?,
-        None => Vec::new(),
+    let labels = match &cfg.labels {
+        Some(l) => l.clone(),
+        None => read_labels(&sc.labels)?,
+    };
+    let test_ids = match (&cfg.test_ids, &cfg.test) {
+        (Some(ids), _) => ids.clone(),
+        (None, Some(p)) => read_id_list(p)?,
+        (None, None) => Vec::new(),
     };
     let test_set: HashSet<&str> = test_ids.iter().map(String::as_str).collect();
     if let Some(both) = labels.ids.iter().find(|id| test_set.contains(id.as_str())) {

@@ -6,7 +6,7 @@ pub mod plot;
 pub mod stream;
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use npz::CsrNpzWriter;
 pub use stream::{AtomicFile, FpsWriter};
@@ -175,6 +175,55 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
         serde_json::to_writer_pretty(&mut *w, value)?;
         writeln!(w)
     })
+}
+
+/// Writes a simulation's outputs into `dir` (created if needed), all or none:
+/// `curves.csv`, `summary.json`, `recall.svg` and `recall.png`. Returns their paths.
+///
+/// # Errors
+/// [`crate::Error::Io`] when the folder or a file cannot be written (nothing is left).
+pub fn write_simulation(dir: &Path, result: &crate::sim::SimResult) -> Result<[PathBuf; 4]> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let paths = [
+        dir.join("curves.csv"),
+        dir.join("summary.json"),
+        dir.join("recall.svg"),
+        dir.join("recall.png"),
+    ];
+    let png = paths[3].clone();
+    write_all(vec![
+        (
+            paths[0].as_path(),
+            Box::new(|p| write_curves_csv(p, &result.curves)),
+        ),
+        (paths[1].as_path(), Box::new(|p| write_json(p, result))),
+        (
+            paths[2].as_path(),
+            Box::new(move |p| plot::write_plots(result, p, &png)),
+        ),
+    ])?;
+    Ok(paths)
+}
+
+/// Writes a diagnostic report into `dir` (created if needed), both or neither:
+/// `report.json` and the self-contained `report.html`. Returns their paths.
+///
+/// # Errors
+/// [`crate::Error::Io`] when the folder or a file cannot be written (nothing is left).
+pub fn write_diagnosis(dir: &Path, report: &crate::diagnose::Report) -> Result<[PathBuf; 2]> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let paths = [dir.join("report.json"), dir.join("report.html")];
+    write_all(vec![
+        (paths[0].as_path(), Box::new(|p| write_json(p, report))),
+        (
+            paths[1].as_path(),
+            Box::new(|p| {
+                let page = crate::diagnose::render::html(report);
+                write_atomic(p, |w| w.write_all(page.as_bytes()))
+            }),
+        ),
+    ])?;
+    Ok(paths)
 }
 
 #[cfg(test)]
