@@ -14,6 +14,7 @@ from ._native import (
     read_pool,
     select,
 )
+from .results import Diagnosis, SimulationResult, diagnose, simulate
 
 __all__ = [
     "GP",
@@ -24,4 +25,8 @@ __all__ = [
     "open_pool",
     "read_pool",
     "select",
+    "simulate",
+    "diagnose",
+    "SimulationResult",
+    "Diagnosis",
 ]

@@ -448,29 +448,9 @@ fn select<'py>(
     })?;
     let batch = match batch {
         None => BatchSize::Count(100),
-        Some(b) if b.is_instance_of::<pyo3::types::PyInt>() => {
-            let n: i64 = b.extract()?;
-            if n < 1 {
-                return Err(PyValueError::new_err(format!(
-                    "batch must be at least 1, got {n}"
-                )));
-            }
-            BatchSize::Count(n as usize)
-        }
-        Some(b) => {
-            let f: f64 = b.extract()?;
-            BatchSize::parse(&f.to_string()).map_err(PyValueError::new_err)?
-        }
+        Some(b) => size_arg("batch", b)?,
     };
-    let mode = match batch_mode {
-        "topk" => BatchMode::TopK,
-        "diverse" => BatchMode::Diverse,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "batch_mode: expected 'topk' or 'diverse', got {other:?}"
-            )))
-        }
-    };
+    let mode = mode_arg(batch_mode)?;
     // SAFETY: the configuration holding this view is moved into the engine call below and
     // dropped with it, while `input` holds the arrays' read-only borrows until after it.
     let erased = unsafe { erase_lifetime(&view) };
@@ -519,12 +499,276 @@ fn select<'py>(
     }
 }
 
+/// A size: an int is a count, a float a fraction of the pool.
+fn size_arg(what: &str, value: &Bound<'_, PyAny>) -> PyResult<BatchSize> {
+    if value.is_instance_of::<pyo3::types::PyInt>() {
+        let n: i64 = value.extract()?;
+        if n < 1 {
+            return Err(PyValueError::new_err(format!(
+                "{what} must be at least 1, got {n}"
+            )));
+        }
+        return Ok(BatchSize::Count(n as usize));
+    }
+    let f: f64 = value
+        .extract()
+        .map_err(|_| PyValueError::new_err(format!("{what}: expected a count or a fraction")))?;
+    BatchSize::parse(&f.to_string()).map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
+}
+
+fn objective_arg(name: &str) -> PyResult<poolrank::sim::Objective> {
+    match name {
+        "find-best" | "find_best" => Ok(poolrank::sim::Objective::FindBest),
+        "accuracy" => Ok(poolrank::sim::Objective::Accuracy),
+        other => Err(PyValueError::new_err(format!(
+            "objective: expected 'find-best' or 'accuracy', got {other:?}"
+        ))),
+    }
+}
+
+fn mode_arg(name: &str) -> PyResult<BatchMode> {
+    match name {
+        "topk" => Ok(BatchMode::TopK),
+        "diverse" => Ok(BatchMode::Diverse),
+        other => Err(PyValueError::new_err(format!(
+            "batch_mode: expected 'topk' or 'diverse', got {other:?}"
+        ))),
+    }
+}
+
+/// Runs `poolrank simulate` on a fully labeled pool held in arrays (`y` has one label per row)
+/// and returns `(summary, curves, table)`: the content of `summary.json`, the curves as
+/// columns (`strategy`, `replicate`, `round`, `labeled`, `metric`, `value`, NumPy arrays or
+/// lists), and the verdict table the command prints. With `out`, also writes the command's
+/// files there. The Python wrapper `poolrank.simulate` turns this into a `SimulationResult`.
+#[pyfunction]
+#[pyo3(signature = (
+    pool, y, strategies=None, init=None, batch=None, rounds=5, topk=None, reps=5, seed=0,
+    minimize=false, batch_mode="topk", objective="find-best", test=0.2, test_index=None,
+    kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, refit=true,
+    backend="auto", beta=2.0, xi=0.0, features=None, out=None
+))]
+#[allow(clippy::too_many_arguments)]
+fn _simulate<'py>(
+    pool: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    strategies: Option<Vec<String>>,
+    init: Option<&Bound<'py, PyAny>>,
+    batch: Option<&Bound<'py, PyAny>>,
+    rounds: usize,
+    topk: Option<&Bound<'py, PyAny>>,
+    reps: usize,
+    seed: u64,
+    minimize: bool,
+    batch_mode: &str,
+    objective: &str,
+    test: f64,
+    test_index: Option<&Bound<'py, PyAny>>,
+    kernel: Option<&str>,
+    noise: Option<f64>,
+    signal_var: Option<f64>,
+    lengthscale: Option<f64>,
+    inducing: Option<usize>,
+    refit: bool,
+    backend: &str,
+    beta: f32,
+    xi: f32,
+    features: Option<&str>,
+    out: Option<std::path::PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = pool.py();
+    let input = Input::parse(pool, features)?;
+    let view = input.view();
+    let rows = view.rows();
+    let y = labels(py, y, rows)?;
+    let mut cfg = poolrank::sim::SimConfig::new();
+    if let Some(names) = strategies {
+        cfg.strategies = names
+            .iter()
+            .filter(|n| n.as_str() != "random")
+            .map(|n| {
+                Acquisition::from_name(n, beta, xi).ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "strategies: unknown strategy {n:?}; expected some of {}",
+                        Acquisition::NAMES.join(", ")
+                    ))
+                })
+            })
+            .collect::<PyResult<_>>()?;
+    }
+    let fraction = BatchSize::Fraction(0.01);
+    cfg.init = init.map_or(Ok(fraction), |v| size_arg("init", v))?;
+    cfg.batch = batch.map_or(Ok(fraction), |v| size_arg("batch", v))?;
+    cfg.topk = topk.map_or(Ok(fraction), |v| size_arg("topk", v))?;
+    cfg.rounds = rounds;
+    cfg.reps = reps;
+    cfg.seed = seed;
+    cfg.minimize = minimize;
+    cfg.mode = mode_arg(batch_mode)?;
+    cfg.objective = objective_arg(objective)?;
+    cfg.test = test;
+    if let Some(t) = test_index {
+        let ids = row_ids(py, "test_index", t, rows)?;
+        cfg.test_rows = Some(ids.iter().map(|i| i.parse().unwrap_or(0)).collect());
+    }
+    #[allow(clippy::needless_update)]
+    let model = ModelSpec {
+        kernel: kernel_kind(kernel)?,
+        noise,
+        signal_var,
+        lengthscale,
+        inducing,
+        ..ModelSpec::default()
+    };
+    cfg.model = model;
+    cfg.refit = refit;
+    cfg.backend = backend_choice(backend)?;
+    let result = py
+        .detach(move || -> poolrank::Result<poolrank::sim::SimResult> {
+            let mut features = Features::empty(view.kind());
+            view.rows_into(0, rows, &mut features)?;
+            let data = poolrank::sim::LabeledPool {
+                features,
+                ids: (0..rows).map(|i| i.to_string()).collect(),
+                y,
+            };
+            let result = poolrank::sim::simulate(&data, &cfg)?;
+            if let Some(dir) = &out {
+                poolrank::report::write_simulation(dir, &result)?;
+            }
+            Ok(result)
+        })
+        .map_err(py_err)?;
+    let summary = to_py(py, &result)?;
+    let c = &result.curves;
+    let curves = pyo3::types::PyDict::new(py);
+    curves.set_item(
+        "strategy",
+        c.iter().map(|p| p.strategy.as_str()).collect::<Vec<_>>(),
+    )?;
+    let ints = |f: fn(&poolrank::sim::CurvePoint) -> usize| {
+        PyArray1::from_vec(py, c.iter().map(|p| f(p) as i64).collect())
+    };
+    curves.set_item("replicate", ints(|p| p.replicate))?;
+    curves.set_item("round", ints(|p| p.round))?;
+    curves.set_item("labeled", ints(|p| p.labeled))?;
+    curves.set_item("metric", c.iter().map(|p| p.metric).collect::<Vec<_>>())?;
+    curves.set_item(
+        "value",
+        PyArray1::from_vec(py, c.iter().map(|p| p.value).collect()),
+    )?;
+    let table = poolrank::sim::verdict_table(&result);
+    Ok((summary, curves, table).into_pyobject(py)?.into_any())
+}
+
+/// Runs `poolrank diagnose` on a pool held in arrays with labels for `labeled_index`, and
+/// returns `(report, text)`: the content of `report.json` and the summary the command prints.
+/// With `out`, also writes `report.json` and `report.html` there. The Python wrapper
+/// `poolrank.diagnose` turns this into a `Diagnosis`.
+#[pyfunction]
+#[pyo3(signature = (
+    pool, labeled_index, y, acq="ucb", batch=None, minimize=false, folds=5, nn_sample=256,
+    objective="find-best", test_index=None, seed=0, backend="auto", kernel=None, noise=None,
+    signal_var=None, lengthscale=None, inducing=None, beta=2.0, xi=0.0, features=None, out=None
+))]
+#[allow(clippy::too_many_arguments)]
+fn _diagnose<'py>(
+    pool: &Bound<'py, PyAny>,
+    labeled_index: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    acq: &str,
+    batch: Option<&Bound<'py, PyAny>>,
+    minimize: bool,
+    folds: usize,
+    nn_sample: usize,
+    objective: &str,
+    test_index: Option<&Bound<'py, PyAny>>,
+    seed: u64,
+    backend: &str,
+    kernel: Option<&str>,
+    noise: Option<f64>,
+    signal_var: Option<f64>,
+    lengthscale: Option<f64>,
+    inducing: Option<usize>,
+    beta: f32,
+    xi: f32,
+    features: Option<&str>,
+    out: Option<std::path::PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    use poolrank::diagnose::{render, run_diagnose, DiagnoseConfig};
+    let py = pool.py();
+    let input = Input::parse(pool, features)?;
+    let view = input.view();
+    let rows = view.rows();
+    let ids = row_ids(py, "labeled_index", labeled_index, rows)?;
+    let values = labels(py, y, ids.len())?;
+    let test_ids = test_index
+        .map(|t| row_ids(py, "test_index", t, rows))
+        .transpose()?;
+    let acquisition = Acquisition::from_name(acq, beta, xi).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "acq: expected one of {}, got {acq:?}",
+            Acquisition::NAMES.join(", ")
+        ))
+    })?;
+    // SAFETY: as in `select`: the configuration holding this view is moved into the engine
+    // call below and dropped with it, while `input` holds the arrays' borrows until after it.
+    let erased = unsafe { erase_lifetime(&view) };
+    let source = PoolSource(std::sync::Arc::new(move || {
+        Ok(Box::new(ArrayPool::new(erased.clone())) as Box<dyn poolrank::data::PoolReader>)
+    }));
+    let mut cfg = DiagnoseConfig::new(SelectConfig::new(
+        PoolSpec::in_memory("<array>", source),
+        LabelSpec::new("<labeled_index, y>"),
+    ));
+    #[allow(clippy::needless_update)]
+    let model = ModelSpec {
+        kernel: kernel_kind(kernel)?,
+        noise,
+        signal_var,
+        lengthscale,
+        inducing,
+        ..ModelSpec::default()
+    };
+    cfg.select.model = model;
+    cfg.select.acquisition = acquisition;
+    cfg.select.minimize = minimize;
+    if let Some(b) = batch {
+        cfg.select.batch = size_arg("batch", b)?;
+    }
+    cfg.select.seed = seed;
+    cfg.select.backend = backend_choice(backend)?;
+    cfg.folds = folds;
+    cfg.nn_sample = nn_sample;
+    cfg.objective = objective_arg(objective)?;
+    cfg.test_ids = test_ids;
+    cfg.labels = Some(Labels {
+        lines: (1..=ids.len()).collect(),
+        ids,
+        values,
+    });
+    let report = py
+        .detach(move || -> poolrank::Result<poolrank::diagnose::Report> {
+            let report = run_diagnose(&cfg)?;
+            if let Some(dir) = &out {
+                poolrank::report::write_diagnosis(dir, &report)?;
+            }
+            Ok(report)
+        })
+        .map_err(py_err)?;
+    drop(input);
+    let text = render::text(&report);
+    Ok((to_py(py, &report)?, text).into_pyobject(py)?.into_any())
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Gp>()?;
     m.add_class::<PoolFile>()?;
     m.add_function(wrap_pyfunction!(devices, m)?)?;
     m.add_function(wrap_pyfunction!(select, m)?)?;
+    m.add_function(wrap_pyfunction!(_simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(_diagnose, m)?)?;
     m.add_function(wrap_pyfunction!(open_pool, m)?)?;
     m.add_function(wrap_pyfunction!(read_pool, m)?)?;
     m.add("DeviceError", m.py().get_type::<DeviceError>())?;
