@@ -72,3 +72,59 @@ def open_pool(
 def read_pool(
     path: Union[str, PathLike[str]], ids: Optional[Union[str, PathLike[str]]] = None
 ) -> Tuple[list[str], Any]: ...
+
+Size = Union[int, float]  # a count, or a fraction of the pool
+
+@overload
+def select(
+    pool: ArrayLike,
+    labeled_index: npt.ArrayLike,
+    y: npt.ArrayLike,
+    acq: Literal["greedy", "ucb", "ei", "pi", "variance", "thompson", "random"] = "ucb",
+    batch: Optional[Size] = None,
+    minimize: bool = False,
+    seed: int = 0,
+    backend: BackendName = "auto",
+    kernel: Optional[str] = None,
+    noise: Optional[float] = None,
+    signal_var: Optional[float] = None,
+    lengthscale: Optional[float] = None,
+    inducing: Optional[int] = None,
+    batch_mode: Literal["topk", "diverse"] = "topk",
+    max_sim: Optional[float] = None,
+    pending_index: Optional[npt.ArrayLike] = None,
+    features: FeaturesHint = None,
+    beta: float = 2.0,
+    xi: float = 0.0,
+    return_summary: Literal[False] = False,
+) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
+@overload
+def select(
+    pool: ArrayLike,
+    labeled_index: npt.ArrayLike,
+    y: npt.ArrayLike,
+    acq: Literal["greedy", "ucb", "ei", "pi", "variance", "thompson", "random"] = "ucb",
+    batch: Optional[Size] = None,
+    minimize: bool = False,
+    seed: int = 0,
+    backend: BackendName = "auto",
+    kernel: Optional[str] = None,
+    noise: Optional[float] = None,
+    signal_var: Optional[float] = None,
+    lengthscale: Optional[float] = None,
+    inducing: Optional[int] = None,
+    batch_mode: Literal["topk", "diverse"] = "topk",
+    max_sim: Optional[float] = None,
+    pending_index: Optional[npt.ArrayLike] = None,
+    features: FeaturesHint = None,
+    beta: float = 2.0,
+    xi: float = 0.0,
+    *,
+    return_summary: Literal[True],
+) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], dict[str, Any]]: ...
+def _simulate(
+    pool: ArrayLike, y: npt.ArrayLike, **kwargs: Any
+) -> Tuple[dict[str, Any], dict[str, Any], str]: ...
+def _diagnose(
+    pool: ArrayLike, labeled_index: npt.ArrayLike, y: npt.ArrayLike, **kwargs: Any
+) -> Tuple[dict[str, Any], str]: ...
