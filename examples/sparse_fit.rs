@@ -1,5 +1,6 @@
 //! Times the sparse GP's fit on synthetic fingerprints: `cargo run --release --example
-//! sparse_fit -- N M [BITS]` (defaults: 2048 bits). Rows are Morgan-like (about 48 of 2048 bits
+//! sparse_fit -- N M [BITS] [cpu|gpu]` (defaults: 2048 bits, the product `K_mn K_nm` on the
+//! CPU; `gpu` puts it on a GPU, a software adapter allowed). Rows are Morgan-like (about 48 of 2048 bits
 //! set) and clustered, with labels a function of the cluster plus noise; the features are held
 //! in memory as packed bits (N × BITS/8 bytes), the fit streams them in tiles. Prints one JSON
 //! line: n, m, seconds (total, streaming passes), the inducing points used, hyperparameters.
@@ -7,15 +8,25 @@
 use std::time::Instant;
 
 use poolrank::acquisition::hash32;
+use poolrank::backend::{Backend, BackendChoice, GpuOptions};
 use poolrank::data::Features;
-use poolrank::gp::{fit, GpParams, Inducing};
+use poolrank::gp::{fit_with, GpParams, Inducing};
 use poolrank::kernel::KernelKind;
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("N M [BITS]"))
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let choice = match args.last().map(String::as_str) {
+        Some("gpu") => BackendChoice::Gpu,
+        _ => BackendChoice::Cpu,
+    };
+    if matches!(args.last().map(String::as_str), Some("gpu" | "cpu")) {
+        args.pop();
+    }
+    let args: Vec<usize> = args
+        .iter()
+        .map(|a| a.parse().expect("N M [BITS] [cpu|gpu]"))
         .collect();
+    let backend = Backend::new(choice, &GpuOptions::software()).expect("backend");
     let (n, m) = (args[0], args[1]);
     let nbits = args.get(2).copied().unwrap_or(2048);
     let words = nbits / 64;
@@ -44,11 +55,12 @@ fn main() {
     let mut p = GpParams::new(KernelKind::Tanimoto);
     p.inducing = Inducing::Points(m);
     let t = Instant::now();
-    let gp = fit(&p.check(x.kind()).expect("params"), &x, &y).expect("fit");
+    let gram = backend.gram();
+    let gp = fit_with(&p.check(x.kind()).expect("params"), &x, &y, gram.as_ref()).expect("fit");
     let secs = t.elapsed().as_secs_f64();
     let sp = gp.info.sparse.as_ref().expect("sparse fit");
     println!(
-        "{{\"n\": {n}, \"m\": {m}, \"bits\": {nbits}, \"threads\": {}, \"generate_s\": {made:.2}, \"fit_s\": {secs:.2}, \"choose_s\": {:.2}, \"pass_s\": {:.2}, \"used\": {}, \"candidates\": {}, \"signal_var\": {:.4}, \"noise\": {:.4}, \"elbo\": {:.1}, \"jitter\": {:e}, \"factor_jitter\": {:e}}}",
+        "{{\"n\": {n}, \"m\": {m}, \"bits\": {nbits}, \"threads\": {}, \"generate_s\": {made:.2}, \"fit_s\": {secs:.2}, \"choose_s\": {:.2}, \"pass_s\": {:.2}, \"used\": {}, \"candidates\": {}, \"signal_var\": {:.4}, \"noise\": {:.4}, \"elbo\": {:.1}, \"jitter\": {:e}, \"factor_jitter\": {:e}, \"product\": \"{}\"}}",
         rayon::current_num_threads(),
         sp.choose_seconds,
         sp.pass_seconds,
@@ -59,5 +71,6 @@ fn main() {
         sp.elbo,
         gp.info.jitter,
         sp.factor_jitter,
+        sp.product,
     );
 }

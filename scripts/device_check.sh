@@ -13,6 +13,11 @@
 #                                     candidates on the GPU and on 1M on the CPU (for the ratio).
 #                                     If cargo is there and .devbin/ is not, it builds with
 #                                     `cargo --offline` instead.
+#   scripts/device_check.sh sparse    there, likewise, but only the sparse fit: the example
+#                                     sparse_fit on n = 10^6 synthetic fingerprints, m = 2000
+#                                     inducing points, with the product K_mn K_nm on the GPU and
+#                                     then on the CPU (16 cores), into sparse.txt (2 x 240 s at
+#                                     most; give the runner timeout_s 540).
 # Everything is written under "$OUT" (when set, else ./device-out): devices.txt, tests.txt,
 # bench_gpu.txt, bench_cpu.txt, env.txt, log.txt. Each step has its own timeout; the whole run
 # stays under about 8 minutes (20 + 150 + 90 + 150 + 60 s at most, plus unpacking). Give the
@@ -22,7 +27,7 @@ set -uo pipefail
 
 prepare() {
     set -e
-    cargo build --release --bin poolrank
+    cargo build --release --bin poolrank --example sparse_fit
     # The test executables, as cargo names them.
     local tests
     tests=$(cargo test --release --no-run --test gpu --test backend_cli --message-format=json |
@@ -34,13 +39,14 @@ for l in sys.stdin:
     rm -rf .devbin && mkdir -p .devbin
     grep -qxF /.devbin/ .git/info/exclude || echo /.devbin/ >>.git/info/exclude
     strip -o .devbin/poolrank target/release/poolrank
+    strip -o .devbin/sparse_fit target/release/examples/sparse_fit
     while read -r name exe; do
         strip -o ".devbin/$name" "$exe"
     done <<<"$tests"
     # The tests were compiled with these paths baked in (env! of CARGO_MANIFEST_DIR and
     # CARGO_BIN_EXE_poolrank); the device run recreates them.
     pwd >.devbin/manifest_dir
-    gzip -9 .devbin/poolrank .devbin/gpu .devbin/backend_cli
+    gzip -9 .devbin/poolrank .devbin/gpu .devbin/backend_cli .devbin/sparse_fit
     # The Vulkan loader and friends, as /work/.library/device/README.md says.
     if [ ! -d .gl ] || ! ls .gl/libvulkan1_*.deb >/dev/null 2>&1; then
         grep -qxF /.gl/ .git/info/exclude || echo /.gl/ >>.git/info/exclude
@@ -98,6 +104,11 @@ if [ -f .devbin/poolrank.gz ]; then
     for t in gpu backend_cli; do
         gunzip -c ".devbin/$t.gz" >"target/release/test-$t" && chmod +x "target/release/test-$t"
     done
+    mkdir -p target/release/examples
+    if [ -f .devbin/sparse_fit.gz ]; then
+        gunzip -c .devbin/sparse_fit.gz >target/release/examples/sparse_fit
+        chmod +x target/release/examples/sparse_fit
+    fi
     # The test binaries look for the repository (data files) and for target/release/poolrank at
     # the paths of the machine that built them.
     built=$(cat .devbin/manifest_dir)
@@ -117,11 +128,25 @@ elif command -v cargo >/dev/null; then
     timeout 300 cargo build --release --offline --bin poolrank || status=1
     run_tests() { cargo test --release --offline --test gpu --test backend_cli; }
     run_big() { cargo test --release --offline --test gpu -- --ignored n_8192; }
+    timeout 300 cargo build --release --offline --example sparse_fit || status=1
 else
     echo "no .devbin/ and no cargo: run 'scripts/device_check.sh prepare' here and carry .devbin"
     exit 1
 fi
 BIN=target/release/poolrank
+
+# The sparse fit (issue 9): n = 10^6 labels, m = 2000 inducing points, Tanimoto on 2048 bits,
+# hyperparameters fitted by the bound; the product K_mn K_nm on the GPU, then on the CPU. Each
+# prints one JSON line (fit_s, pass_s, product: where the product ran).
+if [ "${1:-}" = sparse ]; then
+    SPARSE=target/release/examples/sparse_fit
+    step "sparse fit n = 10^6, m = 2000: product on the GPU"
+    timeout 240 "$SPARSE" 1000000 2000 2048 gpu 2>&1 | tee "$OUT/sparse.txt" || status=1
+    step "sparse fit n = 10^6, m = 2000: product on the CPU ($(nproc) cores)"
+    timeout 240 "$SPARSE" 1000000 2000 2048 cpu 2>&1 | tee -a "$OUT/sparse.txt" || status=1
+    step "done, status $status"
+    exit $status
+fi
 
 step "poolrank devices"
 timeout 20 "$BIN" devices 2>&1 | tee "$OUT/devices.txt" || status=1

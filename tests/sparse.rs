@@ -403,3 +403,111 @@ fn select_reports_the_inducing_points() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--exact"));
 }
+
+/// The sparse fit's product `K_mn K_nm`, `K_mn y` on the GPU (llvmpipe without a GPU): f32 per
+/// tile, f64 across tiles, against the CPU's f64 product. Tiles of 100 rows (so 5 tiles, the
+/// last one short) and m = 70 (two 64-column blocks, the second one ragged).
+#[test]
+fn gpu_gram_product_matches_the_cpu_f64_product() {
+    use poolrank::backend::GpuGram;
+    use poolrank::gp::{CpuGram, GramAccumulator};
+    use poolrank::kernel::Kernel;
+    let ctx = GpuContext::new(&GpuOptions::software()).unwrap_or_else(|e| {
+        panic!("GPU tests need a wgpu adapter ({e}); install mesa-vulkan-drivers")
+    });
+    let gpu = GpuGram::with_tile_rows(&ctx, 100);
+    for (kind, x, y, _) in problems(450, 0) {
+        let z = x.select_rows(&(0..70).map(|i| i * 6).collect::<Vec<_>>());
+        let kernel = Kernel {
+            kind,
+            lengthscale: 0.7,
+        };
+        let want = CpuGram.product(&kernel, &x, &z, &y).unwrap();
+        let got = gpu.product(&kernel, &x, &z, &y).unwrap();
+        let again = gpu.product(&kernel, &x, &z, &y).unwrap();
+        assert!(
+            got.s == again.s && got.b == again.b,
+            "{kind:?}: not deterministic"
+        );
+        let (mut ds, mut db) = (0f64, 0f64);
+        let ysum: f64 = y.iter().map(|v| v.abs()).sum();
+        for j in 0..70 {
+            for i in j..70 {
+                // Every kernel value is positive, so S's entries are sums of positive terms.
+                let (g, w) = (got.s[(i, j)], want.s[(i, j)]);
+                assert!(w > 0.0, "{kind:?} S[{i}][{j}] = {w}");
+                ds = ds.max((g - w).abs() / w);
+            }
+            db = db.max((got.b[j] - want.b[j]).abs() / ysum);
+        }
+        eprintln!("{kind:?}: S relative error {ds:.2e}, b error / sum|y| {db:.2e}");
+        assert!(ds < 1e-5, "{kind:?}: S relative error {ds:e}");
+        assert!(db < 1e-6, "{kind:?}: b error {db:e}");
+    }
+}
+
+/// The whole sparse fit with the product on the GPU against the CPU reference, hyperparameters
+/// fitted by the bound: for fingerprints the bound, the hyperparameters and the predictions
+/// within the stated tolerances (f32 rounding of the kernel values and of each tile's
+/// products); RBF keeps the f64 product (its lengthscale search makes `K_mm` nearly singular),
+/// so its fit is the CPU's bit for bit.
+#[test]
+fn gpu_sparse_fit_matches_the_cpu_fit() {
+    use poolrank::backend::GpuGram;
+    use poolrank::gp::fit_with;
+    let ctx = GpuContext::new(&GpuOptions::software()).unwrap_or_else(|e| {
+        panic!("GPU tests need a wgpu adapter ({e}); install mesa-vulkan-drivers")
+    });
+    let gpu = GpuGram::with_tile_rows(&ctx, 256);
+    for (kernel, x, y, pool) in problems(1100, 200) {
+        let mut p = GpParams::new(kernel);
+        p.inducing = Inducing::Points(90);
+        let p = p.check(x.kind()).unwrap();
+        let cpu_fit = fit(&p, &x, &y).unwrap();
+        let gpu_fit = fit_with(&p, &x, &y, &gpu).unwrap();
+        let (cs, gs) = (
+            cpu_fit.info.sparse.as_ref().unwrap(),
+            gpu_fit.info.sparse.as_ref().unwrap(),
+        );
+        assert_eq!(cs.rows, gs.rows, "the same inducing points");
+        assert_eq!(cs.product, "cpu (f64)");
+        assert_eq!(gs.product_fallbacks, 0, "{kernel:?}");
+        if kernel.has_lengthscale() {
+            assert_eq!(gs.product, "cpu (f64)", "{kernel:?}");
+            assert_eq!(cpu_fit.alpha, gpu_fit.alpha, "{kernel:?}");
+            assert_eq!(cs.elbo, gs.elbo, "{kernel:?}");
+            continue;
+        }
+        assert!(gs.product.starts_with("gpu"), "{}", gs.product);
+        let elbo = (cs.elbo - gs.elbo).abs() / cs.elbo.abs().max(1.0);
+        let hyper = [
+            (cpu_fit.signal_var, gpu_fit.signal_var),
+            (cpu_fit.noise, gpu_fit.noise),
+        ]
+        .iter()
+        .map(|(c, g)| (c - g).abs() / c.abs())
+        .fold(0.0, f64::max);
+        let (cm, cv) = cpu_fit.predict_valvar(&pool);
+        let (gm, gv) = gpu_fit.predict_valvar(&pool);
+        let dm = cm
+            .iter()
+            .zip(&gm)
+            .map(|(c, g)| (c - g).abs())
+            .fold(0.0, f64::max);
+        let dsd = cv
+            .iter()
+            .zip(&gv)
+            .map(|(c, g)| (c.sqrt() - g.sqrt()).abs())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "{kernel:?}: ELBO {:.6} vs {:.6} (rel {elbo:.1e}), hyperparameters rel {hyper:.1e}, \
+             mean {dm:.1e}, sd {dsd:.1e}",
+            cs.elbo, gs.elbo
+        );
+        // Measured on llvmpipe: ELBO 4e-12 relative, mean 1e-9, sd 1e-11 (MinMax).
+        assert!(elbo < 1e-8, "{kernel:?}: ELBO relative difference {elbo:e}");
+        assert!(hyper < 1e-5, "{kernel:?}: hyperparameters {hyper:e}");
+        assert!(dm < 1e-6, "{kernel:?}: mean {dm:e}");
+        assert!(dsd < 1e-6, "{kernel:?}: sd {dsd:e}");
+    }
+}

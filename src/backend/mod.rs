@@ -10,12 +10,12 @@ pub mod gpu;
 pub(crate) mod overlap;
 
 pub use cpu::{CpuScorer, CHUNK};
-pub use gpu::{GpuContext, GpuOptions, GpuScorer};
+pub use gpu::{GpuContext, GpuGram, GpuOptions, GpuScorer};
 
 use crate::acquisition::{score, AcqContext, Acquisition};
 use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
-use crate::gp::FittedGp;
+use crate::gp::{CpuGram, FittedGp, GramAccumulator};
 
 /// Where to score, as the user asks for it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -75,6 +75,16 @@ impl Backend {
         Backend {
             gpu: None,
             description: description.to_string(),
+        }
+    }
+
+    /// Where a sparse fit's streaming product `K_mn K_nm` runs on this backend (for
+    /// [`crate::gp::fit_with`]): the GPU when there is one (f32 per tile, f64 across tiles),
+    /// else the CPU in f64.
+    pub fn gram(&self) -> Box<dyn GramAccumulator> {
+        match &self.gpu {
+            Some(ctx) => Box::new(GpuGram::new(ctx)),
+            None => Box::new(CpuGram),
         }
     }
 

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{Kernel, KernelKind};
 
 pub use optimize::Bounds;
-pub use sparse::{SparseInfo, AUTO_EXACT_MAX, DEFAULT_INDUCING};
+pub use sparse::{CpuGram, Gram, GramAccumulator, SparseInfo, AUTO_EXACT_MAX, DEFAULT_INDUCING};
 
 /// Exact GP or inducing points, as a user asks for it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -261,8 +261,24 @@ pub struct FittedGp {
     pub info: FitInfo,
 }
 
-/// Fits a GP to `x` with labels `y` (to be maximised; negate for minimisation first).
+/// Fits a GP to `x` with labels `y` (to be maximised; negate for minimisation first). A sparse
+/// fit's streaming product runs on the CPU in f64 ([`CpuGram`]).
 pub fn fit(params: &GpValidParams, x: &Features, y: &[f64]) -> Result<FittedGp> {
+    fit_with(params, x, y, &CpuGram)
+}
+
+/// [`fit`] with a sparse fit's streaming product `K_mn K_nm` on `gram` (a backend's:
+/// `Backend::gram`); the exact fit ignores it. An f32 product (the GPU's) is used for kernels
+/// without a lengthscale (Tanimoto, MinMax) only: RBF and Matérn keep the f64 product, since
+/// their lengthscale search makes `K_mm` nearly singular, which amplifies f32 rounding. A pass
+/// whose f32 spectrum breaks `tr(K_nn − Q_nn) ≥ 0` is redone in f64
+/// ([`SparseInfo::product_fallbacks`]).
+pub fn fit_with(
+    params: &GpValidParams,
+    x: &Features,
+    y: &[f64],
+    gram: &dyn GramAccumulator,
+) -> Result<FittedGp> {
     let started = Instant::now();
     let p = params.params();
     let n = y.len();
@@ -277,7 +293,7 @@ pub fn fit(params: &GpValidParams, x: &Features, y: &[f64]) -> Result<FittedGp> 
     let ys: Vec<f64> = y.iter().map(|v| (v - y_mean) / y_sd).collect();
     let sparse = p.inducing.resolve(n);
     if let Some((m, reason)) = sparse {
-        return sparse::fit(p, x, &ys, m, reason, (y_mean, y_sd), started);
+        return sparse::fit(p, x, &ys, m, reason, (y_mean, y_sd), started, gram);
     }
 
     let kernel_at = |lengthscale: f64| Kernel {

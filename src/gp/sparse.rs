@@ -43,6 +43,8 @@ pub const CANDIDATES_PER_POINT: usize = 2;
 /// (relative to the prior): the rest are, to this tolerance, in the span of those chosen, and
 /// taking them would only make `K_mm` singular.
 pub const PIVOT_TOLERANCE: f64 = 1e-6;
+/// Relative slack of the check `Σ μ ≤ Σ k(x, x)` on an f32 product's spectrum.
+const TRACE_SLACK: f64 = 1e-6;
 /// Labeled rows per tile of the streaming pass.
 const TILE: usize = 1024;
 /// Rows per rayon task inside a tile.
@@ -75,6 +77,12 @@ pub struct SparseInfo {
     pub pass_seconds: f64,
     /// Streaming passes made.
     pub passes: usize,
+    /// Where the passes' product `K_mn K_nm` ran (`cpu (f64)`, or the GPU adapter). Kernels
+    /// with a lengthscale always use the CPU's.
+    pub product: String,
+    /// Passes of an f32 product redone in f64 because their spectrum broke
+    /// `tr(K_nn − Q_nn) ≥ 0` (0 on the CPU).
+    pub product_fallbacks: usize,
 }
 
 /// Picks up to `m` inducing points among the rows of `x` by greedy pivoted Cholesky of the
@@ -167,17 +175,59 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 struct Stats {
     /// `k(Z, Z)`, row-major `m × m`.
     g: Vec<f64>,
-    /// `k(Z, X) k(X, Z)` in column blocks of [`SBLOCK`]: block `b` holds rows `b·SBLOCK..m` of
-    /// columns `b·SBLOCK..(b+1)·SBLOCK` (the lower triangle and a little more).
-    s: Vec<Mat<f64>>,
-    /// `k(Z, X) y`.
-    b: Vec<f64>,
+    /// `k(Z, X) k(X, Z)` (lower triangle) and `k(Z, X) y`.
+    gram: Gram,
     /// `yᵀy`.
     yy: f64,
     /// `Σ k(x_i, x_i)`.
     diag: f64,
     /// Labels.
     n: usize,
+}
+
+/// The streaming product of one pass over the labeled set, unit-variance kernel.
+#[derive(Clone, Debug)]
+pub struct Gram {
+    /// `S = k(Z, X) k(X, Z)`, `m × m`; only the lower triangle (`i ≥ j`) is read.
+    pub s: Mat<f64>,
+    /// `b = k(Z, X) y`.
+    pub b: Vec<f64>,
+}
+
+/// Where the sparse fit's streaming product `k(Z, X) k(X, Z)`, `k(Z, X) y` runs: [`CpuGram`]
+/// (f64, the reference) or the GPU's (`crate::backend::gpu::GpuGram`: f32 products per tile,
+/// summed in f64 across tiles). Every implementation must visit the tiles in a fixed order, so
+/// that a fit does not depend on the thread count.
+pub trait GramAccumulator: Sync {
+    /// The product for inducing points `z` over labeled rows `x` with labels `y`.
+    ///
+    /// # Errors
+    /// What the device reports (the CPU cannot fail).
+    fn product(&self, kernel: &Kernel, x: &Features, z: &Features, y: &[f64]) -> Result<Gram>;
+
+    /// Where it runs, for the fit's report.
+    fn name(&self) -> String;
+
+    /// True when the product is exact f64 arithmetic on exact kernel values (the CPU); false
+    /// for f32 products (the GPU), which the fit uses only where they are safe (see
+    /// [`crate::gp::fit_with`]).
+    fn is_f64(&self) -> bool {
+        true
+    }
+}
+
+/// The streaming product on the CPU in f64 (rayon; bit-identical on any number of threads).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuGram;
+
+impl GramAccumulator for CpuGram {
+    fn product(&self, kernel: &Kernel, x: &Features, z: &Features, y: &[f64]) -> Result<Gram> {
+        Ok(cpu_product(kernel, x, z, y))
+    }
+
+    fn name(&self) -> String {
+        "cpu (f64)".into()
+    }
 }
 
 /// The labeled side of the kernel block against the inducing points.
@@ -192,7 +242,7 @@ enum ZBlock {
 /// One streaming pass over `x` in tiles of [`TILE`] rows: the kernel block against `z` (exact
 /// f64 values), then `S += Kᵀ K` (faer, lower triangle) and `b += Kᵀ y`. The tile order and
 /// every sum's order are fixed, so the result does not depend on the thread count.
-fn stats(kernel: &Kernel, x: &Features, z: &Features, y: &[f64]) -> Stats {
+fn cpu_product(kernel: &Kernel, x: &Features, z: &Features, y: &[f64]) -> Gram {
     let (n, m) = (x.len(), z.len());
     let side = match z {
         Features::Counts { .. } => {
@@ -221,7 +271,6 @@ fn stats(kernel: &Kernel, x: &Features, z: &Features, y: &[f64]) -> Stats {
     let mut b = vec![0f64; m];
     let mut ks = vec![0f64; TILE.min(n.max(1)) * m];
     let mut kt = ks.clone();
-    let mut diag = 0.0;
     for start in (0..n).step_by(TILE) {
         let rows = TILE.min(n - start);
         let ks = &mut ks[..rows * m];
@@ -272,17 +321,35 @@ fn stats(kernel: &Kernel, x: &Features, z: &Features, y: &[f64]) -> Stats {
             for (bj, kij) in b.iter_mut().zip(row) {
                 *bj += kij * yi;
             }
-            diag += kernel.eval(x, start + i, x, start + i);
         }
     }
-    Stats {
+    let s = Mat::<f64>::from_fn(m, m, |i, j| {
+        if i >= j {
+            let c0 = j / SBLOCK * SBLOCK;
+            s[j / SBLOCK][(i - c0, j - c0)]
+        } else {
+            0.0
+        }
+    });
+    Gram { s, b }
+}
+
+/// One streaming pass: the product from `gram`, the rest on the host.
+fn stats(
+    kernel: &Kernel,
+    x: &Features,
+    z: &Features,
+    y: &[f64],
+    gram: &dyn GramAccumulator,
+) -> Result<Stats> {
+    let product = gram.product(kernel, x, z, y)?;
+    Ok(Stats {
         g: kernel.gram(z),
-        s,
-        b,
+        gram: product,
         yy: y.iter().map(|v| v * v).sum(),
-        diag,
-        n,
-    }
+        diag: (0..x.len()).map(|i| kernel.eval(x, i, x, i)).sum(),
+        n: x.len(),
+    })
 }
 
 /// Eigenvectors and eigenvalues of a symmetric matrix (lower triangle read), sequential so that
@@ -336,22 +403,18 @@ struct Spectrum {
 
 impl Spectrum {
     fn new(st: &Stats) -> Result<Self> {
-        let m = st.b.len();
+        let m = st.gram.b.len();
         let (lg, jitter) = cholesky_with_jitter(&st.g, m, 1.0, 0.0)?;
         // M = Lg⁻¹ S Lg⁻ᵀ from the full symmetric S.
-        let lower = |i: usize, j: usize| {
-            let c0 = j / SBLOCK * SBLOCK;
-            st.s[j / SBLOCK][(i - c0, j - c0)]
-        };
-        let mut t =
-            Mat::<f64>::from_fn(m, m, |i, j| if i >= j { lower(i, j) } else { lower(j, i) });
+        let s = &st.gram.s;
+        let mut t = Mat::<f64>::from_fn(m, m, |i, j| if i >= j { s[(i, j)] } else { s[(j, i)] });
         ts::solve_lower_triangular_in_place(lg.as_ref(), t.as_mut(), Par::Seq);
         let mut mm = t.transpose().to_owned();
         ts::solve_lower_triangular_in_place(lg.as_ref(), mm.as_mut(), Par::Seq);
         let mm = Mat::<f64>::from_fn(m, m, |i, j| 0.5 * (mm[(i, j)] + mm[(j, i)]));
         let (q, mu) = eigen(&mm)?;
         let mu: Vec<f64> = mu.into_iter().map(|v| v.max(0.0)).collect();
-        let mut lb = Mat::<f64>::from_fn(m, 1, |i, _| st.b[i]);
+        let mut lb = Mat::<f64>::from_fn(m, 1, |i, _| st.gram.b[i]);
         ts::solve_lower_triangular_in_place(lg.as_ref(), lb.as_mut(), Par::Seq);
         let c = (0..m)
             .map(|i| (0..m).map(|r| q[(r, i)] * lb[(r, 0)]).sum())
@@ -366,6 +429,11 @@ impl Spectrum {
             diag: st.diag,
             n: st.n,
         })
+    }
+
+    /// `Σ μ_i = tr(Q_nn)` (unit variance).
+    fn explained(&self) -> f64 {
+        self.mu.iter().sum()
     }
 
     /// The ELBO at `(ln s2, ln n2)`.
@@ -440,6 +508,7 @@ pub(super) fn fit(
     reason: String,
     stats_y: (f64, f64),
     started: std::time::Instant,
+    gram: &dyn GramAccumulator,
 ) -> Result<FittedGp> {
     let n = ys.len();
     let kernel_at = |lengthscale: f64| Kernel {
@@ -461,16 +530,31 @@ pub(super) fn fit(
         || p.noise.is_none()
         || (p.kernel.has_lengthscale() && p.lengthscale.is_none());
     let bounds = Bounds::new(p, ls_scale);
-    let (mut pass_seconds, mut passes) = (0.0, 0);
+    // f32 products are used for kernels without a lengthscale only: the lengthscale search
+    // drives `K_mm` of RBF/Matérn towards singular, and `Lg⁻¹ S Lg⁻ᵀ` amplifies the f32
+    // rounding of `S` by `1/λ_min(K_mm)` (measured: a bogus bound several times the true one).
+    let gram: &dyn GramAccumulator = if gram.is_f64() || !p.kernel.has_lengthscale() {
+        gram
+    } else {
+        &CpuGram
+    };
+    let (mut pass_seconds, mut passes, mut fallbacks) = (0.0, 0, 0);
     let (best, spectrum) = optimize::maximise_with(
         &bounds,
         p.restarts,
         |ls| {
             let t = std::time::Instant::now();
-            let st = stats(&kernel_at(ls), x, &z, ys);
+            let kernel = kernel_at(ls);
+            let mut sp = Spectrum::new(&stats(&kernel, x, &z, ys, gram)?)?;
+            // `tr(K_nn − Q_nn) ≥ 0` in exact arithmetic; f32 rounding amplified by an
+            // ill-conditioned `K_mm` breaks it first: then this pass is redone in f64.
+            if !gram.is_f64() && sp.explained() > sp.diag * (1.0 + TRACE_SLACK) {
+                fallbacks += 1;
+                sp = Spectrum::new(&stats(&kernel, x, &z, ys, &CpuGram)?)?;
+            }
             pass_seconds += t.elapsed().as_secs_f64();
             passes += 1;
-            Spectrum::new(&st)
+            Ok(sp)
         },
         |s, log_s2, log_n2| s.elbo(log_s2, log_n2),
     )?;
@@ -513,6 +597,8 @@ pub(super) fn fit(
                 choose_seconds,
                 pass_seconds,
                 passes,
+                product: gram.name(),
+                product_fallbacks: fallbacks,
             }),
         },
     })

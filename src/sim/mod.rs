@@ -23,7 +23,7 @@ use crate::data::{read_labels, Features, LabelSpec, PoolSpec, Tile};
 use crate::demo::seeded_order;
 use crate::engine::BatchSize;
 use crate::error::{Error, Result};
-use crate::gp::{fit, FittedGp, GpValidParams, Inducing, ModelSpec};
+use crate::gp::{fit_with, FittedGp, GpValidParams, Inducing, ModelSpec};
 use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
 use metrics::{k_best, rmse, spearman, TopTruth};
 use verdict::{compare, Comparison};
@@ -485,7 +485,7 @@ impl Run<'_> {
         for round in 0..=self.cfg.rounds {
             let x = self.feats.select_rows(&labeled);
             let yl: Vec<f64> = labeled.iter().map(|&i| self.y[i]).collect();
-            let gp = fit(&params, &x, &yl)?;
+            let gp = fit_with(&params, &x, &yl, self.backend.gram().as_ref())?;
             if round == 0 && !self.cfg.refit {
                 params = held(self.valid, &gp)?;
             }

@@ -6,6 +6,7 @@
 //! - `pipelines`: pipelines built once per device, cached by key.
 //! - `plan`: tiling from the device's limits.
 //! - [`GpuScorer`]: one round's uploaded state and the per-tile dispatches.
+//! - [`GpuGram`]: the sparse fit's streaming product `K_mn K_nm`, `K_mn y` (`shaders/gram.wgsl`).
 //!
 //! Per chunk of pool rows the kernel block `Ks = s2·k(chunk, X)` is computed on the device
 //! (popcounts for fingerprints, encoded on the CPU exactly as the CPU scorer encodes them;
@@ -13,6 +14,7 @@
 //! `Ks·alpha` and the variance `s2 − rowsum((Ks·Wᵀ)²)`, whose GEMM never writes `Ks·Wᵀ` out.
 
 pub mod context;
+mod gram;
 mod pipelines;
 mod plan;
 mod scorer;
@@ -22,4 +24,5 @@ pub use context::{
     list_adapters, AdapterList, AdapterSummary, DeviceLimits, GpuContext, GpuOptions,
     ALLOW_SOFTWARE_ENV,
 };
+pub use gram::{GpuGram, GRAM_TILE_ROWS};
 pub use scorer::{GpuScorer, TileLimits};

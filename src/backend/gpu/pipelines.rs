@@ -20,6 +20,8 @@ pub enum PipelineKey {
     Posterior,
     /// The acquisition and per-workgroup top-k (`shaders/select.wgsl`).
     Select,
+    /// The sparse fit's per-tile `KᵀK` and `Kᵀy` (`shaders/gram.wgsl`).
+    Gram,
 }
 
 /// How a shader reads one binding.
@@ -38,6 +40,7 @@ impl PipelineKey {
             PipelineKey::Dense { matern: true } => "dense matern52",
             PipelineKey::Posterior => "posterior",
             PipelineKey::Select => "select",
+            PipelineKey::Gram => "gram",
         }
     }
 
@@ -47,6 +50,7 @@ impl PipelineKey {
             PipelineKey::Dense { .. } => shaders::DENSE,
             PipelineKey::Posterior => shaders::POSTERIOR,
             PipelineKey::Select => shaders::SELECT,
+            PipelineKey::Gram => shaders::GRAM,
         }
     }
 
@@ -58,6 +62,7 @@ impl PipelineKey {
             PipelineKey::Dense { .. } => &[Uniform, Read, Read, ReadWrite],
             PipelineKey::Posterior => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite],
             PipelineKey::Select => &[Uniform, Read, Read, Read, ReadWrite],
+            PipelineKey::Gram => &[Uniform, Read, Read, ReadWrite],
         }
     }
 

@@ -39,7 +39,7 @@ pub struct TileLimits {
 }
 
 /// The training side as the shaders read it.
-enum Train {
+pub(super) enum Train {
     /// Fingerprints: `u32` words (a `u64` word is two, low half first) and norms.
     Popcount {
         /// The thermometer code for count features; `None` for bits.
@@ -55,7 +55,7 @@ enum Train {
 
 impl Train {
     /// Encodes the labeled rows exactly as the CPU scorer does.
-    fn encode(train: &Features) -> Self {
+    pub(super) fn encode(train: &Features) -> Self {
         let n = train.len();
         let mut packed = Packed::default();
         let code = match train {
@@ -81,7 +81,7 @@ impl Train {
     }
 
     /// Elements (`u32` or `f32`) per row.
-    fn width(&self) -> usize {
+    pub(super) fn width(&self) -> usize {
         match self {
             Train::Popcount { width, .. } => *width,
             Train::Dense { dim } => *dim,
@@ -164,7 +164,7 @@ struct InFlight {
 const F32: u64 = 4;
 
 /// Splits `u64` words into `u32` words, low half first (the layout the shaders read).
-fn split_words(words: &[u64], out: &mut Vec<u32>) {
+pub(super) fn split_words(words: &[u64], out: &mut Vec<u32>) {
     out.clear();
     out.extend(words.iter().flat_map(|&w| [w as u32, (w >> 32) as u32]));
 }
@@ -613,11 +613,11 @@ enum Readback<'a> {
     Best(&'a [[u32; 4]]),
 }
 
-fn gpu_error(msg: impl Into<String>) -> Error {
+pub(super) fn gpu_error(msg: impl Into<String>) -> Error {
     Error::Gpu { msg: msg.into() }
 }
 
-fn bind_group(
+pub(super) fn bind_group(
     device: &wgpu::Device,
     pipeline: &Pipeline,
     label: &str,

@@ -30,14 +30,38 @@ pub const SELECT: &str = concat!(
     include_str!("../../../shaders/select.wgsl")
 );
 
+/// The sparse fit's per-tile product `KᵀK` (lower block triangle) and `Kᵀy`.
+pub const GRAM: &str = concat!(
+    include_str!("../../../shaders/prelude.wgsl"),
+    include_str!("../../../shaders/gram.wgsl")
+);
+
 /// Every shader with its name, for validation.
 #[cfg(test)]
-pub const ALL: [(&str, &str); 4] = [
+pub const ALL: [(&str, &str); 5] = [
     ("popcount", POPCOUNT),
     ("dense", DENSE),
     ("posterior", POSTERIOR),
     ("select", SELECT),
+    ("gram", GRAM),
 ];
+
+/// Side of the square block of `KᵀK` one gram workgroup computes (`GB_SIDE`).
+pub const GRAM_SIDE: u32 = 64;
+
+/// Mirror of the WGSL `GramParams`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct GramParams {
+    /// Labeled rows in this tile.
+    pub rows: u32,
+    /// Inducing points.
+    pub m: u32,
+    /// Blocks on and below the diagonal, `nb (nb + 1) / 2` with `nb = ⌈m / 64⌉`.
+    pub blocks: u32,
+    /// Padding.
+    pub _pad0: u32,
+}
 
 /// Pool rows one select workgroup scores and sorts (`SB_ROWS`); it keeps at most as many.
 pub const SELECT_ROWS: u32 = 1024;
@@ -357,6 +381,27 @@ mod tests {
             naga::Expression::Literal(naga::Literal::U32(v)) => v,
             ref e => panic!("{name}: {e:?}"),
         }
+    }
+
+    #[test]
+    fn gram_params_mirror_matches_the_wgsl_layout() {
+        use std::mem::{offset_of, size_of};
+        let module = parse("gram", GRAM);
+        let (size, members) = wgsl_layout(&module, "GramParams");
+        assert_eq!(size as usize, size_of::<GramParams>());
+        assert_eq!(size % 16, 0);
+        let want = [
+            ("rows", offset_of!(GramParams, rows)),
+            ("m", offset_of!(GramParams, m)),
+            ("blocks", offset_of!(GramParams, blocks)),
+            ("_pad0", offset_of!(GramParams, _pad0)),
+        ];
+        assert_eq!(members.len(), want.len());
+        for ((got, off), (name, want_off)) in members.iter().zip(want) {
+            assert_eq!((got.as_str(), *off as usize), (name, want_off));
+        }
+        assert_eq!(constant(&module, "GB_SIDE"), GRAM_SIDE);
+        assert_eq!(constant(&module, "GB_THREADS"), INVOCATIONS);
     }
 
     #[test]
