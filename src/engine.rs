@@ -14,7 +14,7 @@ use crate::data::{
     read_id_list, read_labels, FeatureKind, Features, LabelSpec, Labels, PoolSpec, Tile,
 };
 use crate::error::{Error, Result};
-use crate::gp::{fit, FitInfo, FittedGp, ModelSpec};
+use crate::gp::{fit_with, FitInfo, FittedGp, ModelSpec};
 use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
 
 /// A batch size: a count, or a fraction of the pool.
@@ -319,8 +319,10 @@ fn run_select_labeled(
     if batch > available {
         return Err(Error::BatchTooLarge { batch, available });
     }
+    // Started before the fit: a sparse fit's big product runs on the backend too.
+    let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
     let t = Instant::now();
-    let gp = fit(&params, &loc.train, &y)?;
+    let gp = fit_with(&params, &loc.train, &y, backend.gram().as_ref())?;
     seconds.fit = t.elapsed().as_secs_f64();
 
     let needs_shortlist = cfg.mode == BatchMode::Diverse || cfg.max_sim.is_some();
@@ -338,7 +340,6 @@ fn run_select_labeled(
         round: cfg.round,
     };
     let t = Instant::now();
-    let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
     let scorer = backend.prepare(&gp)?;
     let kept = score_pool(
         cfg,

@@ -29,7 +29,7 @@ use crate::backend::{Backend, GpuOptions};
 use crate::data::{read_id_list, read_labels, Features, Labels, Tile};
 use crate::engine::{locate, stream_scored, SelectConfig};
 use crate::error::{Error, Result};
-use crate::gp::fit;
+use crate::gp::fit_with;
 use crate::kernel::KernelKind;
 use crate::select::TopK;
 use crate::sim::Objective;
@@ -273,8 +273,9 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
     let y: Vec<f64> = loc.y.iter().map(|v| sign * v).collect();
 
     // The model: fit on everything, cross-validate it and the alternatives.
+    let backend = Backend::new(sc.backend, &GpuOptions::default())?;
     let t = Instant::now();
-    let gp = fit(&params, &loc.train, &y)?;
+    let gp = fit_with(&params, &loc.train, &y, backend.gram().as_ref())?;
     let mut model = model_section(cfg, &params, &gp, &loc.train, &y)?;
     // The plotted pairs in the labels' own units (not negated for --minimize).
     for p in &mut model.cv.pairs {
@@ -284,7 +285,6 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
 
     // Pass 2: scores and similarities.
     let t = Instant::now();
-    let backend = Backend::new(sc.backend, &GpuOptions::default())?;
     let scorer = backend.prepare(&gp)?;
     let ctx = AcqContext {
         best: gp.y_best as f32,
