@@ -185,21 +185,34 @@ impl Morgan {
             }
             Err(e) => return Err(format!("RDKit sanitization: {e}")),
         }
-        let mut pairs: Vec<(u32, u32)> = if self.params.counts {
-            chematic_fp::rdkit_morgan_fingerprint(&mol, &self.config)
-                .map_err(|e| e.to_string())?
-                .folded_counts
-                .into_iter()
-                .map(|(i, c)| (i as u32, c))
-                .collect()
-        } else {
-            let bv =
-                chematic_fp::rdkit_morgan_bitvec(&mol, &self.config).map_err(|e| e.to_string())?;
-            (0..self.params.nbits)
-                .filter(|&i| bv.get(i))
-                .map(|i| (i as u32, 1))
-                .collect()
-        };
+        let mut ids = Vec::with_capacity(4 * mol.atom_count());
+        let mut pairs: Vec<(u32, u32)> =
+            if super::counts::folded_ids(&mol, self.params.radius, self.params.nbits, &mut ids) {
+                // (feature, count) runs of the sorted folded identifiers; bits keep count 1.
+                ids.sort_unstable();
+                let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match pairs.last_mut() {
+                        Some((last, c)) if *last == id => *c += u32::from(self.params.counts),
+                        _ => pairs.push((id, 1)),
+                    }
+                }
+                pairs
+            } else if self.params.counts {
+                chematic_fp::rdkit_morgan_fingerprint(&mol, &self.config)
+                    .map_err(|e| e.to_string())?
+                    .folded_counts
+                    .into_iter()
+                    .map(|(i, c)| (i as u32, c))
+                    .collect()
+            } else {
+                let bv = chematic_fp::rdkit_morgan_bitvec(&mol, &self.config)
+                    .map_err(|e| e.to_string())?;
+                (0..self.params.nbits)
+                    .filter(|&i| bv.get(i))
+                    .map(|i| (i as u32, 1))
+                    .collect()
+            };
         pairs.sort_unstable();
         Ok(Fingerprint { pairs })
     }
