@@ -1,9 +1,10 @@
-//! One molecule's Morgan fingerprint: checked settings, the `chematic-fp` call, provenance.
+//! One molecule's Morgan fingerprint: checked settings, the `chematic-fp` computation, provenance.
 //!
 //! `chematic-fp`'s `rdkit_morgan_fingerprint` reproduces RDKit's Morgan generator
 //! (`rdFingerprintGenerator.GetMorganGenerator(radius, fpSize)` with its defaults: no chirality,
 //! no features, bond types on); its `folded_counts` equal `GetCountFingerprintAsNumPy` and its
-//! bits `GetFingerprintAsNumPy`.
+//! bits `GetFingerprintAsNumPy`. Plain molecules get the same counts from `counts.rs`, a
+//! counts-only port of the crate's expansion (faster: no per-bit provenance maps).
 
 use chematic_fp::{RdkitMorganConfig, RdkitMorganFpSize, RdkitMorganRadius};
 
