@@ -5,7 +5,10 @@
 //! - `parse`: `chematic_smiles::parse` alone.
 //! - `sanitize_check`: RDKit's sanitization check (`rdkit_detect_chemistry_problems`) on parsed
 //!   molecules.
-//! - `morgan_counts`: `rdkit_morgan_fingerprint` (radius 2, 2048) on parsed molecules.
+//! - `morgan_counts`: the Morgan step `featurize` runs (radius 2, 2048 counts; computed by
+//!   poolrank on the RDKit-parity aromatic view, `src/featurize/counts.rs`) on parsed molecules.
+//! - `crate_morgan_counts`: `chematic_fp::rdkit_morgan_fingerprint` (the same counts, with
+//!   per-bit provenance maps) on parsed molecules, for comparison.
 //! - `fingerprint_counts` / `fingerprint_bits`: what `featurize` runs per molecule (parse,
 //!   check, fingerprint, sorted pairs), for counts and for bits.
 //!
@@ -60,7 +63,23 @@ fn stages(c: &mut Criterion) {
             criterion::BatchSize::LargeInput,
         )
     });
+    let morgan = MorganParams::default().check().unwrap();
     g.bench_function(format!("morgan_counts/{n}"), |b| {
+        b.iter_batched(
+            || {
+                smis.iter()
+                    .map(|s| chematic_smiles::parse(s).unwrap())
+                    .collect::<Vec<_>>()
+            },
+            |mols| {
+                for m in &mols {
+                    std::hint::black_box(morgan.bench_morgan_only(m).unwrap());
+                }
+            },
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    g.bench_function(format!("crate_morgan_counts/{n}"), |b| {
         b.iter_batched(
             || {
                 smis.iter()

@@ -6,11 +6,13 @@
 #
 #   cargo build --release && bash scripts/bench_featurize.sh
 #   PYTHON=/path/to/venv/bin/python REPS=5 bash scripts/bench_featurize.sh
+#   BASELINE=/path/to/older/poolrank bash scripts/bench_featurize.sh   # also time an older build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 BIN=${POOLRANK:-${CARGO_TARGET_DIR:-target}/release/poolrank}
 REPS=${REPS:-3}
+BASELINE=${BASELINE:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 zcat data/enamine10k/enamine10k_morgan2_2048.scores.csv.gz | tail -n +2 |
@@ -46,10 +48,12 @@ PYEOF
 declare -A best
 for _ in $(seq "$REPS"); do
     for t in 1 2; do
-        r=$("$BIN" featurize --smiles "$tmp/lib.smi" --out "$tmp/x.npz" --threads "$t" --quiet 2>&1 |
-            sed -n 's/.*(\([0-9.]*\) molecules\/s.*/\1/p')
-        k="poolrank featurize, $t thread(s)"
-        best[$k]=$(printf '%s\n%s\n' "${best[$k]:-0}" "$r" | sort -g | tail -1)
+        for b in "$BIN" $BASELINE; do
+            r=$("$b" featurize --smiles "$tmp/lib.smi" --out "$tmp/x.npz" --threads "$t" --quiet 2>&1 |
+                sed -n 's/.*(\([0-9.]*\) molecules\/s.*/\1/p')
+            k="poolrank featurize$([ "$b" = "$BIN" ] || echo " (baseline $b)"), $t thread(s)"
+            best[$k]=$(printf '%s\n%s\n' "${best[$k]:-0}" "$r" | sort -g | tail -1)
+        done
         r=$("$PY" "$tmp/rdkit_rate.py" "$tmp/lib.smi" "$t")
         k="RDKit $("$PY" -c 'from rdkit import rdBase; print(rdBase.rdkitVersion)') (Python), $t process(es)"
         best[$k]=$(printf '%s\n%s\n' "${best[$k]:-0}" "$r" | sort -g | tail -1)

@@ -11,6 +11,7 @@
 //! assert!(morgan.fingerprint("not a molecule").is_err());
 //! ```
 
+mod counts;
 mod input;
 mod morgan;
 mod pool;

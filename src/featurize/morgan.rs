@@ -1,9 +1,10 @@
-//! One molecule's Morgan fingerprint: checked settings, the `chematic-fp` call, provenance.
+//! One molecule's Morgan fingerprint: checked settings, the `chematic-fp` computation, provenance.
 //!
 //! `chematic-fp`'s `rdkit_morgan_fingerprint` reproduces RDKit's Morgan generator
 //! (`rdFingerprintGenerator.GetMorganGenerator(radius, fpSize)` with its defaults: no chirality,
 //! no features, bond types on); its `folded_counts` equal `GetCountFingerprintAsNumPy` and its
-//! bits `GetFingerprintAsNumPy`.
+//! bits `GetFingerprintAsNumPy`. Plain molecules get the same counts from `counts.rs`, a
+//! counts-only port of the crate's expansion (faster: no per-bit provenance maps).
 
 use chematic_fp::{RdkitMorganConfig, RdkitMorganFpSize, RdkitMorganRadius};
 
@@ -185,21 +186,50 @@ impl Morgan {
             }
             Err(e) => return Err(format!("RDKit sanitization: {e}")),
         }
-        let mut pairs: Vec<(u32, u32)> = if self.params.counts {
-            chematic_fp::rdkit_morgan_fingerprint(&mol, &self.config)
-                .map_err(|e| e.to_string())?
-                .folded_counts
-                .into_iter()
-                .map(|(i, c)| (i as u32, c))
-                .collect()
-        } else {
-            let bv =
-                chematic_fp::rdkit_morgan_bitvec(&mol, &self.config).map_err(|e| e.to_string())?;
-            (0..self.params.nbits)
-                .filter(|&i| bv.get(i))
-                .map(|i| (i as u32, 1))
-                .collect()
-        };
+        self.unchecked(&mol)
+    }
+
+    /// The Morgan step alone, on a parsed molecule, without RDKit's sanitization check that
+    /// [`Morgan::fingerprint`] runs first: only for the per-stage benchmark.
+    #[doc(hidden)]
+    pub fn bench_morgan_only(
+        &self,
+        mol: &chematic_core::Molecule,
+    ) -> std::result::Result<Fingerprint, String> {
+        self.unchecked(mol)
+    }
+
+    /// Counts or bits of a molecule that passed the checks: computed here for plain
+    /// molecules (`counts.rs`), by `chematic-fp` for the others.
+    fn unchecked(&self, mol: &chematic_core::Molecule) -> std::result::Result<Fingerprint, String> {
+        let mut ids = Vec::with_capacity(4 * mol.atom_count());
+        let mut pairs: Vec<(u32, u32)> =
+            if super::counts::folded_ids(mol, self.params.radius, self.params.nbits, &mut ids) {
+                // (feature, count) runs of the sorted folded identifiers; bits keep count 1.
+                ids.sort_unstable();
+                let mut pairs: Vec<(u32, u32)> = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match pairs.last_mut() {
+                        Some((last, c)) if *last == id => *c += u32::from(self.params.counts),
+                        _ => pairs.push((id, 1)),
+                    }
+                }
+                pairs
+            } else if self.params.counts {
+                chematic_fp::rdkit_morgan_fingerprint(mol, &self.config)
+                    .map_err(|e| e.to_string())?
+                    .folded_counts
+                    .into_iter()
+                    .map(|(i, c)| (i as u32, c))
+                    .collect()
+            } else {
+                let bv = chematic_fp::rdkit_morgan_bitvec(mol, &self.config)
+                    .map_err(|e| e.to_string())?;
+                (0..self.params.nbits)
+                    .filter(|&i| bv.get(i))
+                    .map(|i| (i as u32, 1))
+                    .collect()
+            };
         pairs.sort_unstable();
         Ok(Fingerprint { pairs })
     }
