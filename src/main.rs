@@ -10,6 +10,12 @@ use poolrank::backend::BackendChoice;
 use poolrank::data::{LabelSpec, PoolFormat, PoolSpec};
 use poolrank::{report, Acquisition, BatchMode, BatchSize, KernelKind, SelectConfig};
 
+/// mimalloc: the SMILES parser and the ring and aromaticity perception of `featurize` allocate
+/// small buffers per molecule; the system allocator cost about 20% of featurize's time
+/// (BENCHMARKS.md, Featurize).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Rank very large candidate pools for active learning.
 ///
 /// poolrank fits a Gaussian process to the candidates you have already measured (labels),
