@@ -92,6 +92,60 @@ fn to_py<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<
     py.import("json")?.call_method1("loads", (text,))
 }
 
+/// The model a caller asks for: a kernel and the hyperparameters to hold fixed.
+fn model_spec(
+    kernel: Option<&str>,
+    noise: Option<f64>,
+    signal_var: Option<f64>,
+    lengthscale: Option<f64>,
+    inducing: Option<usize>,
+) -> PyResult<ModelSpec> {
+    // Settings the binding does not expose keep the engine's defaults.
+    #[allow(clippy::needless_update)]
+    Ok(ModelSpec {
+        kernel: kernel_kind(kernel)?,
+        noise,
+        signal_var,
+        lengthscale,
+        inducing,
+        ..ModelSpec::default()
+    })
+}
+
+fn acquisition_arg(name: &str, beta: f32, xi: f32) -> PyResult<Acquisition> {
+    Acquisition::from_name(name, beta, xi).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "acq: expected one of {}, got {name:?}",
+            Acquisition::NAMES.join(", ")
+        ))
+    })
+}
+
+/// The engine's view of an array pool: each pass reads `view` tile by tile, row `i` with the
+/// id `i`.
+///
+/// # Safety
+/// The arrays behind `view` must stay alive and unchanged until the returned spec (and every
+/// clone of it) is dropped: the callers move it into one engine call and keep the arrays'
+/// read-only borrows until that call returns.
+unsafe fn array_pool(view: &View<'_>) -> PoolSpec {
+    // SAFETY: forwarded to the caller.
+    let erased = unsafe { erase_lifetime(view) };
+    let source = PoolSource(std::sync::Arc::new(move || {
+        Ok(Box::new(ArrayPool::new(erased.clone())) as Box<dyn poolrank::data::PoolReader>)
+    }));
+    PoolSpec::in_memory("<array>", source)
+}
+
+/// In-memory labels for the engine: row ids and values, the position (from 1) naming each.
+fn labels_of(ids: Vec<usize>, values: Vec<f64>) -> Labels {
+    Labels {
+        lines: (1..=ids.len()).collect(),
+        ids: ids.iter().map(usize::to_string).collect(),
+        values,
+    }
+}
+
 /// A Gaussian process on fingerprints or features, fitted by the poolrank engine.
 ///
 /// `kernel`: `tanimoto`, `minmax`, `rbf` or `matern52` (default: the one for the features:
@@ -122,15 +176,7 @@ impl Gp {
         signal_var: Option<f64>,
         lengthscale: Option<f64>,
     ) -> PyResult<Self> {
-        // Settings the binding does not expose keep the engine's defaults.
-        #[allow(clippy::needless_update)]
-        let spec = ModelSpec {
-            kernel: kernel_kind(kernel)?,
-            noise,
-            signal_var,
-            lengthscale,
-            ..ModelSpec::default()
-        };
+        let spec = model_spec(kernel, noise, signal_var, lengthscale, None)?;
         Ok(Gp { spec, fitted: None })
     }
 
@@ -356,13 +402,13 @@ fn read_pool<'py>(
     Ok((all_ids, x).into_pyobject(py)?.into_any())
 }
 
-/// Row indices as the engine's ids, checked against the pool's `rows`.
-fn row_ids(
+/// Row indices, checked against the pool's `rows` (in range, none twice).
+fn row_indices(
     py: Python<'_>,
     what: &str,
     index: &Bound<'_, PyAny>,
     rows: usize,
-) -> PyResult<Vec<String>> {
+) -> PyResult<Vec<usize>> {
     let np = py.import("numpy")?;
     let arr = np.call_method1("asarray", (index,))?;
     let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;
@@ -389,7 +435,7 @@ fn row_ids(
                     "{what}: row {i} appears twice"
                 )));
             }
-            Ok(i.to_string())
+            Ok(i as usize)
         })
         .collect()
 }
@@ -434,42 +480,26 @@ fn select<'py>(
     let input = Input::parse(pool, features)?;
     let view: View<'_> = input.view();
     let rows = view.rows();
-    let ids = row_ids(py, "labeled_index", labeled_index, rows)?;
+    let ids = row_indices(py, "labeled_index", labeled_index, rows)?;
     let values = labels(py, y, ids.len())?;
     let pending = match pending_index {
-        Some(p) => row_ids(py, "pending_index", p, rows)?,
+        Some(p) => row_indices(py, "pending_index", p, rows)?
+            .iter()
+            .map(usize::to_string)
+            .collect(),
         None => Vec::new(),
     };
-    let acquisition = Acquisition::from_name(acq, beta, xi).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "acq: expected one of {}, got {acq:?}",
-            Acquisition::NAMES.join(", ")
-        ))
-    })?;
+    let acquisition = acquisition_arg(acq, beta, xi)?;
     let batch = match batch {
         None => BatchSize::Count(100),
         Some(b) => size_arg("batch", b)?,
     };
     let mode = mode_arg(batch_mode)?;
-    // SAFETY: the configuration holding this view is moved into the engine call below and
-    // dropped with it, while `input` holds the arrays' read-only borrows until after it.
-    let erased = unsafe { erase_lifetime(&view) };
-    let source = PoolSource(std::sync::Arc::new(move || {
-        Ok(Box::new(ArrayPool::new(erased.clone())) as Box<dyn poolrank::data::PoolReader>)
-    }));
-    let mut cfg = SelectConfig::new(
-        PoolSpec::in_memory("<array>", source),
-        LabelSpec::new("<labeled_index, y>"),
-    );
-    #[allow(clippy::needless_update)]
-    let model = ModelSpec {
-        kernel: kernel_kind(kernel)?,
-        noise,
-        signal_var,
-        lengthscale,
-        inducing,
-        ..ModelSpec::default()
-    };
+    // SAFETY: `cfg` is moved into the engine call below and dropped with it, while `input`
+    // holds the arrays' read-only borrows until after it.
+    let pool_spec = unsafe { array_pool(&view) };
+    let mut cfg = SelectConfig::new(pool_spec, LabelSpec::new("<labeled_index, y>"));
+    let model = model_spec(kernel, noise, signal_var, lengthscale, inducing)?;
     cfg.model = model;
     cfg.acquisition = acquisition;
     cfg.minimize = minimize;
@@ -478,11 +508,7 @@ fn select<'py>(
     cfg.max_sim = max_sim;
     cfg.seed = seed;
     cfg.backend = backend_choice(backend)?;
-    let labels = Labels {
-        lines: (1..=ids.len()).collect(),
-        ids,
-        values,
-    };
+    let labels = labels_of(ids, values);
     let selection = py
         .detach(move || poolrank::run_select_with(&cfg, &labels, &pending))
         .map_err(py_err)?;
@@ -608,18 +634,9 @@ fn _simulate<'py>(
     cfg.objective = objective_arg(objective)?;
     cfg.test = test;
     if let Some(t) = test_index {
-        let ids = row_ids(py, "test_index", t, rows)?;
-        cfg.test_rows = Some(ids.iter().map(|i| i.parse().unwrap_or(0)).collect());
+        cfg.test_rows = Some(row_indices(py, "test_index", t, rows)?);
     }
-    #[allow(clippy::needless_update)]
-    let model = ModelSpec {
-        kernel: kernel_kind(kernel)?,
-        noise,
-        signal_var,
-        lengthscale,
-        inducing,
-        ..ModelSpec::default()
-    };
+    let model = model_spec(kernel, noise, signal_var, lengthscale, inducing)?;
     cfg.model = model;
     cfg.refit = refit;
     cfg.backend = backend_choice(backend)?;
@@ -700,36 +717,21 @@ fn _diagnose<'py>(
     let input = Input::parse(pool, features)?;
     let view = input.view();
     let rows = view.rows();
-    let ids = row_ids(py, "labeled_index", labeled_index, rows)?;
+    let ids = row_indices(py, "labeled_index", labeled_index, rows)?;
     let values = labels(py, y, ids.len())?;
     let test_ids = test_index
-        .map(|t| row_ids(py, "test_index", t, rows))
-        .transpose()?;
-    let acquisition = Acquisition::from_name(acq, beta, xi).ok_or_else(|| {
-        PyValueError::new_err(format!(
-            "acq: expected one of {}, got {acq:?}",
-            Acquisition::NAMES.join(", ")
-        ))
-    })?;
-    // SAFETY: as in `select`: the configuration holding this view is moved into the engine
-    // call below and dropped with it, while `input` holds the arrays' borrows until after it.
-    let erased = unsafe { erase_lifetime(&view) };
-    let source = PoolSource(std::sync::Arc::new(move || {
-        Ok(Box::new(ArrayPool::new(erased.clone())) as Box<dyn poolrank::data::PoolReader>)
-    }));
+        .map(|t| row_indices(py, "test_index", t, rows))
+        .transpose()?
+        .map(|rows| rows.iter().map(usize::to_string).collect());
+    let acquisition = acquisition_arg(acq, beta, xi)?;
+    // SAFETY: as in `select`: `cfg` is moved into the engine call below and dropped with it,
+    // while `input` holds the arrays' read-only borrows until after it.
+    let pool_spec = unsafe { array_pool(&view) };
     let mut cfg = DiagnoseConfig::new(SelectConfig::new(
-        PoolSpec::in_memory("<array>", source),
+        pool_spec,
         LabelSpec::new("<labeled_index, y>"),
     ));
-    #[allow(clippy::needless_update)]
-    let model = ModelSpec {
-        kernel: kernel_kind(kernel)?,
-        noise,
-        signal_var,
-        lengthscale,
-        inducing,
-        ..ModelSpec::default()
-    };
+    let model = model_spec(kernel, noise, signal_var, lengthscale, inducing)?;
     cfg.select.model = model;
     cfg.select.acquisition = acquisition;
     cfg.select.minimize = minimize;
@@ -742,11 +744,7 @@ fn _diagnose<'py>(
     cfg.nn_sample = nn_sample;
     cfg.objective = objective_arg(objective)?;
     cfg.test_ids = test_ids;
-    cfg.labels = Some(Labels {
-        lines: (1..=ids.len()).collect(),
-        ids,
-        values,
-    });
+    cfg.labels = Some(labels_of(ids, values));
     let report = py
         .detach(move || -> poolrank::Result<poolrank::diagnose::Report> {
             let report = run_diagnose(&cfg)?;

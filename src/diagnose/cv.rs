@@ -10,8 +10,6 @@ use crate::gp::{fit, FittedGp, GpValidParams, ModelSpec};
 use crate::kernel::KernelKind;
 use crate::sim::metrics::spearman;
 
-use super::similarity::counts_to_bits;
-
 /// Nominal central coverages of the calibration plot.
 pub const LEVELS: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.68, 0.8, 0.9, 0.95];
 
@@ -230,7 +228,7 @@ pub fn alternatives(
     };
     Ok(match kind {
         FeatureKind::Counts { .. } => {
-            let bits = counts_to_bits(x).expect("counts");
+            let bits = x.presence_bits().expect("counts");
             vec![
                 (
                     with(KernelKind::MinMax, kind)?,

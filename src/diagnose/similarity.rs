@@ -166,28 +166,6 @@ impl References {
     }
 }
 
-/// Count fingerprints as bits (`count > 0`), for Tanimoto on the same features.
-pub fn counts_to_bits(x: &Features) -> Option<Features> {
-    let Features::Counts {
-        ndim,
-        indptr,
-        indices,
-        ..
-    } = x
-    else {
-        return None;
-    };
-    let words = crate::data::words_for(*ndim);
-    let rows = indptr.len() - 1;
-    let mut data = vec![0u64; rows * words];
-    for r in 0..rows {
-        for &f in &indices[indptr[r]..indptr[r + 1]] {
-            data[r * words + f as usize / 64] |= 1 << (f % 64);
-        }
-    }
-    Some(Features::Bits { nbits: *ndim, data })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,7 +205,7 @@ mod tests {
         };
         assert!((f64::from(got.ref_best[0]) - want(0, &[1, 2])).abs() < 1e-6);
         assert!((f64::from(got.ref_best[1]) - want(1, &[0, 1])).abs() < 1e-6);
-        let bits = counts_to_bits(&x).unwrap();
+        let bits = x.presence_bits().unwrap();
         assert_eq!(bits.bits_row(0).unwrap(), &[1 << 1, 1 << 1]);
     }
 }
