@@ -346,13 +346,13 @@ fn long_contraction_in_one_panel() {
 /// The largest exact model the issue asks for. At the default 128 MiB storage binding, `W`
 /// (256 MiB of f32) needs two panels and the kernel block at most 4096 rows per dispatch.
 #[test]
-#[ignore = "n = 8192: the f64 fit and reference take minutes on 2 cores; run with --ignored"]
 fn n_8192_on_the_device_limits() {
     let mut rng = Rng(17);
     let n = 8192;
     let x = random_bits(&mut rng, n, 1024, 0.05);
     let y = labels(&mut rng, n);
     let gp = fixed_gp(KernelKind::Tanimoto, &x, &y, 0.1);
+    assert_eq!(gp.n_train(), n, "the exact model, not inducing points");
     let pool = random_bits(&mut rng, 70, 1024, 0.05);
     let s = GpuScorer::new(ctx(), &gp).unwrap();
     let binding = ctx().limits().max_storage_buffer_binding_size;
