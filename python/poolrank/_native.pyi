@@ -24,6 +24,8 @@ class GP:
         noise: Optional[float] = None,
         signal_var: Optional[float] = None,
         lengthscale: Optional[float] = None,
+        inducing: Optional[int] = None,
+        exact: bool = False,
     ) -> None: ...
     def fit(self, x: ArrayLike, y: npt.ArrayLike, features: FeaturesHint = None) -> "GP": ...
     @overload
@@ -90,6 +92,7 @@ def select(
     signal_var: Optional[float] = None,
     lengthscale: Optional[float] = None,
     inducing: Optional[int] = None,
+    exact: bool = False,
     batch_mode: Literal["topk", "diverse"] = "topk",
     max_sim: Optional[float] = None,
     pending_index: Optional[npt.ArrayLike] = None,
@@ -113,6 +116,7 @@ def select(
     signal_var: Optional[float] = None,
     lengthscale: Optional[float] = None,
     inducing: Optional[int] = None,
+    exact: bool = False,
     batch_mode: Literal["topk", "diverse"] = "topk",
     max_sim: Optional[float] = None,
     pending_index: Optional[npt.ArrayLike] = None,

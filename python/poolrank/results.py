@@ -130,7 +130,7 @@ def simulate(pool, y, **kwargs) -> SimulationResult:
     (paired replicates, a bootstrap verdict per strategy against random) on arrays. Keyword
     arguments are the command's flags (`strategies`, `init`, `batch`, `rounds`, `topk`, `reps`,
     `seed`, `minimize`, `batch_mode`, `objective`, `test`, `test_index`, `kernel`, `noise`,
-    `signal_var`, `lengthscale`, `inducing`, `refit`, `backend`, `beta`, `xi`, `features`,
+    `signal_var`, `lengthscale`, `inducing`, `exact`, `refit`, `backend`, `beta`, `xi`, `features`,
     `out`); sizes are counts (int) or fractions (float)."""
     return SimulationResult(*_native._simulate(pool, y, **kwargs))
 
@@ -139,6 +139,6 @@ def diagnose(pool, labeled_index, y, **kwargs) -> Diagnosis:
     """Is active learning likely to beat random here, and why? Runs `poolrank diagnose` on
     arrays with labels for the rows `labeled_index`. Keyword arguments are the command's flags
     (`acq`, `batch`, `minimize`, `folds`, `nn_sample`, `objective`, `test_index`, `seed`,
-    `backend`, `kernel`, `noise`, `signal_var`, `lengthscale`, `inducing`, `beta`, `xi`,
+    `backend`, `kernel`, `noise`, `signal_var`, `lengthscale`, `inducing`, `exact`, `beta`, `xi`,
     `features`, `out`)."""
     return Diagnosis(*_native._diagnose(pool, labeled_index, y, **kwargs))

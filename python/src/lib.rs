@@ -92,23 +92,29 @@ fn to_py<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<
     py.import("json")?.call_method1("loads", (text,))
 }
 
-/// The model a caller asks for: a kernel and the hyperparameters to hold fixed.
+/// The model a caller asks for: a kernel, the hyperparameters to hold fixed, and exact or
+/// inducing points (default: exact up to 5,000 labels, 2,000 inducing points above).
 fn model_spec(
     kernel: Option<&str>,
     noise: Option<f64>,
     signal_var: Option<f64>,
     lengthscale: Option<f64>,
     inducing: Option<usize>,
+    exact: bool,
 ) -> PyResult<ModelSpec> {
-    // Settings the binding does not expose keep the engine's defaults.
-    #[allow(clippy::needless_update)]
+    if exact && inducing.is_some() {
+        return Err(PyValueError::new_err(
+            "exact=True cannot be combined with inducing (one asks for the exact GP, the other \
+             for inducing points)",
+        ));
+    }
     Ok(ModelSpec {
         kernel: kernel_kind(kernel)?,
         noise,
         signal_var,
         lengthscale,
         inducing,
-        ..ModelSpec::default()
+        exact,
     })
 }
 
@@ -151,7 +157,9 @@ fn labels_of(ids: Vec<usize>, values: Vec<f64>) -> Labels {
 /// `kernel`: `tanimoto`, `minmax`, `rbf` or `matern52` (default: the one for the features:
 /// `tanimoto` on bits, `minmax` on counts, `rbf` on dense features). `noise`, `signal_var` and
 /// `lengthscale` fix those hyperparameters (in standardised label units); the others are fitted
-/// by maximising the log marginal likelihood.
+/// by maximising the log marginal likelihood. Up to 5,000 labels the GP is exact; above, a
+/// sparse GP (VFE) on 2,000 inducing points chosen from the labels. `inducing=M` asks for M
+/// inducing points at any size, `exact=True` refuses the switch; `fit_info` says which was used.
 #[pyclass(name = "GP", module = "poolrank")]
 struct Gp {
     spec: ModelSpec,
@@ -169,14 +177,18 @@ impl Gp {
 #[pymethods]
 impl Gp {
     #[new]
-    #[pyo3(signature = (kernel=None, noise=None, signal_var=None, lengthscale=None))]
+    #[pyo3(signature = (
+        kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false
+    ))]
     fn new(
         kernel: Option<&str>,
         noise: Option<f64>,
         signal_var: Option<f64>,
         lengthscale: Option<f64>,
+        inducing: Option<usize>,
+        exact: bool,
     ) -> PyResult<Self> {
-        let spec = model_spec(kernel, noise, signal_var, lengthscale, None)?;
+        let spec = model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?;
         Ok(Gp { spec, fitted: None })
     }
 
@@ -287,7 +299,7 @@ impl Gp {
             .then_some(gp.kernel.lengthscale))
     }
 
-    /// Number of labeled points the model holds.
+    /// Number of labeled points the model holds (for a sparse fit, its inducing points).
     #[getter]
     fn n_train(&self) -> PyResult<usize> {
         Ok(self.fitted()?.n_train())
@@ -449,7 +461,7 @@ fn row_indices(
 #[pyfunction]
 #[pyo3(signature = (
     pool, labeled_index, y, acq="ucb", batch=None, minimize=false, seed=0, backend="auto",
-    kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None,
+    kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
     batch_mode="topk", max_sim=None, pending_index=None, features=None, beta=2.0, xi=0.0,
     return_summary=false
 ))]
@@ -468,6 +480,7 @@ fn select<'py>(
     signal_var: Option<f64>,
     lengthscale: Option<f64>,
     inducing: Option<usize>,
+    exact: bool,
     batch_mode: &str,
     max_sim: Option<f64>,
     pending_index: Option<&Bound<'py, PyAny>>,
@@ -499,7 +512,7 @@ fn select<'py>(
     // holds the arrays' read-only borrows until after it.
     let pool_spec = unsafe { array_pool(&view) };
     let mut cfg = SelectConfig::new(pool_spec, LabelSpec::new("<labeled_index, y>"));
-    let model = model_spec(kernel, noise, signal_var, lengthscale, inducing)?;
+    let model = model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?;
     cfg.model = model;
     cfg.acquisition = acquisition;
     cfg.minimize = minimize;
@@ -571,8 +584,8 @@ fn mode_arg(name: &str) -> PyResult<BatchMode> {
 #[pyo3(signature = (
     pool, y, strategies=None, init=None, batch=None, rounds=5, topk=None, reps=5, seed=0,
     minimize=false, batch_mode="topk", objective="find-best", test=0.2, test_index=None,
-    kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, refit=true,
-    backend="auto", beta=2.0, xi=0.0, features=None, out=None
+    kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
+    refit=true, backend="auto", beta=2.0, xi=0.0, features=None, out=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn _simulate<'py>(
@@ -595,6 +608,7 @@ fn _simulate<'py>(
     signal_var: Option<f64>,
     lengthscale: Option<f64>,
     inducing: Option<usize>,
+    exact: bool,
     refit: bool,
     backend: &str,
     beta: f32,
@@ -636,7 +650,7 @@ fn _simulate<'py>(
     if let Some(t) = test_index {
         cfg.test_rows = Some(row_indices(py, "test_index", t, rows)?);
     }
-    let model = model_spec(kernel, noise, signal_var, lengthscale, inducing)?;
+    let model = model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?;
     cfg.model = model;
     cfg.refit = refit;
     cfg.backend = backend_choice(backend)?;
@@ -686,7 +700,8 @@ fn _simulate<'py>(
 #[pyo3(signature = (
     pool, labeled_index, y, acq="ucb", batch=None, minimize=false, folds=5, nn_sample=256,
     objective="find-best", test_index=None, seed=0, backend="auto", kernel=None, noise=None,
-    signal_var=None, lengthscale=None, inducing=None, beta=2.0, xi=0.0, features=None, out=None
+    signal_var=None, lengthscale=None, inducing=None, exact=false, beta=2.0, xi=0.0, features=None,
+    out=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn _diagnose<'py>(
@@ -707,6 +722,7 @@ fn _diagnose<'py>(
     signal_var: Option<f64>,
     lengthscale: Option<f64>,
     inducing: Option<usize>,
+    exact: bool,
     beta: f32,
     xi: f32,
     features: Option<&str>,
@@ -731,7 +747,7 @@ fn _diagnose<'py>(
         pool_spec,
         LabelSpec::new("<labeled_index, y>"),
     ));
-    let model = model_spec(kernel, noise, signal_var, lengthscale, inducing)?;
+    let model = model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?;
     cfg.select.model = model;
     cfg.select.acquisition = acquisition;
     cfg.select.minimize = minimize;

@@ -148,3 +148,44 @@ def test_gpu_predict_on_the_software_adapter_matches_cpu(bits, monkeypatch):
     m_gpu, s_gpu = gp.predict(packed[200:], return_std=True, backend="gpu")
     np.testing.assert_allclose(m_gpu, m_cpu, rtol=1e-4, atol=1e-4 * y.std())
     np.testing.assert_allclose(s_gpu, s_cpu, rtol=1e-3, atol=1e-3 * y.std())
+
+
+def test_exact_and_inducing_choose_the_model():
+    """Above 5,000 labels the fit switches to inducing points unless exact=True; inducing=M
+    asks for M at any size; select takes both and reports the model in its summary."""
+    rng = np.random.default_rng(3)
+    x = np.packbits(rng.random((3000, 256)) < 0.1, axis=1)
+    y = rng.normal(size=3000)
+    fixed = dict(kernel="tanimoto", noise=0.1, signal_var=1.0)
+
+    # 5,001 labels on 25 distinct rows: the greedy choice stops at the 25 (duplicates never
+    # become inducing points), which keeps the sparse fit cheap.
+    n = 5001
+    many = np.tile(x[:25], (n // 25 + 1, 1))[:n]
+    y_many = rng.normal(size=n)
+    auto = poolrank.GP(**fixed).fit(many, y_many)
+    assert auto.fit_info["approximation"] == "vfe"
+    assert auto.n_train == auto.fit_info["sparse"]["used"] == 25
+    assert auto.fit_info["sparse"]["requested"] == 2000
+    exact = poolrank.GP(exact=True, **fixed).fit(many, y_many)
+    assert exact.fit_info["approximation"] == "exact"
+    assert "sparse" not in exact.fit_info
+    assert exact.n_train == n
+
+    few = poolrank.GP(inducing=40, **fixed).fit(x[:300], y[:300])
+    assert few.fit_info["approximation"] == "vfe"
+    assert few.n_train == 40
+    assert len(set(few.fit_info["sparse"]["rows"])) == 40
+
+    labeled = np.arange(0, 3000, 10)
+    _, _, summary = poolrank.select(
+        x[:3000], labeled, y[labeled], batch=5, inducing=40, return_summary=True, **fixed
+    )
+    assert summary["fit"]["approximation"] == "vfe"
+    assert len(summary["fit"]["inducing_ids"]) == 40
+    assert set(map(int, summary["fit"]["inducing_ids"])) <= set(labeled.tolist())
+
+    with pytest.raises(ValueError, match="exact=True cannot be combined with inducing"):
+        poolrank.GP(exact=True, inducing=40)
+    with pytest.raises(ValueError, match="exact=True cannot be combined with inducing"):
+        poolrank.select(x[:300], labeled[:20], y[:20], exact=True, inducing=40)
