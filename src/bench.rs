@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use crate::backend::{AnyScorer, Backend, BackendChoice, GpuOptions, Scorer};
 use crate::data::{words_for, FeatureKind, Features};
 use crate::error::{Error, Result};
-use crate::gp::{fit_with, FittedGp, GpParams};
+use crate::gp::{fit_with, FittedGp, GpParams, Inducing};
 use crate::kernel::KernelKind;
 
 /// Number of cluster prototypes the synthetic rows are drawn around.
@@ -61,6 +61,8 @@ pub struct BenchConfig {
     /// `pool_size`) on the CPU in the same run, for the GPU/CPU ratio (default `None`: no
     /// comparison). Ignored when the backend is the CPU.
     pub compare_cpu: Option<usize>,
+    /// Exact GP or inducing points (default: the automatic switch above 5,000 labels).
+    pub model: Inducing,
 }
 
 impl Default for BenchConfig {
@@ -75,6 +77,7 @@ impl Default for BenchConfig {
             seed: 0,
             tile_rows: 65_536,
             compare_cpu: None,
+            model: Inducing::Auto,
         }
     }
 }
@@ -196,6 +199,7 @@ pub fn run_bench(cfg: &BenchConfig) -> Result<BenchReport> {
     if kernel.has_lengthscale() {
         params.lengthscale = Some(1.0);
     }
+    params.inducing = cfg.model;
     let generated = t.elapsed();
     // A sparse fit's product runs on the backend (whose start-up is not fit time).
     let backend = Backend::new(cfg.backend, &cfg.gpu)?;
@@ -511,8 +515,9 @@ impl fmt::Display for BenchReport {
             self.pool_size, self.train, self.features, self.kernel, self.seed, self.tile_rows
         )?;
         writeln!(f, "fit (fixed hyperparameters): {:.2} s", self.fit_seconds)?;
-        if let Some(m) = self.inducing {
-            writeln!(f, "model: sparse GP (VFE) on {m} inducing points")?;
+        match self.inducing {
+            Some(m) => writeln!(f, "model: sparse GP (VFE) on {m} inducing points")?,
+            None => writeln!(f, "model: exact GP on {} labels", self.train)?,
         }
         let runs: Vec<&BenchRun> = std::iter::once(&self.run).chain(&self.cpu).collect();
         for r in &runs {

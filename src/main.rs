@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use poolrank::backend::BackendChoice;
 use poolrank::data::{LabelSpec, PoolFormat, PoolSpec};
+use poolrank::gp::Inducing;
 use poolrank::{report, Acquisition, BatchMode, BatchSize, KernelKind, SelectConfig};
 
 /// mimalloc: the SMILES parser and the ring and aromaticity perception of `featurize` allocate
@@ -164,6 +165,13 @@ struct BenchArgs {
     /// When a GPU scores, also score this many candidates on the CPU for the ratio.
     #[arg(long, value_name = "N")]
     compare_cpu: Option<usize>,
+    /// Sparse GP (VFE) on M inducing points [default: exact up to 5000 labels, 2000 inducing
+    /// points above].
+    #[arg(long, value_name = "M", conflicts_with = "exact")]
+    inducing: Option<usize>,
+    /// Always the exact GP (e.g. to time an exact model on more than 5000 labels).
+    #[arg(long)]
+    exact: bool,
     /// Seed of the synthetic data.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -534,6 +542,11 @@ fn run(cli: Cli) -> Result<()> {
                 seed: args.seed,
                 tile_rows: args.tile_rows,
                 compare_cpu: args.compare_cpu,
+                model: match (args.inducing, args.exact) {
+                    (Some(m), _) => Inducing::Points(m),
+                    (None, true) => Inducing::Exact,
+                    (None, false) => Inducing::Auto,
+                },
                 ..Default::default()
             };
             let report = poolrank::bench::run_bench(&cfg)?;

@@ -463,6 +463,25 @@ fn bench_and_devices_commands_run() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["run"]["candidates"], 3000);
     assert!(r["run"]["candidates_per_second"].as_f64().unwrap() > 0.0);
+    assert!(r["inducing"].is_null(), "20 labels: the exact GP");
+    let small = [
+        "bench",
+        "--pool-size",
+        "500",
+        "--train",
+        "40",
+        "--bits",
+        "256",
+        "--backend",
+        "cpu",
+    ];
+    let o = poolrank(&[&small[..], &["--inducing", "8", "--json"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["inducing"], 8);
+    let o = poolrank(&[&small[..], &["--exact"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("model: exact GP on 40 labels"));
     let o = poolrank(&["devices", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
