@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use crate::acquisition::{score, AcqContext, Acquisition};
 use crate::backend::{Backend, BackendChoice, BestOf, GpuOptions, Scorer, CHUNK};
+use crate::data::ids::{id_hash, RepeatedIds};
 use crate::data::{
     read_id_list, read_labels, FeatureKind, Features, LabelSpec, Labels, PoolSpec, Tile,
 };
@@ -160,11 +161,7 @@ impl FitSummary {
             kernel: gp.kernel.kind.name(),
             signal_var: gp.signal_var,
             noise: gp.noise,
-            lengthscale: gp
-                .kernel
-                .kind
-                .has_lengthscale()
-                .then_some(gp.kernel.lengthscale),
+            lengthscale: gp.lengthscale(),
             labels_standardised: true,
             label_mean: gp.y_mean,
             label_sd: gp.y_sd,
@@ -542,41 +539,23 @@ pub(crate) fn locate(
     })
 }
 
-fn id_hash(id: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
-}
-
 /// Detects repeated pool ids with 8 bytes per candidate (sorted 64-bit hashes); a repeated hash
 /// is confirmed against the real ids with one more pass, so a hash collision is never reported
 /// as a duplicate.
-fn find_duplicate_ids(cfg: &SelectConfig, mut hashes: Vec<u64>) -> Result<()> {
-    hashes.sort_unstable();
-    let mut repeated: Vec<u64> = hashes
-        .windows(2)
-        .filter(|w| w[0] == w[1])
-        .map(|w| w[0])
-        .collect();
-    drop(hashes);
-    if repeated.is_empty() {
+fn find_duplicate_ids(cfg: &SelectConfig, hashes: Vec<u64>) -> Result<()> {
+    let Some(mut repeated) = RepeatedIds::from_hashes(hashes) else {
         return Ok(());
-    }
-    repeated.dedup();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    };
     let mut reader = cfg.pool.open()?;
     let mut tile = Tile::new(reader.kind());
     while reader.read_tile(cfg.tile_rows, &mut tile)? {
         for (r, id) in tile.ids.iter().enumerate() {
-            if repeated.binary_search(&id_hash(id)).is_ok() {
-                if let Some(first) = seen.insert(id.clone(), tile.start + r) {
-                    return Err(Error::DuplicateId {
-                        path: cfg.pool.path.clone(),
-                        id: id.clone(),
-                        where_: format!("rows {first} and {}", tile.start + r),
-                    });
-                }
+            if let Some(first) = repeated.earlier(id, tile.start + r) {
+                return Err(Error::DuplicateId {
+                    path: cfg.pool.path.clone(),
+                    id: id.clone(),
+                    where_: format!("rows {first} and {}", tile.start + r),
+                });
             }
         }
     }

@@ -291,12 +291,7 @@ impl Gp {
     /// Lengthscale of `rbf`/`matern52`; `None` for the fingerprint kernels.
     #[getter]
     fn lengthscale(&self) -> PyResult<Option<f64>> {
-        let gp = self.fitted()?;
-        Ok(gp
-            .kernel
-            .kind
-            .has_lengthscale()
-            .then_some(gp.kernel.lengthscale))
+        Ok(self.fitted()?.lengthscale())
     }
 
     /// Number of labeled points the model holds (for a sparse fit, its inducing points).

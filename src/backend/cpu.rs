@@ -10,8 +10,8 @@ use faer::linalg::matmul::triangular::{matmul, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
 
-use super::encode::{pack_bits_into, LevelCode, Packed};
-use super::overlap::OverlapTrain;
+use super::encode::Packed;
+use super::overlap::PopcountSide;
 use super::{check_tile_kind, Scorer};
 use crate::data::{FeatureKind, Features};
 use crate::error::Result;
@@ -23,11 +23,8 @@ pub const CHUNK: usize = 192;
 
 /// Training side of the kernel block.
 enum Train {
-    /// Tanimoto on bits, or MinMax on bits/counts through [`LevelCode`].
-    Popcount {
-        train: OverlapTrain,
-        code: Option<LevelCode>,
-    },
+    /// Tanimoto on bits, or MinMax on bits/counts through their thermometer code.
+    Popcount(PopcountSide),
     /// RBF or Matérn 5/2 on dense features.
     Dense {
         dim: usize,
@@ -53,30 +50,14 @@ impl CpuScorer {
     /// Prepares the training block, `alpha` and `Wᵀ` from a fitted model.
     pub fn new(gp: &FittedGp) -> Self {
         let n = gp.n_train();
-        let train = match (&gp.train, gp.kernel.kind) {
-            (Features::Counts { .. }, _) => {
-                let code = LevelCode::from_train(&gp.train);
-                let mut packed = Packed::default();
-                code.encode_into(&gp.train, 0..n, &mut packed);
-                Train::Popcount {
-                    train: OverlapTrain::new(packed),
-                    code: Some(code),
-                }
-            }
-            (Features::Bits { .. }, _) => {
-                let mut packed = Packed::default();
-                pack_bits_into(&gp.train, 0..n, &mut packed);
-                Train::Popcount {
-                    train: OverlapTrain::new(packed),
-                    code: None,
-                }
-            }
-            (Features::Dense { dim, data }, kind) => Train::Dense {
+        let train = match &gp.train {
+            Features::Dense { dim, data } => Train::Dense {
                 dim: *dim,
                 data: data.clone(),
                 inv_ls: (1.0 / gp.kernel.lengthscale) as f32,
-                matern: kind == KernelKind::Matern52,
+                matern: gp.kernel.kind == KernelKind::Matern52,
             },
+            fps => Train::Popcount(PopcountSide::new(fps).expect("fingerprint features")),
         };
         let w = gp.chol_inverse();
         let wt = Mat::<f32>::from_fn(n, n, |j, r| w[(r, j)] as f32);
@@ -104,12 +85,8 @@ impl CpuScorer {
     ) {
         let n = self.n;
         match &self.train {
-            Train::Popcount { train, code } => {
-                match code {
-                    Some(code) => code.encode_into(tile, start..start + rows, packed),
-                    None => pack_bits_into(tile, start..start + rows, packed),
-                }
-                train.block(packed, self.s2, ks, counts);
+            Train::Popcount(side) => {
+                side.block(tile, start..start + rows, self.s2, packed, counts, ks);
             }
             Train::Dense {
                 dim,

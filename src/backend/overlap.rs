@@ -9,7 +9,60 @@
 //! counters cannot overflow because `c ≤ |b_j|`, and the columns are only built when every
 //! labeled row has at most 255 bits set; dense rows fall back to word-wise popcounts.
 
-use super::encode::Packed;
+use std::ops::Range;
+
+use super::encode::{pack_bits_into, LevelCode, Packed};
+use crate::data::Features;
+
+/// A set of fingerprint rows as the labeled side of the kernel block, with how pool rows are
+/// encoded against it: counts through the set's thermometer code (MinMax), bits packed as
+/// they are (Tanimoto).
+pub struct PopcountSide {
+    train: OverlapTrain,
+    code: Option<LevelCode>,
+}
+
+impl PopcountSide {
+    /// Prepares `rows`; `None` for dense features (they have no popcount block).
+    pub fn new(rows: &Features) -> Option<Self> {
+        let n = rows.len();
+        let mut packed = Packed::default();
+        let code = match rows {
+            Features::Counts { .. } => {
+                let code = LevelCode::from_train(rows);
+                code.encode_into(rows, 0..n, &mut packed);
+                Some(code)
+            }
+            Features::Bits { .. } => {
+                pack_bits_into(rows, 0..n, &mut packed);
+                None
+            }
+            Features::Dense { .. } => return None,
+        };
+        Some(PopcountSide {
+            train: OverlapTrain::new(packed),
+            code,
+        })
+    }
+
+    /// Fills `ks` (row-major `range.len() × n`) with `s2 · k(tile rows in range, side)`;
+    /// `packed` and `counts` are scratch.
+    pub fn block<O: KsOut>(
+        &self,
+        tile: &Features,
+        range: Range<usize>,
+        s2: f32,
+        packed: &mut Packed,
+        counts: &mut Vec<u8>,
+        ks: &mut [O],
+    ) {
+        match &self.code {
+            Some(code) => code.encode_into(tile, range, packed),
+            None => pack_bits_into(tile, range, packed),
+        }
+        self.train.block(packed, s2, ks, counts);
+    }
+}
 
 /// The labeled side, packed and (when it pays) transposed.
 pub struct OverlapTrain {

@@ -7,6 +7,7 @@
 
 mod csv_dense;
 mod fps;
+pub(crate) mod ids;
 mod labels;
 mod npy;
 mod npz;

@@ -198,11 +198,7 @@ pub fn model_fit(params: &GpValidParams, gp: &FittedGp, x: &Features, y: &[f64])
         kernel: gp.kernel.kind.name(),
         signal_var: gp.signal_var,
         noise: gp.noise,
-        lengthscale: gp
-            .kernel
-            .kind
-            .has_lengthscale()
-            .then_some(gp.kernel.lengthscale),
+        lengthscale: gp.lengthscale(),
         at_bound,
         train_r2: if sst > 0.0 { 1.0 - sse / sst } else { f64::NAN },
         log_marginal_likelihood: gp.info.log_marginal_likelihood,

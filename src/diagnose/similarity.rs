@@ -6,8 +6,8 @@
 
 use rayon::prelude::*;
 
-use crate::backend::encode::{pack_bits_into, LevelCode, Packed};
-use crate::backend::overlap::OverlapTrain;
+use crate::backend::encode::Packed;
+use crate::backend::overlap::PopcountSide;
 use crate::backend::CHUNK;
 use crate::data::Features;
 use crate::kernel::{matern52_of_sq, rbf_of_sq, sq_dist, Kernel, KernelKind};
@@ -19,14 +19,8 @@ pub struct References {
 }
 
 enum Prepared {
-    Popcount {
-        train: OverlapTrain,
-        code: Option<LevelCode>,
-    },
-    Dense {
-        rows: Features,
-        kernel: Kernel,
-    },
+    Popcount(PopcountSide),
+    Dense { rows: Features, kernel: Kernel },
 }
 
 /// What one tile contributes.
@@ -41,25 +35,9 @@ impl References {
     /// Prepares `rows` for kernel `kernel` (its lengthscale is used for dense features).
     pub fn new(rows: &Features, kernel: Kernel) -> Self {
         let n = rows.len();
-        let kind = match rows {
-            Features::Counts { .. } => {
-                let code = LevelCode::from_train(rows);
-                let mut packed = Packed::default();
-                code.encode_into(rows, 0..n, &mut packed);
-                Prepared::Popcount {
-                    train: OverlapTrain::new(packed),
-                    code: Some(code),
-                }
-            }
-            Features::Bits { .. } => {
-                let mut packed = Packed::default();
-                pack_bits_into(rows, 0..n, &mut packed);
-                Prepared::Popcount {
-                    train: OverlapTrain::new(packed),
-                    code: None,
-                }
-            }
-            Features::Dense { .. } => Prepared::Dense {
+        let kind = match PopcountSide::new(rows) {
+            Some(side) => Prepared::Popcount(side),
+            None => Prepared::Dense {
                 rows: rows.clone(),
                 kernel,
             },
@@ -142,12 +120,8 @@ impl References {
         ks: &mut [f32],
     ) {
         match &self.kind {
-            Prepared::Popcount { train, code } => {
-                match code {
-                    Some(code) => code.encode_into(tile, start..start + rows, packed),
-                    None => pack_bits_into(tile, start..start + rows, packed),
-                }
-                train.block(packed, 1.0, ks, counts);
+            Prepared::Popcount(side) => {
+                side.block(tile, start..start + rows, 1.0, packed, counts, ks);
             }
             Prepared::Dense { rows: refs, kernel } => {
                 let n = self.n;

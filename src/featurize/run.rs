@@ -1,11 +1,11 @@
 //! `poolrank featurize`: a molecule file streamed chunk by chunk through the parallel
 //! featurizer into a count `.npz` (plus an ids file) or an FPS file, in input order.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::input::SmilesSource;
 use super::{featurize_records, MorganParams};
+use crate::data::ids::{id_hash, RepeatedIds};
 use crate::error::{Error, Result};
 use crate::report::{AtomicFile, CsrNpzWriter, FpsWriter};
 
@@ -114,13 +114,6 @@ pub fn ids_path(npz: &Path) -> PathBuf {
 enum Sink {
     Npz(Box<(CsrNpzWriter, AtomicFile)>),
     Fps(FpsWriter),
-}
-
-fn id_hash(id: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
 }
 
 /// Featurizes `cfg.input` into `cfg.out`; all outputs appear together or not at all.
@@ -256,31 +249,20 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
 }
 
 /// Reports the first repeated id (with both lines); a repeated hash alone is not enough.
-fn find_duplicate_ids(input: &SmilesSource, mut hashes: Vec<u64>) -> Result<()> {
-    hashes.sort_unstable();
-    let mut repeated: Vec<u64> = hashes
-        .windows(2)
-        .filter(|w| w[0] == w[1])
-        .map(|w| w[0])
-        .collect();
-    drop(hashes);
-    if repeated.is_empty() {
+fn find_duplicate_ids(input: &SmilesSource, hashes: Vec<u64>) -> Result<()> {
+    let Some(mut repeated) = RepeatedIds::from_hashes(hashes) else {
         return Ok(());
-    }
-    repeated.dedup();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    };
     let mut reader = input.open()?;
     let mut records = Vec::new();
     while reader.read_chunk(1 << 14, &mut records)? {
         for rec in records.drain(..) {
-            if repeated.binary_search(&id_hash(&rec.id)).is_ok() {
-                if let Some(first) = seen.insert(rec.id.clone(), rec.line) {
-                    return Err(Error::DuplicateId {
-                        path: input.path.clone(),
-                        id: rec.id,
-                        where_: format!("lines {first} and {}", rec.line),
-                    });
-                }
+            if let Some(first) = repeated.earlier(&rec.id, rec.line) {
+                return Err(Error::DuplicateId {
+                    path: input.path.clone(),
+                    id: rec.id,
+                    where_: format!("lines {first} and {}", rec.line),
+                });
             }
         }
     }

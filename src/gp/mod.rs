@@ -401,6 +401,14 @@ impl FittedGp {
         self.alpha.len()
     }
 
+    /// The lengthscale of `rbf`/`matern52`; `None` for the fingerprint kernels.
+    pub fn lengthscale(&self) -> Option<f64> {
+        self.kernel
+            .kind
+            .has_lengthscale()
+            .then_some(self.kernel.lengthscale)
+    }
+
     /// `W = L⁻¹` (lower triangular), so the latent variance of `x` is
     /// `s2·k(x,x) − ‖W·s2·k(X,x)‖²`.
     pub fn chol_inverse(&self) -> Mat<f64> {

@@ -25,8 +25,8 @@ use faer::{Accum, Mat, MatRef, Par};
 
 use super::optimize::{self, Bounds};
 use super::{cholesky_with_jitter, FitInfo, FittedGp, GpParams};
-use crate::backend::encode::{pack_bits_into, LevelCode, Packed};
-use crate::backend::overlap::OverlapTrain;
+use crate::backend::encode::Packed;
+use crate::backend::overlap::PopcountSide;
 use crate::data::Features;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
@@ -230,40 +230,14 @@ impl GramAccumulator for CpuGram {
     }
 }
 
-/// The labeled side of the kernel block against the inducing points.
-enum ZBlock {
-    Popcount {
-        train: OverlapTrain,
-        code: Option<LevelCode>,
-    },
-    Reference,
-}
-
 /// One streaming pass over `x` in tiles of [`TILE`] rows: the kernel block against `z` (exact
 /// f64 values), then `S += Kᵀ K` (faer, lower triangle) and `b += Kᵀ y`. The tile order and
 /// every sum's order are fixed, so the result does not depend on the thread count.
 fn cpu_product(kernel: &Kernel, x: &Features, z: &Features, y: &[f64]) -> Gram {
     let (n, m) = (x.len(), z.len());
-    let side = match z {
-        Features::Counts { .. } => {
-            let code = LevelCode::from_train(z);
-            let mut packed = Packed::default();
-            code.encode_into(z, 0..m, &mut packed);
-            ZBlock::Popcount {
-                train: OverlapTrain::new(packed),
-                code: Some(code),
-            }
-        }
-        Features::Bits { .. } => {
-            let mut packed = Packed::default();
-            pack_bits_into(z, 0..m, &mut packed);
-            ZBlock::Popcount {
-                train: OverlapTrain::new(packed),
-                code: None,
-            }
-        }
-        Features::Dense { .. } => ZBlock::Reference,
-    };
+    // Fingerprints through the popcount block (exact in f64); dense features through the
+    // reference kernel.
+    let side = PopcountSide::new(z);
     let mut s: Vec<Mat<f64>> = (0..m)
         .step_by(SBLOCK)
         .map(|c0| Mat::zeros(m - c0, SBLOCK.min(m - c0)))
@@ -280,14 +254,8 @@ fn cpu_product(kernel: &Kernel, x: &Features, z: &Features, y: &[f64]) -> Gram {
                 let r0 = start + c * CHUNK;
                 let r = out.len() / m;
                 match &side {
-                    ZBlock::Popcount { train, code } => {
-                        match code {
-                            Some(code) => code.encode_into(x, r0..r0 + r, packed),
-                            None => pack_bits_into(x, r0..r0 + r, packed),
-                        }
-                        train.block(packed, 1.0, out, counts);
-                    }
-                    ZBlock::Reference => {
+                    Some(side) => side.block(x, r0..r0 + r, 1.0, packed, counts, out),
+                    None => {
                         for i in 0..r {
                             for j in 0..m {
                                 out[i * m + j] = kernel.eval(x, r0 + i, z, j);

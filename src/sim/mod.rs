@@ -495,11 +495,7 @@ impl Run<'_> {
                 round,
                 signal_var: gp.signal_var,
                 noise: gp.noise,
-                lengthscale: gp
-                    .kernel
-                    .kind
-                    .has_lengthscale()
-                    .then_some(gp.kernel.lengthscale),
+                lengthscale: gp.lengthscale(),
                 log_marginal_likelihood: gp.info.log_marginal_likelihood,
                 inducing: gp.info.sparse.as_ref().map(|s| s.used),
             });

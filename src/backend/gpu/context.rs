@@ -10,7 +10,7 @@
 //! `POOLRANK_ALLOW_SOFTWARE_GPU=1`.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 
 use super::pipelines::{Pipeline, PipelineCache, PipelineKey};
 use crate::error::{Error, Result};
@@ -266,6 +266,34 @@ impl GpuContext {
         self.check("device")
     }
 
+    /// Submits `encoder` and asks for `staging[..bytes]` to be mapped for reading once it has
+    /// run; [`GpuContext::wait_mapped`] waits for both.
+    pub(crate) fn submit_and_map(
+        &self,
+        encoder: wgpu::CommandEncoder,
+        staging: &wgpu::Buffer,
+        bytes: u64,
+    ) -> PendingRead {
+        let submission = self.queue.submit([encoder.finish()]);
+        let (tx, mapped) = mpsc::channel();
+        staging
+            .slice(..bytes)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        PendingRead { submission, mapped }
+    }
+
+    /// Blocks until `read`'s submission has run and its staging buffer is mapped.
+    pub(crate) fn wait_mapped(&self, read: PendingRead) -> Result<()> {
+        self.wait_for(read.submission)?;
+        let gpu = |msg: String| Error::Gpu { msg };
+        read.mapped
+            .recv()
+            .map_err(|_| gpu("read-back never completed".into()))?
+            .map_err(|e| gpu(format!("mapping the read-back buffer: {e}")))
+    }
+
     /// Turns an error wgpu reported since the last check into [`Error::Gpu`] about `what`.
     pub(crate) fn check(&self, what: &str) -> Result<()> {
         let mut slot = self.errors.lock().unwrap_or_else(|p| p.into_inner());
@@ -276,6 +304,12 @@ impl GpuContext {
             }),
         }
     }
+}
+
+/// Work submitted with a staging buffer to read back ([`GpuContext::submit_and_map`]).
+pub(crate) struct PendingRead {
+    submission: wgpu::SubmissionIndex,
+    mapped: mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
 }
 
 fn instance() -> wgpu::Instance {

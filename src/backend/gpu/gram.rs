@@ -6,13 +6,11 @@
 //!
 //! Two slots as in the scorer: while the device computes tile `t + 1`, the host adds tile `t`.
 
-use std::sync::mpsc;
-
 use faer::Mat;
 use rayon::prelude::*;
 use wgpu::util::DeviceExt;
 
-use super::context::GpuContext;
+use super::context::{GpuContext, PendingRead};
 use super::pipelines::{Pipeline, PipelineKey};
 use super::scorer::{bind_group, gpu_error, split_words, Train};
 use super::shaders::{GramParams, KernelParams, BLOCK_SIDE, GRAM_SIDE};
@@ -54,8 +52,7 @@ struct Slot {
 /// A tile submitted and not yet added.
 struct InFlight {
     slot: usize,
-    submission: wgpu::SubmissionIndex,
-    mapped: mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+    read: PendingRead,
 }
 
 impl GpuGram {
@@ -374,17 +371,9 @@ impl GpuGram {
         }
         let bytes = out_len as u64 * F32;
         encoder.copy_buffer_to_buffer(&sl.out, 0, &sl.staging, 0, bytes);
-        let submission = self.ctx.queue().submit([encoder.finish()]);
-        let (tx, mapped) = mpsc::channel();
-        sl.staging
-            .slice(..bytes)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
         InFlight {
             slot,
-            submission,
-            mapped,
+            read: self.ctx.submit_and_map(encoder, &sl.staging, bytes),
         }
     }
 
@@ -397,11 +386,7 @@ impl GpuGram {
         b_acc: &mut [f64],
         out_len: usize,
     ) -> Result<()> {
-        self.ctx.wait_for(done.submission)?;
-        done.mapped
-            .recv()
-            .map_err(|_| gpu_error("read-back never completed"))?
-            .map_err(|e| gpu_error(format!("mapping the read-back buffer: {e}")))?;
+        self.ctx.wait_mapped(done.read)?;
         let staging = &slots[done.slot].staging;
         {
             let view = staging

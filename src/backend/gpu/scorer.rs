@@ -8,12 +8,12 @@
 //! encodes and uploads chunk `c + 1` into the other and submits it, and only then waits for
 //! chunk `c`'s read-back, so the device always has the next chunk queued.
 
-use std::sync::{mpsc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
 
-use super::context::GpuContext;
+use super::context::{GpuContext, PendingRead};
 use super::pipelines::{Pipeline, PipelineKey};
 use super::plan::{default_rows, plan, Budget, Plan};
 use super::shaders::{
@@ -157,8 +157,7 @@ struct InFlight {
     /// The select dispatch's `keep`, or `None` for the posterior.
     keep: Option<u32>,
     read_bytes: u64,
-    submission: wgpu::SubmissionIndex,
-    mapped: mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+    read: PendingRead,
 }
 
 const F32: u64 = 4;
@@ -503,21 +502,14 @@ impl GpuScorer {
             }
         }
         .max(F32);
-        let submission = queue.submit([encoder.finish()]);
-        let (tx, mapped) = mpsc::channel();
-        sl.staging
-            .slice(..read_bytes)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
+        let read = self.ctx.submit_and_map(encoder, &sl.staging, read_bytes);
         InFlight {
             slot,
             first,
             rows,
             keep: select.map(|p| p.keep),
             read_bytes,
-            submission,
-            mapped,
+            read,
         }
     }
 
@@ -530,12 +522,7 @@ impl GpuScorer {
         read: &mut impl FnMut(usize, Readback),
     ) -> Result<()> {
         let waiting = Instant::now();
-        self.ctx.wait_for(chunk.submission)?;
-        chunk
-            .mapped
-            .recv()
-            .map_err(|_| gpu_error("read-back never completed"))?
-            .map_err(|e| gpu_error(format!("mapping the read-back buffer: {e}")))?;
+        self.ctx.wait_mapped(chunk.read)?;
         let done = Instant::now();
         split[1] += done - waiting;
         let staging = &self.slots[chunk.slot].staging;
