@@ -16,6 +16,7 @@ use crate::data::{
 };
 use crate::error::{Error, Result};
 use crate::gp::{fit_with, FitInfo, FittedGp, ModelSpec};
+use crate::model::{FittedModel, ModelOrigin};
 use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
 
 /// A batch size: a count, or a fraction of the pool.
@@ -303,25 +304,171 @@ fn run_select_labeled(
     let mut seconds = Timings::default();
     let loc = locate(cfg, &labels.ids, &labels.values, pending_ids, &mut |_| {})?;
     seconds.locate = started.elapsed().as_secs_f64();
+    if loc.train.len() < 2 {
+        return Err(Error::TooFewLabels { n: loc.train.len() });
+    }
+    let batch = check_batch(cfg, &loc)?;
+    // Started before the fit: a sparse fit's big product runs on the backend too.
+    let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
+    let t = Instant::now();
+    let model = fit_located(cfg, &loc, labels, &backend, None)?;
+    seconds.fit = t.elapsed().as_secs_f64();
+    score_round(cfg, &model, &backend, &loc, batch, seconds, started)
+}
 
+/// A model fitted by [`run_fit`], with what was done.
+#[derive(Clone, Debug)]
+pub struct Fit {
+    /// The model, ready to save or to score with.
+    pub model: FittedModel,
+    /// What was fitted on.
+    pub summary: FitRunSummary,
+}
+
+/// Counts and timings of [`run_fit`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FitRunSummary {
+    /// Pool file.
+    pub pool: PathBuf,
+    /// Pool features.
+    pub features: FeatureKind,
+    /// What made them, when the pool says.
+    pub provenance: Option<String>,
+    /// Candidates in the pool.
+    pub pool_size: usize,
+    /// Labeled candidates.
+    pub labeled: usize,
+    /// Lower labels are better.
+    pub minimize: bool,
+    /// Backend of a sparse fit's product.
+    pub backend_choice: String,
+    /// The model.
+    pub fit: FitSummary,
+    /// Seconds per phase (`score` and `select` are 0).
+    pub seconds: Timings,
+}
+
+/// Fits the model of a round without scoring the pool: reads the labels, finds them in the
+/// pool, fits. Uses `cfg.pool`, `labels`, `model`, `minimize`, `seed`, `tile_rows`, `progress`
+/// and `backend` (a sparse fit's product runs there); [`run_select_model`] scores with the
+/// result as [`run_select`] would have.
+///
+/// # Errors
+/// As [`run_select`] for reading, locating and fitting.
+pub fn run_fit(cfg: &SelectConfig) -> Result<Fit> {
+    let started = Instant::now();
+    check_settings(cfg)?;
+    let labels = read_labels(&cfg.labels)?;
+    let mut seconds = Timings::default();
+    let loc = locate(cfg, &labels.ids, &labels.values, &[], &mut |_| {})?;
+    seconds.locate = started.elapsed().as_secs_f64();
+    let provenance = cfg.pool.provenance()?;
+    let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
+    let t = Instant::now();
+    let model = fit_located(cfg, &loc, &labels, &backend, provenance.clone())?;
+    seconds.fit = t.elapsed().as_secs_f64();
+    seconds.total = started.elapsed().as_secs_f64();
+    Ok(Fit {
+        summary: FitRunSummary {
+            pool: cfg.pool.path.clone(),
+            features: loc.kind,
+            provenance,
+            pool_size: loc.pool_size,
+            labeled: loc.train.len(),
+            minimize: cfg.minimize,
+            backend_choice: backend.description.clone(),
+            fit: FitSummary::new(model.gp(), model.labeled_ids()),
+            seconds,
+        },
+        model,
+    })
+}
+
+/// One round with a saved model instead of a fit: the pool is read once to find the model's
+/// labeled candidates (never picked; those the pool lacks are simply absent, as in a shard of
+/// the pool) and the pending ones, then scored and the batch chosen exactly as
+/// [`run_select`] does. `cfg.model` and `cfg.minimize` are not used: the model's own kernel,
+/// hyperparameters and direction are. `labels`, when given, must be the model's.
+///
+/// # Errors
+/// [`Error::FeatureMismatch`] when the pool's features are not the model's,
+/// [`Error::LabelsMismatch`] when `labels` are not the model's, and as [`run_select`].
+pub fn run_select_model(
+    cfg: &SelectConfig,
+    model: &FittedModel,
+    labels: Option<&Labels>,
+    pending_ids: &[String],
+) -> Result<Selection> {
+    let started = Instant::now();
+    check_settings(cfg)?;
+    if let Some(l) = labels {
+        model.check_labels(&cfg.labels.path, &l.ids, &l.values)?;
+    }
+    let mut seconds = Timings::default();
+    let loc = locate_with(
+        cfg,
+        model.labeled_ids(),
+        model.label_values(),
+        pending_ids,
+        Join::Present,
+        &mut |_| {},
+    )?;
+    seconds.locate = started.elapsed().as_secs_f64();
+    model.check_features(loc.kind, cfg.pool.provenance()?.as_deref(), &cfg.pool.path)?;
+    let batch = check_batch(cfg, &loc)?;
+    let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
+    score_round(cfg, model, &backend, &loc, batch, seconds, started)
+}
+
+/// The batch size for this pool, if that many candidates are neither labeled nor pending.
+fn check_batch(cfg: &SelectConfig, loc: &Located) -> Result<usize> {
+    let available = loc.pool_size - loc.excluded.len();
+    let batch = cfg.batch.resolve(loc.pool_size);
+    if batch > available {
+        return Err(Error::BatchTooLarge { batch, available });
+    }
+    Ok(batch)
+}
+
+/// Fits the GP to the located labels on the maximisation scale.
+fn fit_located(
+    cfg: &SelectConfig,
+    loc: &Located,
+    labels: &Labels,
+    backend: &Backend,
+    provenance: Option<String>,
+) -> Result<FittedModel> {
     if loc.train.len() < 2 {
         return Err(Error::TooFewLabels { n: loc.train.len() });
     }
     let params = cfg.model.check(loc.kind)?.with_seed(cfg.seed);
     let sign = if cfg.minimize { -1.0 } else { 1.0 };
     let y: Vec<f64> = loc.y.iter().map(|v| sign * v).collect();
-
-    let available = loc.pool_size - loc.excluded.len();
-    let batch = cfg.batch.resolve(loc.pool_size);
-    if batch > available {
-        return Err(Error::BatchTooLarge { batch, available });
-    }
-    // Started before the fit: a sparse fit's big product runs on the backend too.
-    let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
-    let t = Instant::now();
     let gp = fit_with(&params, &loc.train, &y, backend.gram().as_ref())?;
-    seconds.fit = t.elapsed().as_secs_f64();
+    FittedModel::new(
+        gp,
+        ModelOrigin {
+            provenance,
+            minimize: cfg.minimize,
+            labeled_ids: labels.ids.clone(),
+            label_values: labels.values.clone(),
+        },
+    )
+}
 
+/// Pass 2 and the batch: scores every tile with `model` and picks.
+fn score_round(
+    cfg: &SelectConfig,
+    model: &FittedModel,
+    backend: &Backend,
+    loc: &Located,
+    batch: usize,
+    mut seconds: Timings,
+    started: Instant,
+) -> Result<Selection> {
+    let gp = model.gp();
+    let sign = model.sign();
+    let available = loc.pool_size - loc.excluded.len();
     let needs_shortlist = cfg.mode == BatchMode::Diverse || cfg.max_sim.is_some();
     let keep = if needs_shortlist {
         cfg.shortlist
@@ -337,7 +484,7 @@ fn run_select_labeled(
         round: cfg.round,
     };
     let t = Instant::now();
-    let scorer = backend.prepare(&gp)?;
+    let scorer = backend.prepare(gp)?;
     let kept = score_pool(
         cfg,
         &scorer,
@@ -366,7 +513,7 @@ fn run_select_labeled(
         }
         choose_batch(
             cfg.mode,
-            &gp,
+            gp,
             cfg.acquisition,
             &ctx,
             &short,
@@ -410,12 +557,12 @@ fn run_select_labeled(
             batch_mode: cfg.mode,
             shortlist: needs_shortlist.then_some(keep),
             max_sim: cfg.max_sim,
-            minimize: cfg.minimize,
+            minimize: model.minimize(),
             seed: cfg.seed,
             backend: scorer.name(),
             backend_choice: backend.description.clone(),
             threads: rayon::current_num_threads(),
-            fit: FitSummary::new(&gp, &labels.ids),
+            fit: FitSummary::new(gp, model.labeled_ids()),
             seconds,
             candidates_per_second,
         },
@@ -429,6 +576,28 @@ pub(crate) fn locate(
     ids: &[String],
     values: &[f64],
     pending_ids: &[String],
+    on_tile: &mut dyn FnMut(&Tile),
+) -> Result<Located> {
+    locate_with(cfg, ids, values, pending_ids, Join::All, on_tile)
+}
+
+/// Whether every labeled id must be in the pool.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Join {
+    /// A labeled id the pool lacks is an error (the labels were measured on this pool).
+    All,
+    /// Labeled ids the pool lacks are left out (a saved model scoring a shard or another
+    /// library); `Located::train` and `y` hold those found.
+    Present,
+}
+
+/// [`locate`] with the rule for labeled ids the pool lacks.
+pub(crate) fn locate_with(
+    cfg: &SelectConfig,
+    ids: &[String],
+    values: &[f64],
+    pending_ids: &[String],
+    join: Join,
     on_tile: &mut dyn FnMut(&Tile),
 ) -> Result<Located> {
     let label_of: HashMap<&str, usize> = ids
@@ -497,7 +666,7 @@ pub(crate) fn locate(
         .filter(|(_, r)| r.is_none())
         .map(|(id, _)| id.clone())
         .collect();
-    if !missing.is_empty() {
+    if join == Join::All && !missing.is_empty() {
         return Err(Error::UnknownIds {
             path: cfg.labels.path.clone(),
             count: missing.len(),
@@ -520,9 +689,13 @@ pub(crate) fn locate(
     let mut train = Features::empty(kind);
     let mut pending = Features::empty(kind);
     let mut excluded = Vec::with_capacity(ids.len() + pending_of.len());
-    for (global, row) in train_rows.into_iter().flatten() {
-        train.push_row_from(&row, 0);
-        excluded.push(global);
+    let mut y = Vec::with_capacity(ids.len());
+    for (l, slot) in train_rows.into_iter().enumerate() {
+        if let Some((global, row)) = slot {
+            train.push_row_from(&row, 0);
+            y.push(values[l]);
+            excluded.push(global);
+        }
     }
     for (global, row) in pending_rows.into_iter().flatten() {
         pending.push_row_from(&row, 0);
@@ -533,7 +706,7 @@ pub(crate) fn locate(
         kind,
         pool_size,
         train,
-        y: values.to_vec(),
+        y,
         pending,
         excluded,
     })

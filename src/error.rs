@@ -120,6 +120,31 @@ pub enum Error {
         /// wgpu's message with what poolrank was doing.
         msg: String,
     },
+    /// A model file that cannot be used: not a model file, another format version, truncated
+    /// or corrupted.
+    #[error("{}: {msg}", path.display())]
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What was wrong.
+        msg: String,
+    },
+    /// A pool whose features are not the ones a saved model was fitted on.
+    #[error("{}: {msg}", path.display())]
+    FeatureMismatch {
+        /// The pool.
+        path: PathBuf,
+        /// Both sides of the difference.
+        msg: String,
+    },
+    /// Labels given beside a saved model that are not the ones it was fitted on.
+    #[error("{}: {msg}", path.display())]
+    LabelsMismatch {
+        /// The labels file.
+        path: PathBuf,
+        /// The first difference.
+        msg: String,
+    },
 }
 
 /// Shorthand for `std::result::Result<T, poolrank::Error>`.

@@ -51,12 +51,17 @@ pub mod error;
 pub mod featurize;
 pub mod gp;
 pub mod kernel;
+pub mod model;
 pub mod report;
 pub mod select;
 pub mod sim;
 
 pub use acquisition::Acquisition;
-pub use engine::{run_select, run_select_with, BatchSize, Pick, SelectConfig, Selection};
+pub use engine::{
+    run_fit, run_select, run_select_model, run_select_with, BatchSize, Fit, Pick, SelectConfig,
+    Selection,
+};
 pub use error::{Error, Result};
 pub use kernel::KernelKind;
+pub use model::FittedModel;
 pub use select::BatchMode;

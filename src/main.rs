@@ -31,8 +31,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Pick the next batch from a pool, given the labeled candidates.
+    /// Pick the next batch from a pool, given the labeled candidates (or a saved model).
     Select(Box<SelectArgs>),
+    /// Fit the model to the labeled candidates and save it (`select --model` scores with it).
+    Fit(Box<FitArgs>),
     /// Replay active learning on a fully labeled pool: does it beat random here?
     Simulate(Box<SimulateArgs>),
     /// Write a synthetic pool and labels whose answer is known (smooth, noise, homogeneous,
@@ -351,9 +353,9 @@ enum ModeArg {
     Diverse,
 }
 
-/// The pool and its labels, as `select` and `simulate` read them.
+/// The pool, as every command that reads one takes it.
 #[derive(clap::Args, Debug)]
-struct InputArgs {
+struct PoolArgs {
     /// Pool of candidates: .fps/.fps.gz (chemfp), .npy (packed bits, counts or floats),
     /// .npz (scipy.sparse CSR counts), .csv/.csv.gz (id column + numeric features), or SMILES
     /// (.smi/.smi.gz, or a CSV with a SMILES column) featurized on the fly with the default
@@ -367,16 +369,42 @@ struct InputArgs {
     /// starting at 0).
     #[arg(long, value_name = "FILE")]
     ids: Option<PathBuf>,
-    /// Labels: CSV (optionally gzipped) with an id column and a value column (`simulate` needs
-    /// one for every candidate: it is the oracle).
-    #[arg(long, value_name = "FILE")]
-    labels: PathBuf,
     /// Id column of the labels file (and of a CSV pool).
     #[arg(long, default_value = "id", value_name = "NAME")]
     id_col: String,
     /// SMILES column of a CSV pool (a .csv pool with this column is featurized on the fly).
     #[arg(long, default_value = "smiles", value_name = "NAME")]
     smiles_col: String,
+}
+
+impl PoolArgs {
+    fn spec(&self) -> PoolSpec {
+        let mut pool = PoolSpec::new(&self.pool);
+        pool.format = self.pool_format.as_deref().and_then(PoolFormat::from_name);
+        pool.ids = self.ids.clone();
+        pool.id_col = self.id_col.clone();
+        pool.smiles_col = self.smiles_col.clone();
+        pool
+    }
+
+    fn labels(&self, path: PathBuf, y_col: &str) -> LabelSpec {
+        LabelSpec {
+            path,
+            id_col: self.id_col.clone(),
+            y_col: y_col.to_string(),
+        }
+    }
+}
+
+/// The pool and its labels, as `fit`, `simulate` and `diagnose` read them.
+#[derive(clap::Args, Debug)]
+struct InputArgs {
+    #[command(flatten)]
+    pool: PoolArgs,
+    /// Labels: CSV (optionally gzipped) with an id column and a value column (`simulate` needs
+    /// one for every candidate: it is the oracle).
+    #[arg(long, value_name = "FILE")]
+    labels: PathBuf,
     /// Value column of the labels file.
     #[arg(long, default_value = "score", value_name = "NAME")]
     y_col: String,
@@ -387,17 +415,10 @@ struct InputArgs {
 
 impl InputArgs {
     fn specs(&self) -> (PoolSpec, LabelSpec) {
-        let mut pool = PoolSpec::new(&self.pool);
-        pool.format = self.pool_format.as_deref().and_then(PoolFormat::from_name);
-        pool.ids = self.ids.clone();
-        pool.id_col = self.id_col.clone();
-        pool.smiles_col = self.smiles_col.clone();
-        let labels = LabelSpec {
-            path: self.labels.clone(),
-            id_col: self.id_col.clone(),
-            y_col: self.y_col.clone(),
-        };
-        (pool, labels)
+        (
+            self.pool.spec(),
+            self.pool.labels(self.labels.clone(), &self.y_col),
+        )
     }
 }
 
@@ -441,7 +462,22 @@ struct ModelArgs {
 #[derive(clap::Args, Debug)]
 struct SelectArgs {
     #[command(flatten)]
-    input: InputArgs,
+    pool: PoolArgs,
+    /// Labels: CSV (optionally gzipped) with an id column and a value column. With --model,
+    /// optional: when given, they must be the ones the model was fitted on.
+    #[arg(long, value_name = "FILE", required_unless_present = "model")]
+    labels: Option<PathBuf>,
+    /// Value column of the labels file.
+    #[arg(long, default_value = "score", value_name = "NAME")]
+    y_col: String,
+    /// Lower values are better (docking scores, IC50 in nM, energies). With --model the
+    /// model's direction is used, and this must agree with it.
+    #[arg(long)]
+    minimize: bool,
+    /// Score with this saved model (`poolrank fit --save-model`) instead of fitting: no
+    /// refit; the model's kernel, hyperparameters, direction and labeled candidates are used.
+    #[arg(long = "model", id = "model", value_name = "FILE", conflicts_with_all = ["kernel", "noise", "signal_var", "lengthscale", "inducing", "exact"])]
+    model_file: Option<PathBuf>,
     /// Ids already sent for measurement (one per line): never picked; the diverse mode treats
     /// them as already in the batch.
     #[arg(long, value_name = "FILE")]
@@ -496,6 +532,36 @@ struct SelectArgs {
     backend: BackendArg,
 }
 
+/// What `fit` reads and writes.
+#[derive(clap::Args, Debug)]
+struct FitArgs {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Seed of a sparse fit's inducing points.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Pool rows read at a time (memory grows with it).
+    #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
+    tile: usize,
+    /// Where a sparse fit's product runs (see `select --help`).
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Where to write the model (format: `poolrank::model::file`, README "Saved models").
+    #[arg(long, value_name = "FILE")]
+    save_model: PathBuf,
+    /// Where to write a JSON summary of the fit.
+    #[arg(long, value_name = "FILE")]
+    summary: Option<PathBuf>,
+}
+
 #[derive(clap::Args, Debug)]
 struct DemoArgs {
     /// Seed for the random initial labels.
@@ -522,6 +588,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Select(args) => {
             let threads = args.threads;
             with_threads(threads, || select(*args))
+        }
+        Command::Fit(args) => {
+            let threads = args.threads;
+            with_threads(threads, || fit(*args))
         }
         Command::Simulate(args) => {
             let threads = args.threads;
@@ -828,22 +898,59 @@ fn diagnose(a: DiagnoseArgs) -> Result<()> {
     Ok(())
 }
 
-fn select(a: SelectArgs) -> Result<()> {
+fn fit(a: FitArgs) -> Result<()> {
     let (pool, labels) = a.input.specs();
+    pool_notes(&pool)?;
+    let mut cfg = SelectConfig::new(pool, labels);
+    cfg.model = a.model.spec();
+    cfg.minimize = a.input.minimize;
+    cfg.seed = a.seed;
+    cfg.tile_rows = a.tile;
+    cfg.progress = !a.quiet;
+    cfg.backend = a.backend.into();
+    let fitted = poolrank::run_fit(&cfg)?;
+    let bytes = fitted.model.to_bytes();
+    let mut writes: Vec<report::PendingWrite<'_>> = vec![(
+        a.save_model.as_path(),
+        Box::new(|p| report::write_atomic(p, |w| w.write_all(&bytes))),
+    )];
+    if let Some(path) = &a.summary {
+        writes.push((
+            path.as_path(),
+            Box::new(|p| report::write_json(p, &fitted.summary)),
+        ));
+    }
+    report::write_all(writes)?;
+    let s = &fitted.summary;
+    let gp = fitted.model.gp();
+    eprintln!(
+        "fitted {} on {} labels of {} candidates ({}): signal_var {:.4}, noise {:.4}{}; log marginal likelihood {:.2}; wrote {}",
+        s.fit.kernel,
+        s.labeled,
+        s.pool_size,
+        s.features,
+        gp.signal_var,
+        gp.noise,
+        gp.lengthscale()
+            .map(|l| format!(", lengthscale {l:.4}"))
+            .unwrap_or_default(),
+        gp.info.log_marginal_likelihood,
+        a.save_model.display()
+    );
+    Ok(())
+}
+
+fn select(a: SelectArgs) -> Result<()> {
+    let pool = a.pool.spec();
+    let labels = a
+        .pool
+        .labels(a.labels.clone().unwrap_or_default(), &a.y_col);
     pool_notes(&pool)?;
     let mut cfg = SelectConfig::new(pool, labels);
     cfg.pending = a.pending.clone();
     cfg.model = a.model.spec();
-    cfg.acquisition = match a.acq {
-        AcqArg::Greedy => Acquisition::Greedy,
-        AcqArg::Ucb => Acquisition::Ucb { beta: a.beta },
-        AcqArg::Ei => Acquisition::Ei { xi: a.xi },
-        AcqArg::Pi => Acquisition::Pi { xi: a.xi },
-        AcqArg::Variance => Acquisition::Variance,
-        AcqArg::Thompson => Acquisition::Thompson,
-        AcqArg::Random => Acquisition::Random,
-    };
-    cfg.minimize = a.input.minimize;
+    cfg.acquisition = acquisition(a.acq, a.beta, a.xi);
+    cfg.minimize = a.minimize;
     cfg.batch = a.batch;
     cfg.mode = match a.batch_mode {
         ModeArg::Topk => BatchMode::TopK,
@@ -856,7 +963,39 @@ fn select(a: SelectArgs) -> Result<()> {
     cfg.tile_rows = a.tile;
     cfg.progress = !a.quiet;
     cfg.backend = a.backend.into();
-    let selection = poolrank::run_select(&cfg)?;
+    let selection = match &a.model_file {
+        None => poolrank::run_select(&cfg)?,
+        Some(path) => {
+            let model = poolrank::FittedModel::load(path)?;
+            anyhow::ensure!(
+                !a.minimize || model.minimize(),
+                "--minimize: {} was fitted to maximise its labels; refit with `poolrank fit --minimize`",
+                path.display()
+            );
+            let labels = a
+                .labels
+                .as_ref()
+                .map(|_| poolrank::data::read_labels(&cfg.labels))
+                .transpose()?;
+            let pending = match &cfg.pending {
+                Some(p) => poolrank::data::read_id_list(p)?,
+                None => Vec::new(),
+            };
+            eprintln!(
+                "model: {} ({} on {}, {} labels, {})",
+                path.display(),
+                model.gp().kernel.kind.name(),
+                model.features(),
+                model.labeled_ids().len(),
+                if model.minimize() {
+                    "minimising"
+                } else {
+                    "maximising"
+                }
+            );
+            poolrank::run_select_model(&cfg, &model, labels.as_ref(), &pending)?
+        }
+    };
     report::write_batch_csv(&a.out, &selection.picks)?;
     if let Some(path) = &a.summary {
         if let Err(e) = report::write_json(path, &selection.summary) {

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use poolrank::backend::{Backend, BackendChoice, GpuOptions, Scorer};
 use poolrank::data::{Features, LabelSpec, Labels, PoolSource, PoolSpec, Tile};
 use poolrank::gp::{fit, FittedGp, ModelSpec};
+use poolrank::model::{FittedModel, ModelOrigin};
 use poolrank::{Acquisition, BatchMode, BatchSize, KernelKind, SelectConfig};
 
 use convert::{features_to_py, Input, View};
@@ -163,14 +164,38 @@ fn labels_of(ids: Vec<usize>, values: Vec<f64>) -> Labels {
 #[pyclass(name = "GP", module = "poolrank")]
 struct Gp {
     spec: ModelSpec,
-    fitted: Option<FittedGp>,
+    fitted: Option<FittedModel>,
 }
 
 impl Gp {
     fn fitted(&self) -> PyResult<&FittedGp> {
+        Ok(self.model()?.gp())
+    }
+
+    fn model(&self) -> PyResult<&FittedModel> {
         self.fitted
             .as_ref()
             .ok_or_else(|| PyValueError::new_err("this GP is not fitted yet: call fit(X, y)"))
+    }
+}
+
+impl Gp {
+    /// A GP holding a loaded model; a later `fit` uses its kernel and its exact or sparse choice
+    /// and fits the hyperparameters afresh.
+    fn from_model(model: FittedModel) -> Self {
+        let gp = model.gp();
+        let spec = ModelSpec {
+            kernel: Some(gp.kernel.kind),
+            noise: None,
+            signal_var: None,
+            lengthscale: None,
+            inducing: gp.info.sparse.as_ref().map(|s| s.requested),
+            exact: gp.info.sparse.is_none(),
+        };
+        Gp {
+            spec,
+            fitted: Some(model),
+        }
     }
 }
 
@@ -208,11 +233,19 @@ impl Gp {
         let y = labels(py, y, input.rows())?;
         let view = input.view();
         let spec = slf.spec.clone();
-        let fitted = py.detach(move || -> poolrank::Result<FittedGp> {
+        let fitted = py.detach(move || -> poolrank::Result<FittedModel> {
             let mut train = Features::empty(view.kind());
             view.rows_into(0, view.rows(), &mut train)?;
             let params = spec.check(train.kind())?;
-            fit(&params, &train, &y)
+            let gp = fit(&params, &train, &y)?;
+            // An array's ids are its row numbers, as `select` on arrays reads them.
+            let origin = ModelOrigin {
+                provenance: None,
+                minimize: false,
+                labeled_ids: (0..y.len()).map(|i| i.to_string()).collect(),
+                label_values: y,
+            };
+            FittedModel::new(gp, origin)
         });
         slf.fitted = Some(fitted.map_err(py_err)?);
         Ok(slf)
@@ -267,11 +300,74 @@ impl Gp {
         }
     }
 
+    /// Writes the fitted model to `path` in poolrank's model file format (the one
+    /// `poolrank fit --save-model` writes and `poolrank select --model` reads), all or nothing.
+    fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        let model = self.model()?;
+        py.detach(|| model.save(&path)).map_err(py_err)
+    }
+
+    /// Reads a model file written by `GP.save` or `poolrank fit --save-model`.
+    #[staticmethod]
+    fn load(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        let model = py.detach(|| FittedModel::load(&path)).map_err(py_err)?;
+        Ok(Gp::from_model(model))
+    }
+
+    /// Pickling: the settings, and the model in the model file format when fitted.
+    fn __getstate__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = &self.spec;
+        let bytes = self
+            .fitted
+            .as_ref()
+            .map(|m| pyo3::types::PyBytes::new(py, &m.to_bytes()));
+        (
+            s.kernel.map(KernelKind::name),
+            s.noise,
+            s.signal_var,
+            s.lengthscale,
+            s.inducing,
+            s.exact,
+            bytes,
+        )
+            .into_pyobject(py)
+            .map(|t| t.into_any())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn __setstate__(
+        &mut self,
+        state: (
+            Option<String>,
+            Option<f64>,
+            Option<f64>,
+            Option<f64>,
+            Option<usize>,
+            bool,
+            Option<Vec<u8>>,
+        ),
+    ) -> PyResult<()> {
+        let (kernel, noise, signal_var, lengthscale, inducing, exact, bytes) = state;
+        self.spec = model_spec(
+            kernel.as_deref(),
+            noise,
+            signal_var,
+            lengthscale,
+            inducing,
+            exact,
+        )?;
+        self.fitted = bytes
+            .map(|b| FittedModel::from_bytes(&b, std::path::Path::new("pickled GP")))
+            .transpose()
+            .map_err(py_err)?;
+        Ok(())
+    }
+
     /// The kernel's name.
     #[getter]
     fn kernel(&self) -> PyResult<&'static str> {
         Ok(match &self.fitted {
-            Some(gp) => gp.kernel.kind.name(),
+            Some(m) => m.gp().kernel.kind.name(),
             None => self.spec.kernel.map_or("default", KernelKind::name),
         })
     }
@@ -307,7 +403,7 @@ impl Gp {
     }
 
     fn __repr__(&self) -> String {
-        match &self.fitted {
+        match self.fitted.as_ref().map(FittedModel::gp) {
             Some(gp) => format!(
                 "GP(kernel={:?}, noise={:.4}, signal_var={:.4}, n_train={})",
                 gp.kernel.kind.name(),
