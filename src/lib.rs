@@ -13,10 +13,13 @@
 //! - [`kernel`]: kernel definitions with an f64 scalar reference each.
 //! - [`gp`]: checked hyperparameters, the fit (Cholesky with reported jitter, hyperparameters by
 //!   maximum marginal likelihood), the fitted model.
+//! - [`model`]: the fitted model as a value ([`FittedModel`]: the GP, its features, direction
+//!   and labeled candidates), saved to and loaded from a versioned, checksummed file.
 //! - [`acquisition`]: acquisition functions and the counter-based random numbers.
 //! - [`select`]: streaming top-k with index tie-break, diverse batches, similarity cap.
 //! - [`backend`]: the scorers; the rayon CPU path is the reference.
-//! - [`engine`]: one round end to end (locate labels → fit → score every tile → select).
+//! - [`engine`]: one round end to end (locate labels → fit → score every tile → select); a
+//!   round with a saved model skips the fit.
 //! - [`report`]: atomic CSV/JSON writers.
 //! - [`demo`]: the built-in Enamine 10k demo.
 //! - [`diagnose`]: the report on whether active learning is likely to beat random here.

@@ -252,7 +252,8 @@ impl Gp {
     }
 
     /// Predictive mean (and with `return_std` the latent standard deviation, noise excluded)
-    /// in label units for every row of `X`, scored by `backend` (`auto`, `cpu` or `gpu`) in
+    /// in label units for every row of `X` (a model fitted by `poolrank fit --minimize`
+    /// predicts its labels, not their negation), scored by `backend` (`auto`, `cpu` or `gpu`) in
     /// tiles of `batch_size` rows (default 65,536): memory stays bounded by the tile.
     #[pyo3(signature = (x, return_std=false, backend="auto", batch_size=None, features=None))]
     fn predict<'py>(
@@ -264,7 +265,8 @@ impl Gp {
         features: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = x.py();
-        let gp = self.fitted()?;
+        let model = self.model()?;
+        let (gp, sign) = (model.gp(), model.sign());
         let choice = backend_choice(backend)?;
         let tile = batch_size.unwrap_or(65_536);
         if tile == 0 {
@@ -285,7 +287,7 @@ impl Gp {
                 m.resize(end - start, 0.0);
                 v.resize(end - start, 0.0);
                 scorer.posterior_into(&block, &mut m, &mut v)?;
-                mean.extend(m.iter().map(|&x| gp.mean_to_labels(f64::from(x))));
+                mean.extend(m.iter().map(|&x| sign * gp.mean_to_labels(f64::from(x))));
                 sd.extend(v.iter().map(|&x| gp.sd_to_labels(f64::from(x))));
             }
             Ok((mean, sd))

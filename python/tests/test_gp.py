@@ -189,3 +189,66 @@ def test_exact_and_inducing_choose_the_model():
         poolrank.GP(exact=True, inducing=40)
     with pytest.raises(ValueError, match="exact=True cannot be combined with inducing"):
         poolrank.select(x[:300], labeled[:20], y[:20], exact=True, inducing=40)
+
+
+def test_save_load_and_pickle_give_the_same_predictions(bits, tmp_path):
+    import pickle
+
+    x, y = bits
+    packed = np.packbits(x, axis=1)
+    for kwargs in ({}, {"inducing": 30}):
+        gp = poolrank.GP(**kwargs).fit(packed[:200], y[:200])
+        want_mean, want_sd = gp.predict(packed[200:], return_std=True, backend="cpu")
+        path = tmp_path / "gp.model"
+        gp.save(path)
+        for back in (poolrank.GP.load(path), pickle.loads(pickle.dumps(gp))):
+            assert back.kernel == gp.kernel and back.n_train == gp.n_train
+            assert back.noise == gp.noise and back.signal_var == gp.signal_var
+            assert back.fit_info == gp.fit_info
+            mean, sd = back.predict(packed[200:], return_std=True, backend="cpu")
+            np.testing.assert_array_equal(mean, want_mean)
+            np.testing.assert_array_equal(sd, want_sd)
+    # An unfitted GP pickles with its settings.
+    fresh = pickle.loads(pickle.dumps(poolrank.GP(kernel="minmax", noise=0.2)))
+    assert fresh.kernel == "minmax"
+    with pytest.raises(ValueError, match="not fitted"):
+        fresh.save(tmp_path / "x.model")
+
+
+def test_a_corrupted_or_foreign_model_file_is_a_value_error(bits, tmp_path):
+    x, y = bits
+    gp = poolrank.GP(noise=0.1, signal_var=1.0).fit(x[:50], y[:50])
+    path = tmp_path / "gp.model"
+    gp.save(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 4
+    (tmp_path / "bad.model").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        poolrank.GP.load(tmp_path / "bad.model")
+    (tmp_path / "text.model").write_text("id,score\n")
+    with pytest.raises(ValueError, match="not a poolrank model file"):
+        poolrank.GP.load(tmp_path / "text.model")
+    with pytest.raises(OSError):
+        poolrank.GP.load(tmp_path / "missing.model")
+
+
+def test_a_model_saved_by_the_cli_predicts_what_select_scored(bits, tmp_path, poolrank_cli):
+    x, y = bits
+    packed = np.packbits(x, axis=1)
+    np.save(tmp_path / "pool.npy", packed)
+    with open(tmp_path / "labels.csv", "w") as f:
+        f.write("id,score\n")
+        for i in range(0, 260, 3):
+            f.write(f"{i},{float(y[i])!r}\n")
+    poolrank_cli("fit", "--pool", tmp_path / "pool.npy", "--labels", tmp_path / "labels.csv",
+                 "--minimize", "--quiet", "--save-model", tmp_path / "m.model")
+    poolrank_cli("select", "--pool", tmp_path / "pool.npy", "--model", tmp_path / "m.model",
+                 "--batch", "20", "--backend", "cpu", "--quiet", "--out", tmp_path / "batch.csv")
+    gp = poolrank.GP.load(tmp_path / "m.model")
+    rows = np.genfromtxt(tmp_path / "batch.csv", delimiter=",", names=True)
+    mean, sd = gp.predict(packed[rows["index"].astype(int)], return_std=True, backend="cpu")
+    # In label units, though the model was fitted to the negated labels (--minimize).
+    np.testing.assert_allclose(mean, rows["mean"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sd, rows["sd"], rtol=1e-4, atol=1e-5)
+    # Labeled rows are never picked.
+    assert not set(rows["index"].astype(int)) & set(range(0, 260, 3))
