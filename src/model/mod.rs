@@ -1,6 +1,6 @@
 //! The fitted model as a value: the GP together with everything scoring needs besides its
 //! numbers (the feature settings, the direction, the labeled candidates), saved to and loaded
-//! from a versioned, checksummed file ([`file`] documents the layout).
+//! from a versioned, checksummed file ([`file`](mod@file) documents the layout).
 //!
 //! `poolrank fit --save-model` writes one; `select --model` scores a pool with it instead of
 //! refitting, and gives the batch a fresh `select` on the same pool and labels gives.
@@ -209,7 +209,7 @@ impl FittedModel {
         Ok(())
     }
 
-    /// Writes the model to `path` (all or nothing), in the layout of [`file`].
+    /// Writes the model to `path` (all or nothing), in the layout of [`file`](mod@file).
     ///
     /// # Errors
     /// [`Error::Io`] when the file cannot be written.
@@ -228,12 +228,12 @@ impl FittedModel {
         Self::from_bytes(&bytes, path)
     }
 
-    /// The model in the layout of [`file`].
+    /// The model in the layout of [`file`](mod@file).
     pub fn to_bytes(&self) -> Vec<u8> {
         file::encode(self)
     }
 
-    /// Parses the layout of [`file`]; `origin` names the bytes in messages.
+    /// Parses the layout of [`file`](mod@file); `origin` names the bytes in messages.
     ///
     /// # Errors
     /// [`Error::Model`] as for [`FittedModel::load`].
