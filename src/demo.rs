@@ -5,10 +5,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::acquisition::draw_u32;
 use crate::data::{read_labels, LabelSpec, PoolSpec};
 use crate::engine::{run_select, BatchSize, SelectConfig};
 use crate::error::{Error, Result};
+use crate::rng::seeded_order;
 use crate::Acquisition;
 
 /// The demo pool: Morgan radius-2 count fingerprints, 2048 features (scipy CSR `.npz`).
@@ -72,13 +72,6 @@ impl Drop for DemoFiles {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// Rows `0..n` ordered by a seeded hash: a reproducible random permutation.
-pub fn seeded_order(n: usize, seed: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| (draw_u32(seed, u32::MAX, i as u64, 7), i));
-    order
 }
 
 /// Runs the demo and returns the text to print.

@@ -15,7 +15,8 @@
 //!   maximum marginal likelihood), the fitted model.
 //! - [`model`]: the fitted model as a value ([`FittedModel`]: the GP, its features, direction
 //!   and labeled candidates), saved to and loaded from a versioned, checksummed file.
-//! - [`acquisition`]: acquisition functions and the counter-based random numbers.
+//! - [`rng`]: the counter-based random numbers every backend reproduces, and seeded orders.
+//! - [`acquisition`]: acquisition functions.
 //! - [`select`]: streaming top-k with index tie-break, diverse batches, similarity cap.
 //! - [`backend`]: the scorers; the rayon CPU path is the reference.
 //! - [`engine`]: one round end to end (locate labels → fit → score every tile → select); a
@@ -56,6 +57,7 @@ pub mod gp;
 pub mod kernel;
 pub mod model;
 pub mod report;
+pub mod rng;
 pub mod select;
 pub mod sim;
 

@@ -26,7 +26,7 @@ impl Files {
         let data = generate(scenario, n, 2, 1).unwrap();
         common::write_dense_npy(&dir.path().join("pool.npy"), &data.pool.features);
         let is_test: std::collections::HashSet<usize> = data.test_rows.iter().copied().collect();
-        let rows: Vec<usize> = poolrank::demo::seeded_order(n, 7)
+        let rows: Vec<usize> = poolrank::rng::seeded_order(n, 7)
             .into_iter()
             .filter(|i| !is_test.contains(i))
             .collect();
@@ -192,7 +192,7 @@ fn shift_with_accuracy_flags_the_test_mismatch() {
 fn enamine_recommends_minmax_and_is_not_random_like() {
     let files = poolrank::demo::DemoFiles::unpack().unwrap();
     let all = poolrank::data::read_labels(&LabelSpec::new(files.scores())).unwrap();
-    let rows = &poolrank::demo::seeded_order(all.ids.len(), 0)[..104];
+    let rows = &poolrank::rng::seeded_order(all.ids.len(), 0)[..104];
     let labels: Vec<(String, f64)> = rows
         .iter()
         .map(|&i| (all.ids[i].clone(), all.values[i]))

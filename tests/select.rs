@@ -9,7 +9,7 @@ use common::{random_bits, random_counts, write_fps, write_labels, write_packed_n
 use poolrank::data::{
     read_labels, Features, LabelSpec, NpzCountsReader, PoolReader, PoolSpec, Tile,
 };
-use poolrank::demo::seeded_order;
+use poolrank::rng::seeded_order;
 use poolrank::{run_select, Acquisition, BatchMode, BatchSize, Pick, SelectConfig};
 
 fn in_pool(threads: usize, f: impl FnOnce() -> Vec<Pick> + Send) -> Vec<Pick> {

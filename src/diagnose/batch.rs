@@ -2,25 +2,10 @@
 //! against the pool, how many of its picks are outliers, and whether it exploits (predicted
 //! values above the pool's) or only explores.
 
+use super::pass::{Kept, PoolPass};
 use super::pool::{is_outlier, PoolSection};
-use super::PoolPass;
 use crate::gp::FittedGp;
 use crate::select::Ranked;
-
-/// What the top-k keeps of a candidate.
-#[derive(Clone, Debug)]
-pub struct Kept {
-    /// Id.
-    pub id: String,
-    /// Latent mean (standardised, maximisation scale).
-    pub mean: f32,
-    /// Latent variance (standardised).
-    pub var: f32,
-    /// Similarity to the nearest labeled candidate.
-    pub coverage: f32,
-    /// Similarity to the nearest sample point.
-    pub density: f32,
-}
 
 /// One pick, as reported.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -95,14 +80,14 @@ pub fn section(
     let means = pass.means.summary();
     let mean_gap = (avg(&|x| f64::from(x.mean)) - means.mean) / means.sd.max(1e-12);
     let sd_ratio = avg(&|x| f64::from(x.var.max(0.0)).sqrt()) / pass.sds.mean().max(1e-12);
-    let behaviour = match (mean_gap >= super::verdict::MIN_EXPLOIT, sd_ratio >= 1.25) {
+    let behaviour = match (mean_gap >= super::rules::MIN_EXPLOIT, sd_ratio >= 1.25) {
         (true, true) => "exploiting and exploring",
         (true, false) => "exploiting",
         (false, true) => "exploring",
         (false, false) => "neither",
     };
     let outlier_share = outliers / k;
-    let outlier_chasing = super::verdict::chases_outliers(outlier_share, pool.outlier_share);
+    let outlier_chasing = super::rules::chases_outliers(outlier_share, pool.outlier_share);
     let picks = kept
         .iter()
         .take(20)

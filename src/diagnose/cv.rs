@@ -4,11 +4,33 @@
 
 use crate::acquisition::normal_cdf;
 use crate::data::{FeatureKind, Features};
-use crate::demo::seeded_order;
 use crate::error::{Error, Result};
 use crate::gp::{fit, FittedGp, GpValidParams, ModelSpec};
 use crate::kernel::KernelKind;
+use crate::rng::seeded_order;
 use crate::sim::metrics::spearman;
+
+/// 3. The model: its fit, its cross-validation, and the kernel comparison.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModelSection {
+    /// The model fitted on every label.
+    pub fit: ModelFit,
+    /// Its k-fold cross-validation.
+    pub cv: CvResult,
+    /// Train R² minus CV R² (large: over-fitting).
+    pub r2_gap: f64,
+    /// Train R² above CV R² by more than [`MAX_R2_GAP`](super::rules::MAX_R2_GAP).
+    pub over_fitting: bool,
+    /// Train R² below [`MIN_TRAIN_R2`](super::rules::MIN_TRAIN_R2): the model explains little even of its own
+    /// labels.
+    pub under_fitting: bool,
+    /// The same cross-validation for each kernel the features allow.
+    pub kernels: Vec<CvResult>,
+    /// The kernel with the best cross-validated NLPD, when it beats the chosen one clearly.
+    pub recommended_kernel: &'static str,
+    /// One-line reading.
+    pub reading: String,
+}
 
 /// Nominal central coverages of the calibration plot.
 pub const LEVELS: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.68, 0.8, 0.9, 0.95];

@@ -13,8 +13,10 @@
 pub mod batch;
 pub mod cv;
 pub mod objective;
+pub mod pass;
 pub mod pool;
 pub mod render;
+pub mod rules;
 pub mod similarity;
 pub mod spread;
 pub mod stats;
@@ -24,16 +26,19 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::acquisition::{draw_u32, AcqContext};
+use crate::acquisition::AcqContext;
 use crate::backend::{Backend, GpuOptions};
 use crate::data::{read_id_list, read_labels, Features, Labels, Tile};
 use crate::engine::{locate, stream_scored, SelectConfig};
 use crate::error::{Error, Result};
 use crate::gp::fit_with;
 use crate::kernel::KernelKind;
+use crate::rng::draw_u32;
 use crate::select::TopK;
 use crate::sim::Objective;
 
+pub use cv::ModelSection;
+use pass::{Kept, PoolPass};
 use similarity::References;
 use stats::Histogram;
 
@@ -125,28 +130,6 @@ pub struct Setup {
     pub threads: usize,
 }
 
-/// 3. The model: its fit, its cross-validation, and the kernel comparison.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct ModelSection {
-    /// The model fitted on every label.
-    pub fit: cv::ModelFit,
-    /// Its k-fold cross-validation.
-    pub cv: cv::CvResult,
-    /// Train R² minus CV R² (large: over-fitting).
-    pub r2_gap: f64,
-    /// Train R² above CV R² by more than [`verdict::MAX_R2_GAP`].
-    pub over_fitting: bool,
-    /// Train R² below [`verdict::MIN_TRAIN_R2`]: the model explains little even of its own
-    /// labels.
-    pub under_fitting: bool,
-    /// The same cross-validation for each kernel the features allow.
-    pub kernels: Vec<cv::CvResult>,
-    /// The kernel with the best cross-validated NLPD, when it beats the chosen one clearly.
-    pub recommended_kernel: &'static str,
-    /// One-line reading.
-    pub reading: String,
-}
-
 /// Seconds per phase.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Seconds {
@@ -158,26 +141,6 @@ pub struct Seconds {
     pub score: f64,
     /// Everything.
     pub total: f64,
-}
-
-/// What pass 2 accumulates over the eligible candidates (neither labeled nor test).
-pub struct PoolPass {
-    /// Acquisition scores.
-    pub scores: Histogram,
-    /// Predicted means (standardised, maximisation scale).
-    pub means: Histogram,
-    /// Predicted latent sds (standardised).
-    pub sds: Histogram,
-    /// Similarity to the nearest labeled candidate.
-    pub coverage: Histogram,
-    /// Similarity to the nearest sample point.
-    pub density: Histogram,
-    /// Per sample point: similarity to its nearest other pool candidate.
-    pub sample_nn: Vec<f32>,
-    /// Per test point: similarity to its nearest pool candidate.
-    pub test_nn: Vec<f32>,
-    /// The batch.
-    pub top: TopK<batch::Kept>,
 }
 
 /// Runs the report.
@@ -356,7 +319,7 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
                 pass.top.push(
                     s.scores[r],
                     g,
-                    batch::Kept {
+                    Kept {
                         id: tile.ids[r].clone(),
                         mean: s.mean[r],
                         var: s.var[r],
@@ -454,13 +417,13 @@ fn model_section(
     }
     let recommended = verdict::recommend_kernel(&main, &kernels);
     let r2_gap = fit.train_r2 - main.r2;
-    let under_fitting = fit.train_r2 < verdict::MIN_TRAIN_R2;
+    let under_fitting = fit.train_r2 < rules::MIN_TRAIN_R2;
     let reading = verdict::model_reading(&main, &fit, r2_gap, recommended, y.len());
     Ok(ModelSection {
         fit,
         cv: main,
         r2_gap,
-        over_fitting: r2_gap > verdict::MAX_R2_GAP,
+        over_fitting: r2_gap > rules::MAX_R2_GAP,
         under_fitting,
         kernels,
         recommended_kernel: recommended,

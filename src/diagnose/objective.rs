@@ -2,9 +2,9 @@
 //! the test candidates sit from the pool, against how far pool candidates sit from each other.
 //! A pool unlike the test set cannot teach the model what the test asks.
 
+use super::pass::PoolPass;
 use super::pool::PoolSection;
 use super::stats::{histogram_of, Bin, Summary};
-use super::PoolPass;
 use crate::sim::Objective;
 
 /// Section 5.
@@ -41,7 +41,7 @@ pub fn section(pass: &PoolPass, pool: &PoolSection, objective: Objective) -> Obj
     let far =
         nn.iter().filter(|&&v| v < pool.nn_similarity.q05).count() as f64 / nn.len().max(1) as f64;
     let test_nn = h.summary();
-    let mismatch = super::verdict::test_mismatch(far);
+    let mismatch = super::rules::test_mismatch(far);
     let reading = format!(
         "test candidates' nearest pool neighbour has median similarity {:.2} against the pool's own {:.2}; {:.0}% of them are farther from the pool than 95% of pool candidates are from each other{}",
         test_nn.median,

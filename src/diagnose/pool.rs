@@ -2,8 +2,8 @@
 //! similarity of a seeded sample within the pool), coverage by the labels, and outliers far
 //! from everything labeled.
 
+use super::pass::PoolPass;
 use super::stats::{histogram_of, Bin, Summary};
-use super::PoolPass;
 
 /// Nearest-neighbour similarity at or above which two candidates are near-duplicates.
 pub const NEAR_DUPLICATE: f64 = 0.9;

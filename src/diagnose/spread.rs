@@ -3,9 +3,8 @@
 //! candidates are within the noise level of the best. Little spread means no policy can do
 //! much better than random.
 
-use super::batch::Kept;
+use super::pass::{Kept, PoolPass};
 use super::stats::{Bin, Summary};
-use super::PoolPass;
 use crate::acquisition::Acquisition;
 use crate::gp::FittedGp;
 use crate::select::Ranked;
@@ -69,7 +68,7 @@ pub fn section(
         (Some(g), Some(s)) => format!(
             "the batch scores {g:.1} predictive sd above the median candidate; {:.1}% of the pool is within the noise ({noise_sd:.2}) of the best score{}",
             100.0 * s,
-            if s >= super::verdict::NO_SPREAD {
+            if s >= super::rules::NO_SPREAD {
                 ": the model cannot tell the best candidates apart, so no policy can do much better than random"
             } else {
                 ""

@@ -5,9 +5,9 @@
 //! on Enamine 10k (README, "Diagnose"). A reason for random-like is any of
 //! - no skill: the cross-validated Spearman of predictions and labels is below the 97.5%
 //!   quantile of its null distribution, `1.96/√(n−1)` for `n` labels, while the other folds
-//!   explain at least [`MIN_INFORMED`] of a held-out label's variance (else the labels are too
+//!   explain at least [`MIN_INFORMED`](super::rules::MIN_INFORMED) of a held-out label's variance (else the labels are too
 //!   sparse for the test: `sparse-labels`, at most `uncertain`);
-//! - no spread: at least [`NO_SPREAD`] of the pool scores within the noise sd of the best;
+//! - no spread: at least [`NO_SPREAD`](super::rules::NO_SPREAD) of the pool scores within the noise sd of the best;
 //! - no exploitation (find-best): the acquisition ignores the predicted value (`variance`,
 //!   `random`), so it never turns to the best candidates;
 //! - outlier chasing by such an acquisition: at least half the batch are outliers, and at
@@ -18,43 +18,22 @@
 //!   are from each other (with a value-aware acquisition this makes the verdict `uncertain`).
 //!
 //! Without one, the verdict is `uncertain` when a caution holds: weak skill (CV Spearman below
-//! [`WEAK_SKILL`]), bad calibration (95% interval covering less than [`MIN_COVERAGE95`], or
-//! standardised residual sd above [`MAX_Z_SD`]), sparse labels, or the test mismatch above;
+//! [`WEAK_SKILL`](super::rules::WEAK_SKILL)), bad calibration (95% interval covering less than [`MIN_COVERAGE95`](super::rules::MIN_COVERAGE95), or
+//! standardised residual sd above [`MAX_Z_SD`](super::rules::MAX_Z_SD)), sparse labels, or the test mismatch above;
 //! else `likely-beats-random`. A train R² far above the CV R² is reported but not held
 //! against the model: a GP with little noise interpolates its labels (train R² near 1)
-//! whatever its skill, and on Enamine 10k the gap exceeded [`MAX_R2_GAP`] for two of three
+//! whatever its skill, and on Enamine 10k the gap exceeded [`MAX_R2_GAP`](super::rules::MAX_R2_GAP) for two of three
 //! label sets where active learning beats random. A high nearest-neighbour similarity is
 //! reported but not held against the pool: it is high in every densely sampled pool (2-D
 //! `smooth`: 1.00), where active learning beats random.
 
 use super::batch::BatchSection;
-use super::cv::{CvResult, ModelFit};
+use super::cv::{CvResult, ModelFit, ModelSection};
 use super::objective::ObjectiveSection;
+use super::rules::*;
 use super::spread::SpreadSection;
-use super::ModelSection;
 use crate::acquisition::Acquisition;
 use crate::sim::Objective;
-
-/// Smallest gap between the batch's predicted values and the pool's (in sd of the pool's
-/// predictions) for a find-best batch to count as exploiting.
-pub const MIN_EXPLOIT: f64 = 0.5;
-/// Share of the pool within noise of the best score that means "no spread".
-pub const NO_SPREAD: f64 = 0.5;
-/// CV Spearman below which the model is weak (but may still beat chance).
-pub const WEAK_SKILL: f64 = 0.3;
-/// Below this median explained share of held-out variance, the cross-validation cannot test
-/// the model and a missing skill is not held against it.
-pub const MIN_INFORMED: f64 = 0.25;
-/// Smallest acceptable coverage of the 95% interval.
-pub const MIN_COVERAGE95: f64 = 0.8;
-/// Largest acceptable sd of the standardised residuals.
-pub const MAX_Z_SD: f64 = 1.5;
-/// Largest acceptable train-minus-CV R².
-pub const MAX_R2_GAP: f64 = 0.5;
-/// Train R² below which the model under-fits (reported, not a verdict rule).
-pub const MIN_TRAIN_R2: f64 = 0.3;
-/// NLPD margin by which another kernel must beat the chosen one to be recommended.
-pub const KERNEL_MARGIN: f64 = 0.05;
 
 /// The verdict word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -109,23 +88,8 @@ pub struct Verdict {
     pub warnings: Vec<Reason>,
 }
 
-/// The skill threshold for `n` labels: the one-sided 97.5% null quantile of Spearman.
-pub fn skill_threshold(n: usize) -> f64 {
-    1.96 / ((n.max(2) - 1) as f64).sqrt()
-}
-
-/// The outlier-chasing rule.
-pub fn chases_outliers(batch_share: f64, pool_share: f64) -> bool {
-    batch_share >= 0.5 && batch_share >= 3.0 * pool_share
-}
-
-/// The test-mismatch rule.
-pub fn test_mismatch(far_share: f64) -> bool {
-    far_share >= 0.5
-}
-
 /// The kernel to recommend: the alternative with the lowest CV NLPD when it beats the chosen
-/// kernel by [`KERNEL_MARGIN`], else the chosen one.
+/// kernel by [`KERNEL_MARGIN`](super::rules::KERNEL_MARGIN), else the chosen one.
 pub fn recommend_kernel(main: &CvResult, all: &[CvResult]) -> &'static str {
     let best = all
         .iter()

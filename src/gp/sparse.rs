@@ -97,12 +97,7 @@ pub fn choose_inducing(kernel: &Kernel, x: &Features, m: usize, seed: u64) -> (V
         (0..n).collect()
     } else {
         let mut keyed: Vec<(u32, usize)> = (0..n)
-            .map(|i| {
-                (
-                    crate::acquisition::draw_u32(seed, u32::MAX - 1, i as u64, 17),
-                    i,
-                )
-            })
+            .map(|i| (crate::rng::draw_u32(seed, u32::MAX - 1, i as u64, 17), i))
             .collect();
         keyed.select_nth_unstable(c - 1);
         let mut rows: Vec<usize> = keyed[..c].iter().map(|k| k.1).collect();

@@ -206,7 +206,7 @@ mod tests {
     fn dense(n: usize, dim: usize, seed: u32) -> Features {
         let data = (0..n * dim)
             .map(|i| {
-                let h = crate::acquisition::hash32(i as u32 ^ seed.wrapping_mul(0x9e37_79b9));
+                let h = crate::rng::hash32(i as u32 ^ seed.wrapping_mul(0x9e37_79b9));
                 (h >> 8) as f32 / 16_777_216.0 * 4.0 - 2.0
             })
             .collect();

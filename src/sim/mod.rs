@@ -17,13 +17,13 @@ pub mod verdict;
 
 use std::time::Instant;
 
-use crate::acquisition::{draw_u32, score, AcqContext, Acquisition};
+use crate::acquisition::{score, AcqContext, Acquisition};
 use crate::backend::{Backend, BackendChoice, GpuOptions, Scorer};
 use crate::data::{read_labels, Features, LabelSpec, PoolSpec, Tile};
-use crate::demo::seeded_order;
 use crate::engine::BatchSize;
 use crate::error::{Error, Result};
 use crate::gp::{fit_with, FittedGp, GpValidParams, Inducing, ModelSpec};
+use crate::rng::{draw_u32, seeded_order};
 use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
 use metrics::{k_best, rmse, spearman, TopTruth};
 use verdict::{compare, Comparison};

@@ -16,9 +16,9 @@
 //!   little for accuracy on the test set, whatever the strategy (`Synthetic::test_rows`;
 //!   `synth` writes them to `PREFIX.test_ids.txt` for `simulate --test-ids`).
 
-use crate::acquisition::{draw_u32, normal_draw, uniform};
 use crate::data::Features;
 use crate::error::{Error, Result};
+use crate::rng::{draw_u32, normal_draw, uniform};
 
 use super::LabeledPool;
 
@@ -164,7 +164,7 @@ pub fn to_bits(features: &Features, nbits: usize, seed: u64) -> Result<Features>
     let row = |r: usize| &data[r * dim..(r + 1) * dim];
     let d2 =
         |a: &[f32], b: &[f32]| -> f32 { a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum() };
-    let order = crate::demo::seeded_order(rows, seed ^ 0xb175);
+    let order = crate::rng::seeded_order(rows, seed ^ 0xb175);
     let landmarks: Vec<usize> = (0..nbits).map(|j| order[j % rows]).collect();
     let sample: Vec<usize> = (0..rows).step_by(rows.div_ceil(512).max(1)).collect();
     let radii: Vec<f32> = landmarks

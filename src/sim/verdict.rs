@@ -8,7 +8,8 @@
 //! takes the quantiles at `Φ(−√(r/(r−1))·t₀.₉₇₅,ᵣ₋₁)` instead, which gives t-like coverage for
 //! small `r` and tends to the plain percentile interval as `r` grows.
 
-use crate::acquisition::{draw_u32, normal_cdf, uniform};
+use crate::acquisition::normal_cdf;
+use crate::rng::{draw_u32, uniform};
 
 /// What the interval says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
