@@ -17,7 +17,8 @@
 //! - [`select`]: streaming top-k with index tie-break, diverse batches, similarity cap.
 //! - [`backend`]: the scorers; the rayon CPU path is the reference.
 //! - [`engine`]: one round end to end (locate labels → fit → score every tile → select).
-//! - [`report`]: atomic CSV/JSON writers.
+//! - [`report`]: every output file, through one mechanism ([`report::output`]): checked against
+//!   the inputs before any work, staged, and renamed into place all or none.
 //! - [`demo`]: the built-in Enamine 10k demo.
 //! - [`diagnose`]: the report on whether active learning is likely to beat random here.
 //!
