@@ -770,8 +770,8 @@ fn synth(a: SynthArgs) -> Result<()> {
     });
     let labels = PathBuf::from(format!("{prefix}.labels.csv"));
     // Only `shift` draws a separate test set.
-    let test_ids = (scenario == Scenario::Shift)
-        .then(|| PathBuf::from(format!("{prefix}.test_ids.txt")));
+    let test_ids =
+        (scenario == Scenario::Shift).then(|| PathBuf::from(format!("{prefix}.test_ids.txt")));
     let mut set = report::Outputs::new()
         .output(&npy)
         .output(&labels)

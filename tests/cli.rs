@@ -531,6 +531,20 @@ fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// Asserts two snapshots are equal, naming the files that differ (not dumping their bytes).
+fn assert_same(
+    after: &std::collections::BTreeMap<String, Vec<u8>>,
+    before: &std::collections::BTreeMap<String, Vec<u8>>,
+    what: &str,
+) {
+    let names: std::collections::BTreeSet<&String> = after.keys().chain(before.keys()).collect();
+    let differ: Vec<&&String> = names
+        .iter()
+        .filter(|n| after.get(n.as_str()) != before.get(n.as_str()))
+        .collect();
+    assert!(differ.is_empty(), "{what}: {differ:?} differ");
+}
+
 /// Hidden entries: staged, scratch or backup files left behind.
 fn hidden(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -699,7 +713,11 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
         f.p("soft.csv"),
         pending.clone(),
     ] {
-        let o = run(&select_args(&f, &pool, &["--pending", &pending, "--out", &out]));
+        let o = run(&select_args(
+            &f,
+            &pool,
+            &["--pending", &pending, "--out", &out],
+        ));
         failed(&o, &["refused as an output", "also an input"]);
     }
     let npy = f.p("pool.npy");
@@ -716,7 +734,7 @@ fn an_output_that_is_an_input_or_another_output_is_refused() {
     let mut after = snapshot(f.dir.path());
     after.remove("hard.fps");
     after.remove("pending.txt");
-    assert_eq!(after, before, "an input changed");
+    assert_same(&after, &before, "an input changed");
     assert!(hidden(f.dir.path()).is_empty());
 
     // featurize: the reject list on the output, or on the ids file beside a .npz.
@@ -769,7 +787,11 @@ fn an_existing_output_that_is_not_a_regular_file_is_refused() {
     let f = Fixture::new();
     let pool = f.p("pool.fps");
     let fifo = f.path("fifo");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let o = run(&select_args(&f, &pool, &["--out", &f.p("fifo")]));
     failed(&o, &["fifo", "a FIFO, not a regular file"]);
     use std::os::unix::fs::FileTypeExt;
@@ -815,8 +837,9 @@ fn a_later_output_that_fails_leaves_every_earlier_file_as_it_was() {
         &pool,
         &["--batch", "6", "--out", &batch, "--summary", &nodir],
     ));
-    failed(&o, &["nodir", "does not exist"]);
+    // The files first: the message alone would not show the defect.
     assert_eq!(std::fs::read(&batch).unwrap(), old, "batch.csv changed");
+    failed(&o, &["nodir", "does not exist"]);
 
     // simulate and diagnose: the previous run's files survive a later file that cannot be
     // replaced (here a folder where the plot goes).
@@ -825,7 +848,12 @@ fn a_later_output_that_fails_leaves_every_earlier_file_as_it_was() {
     synth_pool(&dir);
     let labels = dir.join("s.labels.csv");
     let out = dir.join("sim");
-    succeeded(&run(&simulate_args(&dir, labels.to_str().unwrap(), &out, &[])));
+    succeeded(&run(&simulate_args(
+        &dir,
+        labels.to_str().unwrap(),
+        &out,
+        &[],
+    )));
     std::fs::remove_file(out.join("recall.png")).unwrap();
     std::fs::create_dir(out.join("recall.png")).unwrap();
     std::fs::write(out.join("recall.png/keep"), "x").unwrap();
@@ -838,7 +866,11 @@ fn a_later_output_that_fails_leaves_every_earlier_file_as_it_was() {
         &["--seed", "9"],
     ));
     failed(&o, &["recall.png", "not a regular file"]);
-    assert_eq!(snapshot(&out), before, "a previous simulate output changed");
+    assert_same(
+        &snapshot(&out),
+        &before,
+        "a previous simulate output changed",
+    );
     assert!(hidden(&out).is_empty());
 
     let part = dir.join("part.csv");
@@ -850,7 +882,7 @@ fn a_later_output_that_fails_leaves_every_earlier_file_as_it_was() {
     assert_eq!(before.len(), 1);
     let o = run(&diagnose_args(&dir, part.to_str().unwrap(), &out));
     failed(&o, &["report.html", "not a regular file"]);
-    assert_eq!(snapshot(&out), before, "report.json changed");
+    assert_same(&snapshot(&out), &before, "report.json changed");
     assert!(hidden(&out).is_empty());
 }
 
@@ -885,11 +917,15 @@ fn a_failed_featurize_keeps_the_previous_outputs_and_leaves_no_temporary_file() 
         "--skip-invalid",
         &f.p("rejects"),
     ]);
-    failed(&o, &["rejects", "not a regular file"]);
     let mut after = snapshot(f.dir.path());
     after.remove("bad.smi");
-    assert_eq!(after, before, "the previous featurize outputs changed");
-    assert!(hidden(f.dir.path()).is_empty(), "{:?}", hidden(f.dir.path()));
+    assert_same(&after, &before, "the previous featurize outputs changed");
+    assert!(
+        hidden(f.dir.path()).is_empty(),
+        "{:?}",
+        hidden(f.dir.path())
+    );
+    failed(&o, &["rejects", "not a regular file"]);
 }
 
 #[test]
@@ -941,7 +977,11 @@ fn sigint_and_sigterm_remove_staged_files_and_keep_the_previous_output() {
         );
         let mut after = snapshot(f.dir.path());
         after.remove("big.smi");
-        assert_eq!(after, before, "SIG{signal} changed the previous output");
+        assert_same(
+            &after,
+            &before,
+            &format!("SIG{signal} changed the previous output"),
+        );
     }
 }
 
@@ -1009,11 +1049,7 @@ fn a_full_disk_is_an_error_and_leaves_the_previous_files() {
     let pool = f.p("pool.fps");
     let (batch, summary) = (disk.0.join("batch.csv"), disk.0.join("s.json"));
     let (b, s) = (batch.to_str().unwrap(), summary.to_str().unwrap());
-    succeeded(&run(&select_args(
-        &f,
-        &pool,
-        &["--out", b, "--summary", s],
-    )));
+    succeeded(&run(&select_args(&f, &pool, &["--out", b, "--summary", s])));
     let before = snapshot(&disk.0);
     disk.fill_leaving(1);
     let o = run(&select_args(
@@ -1026,7 +1062,7 @@ fn a_full_disk_is_an_error_and_leaves_the_previous_files() {
         .into_iter()
         .filter(|(k, _)| !k.starts_with("fill"))
         .collect();
-    assert_eq!(after, before, "the previous batch or summary changed");
+    assert_same(&after, &before, "the previous batch or summary changed");
     assert!(hidden(&disk.0).is_empty(), "{:?}", hidden(&disk.0));
 }
 

@@ -395,12 +395,15 @@ pub struct OutputSet {
 
 impl OutputSet {
     fn slot(&self, path: &Path) -> Result<usize> {
-        self.slots.iter().position(|s| s.path == path).ok_or_else(|| {
-            refused(
-                path,
-                "it was not declared as an output of this run (a bug in poolrank)",
-            )
-        })
+        self.slots
+            .iter()
+            .position(|s| s.path == path)
+            .ok_or_else(|| {
+                refused(
+                    path,
+                    "it was not declared as an output of this run (a bug in poolrank)",
+                )
+            })
     }
 
     fn make_folders(&self) -> Result<()> {
@@ -443,7 +446,10 @@ impl OutputSet {
     pub fn finish(&mut self, mut file: StagedFile) -> Result<()> {
         let index = self.slot(&file.path)?;
         let sink = file.sink.take().ok_or_else(|| {
-            Error::io(&file.path, std::io::Error::other("staged file already closed"))
+            Error::io(
+                &file.path,
+                std::io::Error::other("staged file already closed"),
+            )
         })?;
         let done = (|| -> std::io::Result<()> {
             let buf = match sink {
@@ -814,10 +820,15 @@ mod tests {
         let e = msg(Outputs::new().input(&pool).output(&link));
         assert!(e.contains("also an input"), "{e}");
         let x = dir.path().join("x.csv");
-        let e = msg(Outputs::new().output(&x).output(dir.path().join("sub/../x.csv")));
+        let e = msg(Outputs::new()
+            .output(&x)
+            .output(dir.path().join("sub/../x.csv")));
         assert!(e.contains("another output"), "{e}");
         let e = msg(Outputs::new().output(dir.path()));
-        assert!(e.contains("not a regular file") || e.contains("folder"), "{e}");
+        assert!(
+            e.contains("not a regular file") || e.contains("folder"),
+            "{e}"
+        );
         let e = msg(Outputs::new().output(dir.path().join("nodir/s.json")));
         assert!(e.contains("does not exist"), "{e}");
         Outputs::new()
