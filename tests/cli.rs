@@ -946,7 +946,7 @@ fn sigint_and_sigterm_remove_staged_files_and_keep_the_previous_output() {
     let big = f.path("big.smi");
     enamine_smi(&big, 40);
     for (signal, code) in [("INT", 130), ("TERM", 143)] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_poolrank"))
+        let child = Command::new(env!("CARGO_BIN_EXE_poolrank"))
             .args(["featurize", "--threads", "1", "--quiet", "--smiles"])
             .arg(&big)
             .args(["--out", &out])

@@ -113,7 +113,7 @@ pub fn ids_path(npz: &Path) -> PathBuf {
 
 enum Sink {
     Npz(Box<(CsrNpzWriter, StagedFile)>),
-    Fps(FpsWriter),
+    Fps(Box<FpsWriter>),
 }
 
 /// The run's files: the molecules in; the output, its ids file and the reject list out.
@@ -163,12 +163,12 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
             CsrNpzWriter::create(&set, &cfg.out, params.nbits, Some(&provenance))?,
             set.stage(ids, false)?,
         ))),
-        None => Sink::Fps(FpsWriter::create(
+        None => Sink::Fps(Box::new(FpsWriter::create(
             &set,
             &cfg.out,
             params.nbits,
             Some(&provenance),
-        )?),
+        )?)),
     };
     let mut rejects = match &cfg.skip_invalid {
         Some(p) => {
