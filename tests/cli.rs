@@ -1097,3 +1097,30 @@ fn silently_ignored_options_are_errors_naming_the_option() {
     }
     assert!(!f.path("o.csv").exists());
 }
+
+#[test]
+fn featurize_with_every_molecule_refused_writes_nothing_and_names_the_first() {
+    let f = Fixture::new();
+    let smi = f.write("bad.smi", "C1CC a\nC(C)(C)(C)(C)C b\n");
+    let o = poolrank(&[
+        "featurize",
+        "--smiles",
+        &smi,
+        "--quiet",
+        "--out",
+        &f.p("lib.fps"),
+        "--skip-invalid",
+        &f.p("rejects.tsv"),
+    ]);
+    failed(
+        &o,
+        &[
+            "bad.smi",
+            "every molecule was refused (2)",
+            "line 1 (\"a\")",
+        ],
+    );
+    // All or nothing: the reject list goes with the rest (the message says why).
+    assert!(!f.path("rejects.tsv").exists() && !f.path("lib.fps").exists());
+    assert!(hidden(f.dir.path()).is_empty());
+}

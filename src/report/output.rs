@@ -510,7 +510,8 @@ impl OutputSet {
         }
         let mut reg = registry();
         if reg.closing {
-            return Err(Error::io(&self.slots[0].path, exiting()));
+            let first = self.slots.first().map_or(Path::new("."), |s| s.path.as_path());
+            return Err(Error::io(first, exiting()));
         }
         let result = commit_locked(&mut reg, &self.slots);
         // Committed or rolled back: either way the staged files are gone.
