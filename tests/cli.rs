@@ -805,6 +805,34 @@ fn an_existing_output_that_is_not_a_regular_file_is_refused() {
     std::os::unix::fs::symlink(f.path("nothing"), f.path("dangling.csv")).unwrap();
     let o = run(&select_args(&f, &pool, &["--out", &f.p("dangling.csv")]));
     failed(&o, &["dangling.csv", "symbolic link to nothing"]);
+    // synth: a previous pool survives a labels file that cannot be replaced (a folder).
+    let prefix = f.p("syn");
+    let synth = |seed: &str| {
+        poolrank(&[
+            "synth",
+            "--scenario",
+            "smooth",
+            "--n",
+            "50",
+            "--dim",
+            "3",
+            "--seed",
+            seed,
+            "--out",
+            &prefix,
+        ])
+    };
+    succeeded(&synth("1"));
+    std::fs::remove_file(f.path("syn.labels.csv")).unwrap();
+    std::fs::create_dir(f.path("syn.labels.csv")).unwrap();
+    let npy = std::fs::read(f.path("syn.npy")).unwrap();
+    let o = synth("2");
+    assert_eq!(
+        std::fs::read(f.path("syn.npy")).unwrap(),
+        npy,
+        "syn.npy changed"
+    );
+    failed(&o, &["syn.labels.csv", "a folder, not a regular file"]);
     if is_root() {
         // A device node like /dev/null (made here, so the system's is never at risk).
         let null = f.path("null");

@@ -510,7 +510,10 @@ impl OutputSet {
         }
         let mut reg = registry();
         if reg.closing {
-            let first = self.slots.first().map_or(Path::new("."), |s| s.path.as_path());
+            let first = self
+                .slots
+                .first()
+                .map_or(Path::new("."), |s| s.path.as_path());
             return Err(Error::io(first, exiting()));
         }
         let result = commit_locked(&mut reg, &self.slots);
