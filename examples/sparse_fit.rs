@@ -7,11 +7,11 @@
 
 use std::time::Instant;
 
-use poolrank::acquisition::hash32;
 use poolrank::backend::{Backend, BackendChoice, GpuOptions};
 use poolrank::data::Features;
 use poolrank::gp::{fit_with, GpParams, Inducing};
 use poolrank::kernel::KernelKind;
+use poolrank::rng::hash32;
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();

@@ -471,10 +471,7 @@ fn score_round(
     let available = loc.pool_size - loc.excluded.len();
     let needs_shortlist = cfg.mode == BatchMode::Diverse || cfg.max_sim.is_some();
     let keep = if needs_shortlist {
-        cfg.shortlist
-            .unwrap_or((5 * batch).max(500))
-            .max(batch)
-            .min(available)
+        crate::select::shortlist_size(cfg.shortlist, batch, available)?
     } else {
         batch
     };

@@ -13,6 +13,15 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// An output the run refuses to write, found before any work: it is also an input or
+    /// another output of the run, or it exists and is not a regular file.
+    #[error("{}: refused as an output: {reason}", path.display())]
+    OutputRefused {
+        /// The output as given.
+        path: PathBuf,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// A malformed line in a text input.
     #[error("{}:{line}: {msg}", path.display())]
     Parse {

@@ -21,7 +21,8 @@
 //! - [`backend`]: the scorers; the rayon CPU path is the reference.
 //! - [`engine`]: one round end to end (locate labels → fit → score every tile → select); a
 //!   round with a saved model skips the fit.
-//! - [`report`]: atomic CSV/JSON writers.
+//! - [`report`]: every output file, through one mechanism ([`report::output`]): checked against
+//!   the inputs before any work, staged, and renamed into place all or none.
 //! - [`demo`]: the built-in Enamine 10k demo.
 //! - [`diagnose`]: the report on whether active learning is likely to beat random here.
 //!

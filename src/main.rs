@@ -574,6 +574,7 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    on_signal_remove_staged();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -649,6 +650,26 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// On SIGINT or SIGTERM: remove every staged output (the previous files stay as they were) and
+/// exit 128 + the signal (130, 143), as a shell reports a process the signal ended.
+fn on_signal_remove_staged() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        // Without a handler the default action ends the process; staged files may remain.
+        eprintln!("warning: cannot handle SIGINT/SIGTERM; an interrupted run may leave hidden staged files");
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let removed = report::remove_staged();
+            eprintln!(
+                "interrupted: removed {removed} staged file(s); earlier outputs are unchanged"
+            );
+            std::process::exit(128 + sig);
+        }
+    });
+}
+
 /// Runs `f` on a rayon pool of `threads` workers (all cores by default).
 fn with_threads(threads: Option<usize>, f: impl FnOnce() -> Result<()> + Send) -> Result<()> {
     let mut builder = rayon::ThreadPoolBuilder::new();
@@ -704,6 +725,12 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     cfg.minimize = a.input.minimize;
     cfg.backend = a.backend.into();
     cfg.progress = !a.quiet;
+    cfg.check_settings()?;
+    let mut set = report::simulation_outputs(&a.out)
+        .inputs([&pool.path, &labels.path])
+        .inputs(pool.ids.as_ref())
+        .inputs(a.test_ids.as_ref())
+        .check()?;
     pool_notes(&pool)?;
     let data = load_labeled_pool(&pool, &labels)?;
     if let Some(path) = &a.test_ids {
@@ -728,7 +755,8 @@ fn simulate(a: SimulateArgs) -> Result<()> {
         cfg.test_rows = Some(ids.iter().map(|id| row_of[id.as_str()]).collect());
     }
     let result = simulate(&data, &cfg)?;
-    let [curves, summary, svg, png] = report::write_simulation(&a.out, &result)?;
+    let [curves, summary, svg, png] = report::write_simulation(&mut set, &a.out, &result)?;
+    set.commit()?;
     print!("{}", poolrank::sim::verdict_table(&result));
     eprintln!(
         "wrote {}, {}, {} and {}",
@@ -805,41 +833,41 @@ fn pool_notes(pool: &PoolSpec) -> Result<()> {
 fn synth(a: SynthArgs) -> Result<()> {
     use poolrank::sim::synth::{generate, Scenario};
     let scenario = Scenario::from_name(&a.scenario).context("unknown scenario")?;
-    let data = generate(scenario, a.n, a.dim, a.seed)?;
-    let pool = &data.pool;
     let prefix = a.out.to_string_lossy().into_owned();
-    let fingerprints = a
-        .bits
-        .map(|b| poolrank::sim::synth::to_bits(&pool.features, b, a.seed))
-        .transpose()?;
-    let npy = PathBuf::from(match fingerprints {
+    let npy = PathBuf::from(match a.bits {
         Some(_) => format!("{prefix}.fps"),
         None => format!("{prefix}.npy"),
     });
     let labels = PathBuf::from(format!("{prefix}.labels.csv"));
+    // Only `shift` draws a separate test set.
+    let test_ids =
+        (scenario == Scenario::Shift).then(|| PathBuf::from(format!("{prefix}.test_ids.txt")));
+    let mut set = report::Outputs::new()
+        .output(&npy)
+        .output(&labels)
+        .outputs(test_ids.as_ref())
+        .check()?;
+    let data = generate(scenario, a.n, a.dim, a.seed)?;
+    let pool = &data.pool;
+    let fingerprints = a
+        .bits
+        .map(|b| poolrank::sim::synth::to_bits(&pool.features, b, a.seed))
+        .transpose()?;
     let ids: Vec<String> = (0..pool.y.len()).map(|i| i.to_string()).collect();
-    report::write_all(vec![
-        (
-            npy.as_path(),
-            Box::new(|p| match &fingerprints {
-                Some(f) => report::write_fps(p, f, &ids),
-                None => report::write_dense_npy(p, &pool.features),
-            }),
-        ),
-        (
-            labels.as_path(),
-            Box::new(|p| {
-                let rows: Vec<(String, f64)> = (0..pool.y.len())
-                    .map(|i| (i.to_string(), pool.y[i]))
-                    .collect();
-                report::write_labels_csv(p, &rows)
-            }),
-        ),
-    ])?;
-    if !data.test_rows.is_empty() {
-        let path = PathBuf::from(format!("{prefix}.test_ids.txt"));
+    match &fingerprints {
+        Some(f) => report::write_fps(&mut set, &npy, f, &ids)?,
+        None => report::write_dense_npy(&mut set, &npy, &pool.features)?,
+    }
+    let rows: Vec<(String, f64)> = (0..pool.y.len())
+        .map(|i| (i.to_string(), pool.y[i]))
+        .collect();
+    report::write_labels_csv(&mut set, &labels, &rows)?;
+    if let Some(path) = &test_ids {
         let text: String = data.test_rows.iter().map(|i| format!("{i}\n")).collect();
-        report::write_atomic(&path, |w| w.write_all(text.as_bytes()))?;
+        set.write(path, |w| w.write_all(text.as_bytes()))?;
+    }
+    set.commit()?;
+    if let Some(path) = &test_ids {
         eprintln!(
             "wrote {} ({} test candidates: simulate --objective accuracy --test-ids {})",
             path.display(),
@@ -891,8 +919,14 @@ fn diagnose(a: DiagnoseArgs) -> Result<()> {
         ObjectiveArg::Accuracy => poolrank::sim::Objective::Accuracy,
     };
     cfg.test = a.test.clone();
+    let mut set = report::diagnosis_outputs(&a.out)
+        .inputs([&a.input.pool.pool, &a.input.labels])
+        .inputs(a.input.pool.ids.as_ref())
+        .inputs(a.test.as_ref())
+        .check()?;
     let r = run_diagnose(&cfg)?;
-    let [json, html] = report::write_diagnosis(&a.out, &r)?;
+    let [json, html] = report::write_diagnosis(&mut set, &a.out, &r)?;
+    set.commit()?;
     print!("{}", render::text(&r));
     eprintln!("wrote {} and {}", json.display(), html.display());
     Ok(())
@@ -900,6 +934,12 @@ fn diagnose(a: DiagnoseArgs) -> Result<()> {
 
 fn fit(a: FitArgs) -> Result<()> {
     let (pool, labels) = a.input.specs();
+    let mut set = report::Outputs::new()
+        .inputs([&pool.path, &labels.path])
+        .inputs(pool.ids.as_ref())
+        .output(&a.save_model)
+        .outputs(a.summary.as_ref())
+        .check()?;
     pool_notes(&pool)?;
     let mut cfg = SelectConfig::new(pool, labels);
     cfg.model = a.model.spec();
@@ -909,18 +949,11 @@ fn fit(a: FitArgs) -> Result<()> {
     cfg.progress = !a.quiet;
     cfg.backend = a.backend.into();
     let fitted = poolrank::run_fit(&cfg)?;
-    let bytes = fitted.model.to_bytes();
-    let mut writes: Vec<report::PendingWrite<'_>> = vec![(
-        a.save_model.as_path(),
-        Box::new(|p| report::write_atomic(p, |w| w.write_all(&bytes))),
-    )];
+    fitted.model.save_into(&mut set, &a.save_model)?;
     if let Some(path) = &a.summary {
-        writes.push((
-            path.as_path(),
-            Box::new(|p| report::write_json(p, &fitted.summary)),
-        ));
+        report::write_json(&mut set, path, &fitted.summary)?;
     }
-    report::write_all(writes)?;
+    set.commit()?;
     let s = &fitted.summary;
     let gp = fitted.model.gp();
     eprintln!(
@@ -945,6 +978,15 @@ fn select(a: SelectArgs) -> Result<()> {
     let labels = a
         .pool
         .labels(a.labels.clone().unwrap_or_default(), &a.y_col);
+    let mut set = report::Outputs::new()
+        .input(&pool.path)
+        .inputs(a.labels.as_ref())
+        .inputs(pool.ids.as_ref())
+        .inputs(a.pending.as_ref())
+        .inputs(a.model_file.as_ref())
+        .output(&a.out)
+        .outputs(a.summary.as_ref())
+        .check()?;
     pool_notes(&pool)?;
     let mut cfg = SelectConfig::new(pool, labels);
     cfg.pending = a.pending.clone();
@@ -956,6 +998,10 @@ fn select(a: SelectArgs) -> Result<()> {
         ModeArg::Topk => BatchMode::TopK,
         ModeArg::Diverse => BatchMode::Diverse,
     };
+    anyhow::ensure!(
+        a.shortlist.is_none() || cfg.mode == BatchMode::Diverse || a.max_sim.is_some(),
+        "invalid --shortlist: it applies only with --batch-mode diverse or --max-sim"
+    );
     cfg.shortlist = a.shortlist;
     cfg.max_sim = a.max_sim;
     cfg.seed = a.seed;
@@ -996,14 +1042,11 @@ fn select(a: SelectArgs) -> Result<()> {
             poolrank::run_select_model(&cfg, &model, labels.as_ref(), &pending)?
         }
     };
-    report::write_batch_csv(&a.out, &selection.picks)?;
+    report::write_batch_csv(&mut set, &a.out, &selection.picks)?;
     if let Some(path) = &a.summary {
-        if let Err(e) = report::write_json(path, &selection.summary) {
-            // All or nothing: without its summary the batch file is not left behind either.
-            let _ = std::fs::remove_file(&a.out);
-            return Err(e.into());
-        }
+        report::write_json(&mut set, path, &selection.summary)?;
     }
+    set.commit()?;
     let s = &selection.summary;
     eprintln!("backend: {}", s.backend_choice);
     if let Some(sp) = &s.fit.info.sparse {

@@ -359,4 +359,26 @@ fn a_saved_model_refuses_other_labels_features_and_corrupt_files() {
     );
     // Without --model, --labels is still required.
     refused(&["select", "--pool", &pool], &["--labels"]);
+    // The model is an input of `select` and an output of `fit`: never overwritten by a run.
+    let before = std::fs::read(&model).unwrap();
+    let o = poolrank(&[
+        "select", "--pool", &pool, "--model", &model, "--batch", "5", "--out", &model,
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("also an input"));
+    let labels_before = std::fs::read(d("labels.csv")).unwrap();
+    let o = poolrank(&[
+        "fit",
+        "--pool",
+        &pool,
+        "--labels",
+        &d("labels.csv"),
+        "--quiet",
+        "--save-model",
+        &d("labels.csv"),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("also an input"));
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+    assert_eq!(std::fs::read(d("labels.csv")).unwrap(), labels_before);
 }

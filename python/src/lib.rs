@@ -747,6 +747,12 @@ fn _simulate<'py>(
     cfg.model = model;
     cfg.refit = refit;
     cfg.backend = backend_choice(backend)?;
+    // Refused before any work, as on the command line (the inputs are arrays, not files).
+    let mut set = out
+        .as_ref()
+        .map(|dir| poolrank::report::simulation_outputs(dir).check())
+        .transpose()
+        .map_err(py_err)?;
     let result = py
         .detach(move || -> poolrank::Result<poolrank::sim::SimResult> {
             let mut features = Features::empty(view.kind());
@@ -757,8 +763,9 @@ fn _simulate<'py>(
                 y,
             };
             let result = poolrank::sim::simulate(&data, &cfg)?;
-            if let Some(dir) = &out {
-                poolrank::report::write_simulation(dir, &result)?;
+            if let (Some(dir), Some(mut set)) = (&out, set.take()) {
+                poolrank::report::write_simulation(&mut set, dir, &result)?;
+                set.commit()?;
             }
             Ok(result)
         })
@@ -854,11 +861,17 @@ fn _diagnose<'py>(
     cfg.objective = objective_arg(objective)?;
     cfg.test_ids = test_ids;
     cfg.labels = Some(labels_of(ids, values));
+    let mut set = out
+        .as_ref()
+        .map(|dir| poolrank::report::diagnosis_outputs(dir).check())
+        .transpose()
+        .map_err(py_err)?;
     let report = py
         .detach(move || -> poolrank::Result<poolrank::diagnose::Report> {
             let report = run_diagnose(&cfg)?;
-            if let Some(dir) = &out {
-                poolrank::report::write_diagnosis(dir, &report)?;
+            if let (Some(dir), Some(mut set)) = (&out, set.take()) {
+                poolrank::report::write_diagnosis(&mut set, dir, &report)?;
+                set.commit()?;
             }
             Ok(report)
         })

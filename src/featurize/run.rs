@@ -7,7 +7,7 @@ use super::input::SmilesSource;
 use super::{featurize_records, MorganParams};
 use crate::data::ids::{id_hash, RepeatedIds};
 use crate::error::{Error, Result};
-use crate::report::{AtomicFile, CsrNpzWriter, FpsWriter};
+use crate::report::{CsrNpzWriter, FpsWriter, OutputSet, Outputs, StagedFile};
 
 /// What `featurize` writes, chosen by the output's extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -112,11 +112,22 @@ pub fn ids_path(npz: &Path) -> PathBuf {
 }
 
 enum Sink {
-    Npz(Box<(CsrNpzWriter, AtomicFile)>),
-    Fps(FpsWriter),
+    Npz(Box<(CsrNpzWriter, StagedFile)>),
+    Fps(Box<FpsWriter>),
 }
 
-/// Featurizes `cfg.input` into `cfg.out`; all outputs appear together or not at all.
+/// The run's files: the molecules in; the output, its ids file and the reject list out.
+fn outputs(cfg: &FeaturizeConfig, ids: Option<&Path>) -> Result<OutputSet> {
+    Outputs::new()
+        .input(&cfg.input.path)
+        .output(&cfg.out)
+        .outputs(ids)
+        .outputs(cfg.skip_invalid.as_deref())
+        .check()
+}
+
+/// Featurizes `cfg.input` into `cfg.out`; all outputs appear together or not at all (see
+/// [`crate::report::output`]: an output that is the input or another output is refused first).
 ///
 /// Memory: one chunk of molecules plus 8 bytes per molecule (id hashes for the duplicate check;
 /// a repeated hash is confirmed against the real ids by a second pass over the ids).
@@ -144,27 +155,31 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
     };
     let morgan = params.check()?;
     let provenance = params.provenance();
-    let mut reader = cfg.input.open()?;
     let ids = (format == OutputFormat::Npz).then(|| ids_path(&cfg.out));
+    let mut set = outputs(cfg, ids.as_deref())?;
+    let mut reader = cfg.input.open()?;
     let mut sink = match &ids {
         Some(ids) => Sink::Npz(Box::new((
-            CsrNpzWriter::create(&cfg.out, params.nbits, Some(&provenance))?,
-            AtomicFile::create(ids, false)?,
+            CsrNpzWriter::create(&set, &cfg.out, params.nbits, Some(&provenance))?,
+            set.stage(ids, false)?,
         ))),
-        None => Sink::Fps(FpsWriter::create(
+        None => Sink::Fps(Box::new(FpsWriter::create(
+            &set,
             &cfg.out,
             params.nbits,
             Some(&provenance),
-        )?),
+        )?)),
     };
     let mut rejects = match &cfg.skip_invalid {
         Some(p) => {
-            let mut f = AtomicFile::create(p, false)?;
-            f.write_all(b"line\tid\tsmiles\treason\n")?;
+            let mut f = set.stage(p, false)?;
+            f.write_bytes(b"line\tid\tsmiles\treason\n")?;
             Some(f)
         }
         None => None,
     };
+    // The first refused molecule, for the error when every molecule is refused.
+    let mut first_reject: Option<String> = None;
     let bar = crate::engine::progress_bar(cfg.progress, None, "molecules");
     let (mut hashes, mut records) = (Vec::new(), Vec::new());
     let (mut written, mut rejected) = (0usize, 0usize);
@@ -176,7 +191,10 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
                 (Ok(fp), _) => fp,
                 (Err(reason), Some(f)) => {
                     let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
-                    f.write_all(
+                    first_reject.get_or_insert_with(|| {
+                        format!("line {} ({:?}): {reason}", rec.line, rec.id)
+                    });
+                    f.write_bytes(
                         format!(
                             "{}\t{}\t{}\t{}\n",
                             rec.line,
@@ -205,8 +223,8 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
                 Sink::Npz(npz) => {
                     let (w, ids) = &mut **npz;
                     w.push_row(&fp.pairs)?;
-                    ids.write_all(rec.id.as_bytes())?;
-                    ids.write_all(b"\n")?;
+                    ids.write_bytes(rec.id.as_bytes())?;
+                    ids.write_bytes(b"\n")?;
                 }
                 Sink::Fps(w) => w.push(&fp.words(params.nbits), &rec.id)?,
             }
@@ -217,25 +235,32 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
     bar.finish_and_clear();
     find_duplicate_ids(&cfg.input, hashes)?;
     if written == 0 {
-        // Keep the list of rejected molecules: it says why nothing was written.
-        if let Some(f) = rejects {
-            f.commit()?;
-        }
-        return Err(Error::EmptyPool {
-            path: cfg.input.path.clone(),
+        // All or nothing holds here too (the reject list is not kept): the error says why.
+        return Err(match first_reject {
+            Some(first) => Error::format(
+                &cfg.input.path,
+                format!(
+                    "every molecule was refused ({rejected}), nothing was written; the first, \
+                     {first}"
+                ),
+            ),
+            None => Error::EmptyPool {
+                path: cfg.input.path.clone(),
+            },
         });
     }
     match sink {
         Sink::Npz(npz) => {
             let (w, ids) = *npz;
-            w.commit()?;
-            ids.commit()?;
+            w.finish(&mut set)?;
+            set.finish(ids)?;
         }
-        Sink::Fps(w) => w.commit()?,
+        Sink::Fps(w) => w.finish(&mut set)?,
     }
     if let Some(f) = rejects {
-        f.commit()?;
+        set.finish(f)?;
     }
+    set.commit()?;
     let seconds = t0.elapsed().as_secs_f64();
     Ok(FeaturizeSummary {
         molecules: written,

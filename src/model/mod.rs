@@ -12,6 +12,7 @@ use std::path::Path;
 use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
 use crate::gp::FittedGp;
+use crate::report::output::{OutputSet, Outputs};
 
 /// A fitted GP with what it was fitted on: feature kind and provenance, the optimisation
 /// direction, and the labeled candidates (ids and values as the labels file gave them, in the
@@ -212,10 +213,21 @@ impl FittedModel {
     /// Writes the model to `path` (all or nothing), in the layout of [`file`](mod@file).
     ///
     /// # Errors
-    /// [`Error::Io`] when the file cannot be written.
+    /// [`Error::OutputRefused`] when `path` is not a regular file, [`Error::Io`] when it cannot
+    /// be written.
     pub fn save(&self, path: &Path) -> Result<()> {
+        let mut set = Outputs::new().output(path).check()?;
+        self.save_into(&mut set, path)?;
+        set.commit()
+    }
+
+    /// Stages the model as the output `path` of `set` (committed with the run's other outputs).
+    ///
+    /// # Errors
+    /// As [`OutputSet::write`].
+    pub fn save_into(&self, set: &mut OutputSet, path: &Path) -> Result<()> {
         let bytes = self.to_bytes();
-        crate::report::write_atomic(path, |w| w.write_all(&bytes))
+        set.write(path, |w| w.write_all(&bytes))
     }
 
     /// Reads a model that [`FittedModel::save`] wrote.

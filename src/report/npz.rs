@@ -2,8 +2,8 @@
 //! `scipy.sparse.load_npz` and our `.npz` pool reader read.
 //!
 //! `.npy` headers state the array lengths, which are known only at the end, so rows go to
-//! three temporary member files (indices as int32, counts as uint32, row ends as uint64) beside
-//! the output; `commit` then assembles the zip (deflated, fixed timestamps, so equal inputs give
+//! three scratch member files (indices as int32, counts as uint32, row ends as uint64) beside
+//! the output (see [`super::output`]); `finish` then assembles the staged the zip (deflated, fixed timestamps, so equal inputs give
 //! equal bytes), narrowing the counts to the smallest unsigned type that holds them and the row
 //! ends to int32 when they fit. Memory stays bounded by the write buffers.
 
@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use super::stream::temp_path;
+use super::output::{OutputSet, ScratchFile};
 use crate::error::{Error, Result};
 
 /// The member holding the provenance text (a numpy bytes scalar); scipy ignores it.
@@ -33,18 +33,17 @@ fn npy_header(descr: &str, shape: &str) -> Vec<u8> {
     h
 }
 
-/// One temporary member file, removed on drop.
+/// One scratch member file, removed on drop.
 struct TempMember {
-    path: PathBuf,
+    scratch: ScratchFile,
     w: Option<BufWriter<File>>,
 }
 
 impl TempMember {
-    fn create(out: &Path, tag: &str) -> Result<Self> {
-        let path = temp_path(out, tag)?;
-        let file = File::create(&path).map_err(|e| Error::io(out, e))?;
+    fn create(set: &OutputSet, out: &Path, tag: &str) -> Result<Self> {
+        let (scratch, file) = set.scratch(out, tag)?;
         Ok(TempMember {
-            path,
+            scratch,
             w: Some(BufWriter::with_capacity(1 << 16, file)),
         })
     }
@@ -56,7 +55,7 @@ impl TempMember {
         }
     }
 
-    /// Finishes writing and opens the bytes for reading.
+    /// Finishes writing (every byte checked) and opens the bytes for reading.
     fn reader(&mut self, out: &Path) -> Result<BufReader<File>> {
         if let Some(w) = self.w.take() {
             w.into_inner()
@@ -64,14 +63,8 @@ impl TempMember {
                 .flush()
                 .map_err(|e| Error::io(out, e))?;
         }
-        let f = File::open(&self.path).map_err(|e| Error::io(out, e))?;
+        let f = File::open(self.scratch.path()).map_err(|e| Error::io(out, e))?;
         Ok(BufReader::with_capacity(1 << 16, f))
-    }
-}
-
-impl Drop for TempMember {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -90,15 +83,21 @@ pub struct CsrNpzWriter {
 }
 
 impl CsrNpzWriter {
-    /// Starts `path` for rows of `ncols` features; `provenance` goes to [`PROVENANCE_MEMBER`].
-    pub fn create(path: &Path, ncols: usize, provenance: Option<&str>) -> Result<Self> {
+    /// Starts the declared output `path` for rows of `ncols` features; `provenance` goes to
+    /// [`PROVENANCE_MEMBER`].
+    pub fn create(
+        set: &OutputSet,
+        path: &Path,
+        ncols: usize,
+        provenance: Option<&str>,
+    ) -> Result<Self> {
         if ncols == 0 || ncols > i32::MAX as usize {
             return Err(Error::param(
                 "columns",
                 format!("{ncols}; a CSR .npz needs 1 to 2^31-1 columns"),
             ));
         }
-        let mut indptr = TempMember::create(path, "indptr")?;
+        let mut indptr = TempMember::create(set, path, "indptr")?;
         indptr.write(path, &0u64.to_le_bytes())?;
         Ok(CsrNpzWriter {
             path: path.to_path_buf(),
@@ -107,8 +106,8 @@ impl CsrNpzWriter {
             rows: 0,
             nnz: 0,
             max_count: 0,
-            indices: TempMember::create(path, "indices")?,
-            data: TempMember::create(path, "data")?,
+            indices: TempMember::create(set, path, "indices")?,
+            data: TempMember::create(set, path, "data")?,
             indptr,
             buf: Vec::new(),
         })
@@ -150,13 +149,11 @@ impl CsrNpzWriter {
         self.rows
     }
 
-    /// Assembles the archive and renames it into place.
-    pub fn commit(mut self) -> Result<()> {
+    /// Assembles the archive into its staged file in `set` (every write, the flush and the sync
+    /// checked); `set.commit()` puts it in place.
+    pub fn finish(mut self, set: &mut OutputSet) -> Result<()> {
         let path = self.path.clone();
-        let tmp = temp_path(&path, "zip")?;
-        let file = File::create(&tmp).map_err(|e| Error::io(&path, e))?;
-        let guard = TempMember { path: tmp, w: None };
-        let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 16, file));
+        let mut zip = ZipWriter::new(set.stage(&path, false)?);
         let (rows, nnz) = (self.rows, self.nnz);
         let io = |e: zip::result::ZipError| Error::io(&path, std::io::Error::other(e));
         let ioe = |e: std::io::Error| Error::io(&path, e);
@@ -227,14 +224,8 @@ impl CsrNpzWriter {
             zip.write_all(&header).map_err(ioe)?;
             zip.write_all(p.as_bytes()).map_err(ioe)?;
         }
-        let file = zip
-            .finish()
-            .map_err(io)?
-            .into_inner()
-            .map_err(|e| ioe(e.into_error()))?;
-        file.sync_all().map_err(ioe)?;
-        drop(file);
-        std::fs::rename(&guard.path, &path).map_err(ioe)
+        let staged = zip.finish().map_err(io)?;
+        set.finish(staged)
     }
 }
 
@@ -289,12 +280,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.npz");
         let rows: Vec<Vec<(u32, u32)>> = vec![vec![(0, 1), (5, 300)], vec![], vec![(9, 2)]];
-        let mut w = CsrNpzWriter::create(&p, 10, Some("test provenance")).unwrap();
+        let mut set = crate::report::Outputs::new().output(&p).check().unwrap();
+        let mut w = CsrNpzWriter::create(&set, &p, 10, Some("test provenance")).unwrap();
         for r in &rows {
             w.push_row(r).unwrap();
         }
         assert!(w.push_row(&[(3, 1), (2, 1)]).is_err());
-        w.commit().unwrap();
+        w.finish(&mut set).unwrap();
+        set.commit().unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         let mut reader = PoolSpec::new(&p).open().unwrap();
         let mut tile = Tile::new(reader.kind());
@@ -319,9 +312,11 @@ mod tests {
     fn dropped_writer_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.npz");
-        let mut w = CsrNpzWriter::create(&p, 10, None).unwrap();
+        let set = crate::report::Outputs::new().output(&p).check().unwrap();
+        let mut w = CsrNpzWriter::create(&set, &p, 10, None).unwrap();
         w.push_row(&[(1, 1)]).unwrap();
         drop(w);
+        drop(set);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

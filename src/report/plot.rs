@@ -1,13 +1,13 @@
 //! The simulation plot: the objective's measure against the number of labeled candidates, one
 //! line per strategy (mean over replicates) with a band for the replicate spread (min to max),
-//! random drawn in black as the reference. SVG and PNG, written atomically.
+//! random drawn in black as the reference. SVG and PNG, staged in the run's output set.
 
 use std::path::Path;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::write_atomic;
+use super::OutputSet;
 use crate::error::{Error, Result};
 use crate::sim::{Objective, SimResult};
 
@@ -133,8 +133,8 @@ fn draw<DB: DrawingBackend>(
     root.present().map_err(|e| e.to_string())
 }
 
-/// Writes the plot as SVG to `svg` and as PNG to `png`.
-pub fn write_plots(r: &SimResult, svg: &Path, png: &Path) -> Result<()> {
+/// Stages the plot in `set`: SVG to `svg` and PNG to `png` (both declared outputs).
+pub fn write_plots(set: &mut OutputSet, r: &SimResult, svg: &Path, png: &Path) -> Result<()> {
     register_font();
     let (w, h) = (900u32, 560u32);
     let mut text = String::new();
@@ -143,19 +143,16 @@ pub fn write_plots(r: &SimResult, svg: &Path, png: &Path) -> Result<()> {
         r,
     )
     .map_err(|e| Error::io(svg, std::io::Error::other(e)))?;
-    write_atomic(svg, |f| f.write_all(text.as_bytes()))?;
-    // The PNG encoder writes to a path chosen by its extension: render next to the target,
-    // then rename.
-    let dir = png
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".plot.{}.tmp.png", std::process::id()));
-    let drawn = draw(BitMapBackend::new(&tmp, (w, h)).into_drawing_area(), r)
-        .map_err(|e| Error::io(png, std::io::Error::other(e)))
-        .and_then(|()| std::fs::rename(&tmp, png).map_err(|e| Error::io(png, e)));
-    if drawn.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    drawn
+    set.write(svg, |f| f.write_all(text.as_bytes()))?;
+    // The PNG encoder writes to a path and picks the format by its extension: render to a
+    // scratch `.png` beside the output, then stage its bytes like any other output's.
+    let (scratch, file) = set.scratch(png, "png")?;
+    drop(file);
+    draw(
+        BitMapBackend::new(scratch.path(), (w, h)).into_drawing_area(),
+        r,
+    )
+    .map_err(|e| Error::io(png, std::io::Error::other(e)))?;
+    let bytes = std::fs::read(scratch.path()).map_err(|e| Error::io(png, e))?;
+    set.write(png, |f| f.write_all(&bytes))
 }

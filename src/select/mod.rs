@@ -8,6 +8,24 @@ use std::collections::BinaryHeap;
 
 pub use diverse::{choose_batch, BatchMode, Shortlisted};
 
+/// The shortlist for the diverse mode and the similarity cap: `asked`, or max(5 × batch, 500),
+/// at most the `available` candidates. A shortlist asked smaller than the batch is an error
+/// rather than silently raised: the batch is picked from the shortlist.
+pub fn shortlist_size(
+    asked: Option<usize>,
+    batch: usize,
+    available: usize,
+) -> crate::Result<usize> {
+    match asked {
+        Some(s) if s < batch => Err(crate::Error::param(
+            "--shortlist",
+            format!("{s} is smaller than the batch of {batch}; the batch is picked from the shortlist, so give at least {batch}"),
+        )),
+        Some(s) => Ok(s.min(available)),
+        None => Ok((5 * batch).max(500).max(batch).min(available)),
+    }
+}
+
 /// Ranks `(score, index)` pairs: higher score first, then lower index. NaN ranks last.
 #[inline]
 pub fn better(a: (f32, usize), b: (f32, usize)) -> bool {

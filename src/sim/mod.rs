@@ -103,6 +103,42 @@ impl SimConfig {
             progress: false,
         }
     }
+
+    /// Refuses settings that would otherwise be ignored or repeated silently: no rounds, no
+    /// replicates, a strategy or a number of inducing points listed twice. [`simulate`] calls
+    /// it; call it before loading a pool to fail early.
+    pub fn check_settings(&self) -> Result<()> {
+        if self.reps == 0 {
+            return Err(Error::param("--reps", "must be at least 1"));
+        }
+        if self.rounds == 0 {
+            return Err(Error::param(
+                "--rounds",
+                "must be at least 1: with no rounds after the initial batch no strategy picks \
+                 anything and there is nothing to compare",
+            ));
+        }
+        for (i, a) in self.strategies.iter().enumerate() {
+            if self.strategies[..i].contains(a) {
+                return Err(Error::param(
+                    "--strategies",
+                    format!(
+                        "{} is listed twice; each strategy runs once (random always runs)",
+                        label(*a)
+                    ),
+                ));
+            }
+        }
+        for (i, m) in self.compare_inducing.iter().enumerate() {
+            if self.compare_inducing[..i].contains(m) {
+                return Err(Error::param(
+                    "--compare-inducing",
+                    format!("{m} is listed twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for SimConfig {
@@ -279,11 +315,9 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     let started = Instant::now();
     let n_all = pool.y.len();
     let kind = pool.features.kind();
+    cfg.check_settings()?;
     let valid = cfg.model.check(kind)?;
     let kernel = valid.params().kernel;
-    if cfg.reps == 0 {
-        return Err(Error::param("--reps", "must be at least 1"));
-    }
     let sign = if cfg.minimize { -1.0 } else { 1.0 };
 
     // The test split (accuracy) is drawn once and never enters the pool.
