@@ -57,6 +57,7 @@ pub mod featurize;
 pub mod gp;
 pub mod kernel;
 pub mod model;
+pub mod names;
 pub mod report;
 pub mod rng;
 pub mod select;

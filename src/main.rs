@@ -4,11 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use poolrank::backend::BackendChoice;
 use poolrank::data::{LabelSpec, PoolFormat, PoolSpec};
 use poolrank::gp::Inducing;
+use poolrank::names::Named;
+use poolrank::sim::Objective;
 use poolrank::{report, Acquisition, BatchMode, BatchSize, KernelKind, SelectConfig};
 
 /// mimalloc: the SMILES parser and the ring and aromaticity perception of `featurize` allocate
@@ -60,8 +62,8 @@ struct DiagnoseArgs {
     #[command(flatten)]
     input: InputArgs,
     /// Acquisition function whose batch is examined.
-    #[arg(long, value_enum, default_value = "ucb")]
-    acq: AcqArg,
+    #[arg(long, value_parser = acquisitions(), default_value = "ucb")]
+    acq: String,
     /// UCB's weight on the standard deviation.
     #[arg(long, default_value_t = 2.0)]
     beta: f32,
@@ -81,8 +83,8 @@ struct DiagnoseArgs {
     #[arg(long, default_value_t = 256, value_name = "N")]
     nn_sample: usize,
     /// What the campaign is for.
-    #[arg(long, value_enum, default_value = "find-best")]
-    objective: ObjectiveArg,
+    #[arg(long, value_parser = named::<Objective>(), default_value = "find-best")]
+    objective: Objective,
     /// Held-out test candidates (ids in the pool, one per line), for --objective accuracy.
     #[arg(long, value_name = "FILE")]
     test: Option<PathBuf>,
@@ -96,8 +98,8 @@ struct DiagnoseArgs {
     #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
     tile: usize,
     /// Where to score.
-    #[arg(long, value_enum, default_value = "auto")]
-    backend: BackendArg,
+    #[arg(long, value_parser = named::<BackendChoice>(), default_value = "auto")]
+    backend: BackendChoice,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -162,8 +164,8 @@ struct BenchArgs {
     #[arg(long)]
     dim: Option<usize>,
     /// Where to score.
-    #[arg(long, value_enum, default_value = "auto")]
-    backend: BackendArg,
+    #[arg(long, value_parser = named::<BackendChoice>(), default_value = "auto")]
+    backend: BackendChoice,
     /// When a GPU scores, also score this many candidates on the CPU for the ratio.
     #[arg(long, value_name = "N")]
     compare_cpu: Option<usize>,
@@ -188,26 +190,6 @@ struct BenchArgs {
     json: bool,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum BackendArg {
-    /// A hardware GPU when there is one, else the CPU.
-    Auto,
-    /// The CPU (rayon), the reference path.
-    Cpu,
-    /// A GPU through wgpu (Vulkan, Metal, DX12); an error when none fits.
-    Gpu,
-}
-
-impl From<BackendArg> for BackendChoice {
-    fn from(b: BackendArg) -> Self {
-        match b {
-            BackendArg::Auto => BackendChoice::Auto,
-            BackendArg::Cpu => BackendChoice::Cpu,
-            BackendArg::Gpu => BackendChoice::Gpu,
-        }
-    }
-}
-
 #[derive(clap::Args, Debug)]
 struct DevicesArgs {
     /// Print JSON instead of text.
@@ -215,20 +197,12 @@ struct DevicesArgs {
     json: bool,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum ObjectiveArg {
-    /// Find the best candidates (top-k recall).
-    FindBest,
-    /// Learn an accurate model (RMSE on a held-out test split).
-    Accuracy,
-}
-
 #[derive(clap::Args, Debug)]
 struct SimulateArgs {
     #[command(flatten)]
     input: InputArgs,
     /// Strategies to compare with random (which always runs), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "greedy,ucb", value_parser = clap::builder::PossibleValuesParser::new(poolrank::Acquisition::NAMES))]
+    #[arg(long, value_delimiter = ',', default_value = "greedy,ucb", value_parser = acquisitions())]
     strategies: Vec<String>,
     /// UCB's weight on the standard deviation.
     #[arg(long, default_value_t = 2.0)]
@@ -255,11 +229,11 @@ struct SimulateArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// How each batch is formed.
-    #[arg(long, value_enum, default_value = "topk")]
-    batch_mode: ModeArg,
+    #[arg(long, value_parser = named::<BatchMode>(), default_value = "topk")]
+    batch_mode: BatchMode,
     /// What "better than random" means.
-    #[arg(long, value_enum, default_value = "find-best")]
-    objective: ObjectiveArg,
+    #[arg(long, value_parser = named::<Objective>(), default_value = "find-best")]
+    objective: Objective,
     /// Held-out test fraction for --objective accuracy.
     #[arg(long, default_value_t = 0.2)]
     test: f64,
@@ -281,8 +255,8 @@ struct SimulateArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Where to score (see `select --help`).
-    #[arg(long, value_enum, default_value = "auto")]
-    backend: BackendArg,
+    #[arg(long, value_parser = named::<BackendChoice>(), default_value = "auto")]
+    backend: BackendChoice,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -313,44 +287,6 @@ struct SynthArgs {
     /// id is the row number).
     #[arg(long, value_name = "PREFIX")]
     out: PathBuf,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum AcqArg {
-    /// Highest predicted value (exploitation).
-    Greedy,
-    /// Upper confidence bound: mean + beta × sd.
-    Ucb,
-    /// Expected improvement over the best label (+ xi).
-    Ei,
-    /// Probability of improvement over the best label (+ xi).
-    Pi,
-    /// Highest uncertainty (exploration).
-    Variance,
-    /// One random draw from each candidate's predicted distribution.
-    Thompson,
-    /// Uniformly at random (the baseline).
-    Random,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum KernelArg {
-    /// Binary fingerprints (the default for FPS and packed .npy).
-    Tanimoto,
-    /// Count fingerprints (the default for .npz counts); equals Tanimoto on bits.
-    Minmax,
-    /// Dense features, squared exponential (the default for float features).
-    Rbf,
-    /// Dense features, Matérn 5/2.
-    Matern52,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug)]
-enum ModeArg {
-    /// The best scores.
-    Topk,
-    /// One pick at a time, shrinking the uncertainty around each pick (kriging believer).
-    Diverse,
 }
 
 /// The pool, as every command that reads one takes it.
@@ -425,7 +361,7 @@ impl InputArgs {
 impl ModelArgs {
     fn spec(&self) -> poolrank::gp::ModelSpec {
         poolrank::gp::ModelSpec {
-            kernel: self.kernel.map(kernel_kind),
+            kernel: self.kernel,
             signal_var: self.signal_var,
             noise: self.noise,
             lengthscale: self.lengthscale,
@@ -439,8 +375,8 @@ impl ModelArgs {
 #[derive(clap::Args, Debug)]
 struct ModelArgs {
     /// Similarity kernel (default: tanimoto for bits, minmax for counts, rbf for floats).
-    #[arg(long, value_enum)]
-    kernel: Option<KernelArg>,
+    #[arg(long, value_parser = named::<KernelKind>())]
+    kernel: Option<KernelKind>,
     /// Noise variance in standardised label units (fitted if not given).
     #[arg(long, value_name = "VAR")]
     noise: Option<f64>,
@@ -486,8 +422,8 @@ struct SelectArgs {
     #[arg(long, default_value = "100", value_parser = BatchSize::parse)]
     batch: BatchSize,
     /// Acquisition function.
-    #[arg(long, value_enum, default_value = "ucb")]
-    acq: AcqArg,
+    #[arg(long, value_parser = acquisitions(), default_value = "ucb")]
+    acq: String,
     /// UCB's weight on the standard deviation.
     #[arg(long, default_value_t = 2.0)]
     beta: f32,
@@ -497,8 +433,8 @@ struct SelectArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// How the batch is formed from the scores.
-    #[arg(long, value_enum, default_value = "topk")]
-    batch_mode: ModeArg,
+    #[arg(long, value_parser = named::<BatchMode>(), default_value = "topk")]
+    batch_mode: BatchMode,
     /// Candidates kept for the diverse mode and the similarity cap [default: max(5 × batch, 500)].
     #[arg(long, value_name = "N")]
     shortlist: Option<usize>,
@@ -528,8 +464,8 @@ struct SelectArgs {
     quiet: bool,
     /// Where to score. Software GPU adapters (llvmpipe) are taken only with
     /// POOLRANK_ALLOW_SOFTWARE_GPU=1.
-    #[arg(long, value_enum, default_value = "auto")]
-    backend: BackendArg,
+    #[arg(long, value_parser = named::<BackendChoice>(), default_value = "auto")]
+    backend: BackendChoice,
 }
 
 /// What `fit` reads and writes.
@@ -549,8 +485,8 @@ struct FitArgs {
     #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
     tile: usize,
     /// Where a sparse fit's product runs (see `select --help`).
-    #[arg(long, value_enum, default_value = "auto")]
-    backend: BackendArg,
+    #[arg(long, value_parser = named::<BackendChoice>(), default_value = "auto")]
+    backend: BackendChoice,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -609,7 +545,7 @@ fn run(cli: Cli) -> Result<()> {
                 train: args.train,
                 bits: args.bits,
                 dim: args.dim,
-                backend: args.backend.into(),
+                backend: args.backend,
                 seed: args.seed,
                 tile_rows: args.tile_rows,
                 compare_cpu: args.compare_cpu,
@@ -686,17 +622,8 @@ fn with_threads(threads: Option<usize>, f: impl FnOnce() -> Result<()> + Send) -
     pool.install(f)
 }
 
-fn kernel_kind(k: KernelArg) -> KernelKind {
-    match k {
-        KernelArg::Tanimoto => KernelKind::Tanimoto,
-        KernelArg::Minmax => KernelKind::MinMax,
-        KernelArg::Rbf => KernelKind::Rbf,
-        KernelArg::Matern52 => KernelKind::Matern52,
-    }
-}
-
 fn simulate(a: SimulateArgs) -> Result<()> {
-    use poolrank::sim::{load_labeled_pool, simulate, Objective, SimConfig};
+    use poolrank::sim::{load_labeled_pool, simulate, SimConfig};
     let (pool, labels) = a.input.specs();
     let mut cfg = SimConfig::new();
     cfg.strategies = a
@@ -710,20 +637,14 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     cfg.topk = a.topk;
     cfg.reps = a.reps;
     cfg.seed = a.seed;
-    cfg.mode = match a.batch_mode {
-        ModeArg::Topk => BatchMode::TopK,
-        ModeArg::Diverse => BatchMode::Diverse,
-    };
-    cfg.objective = match a.objective {
-        ObjectiveArg::FindBest => Objective::FindBest,
-        ObjectiveArg::Accuracy => Objective::Accuracy,
-    };
+    cfg.mode = a.batch_mode;
+    cfg.objective = a.objective;
     cfg.test = a.test;
     cfg.model = a.model.spec();
     cfg.compare_inducing = a.compare_inducing.clone();
     cfg.refit = !a.hold_hyperparameters;
     cfg.minimize = a.input.minimize;
-    cfg.backend = a.backend.into();
+    cfg.backend = a.backend;
     cfg.progress = !a.quiet;
     cfg.check_settings()?;
     let mut set = report::simulation_outputs(&a.out)
@@ -888,16 +809,30 @@ fn synth(a: SynthArgs) -> Result<()> {
     Ok(())
 }
 
-fn acquisition(acq: AcqArg, beta: f32, xi: f32) -> Acquisition {
-    match acq {
-        AcqArg::Greedy => Acquisition::Greedy,
-        AcqArg::Ucb => Acquisition::Ucb { beta },
-        AcqArg::Ei => Acquisition::Ei { xi },
-        AcqArg::Pi => Acquisition::Pi { xi },
-        AcqArg::Variance => Acquisition::Variance,
-        AcqArg::Thompson => Acquisition::Thompson,
-        AcqArg::Random => Acquisition::Random,
-    }
+/// The acquisition `name` (one of [`Acquisition::names`], as clap checked) with its weights.
+fn acquisition(name: &str, beta: f32, xi: f32) -> Result<Acquisition> {
+    Acquisition::from_name(name, beta, xi).with_context(|| format!("unknown acquisition {name:?}"))
+}
+
+/// A clap value parser over a library enum's name table, each name with its help line.
+fn named<T: Named + Send + Sync + Clone + std::str::FromStr<Err = poolrank::names::UnknownName>>(
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        T::TABLE
+            .iter()
+            .map(|(_, name, help)| PossibleValue::new(*name).help(*help)),
+    )
+    .try_map(|s| s.parse::<T>())
+}
+
+/// The acquisition names, each with its help line.
+fn acquisitions() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        Acquisition::TABLE
+            .iter()
+            .map(|(name, help)| clap::builder::PossibleValue::new(*name).help(*help)),
+    )
 }
 
 fn diagnose(a: DiagnoseArgs) -> Result<()> {
@@ -905,19 +840,16 @@ fn diagnose(a: DiagnoseArgs) -> Result<()> {
     let (pool, labels) = a.input.specs();
     let mut cfg = DiagnoseConfig::new(SelectConfig::new(pool, labels));
     cfg.select.model = a.model.spec();
-    cfg.select.acquisition = acquisition(a.acq, a.beta, a.xi);
+    cfg.select.acquisition = acquisition(&a.acq, a.beta, a.xi)?;
     cfg.select.minimize = a.input.minimize;
     cfg.select.batch = a.batch;
     cfg.select.seed = a.seed;
     cfg.select.tile_rows = a.tile;
     cfg.select.progress = !a.quiet;
-    cfg.select.backend = a.backend.into();
+    cfg.select.backend = a.backend;
     cfg.folds = a.folds;
     cfg.nn_sample = a.nn_sample;
-    cfg.objective = match a.objective {
-        ObjectiveArg::FindBest => poolrank::sim::Objective::FindBest,
-        ObjectiveArg::Accuracy => poolrank::sim::Objective::Accuracy,
-    };
+    cfg.objective = a.objective;
     cfg.test = a.test.clone();
     let mut set = report::diagnosis_outputs(&a.out)
         .inputs([&a.input.pool.pool, &a.input.labels])
@@ -947,7 +879,7 @@ fn fit(a: FitArgs) -> Result<()> {
     cfg.seed = a.seed;
     cfg.tile_rows = a.tile;
     cfg.progress = !a.quiet;
-    cfg.backend = a.backend.into();
+    cfg.backend = a.backend;
     let fitted = poolrank::run_fit(&cfg)?;
     fitted.model.save_into(&mut set, &a.save_model)?;
     if let Some(path) = &a.summary {
@@ -991,13 +923,10 @@ fn select(a: SelectArgs) -> Result<()> {
     let mut cfg = SelectConfig::new(pool, labels);
     cfg.pending = a.pending.clone();
     cfg.model = a.model.spec();
-    cfg.acquisition = acquisition(a.acq, a.beta, a.xi);
+    cfg.acquisition = acquisition(&a.acq, a.beta, a.xi)?;
     cfg.minimize = a.minimize;
     cfg.batch = a.batch;
-    cfg.mode = match a.batch_mode {
-        ModeArg::Topk => BatchMode::TopK,
-        ModeArg::Diverse => BatchMode::Diverse,
-    };
+    cfg.mode = a.batch_mode;
     anyhow::ensure!(
         a.shortlist.is_none() || cfg.mode == BatchMode::Diverse || a.max_sim.is_some(),
         "invalid --shortlist: it applies only with --batch-mode diverse or --max-sim"
@@ -1008,7 +937,7 @@ fn select(a: SelectArgs) -> Result<()> {
     cfg.round = a.round;
     cfg.tile_rows = a.tile;
     cfg.progress = !a.quiet;
-    cfg.backend = a.backend.into();
+    cfg.backend = a.backend;
     let selection = match &a.model_file {
         None => poolrank::run_select(&cfg)?,
         Some(path) => {

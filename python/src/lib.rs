@@ -15,6 +15,7 @@ use poolrank::backend::{Backend, BackendChoice, GpuOptions, Scorer};
 use poolrank::data::{Features, LabelSpec, Labels, PoolSource, PoolSpec, Tile};
 use poolrank::gp::{fit, FittedGp, ModelSpec};
 use poolrank::model::{FittedModel, ModelOrigin};
+use poolrank::names::UnknownName;
 use poolrank::{Acquisition, BatchMode, BatchSize, KernelKind, SelectConfig};
 
 use convert::{features_to_py, Input, View};
@@ -39,26 +40,19 @@ pub(crate) fn py_err(e: poolrank::Error) -> PyErr {
     }
 }
 
+/// `value` of the enum `T` by its name in the library's table; the error names the argument.
+fn named<T: std::str::FromStr<Err = UnknownName>>(arg: &str, value: &str) -> PyResult<T> {
+    value
+        .parse()
+        .map_err(|e: UnknownName| PyValueError::new_err(format!("{arg}: {e}")))
+}
+
 fn backend_choice(name: &str) -> PyResult<BackendChoice> {
-    match name {
-        "auto" => Ok(BackendChoice::Auto),
-        "cpu" => Ok(BackendChoice::Cpu),
-        "gpu" => Ok(BackendChoice::Gpu),
-        other => Err(PyValueError::new_err(format!(
-            "backend: expected 'auto', 'cpu' or 'gpu', got {other:?}"
-        ))),
-    }
+    named("backend", name)
 }
 
 fn kernel_kind(name: Option<&str>) -> PyResult<Option<KernelKind>> {
-    name.map(|n| {
-        KernelKind::from_name(n).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "kernel: expected one of tanimoto, minmax, rbf, matern52, got {n:?}"
-            ))
-        })
-    })
-    .transpose()
+    name.map(|n| named("kernel", n)).transpose()
 }
 
 /// `y` as a 1-D float64 array of `n` finite values.
@@ -123,7 +117,7 @@ fn acquisition_arg(name: &str, beta: f32, xi: f32) -> PyResult<Acquisition> {
     Acquisition::from_name(name, beta, xi).ok_or_else(|| {
         PyValueError::new_err(format!(
             "acq: expected one of {}, got {name:?}",
-            Acquisition::NAMES.join(", ")
+            Acquisition::names().join(", ")
         ))
     })
 }
@@ -649,23 +643,12 @@ fn size_arg(what: &str, value: &Bound<'_, PyAny>) -> PyResult<BatchSize> {
 }
 
 fn objective_arg(name: &str) -> PyResult<poolrank::sim::Objective> {
-    match name {
-        "find-best" | "find_best" => Ok(poolrank::sim::Objective::FindBest),
-        "accuracy" => Ok(poolrank::sim::Objective::Accuracy),
-        other => Err(PyValueError::new_err(format!(
-            "objective: expected 'find-best' or 'accuracy', got {other:?}"
-        ))),
-    }
+    // Python spells identifiers with underscores; both are accepted.
+    named("objective", &name.replace('_', "-"))
 }
 
 fn mode_arg(name: &str) -> PyResult<BatchMode> {
-    match name {
-        "topk" => Ok(BatchMode::TopK),
-        "diverse" => Ok(BatchMode::Diverse),
-        other => Err(PyValueError::new_err(format!(
-            "batch_mode: expected 'topk' or 'diverse', got {other:?}"
-        ))),
-    }
+    named("batch_mode", name)
 }
 
 /// Runs `poolrank simulate` on a fully labeled pool held in arrays (`y` has one label per row)
@@ -723,7 +706,7 @@ fn _simulate<'py>(
                 Acquisition::from_name(n, beta, xi).ok_or_else(|| {
                     PyValueError::new_err(format!(
                         "strategies: unknown strategy {n:?}; expected some of {}",
-                        Acquisition::NAMES.join(", ")
+                        Acquisition::names().join(", ")
                     ))
                 })
             })

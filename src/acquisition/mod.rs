@@ -40,10 +40,27 @@ pub enum Acquisition {
 }
 
 impl Acquisition {
-    /// The names accepted on the command line.
-    pub const NAMES: &'static [&'static str] = &[
-        "greedy", "ucb", "ei", "pi", "variance", "thompson", "random",
+    /// Every acquisition's name with one line of help, in the order shown to users.
+    pub const TABLE: &'static [(&'static str, &'static str)] = &[
+        ("greedy", "Highest predicted value (exploitation)"),
+        ("ucb", "Upper confidence bound: mean + beta × sd"),
+        ("ei", "Expected improvement over the best label (+ xi)"),
+        (
+            "pi",
+            "Probability of improvement over the best label (+ xi)",
+        ),
+        ("variance", "Highest uncertainty (exploration)"),
+        (
+            "thompson",
+            "One random draw from each candidate's predicted distribution",
+        ),
+        ("random", "Uniformly at random (the baseline)"),
     ];
+
+    /// Every name of [`Acquisition::TABLE`].
+    pub fn names() -> Vec<&'static str> {
+        Self::TABLE.iter().map(|(n, _)| *n).collect()
+    }
 
     /// The command-line name.
     pub fn name(self) -> &'static str {

@@ -16,6 +16,7 @@ use crate::acquisition::{score, AcqContext, Acquisition};
 use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
 use crate::gp::{CpuGram, FittedGp, GramAccumulator};
+use crate::names::Named;
 
 /// Where to score, as the user asks for it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -30,6 +31,28 @@ pub enum BackendChoice {
     /// A GPU through wgpu; an error when no adapter fits.
     Gpu,
 }
+
+impl Named for BackendChoice {
+    const WHAT: &'static str = "backend";
+    const TABLE: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            BackendChoice::Auto,
+            "auto",
+            "A hardware GPU when there is one, else the CPU",
+        ),
+        (
+            BackendChoice::Cpu,
+            "cpu",
+            "The CPU (rayon), the reference path",
+        ),
+        (
+            BackendChoice::Gpu,
+            "gpu",
+            "A GPU through wgpu (Vulkan, Metal, DX12); an error when none fits",
+        ),
+    ];
+}
+crate::names::named!(BackendChoice);
 
 /// The resolved backend of a run: the GPU context, if any, is opened once and reused by every
 /// round.

@@ -5,6 +5,7 @@
 
 use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
+use crate::names::{named, Named};
 
 /// Which similarity the Gaussian process uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -22,25 +23,9 @@ pub enum KernelKind {
 }
 
 impl KernelKind {
-    /// The name used on the command line and in outputs.
+    /// The name used on the command line and in outputs (its [`Named`] table).
     pub fn name(self) -> &'static str {
-        match self {
-            KernelKind::Tanimoto => "tanimoto",
-            KernelKind::MinMax => "minmax",
-            KernelKind::Rbf => "rbf",
-            KernelKind::Matern52 => "matern52",
-        }
-    }
-
-    /// Parses a name from [`KernelKind::name`].
-    pub fn from_name(s: &str) -> Option<Self> {
-        Some(match s {
-            "tanimoto" => KernelKind::Tanimoto,
-            "minmax" => KernelKind::MinMax,
-            "rbf" => KernelKind::Rbf,
-            "matern52" => KernelKind::Matern52,
-            _ => return None,
-        })
+        Named::name(self)
     }
 
     /// The default kernel for a kind of features: `tanimoto` for bits, `minmax` for counts,
@@ -88,6 +73,33 @@ impl KernelKind {
         })
     }
 }
+
+impl Named for KernelKind {
+    const WHAT: &'static str = "kernel";
+    const TABLE: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            KernelKind::Tanimoto,
+            "tanimoto",
+            "Binary fingerprints (the default for FPS and packed .npy)",
+        ),
+        (
+            KernelKind::MinMax,
+            "minmax",
+            "Count fingerprints (the default for .npz counts); equals Tanimoto on bits",
+        ),
+        (
+            KernelKind::Rbf,
+            "rbf",
+            "Dense features, squared exponential (the default for float features)",
+        ),
+        (
+            KernelKind::Matern52,
+            "matern52",
+            "Dense features, Matérn 5/2",
+        ),
+    ];
+}
+named!(KernelKind);
 
 /// Tanimoto similarity of two packed fingerprints, `k(0,0) = 1`.
 pub fn tanimoto(a: &[u64], b: &[u64]) -> f64 {

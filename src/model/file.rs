@@ -205,7 +205,9 @@ pub(super) fn decode(bytes: &[u8], path: &Path) -> Result<FittedModel> {
 fn decode_payload(d: &mut Decoder<'_>) -> std::result::Result<FittedModel, String> {
     let _software = d.str("software")?;
     let name = d.str("kernel")?;
-    let kind = KernelKind::from_name(&name).ok_or_else(|| format!("unknown kernel {name:?}"))?;
+    let kind: KernelKind = name
+        .parse()
+        .map_err(|e: crate::names::UnknownName| e.to_string())?;
     let lengthscale = d.finite("lengthscale")?;
     let [signal_var, noise, y_mean, y_sd, y_best] = [
         d.finite("signal_var")?,

@@ -27,6 +27,19 @@ pub enum BatchMode {
     Diverse,
 }
 
+impl crate::names::Named for BatchMode {
+    const WHAT: &'static str = "batch mode";
+    const TABLE: &'static [(Self, &'static str, &'static str)] = &[
+        (BatchMode::TopK, "topk", "The best scores"),
+        (
+            BatchMode::Diverse,
+            "diverse",
+            "One pick at a time, shrinking the uncertainty around each pick (kriging believer)",
+        ),
+    ];
+}
+crate::names::named!(BatchMode);
+
 /// A shortlisted candidate: its global row and latent posterior (standardised units).
 #[derive(Clone, Copy, Debug)]
 pub struct Shortlisted {

@@ -38,6 +38,23 @@ pub enum Objective {
     Accuracy,
 }
 
+impl crate::names::Named for Objective {
+    const WHAT: &'static str = "objective";
+    const TABLE: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Objective::FindBest,
+            "find-best",
+            "Find the best candidates (top-k recall)",
+        ),
+        (
+            Objective::Accuracy,
+            "accuracy",
+            "Learn an accurate model (RMSE on a held-out test split)",
+        ),
+    ];
+}
+crate::names::named!(Objective);
+
 /// Simulation settings.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
