@@ -88,21 +88,8 @@ struct DiagnoseArgs {
     /// Held-out test candidates (ids in the pool, one per line), for --objective accuracy.
     #[arg(long, value_name = "FILE")]
     test: Option<PathBuf>,
-    /// Seed of the sample, the folds and the random draws.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Pool rows read and scored at a time.
-    #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
-    tile: usize,
-    /// Where to score.
-    #[arg(long, value_parser = named::<BackendChoice>(), default_value = "auto")]
-    backend: BackendChoice,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    run: RunArgs,
     /// Output folder: report.json and report.html.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -441,31 +428,50 @@ struct SelectArgs {
     /// No two picks more similar than this (kernel similarity, 0 to 1; e.g. 0.7 Tanimoto).
     #[arg(long, value_name = "SIM")]
     max_sim: Option<f64>,
-    /// Seed for the random and Thompson draws.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    #[command(flatten)]
+    run: RunArgs,
     /// Round number (gives each round its own random draws).
     #[arg(long, default_value_t = 0)]
     round: u32,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Pool rows read and scored at a time (memory grows with it).
-    #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
-    tile: usize,
     /// Where to write the batch (CSV: rank,id,index,score,mean,sd).
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Where to write a JSON summary (fit, counts, timings).
     #[arg(long, value_name = "FILE")]
     summary: Option<PathBuf>,
-    /// No progress bar.
+}
+
+/// The options every command that reads a pool tile by tile shares (`select`, `fit`,
+/// `diagnose`). `simulate` holds its pool in memory, so it has no `--tile`.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// Run seed: every random stream of the run derives from it (random and Thompson draws,
+    /// inducing points, diagnose's sample and folds).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads [default: all cores].
     #[arg(long)]
-    quiet: bool,
+    threads: Option<usize>,
+    /// Pool rows read and scored at a time (memory grows with it).
+    #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
+    tile: usize,
     /// Where to score. Software GPU adapters (llvmpipe) are taken only with
     /// POOLRANK_ALLOW_SOFTWARE_GPU=1.
     #[arg(long, value_parser = named::<BackendChoice>(), default_value = "auto")]
     backend: BackendChoice,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl RunArgs {
+    /// Copies the shared options into `cfg`.
+    fn apply(&self, cfg: &mut SelectConfig) {
+        cfg.seed = self.seed;
+        cfg.tile_rows = self.tile;
+        cfg.progress = !self.quiet;
+        cfg.backend = self.backend;
+    }
 }
 
 /// What `fit` reads and writes.
@@ -475,21 +481,8 @@ struct FitArgs {
     input: InputArgs,
     #[command(flatten)]
     model: ModelArgs,
-    /// Seed of a sparse fit's inducing points.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Worker threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Pool rows read at a time (memory grows with it).
-    #[arg(long, default_value_t = 65_536, value_name = "ROWS")]
-    tile: usize,
-    /// Where a sparse fit's product runs (see `select --help`).
-    #[arg(long, value_parser = named::<BackendChoice>(), default_value = "auto")]
-    backend: BackendChoice,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    run: RunArgs,
     /// Where to write the model (format: `poolrank::model::file`, README "Saved models").
     #[arg(long, value_name = "FILE")]
     save_model: PathBuf,
@@ -523,11 +516,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Select(args) => {
-            let threads = args.threads;
+            let threads = args.run.threads;
             with_threads(threads, || select(*args))
         }
         Command::Fit(args) => {
-            let threads = args.threads;
+            let threads = args.run.threads;
             with_threads(threads, || fit(*args))
         }
         Command::Simulate(args) => {
@@ -536,7 +529,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Synth(args) => synth(args),
         Command::Diagnose(args) => {
-            let threads = args.threads;
+            let threads = args.run.threads;
             with_threads(threads, || diagnose(*args))
         }
         Command::Bench(args) => with_threads(args.threads, || {
@@ -843,10 +836,7 @@ fn diagnose(a: DiagnoseArgs) -> Result<()> {
     cfg.select.acquisition = acquisition(&a.acq, a.beta, a.xi)?;
     cfg.select.minimize = a.input.minimize;
     cfg.select.batch = a.batch;
-    cfg.select.seed = a.seed;
-    cfg.select.tile_rows = a.tile;
-    cfg.select.progress = !a.quiet;
-    cfg.select.backend = a.backend;
+    a.run.apply(&mut cfg.select);
     cfg.folds = a.folds;
     cfg.nn_sample = a.nn_sample;
     cfg.objective = a.objective;
@@ -876,10 +866,7 @@ fn fit(a: FitArgs) -> Result<()> {
     let mut cfg = SelectConfig::new(pool, labels);
     cfg.model = a.model.spec();
     cfg.minimize = a.input.minimize;
-    cfg.seed = a.seed;
-    cfg.tile_rows = a.tile;
-    cfg.progress = !a.quiet;
-    cfg.backend = a.backend;
+    a.run.apply(&mut cfg);
     let fitted = poolrank::run_fit(&cfg)?;
     fitted.model.save_into(&mut set, &a.save_model)?;
     if let Some(path) = &a.summary {
@@ -933,11 +920,8 @@ fn select(a: SelectArgs) -> Result<()> {
     );
     cfg.shortlist = a.shortlist;
     cfg.max_sim = a.max_sim;
-    cfg.seed = a.seed;
+    a.run.apply(&mut cfg);
     cfg.round = a.round;
-    cfg.tile_rows = a.tile;
-    cfg.progress = !a.quiet;
-    cfg.backend = a.backend;
     let selection = match &a.model_file {
         None => poolrank::run_select(&cfg)?,
         Some(path) => {
