@@ -280,6 +280,7 @@ pub fn run_select_with(
 }
 
 fn check_settings(cfg: &SelectConfig) -> Result<()> {
+    cfg.acquisition.check()?;
     if let Some(t) = cfg.max_sim {
         if !(0.0..=1.0).contains(&t) {
             return Err(Error::param(

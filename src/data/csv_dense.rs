@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use super::labels::{
-    csv_error, csv_reader, find_column, header_names, is_blank, record_line, CsvInput,
+    check_header, check_row_len, csv_error, csv_reader, find_column, header_names, is_blank, record_line, CsvInput,
 };
 use super::npy::{begin_tile, check_tile_rows};
 use super::{FeatureKind, Features, PoolReader, Tile};
-use crate::error::{Error, Result};
+use crate::error::{snippet, Error, Result};
 
 /// Reads a CSV pool (plain or gzip) row by row.
 pub struct DenseCsvReader {
@@ -34,6 +34,9 @@ impl DenseCsvReader {
             });
         }
         let names = header_names(&headers);
+        check_header(path, &names)?;
+        super::limits::check_width(names.len() - 1, "the header's feature columns")
+            .map_err(|e| Error::parse(path, 1, e.to_string()))?;
         let id_at = find_column(path, &names, id_col, "the id column")?;
         if names.len() < 2 {
             return Err(Error::parse(
@@ -84,13 +87,7 @@ impl DenseCsvReader {
     fn push_record(&self, ids: &mut Vec<String>, data: &mut Vec<f32>) -> Result<()> {
         let line = self.line;
         let err = |msg: String| Error::parse(&self.path, line, msg);
-        if self.record.len() != self.names.len() {
-            return Err(err(format!(
-                "{} fields, expected {} as in the header",
-                self.record.len(),
-                self.names.len()
-            )));
-        }
+        check_row_len(&self.path, line, &self.record, self.names.len())?;
         let id_name = &self.names[self.id_at];
         let raw_id = self.record.get(self.id_at).unwrap_or(b"");
         let id = std::str::from_utf8(raw_id.trim_ascii())
@@ -109,12 +106,13 @@ impl DenseCsvReader {
                 Err(format!("column {name:?} is empty; expected a number"))
             } else {
                 match text.parse::<f32>() {
-                    Ok(v) if v.is_nan() => Err(format!("column {name:?}: {text:?} is NaN")),
+                    Ok(v) if v.is_nan() => Err(format!("column {name:?}: {} is NaN", snippet(text.as_bytes()))),
                     Ok(v) if v.is_infinite() => Err(format!(
-                        "column {name:?}: {text:?} is infinite or out of float32 range"
+                        "column {name:?}: {} is infinite or out of float32 range",
+                        snippet(text.as_bytes())
                     )),
                     Ok(v) => Ok(v),
-                    Err(_) => Err(format!("column {name:?}: {text:?} is not a number")),
+                    Err(_) => Err(format!("column {name:?}: {} is not a number", snippet(text.as_bytes()))),
                 }
             };
             match v {
@@ -142,7 +140,7 @@ impl PoolReader for DenseCsvReader {
     }
 
     fn read_tile(&mut self, max_rows: usize, tile: &mut Tile) -> Result<bool> {
-        check_tile_rows(max_rows)?;
+        check_tile_rows(max_rows, self.kind())?;
         let kind = self.kind();
         begin_tile(tile, kind, self.next_row);
         let mut data = match std::mem::replace(&mut tile.features, Features::empty(kind)) {

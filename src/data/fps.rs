@@ -9,20 +9,18 @@ use std::path::{Path, PathBuf};
 
 use super::npy::{begin_tile, check_tile_rows};
 use super::{words_for, FeatureKind, Features, PoolReader, Tile};
+use super::limits::{check_width, line_too_long, read_line, Line};
 use crate::data::open_text;
-use crate::error::{Error, Result};
+use crate::error::{snippet, Error, Result};
 
 /// The `#type=` header value of an FPS file (what made the fingerprints), `None` without one.
 pub fn read_fps_type(path: &Path) -> Result<Option<String>> {
     let mut input = open_text(path)?;
     let mut buf = Vec::new();
     loop {
-        buf.clear();
-        let n = input
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(path, e))?;
+        let read = read_line(&mut *input, &mut buf).map_err(|e| Error::io(path, e))?;
         let line = strip_eol(&buf);
-        if n == 0 || !line.starts_with(b"#") {
+        if read != Line::Read || !line.starts_with(b"#") {
             return Ok(None);
         }
         if let Some(v) = line.strip_prefix(b"#type=") {
@@ -102,8 +100,8 @@ impl FpsReader {
                         path,
                         1,
                         format!(
-                            "expected \"#FPS1\" as the first line of an FPS file, found {:?}",
-                            String::from_utf8_lossy(line)
+                            "expected \"#FPS1\" as the first line of an FPS file, found {}",
+                            snippet(line)
                         ),
                     ));
                 }
@@ -111,17 +109,19 @@ impl FpsReader {
                     let n = std::str::from_utf8(v)
                         .ok()
                         .and_then(|s| s.trim().parse::<usize>().ok())
-                        .filter(|&n| n > 0 && n <= usize::MAX / 2)
+                        .filter(|&n| n > 0)
                         .ok_or_else(|| {
                             Error::parse(
                                 path,
                                 r.line,
                                 format!(
-                                    "bad #num_bits value {:?}; expected a positive integer",
-                                    String::from_utf8_lossy(v)
+                                    "bad #num_bits value {}; expected a positive integer",
+                                    snippet(v)
                                 ),
                             )
                         })?;
+                    check_width(n, "#num_bits")
+                        .map_err(|e| Error::parse(path, r.line, e.to_string()))?;
                     num_bits = Some(n);
                 }
                 continue;
@@ -149,6 +149,8 @@ impl FpsReader {
                             format!("odd number of hex digits ({fp_len}); expected two per byte"),
                         ));
                     }
+                    check_width(fp_len * 4, "the first fingerprint's bits")
+                        .map_err(|e| Error::parse(path, r.line, e.to_string()))?;
                     r.nbits = fp_len * 4;
                     r.hex_len = fp_len;
                     r.width_from = WidthFrom::FirstRow(r.line);
@@ -163,15 +165,15 @@ impl FpsReader {
 
     /// Reads the next line into `buf`; false at the end of the file.
     fn next_line(&mut self) -> Result<bool> {
-        self.buf.clear();
-        let n = self
-            .input
-            .read_until(b'\n', &mut self.buf)
+        let read = read_line(&mut *self.input, &mut self.buf)
             .map_err(|e| Error::io(&self.path, e))?;
-        if n > 0 {
+        if read != Line::End {
             self.line += 1;
         }
-        Ok(n > 0)
+        if read == Line::TooLong {
+            return Err(Error::parse(&self.path, self.line, line_too_long()));
+        }
+        Ok(read == Line::Read)
     }
 
     /// Parses the data line in `buf`, appending its words to `out`; returns the id.
@@ -194,7 +196,12 @@ impl FpsReader {
             )));
         };
         let (hex, rest) = (&line[..tab], &line[tab + 1..]);
-        let id = rest.split(|&c| c == b'\t').next().unwrap_or(&[]);
+        // Ids are trimmed of surrounding whitespace in every input (README, "Inputs").
+        let id = rest
+            .split(|&c| c == b'\t')
+            .next()
+            .unwrap_or(&[])
+            .trim_ascii();
         if hex.len() % 2 == 1 {
             return Err(err(format!(
                 "odd number of hex digits ({}); expected two per byte",
@@ -268,7 +275,7 @@ impl PoolReader for FpsReader {
     }
 
     fn read_tile(&mut self, max_rows: usize, tile: &mut Tile) -> Result<bool> {
-        check_tile_rows(max_rows)?;
+        check_tile_rows(max_rows, self.kind())?;
         let kind = self.kind();
         begin_tile(tile, kind, self.next_row);
         let mut data = match std::mem::replace(&mut tile.features, Features::empty(kind)) {

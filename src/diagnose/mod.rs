@@ -187,6 +187,7 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
     if sc.tile_rows == 0 {
         return Err(Error::param("--tile", "must be at least 1"));
     }
+    sc.acquisition.check()?;
     if cfg.nn_sample == 0 {
         return Err(Error::param("--nn-sample", "must be at least 1"));
     }

@@ -284,6 +284,9 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     if cfg.reps == 0 {
         return Err(Error::param("--reps", "must be at least 1"));
     }
+    for s in &cfg.strategies {
+        s.check()?;
+    }
     let sign = if cfg.minimize { -1.0 } else { 1.0 };
 
     // The test split (accuracy) is drawn once and never enters the pool.
