@@ -292,6 +292,9 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
         seed: sc.seed,
         round: sc.round,
     };
+    // The references are encoded like labeled rows; bound their code as the fit bounds it.
+    crate::backend::encode::check_count_code(&sample_feats)?;
+    crate::backend::encode::check_count_code(&loc.pending)?;
     let labeled_refs = References::new(&loc.train, gp.kernel);
     let sample_refs = References::new(&sample_feats, gp.kernel);
     let test_refs = References::new(&loc.pending, gp.kernel);

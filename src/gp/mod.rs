@@ -287,6 +287,7 @@ pub fn fit_with(
         return Err(Error::TooFewLabels { n });
     }
     assert_eq!(x.len(), n, "one label per training row");
+    crate::backend::encode::check_count_code(x)?;
     let y_mean = y.iter().sum::<f64>() / n as f64;
     let var = y.iter().map(|v| (v - y_mean).powi(2)).sum::<f64>() / n as f64;
     let y_sd = if var > 0.0 { var.sqrt() } else { 1.0 };
