@@ -302,7 +302,8 @@ fn run_select_labeled(
     started: Instant,
 ) -> Result<Selection> {
     let mut seconds = Timings::default();
-    let loc = locate(cfg, &labels.ids, &labels.values, pending_ids, &mut |_| {})?;
+    let loc = locate(cfg, &labels.ids, &labels.values, pending_ids, &mut |_| {})
+        .map_err(|e| labels.name_lines(e))?;
     seconds.locate = started.elapsed().as_secs_f64();
 
     if loc.train.len() < 2 {

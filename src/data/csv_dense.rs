@@ -203,7 +203,7 @@ mod tests {
             ("id,f1,f2\na,1,2\nb,1,zz\n", 3, "\"f2\""),
             ("id,f1,f2\na,1,2\nb,nan,2\n", 3, "NaN"),
             ("id,f1,f2\na,1,2\nb,1,inf\n", 3, "infinite"),
-            ("id,f1,f2\na,1,2\nb,1\n", 3, "2 fields, expected 3"),
+            ("id,f1,f2\na,1,2\nb,1\n", 3, "the row has 2 fields but the header has 3"),
             ("id,f1,f2\na,1,\n", 2, "empty"),
             ("id,f1,f2\n,1,2\n", 2, "empty id"),
         ] {

@@ -51,6 +51,37 @@ impl Labels {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
+
+    /// `e` with the line of each example named, when `e` is an [`Error::UnknownIds`] about
+    /// these labels (`"mol9" (line 4)`), so that the user can find the entry to fix.
+    pub fn name_lines(&self, e: Error) -> Error {
+        let Error::UnknownIds {
+            path,
+            count,
+            examples,
+        } = e
+        else {
+            return e;
+        };
+        let line_of: HashMap<&str, usize> = self
+            .ids
+            .iter()
+            .map(String::as_str)
+            .zip(self.lines.iter().copied())
+            .collect();
+        let examples = examples
+            .into_iter()
+            .map(|id| match line_of.get(id.as_str()) {
+                Some(line) => format!("{} (line {line})", snippet(id.as_bytes())),
+                None => id,
+            })
+            .collect();
+        Error::UnknownIds {
+            path,
+            count,
+            examples,
+        }
+    }
 }
 
 /// Converts a `csv` error to ours, keeping the line when the error has one.
@@ -514,7 +545,7 @@ mod tests {
             ("name,score\na,1\n", 1, "\"id\""),
             ("id,value\na,1\n", 1, "the columns are: \"id\", \"value\""),
             ("id,score\na,1\nb,\n", 3, "empty value"),
-            ("id,score\na,1\nb\n", 3, "missing"),
+            ("id,score\na,1\nb\n", 3, "the row has 1 fields but the header has 2"),
             ("id,score\na,x1\n", 2, "not a number"),
             ("id,score\na,NaN\n", 2, "NaN"),
             ("id,score\na,-inf\n", 2, "infinite"),

@@ -242,7 +242,8 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
             }
         }
     };
-    let loc = locate(&lcfg, &labels.ids, &labels.values, &test_ids, &mut on_tile)?;
+    let loc = locate(&lcfg, &labels.ids, &labels.values, &test_ids, &mut on_tile)
+        .map_err(|e| labels.name_lines(e))?;
     sample.sort_by_key(|e| (e.0, e.1));
     sample.truncate(s);
     sample.sort_by_key(|e| e.1);
