@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use super::labels::{
-    check_header, check_row_len, csv_error, csv_reader, find_column, header_names, is_blank, record_line, CsvInput,
+    check_header, check_row_len, csv_error, csv_reader, find_column, header_names, is_blank,
+    record_line, CsvInput,
 };
 use super::npy::{begin_tile, check_tile_rows};
 use super::{FeatureKind, Features, PoolReader, Tile};
@@ -106,13 +107,19 @@ impl DenseCsvReader {
                 Err(format!("column {name:?} is empty; expected a number"))
             } else {
                 match text.parse::<f32>() {
-                    Ok(v) if v.is_nan() => Err(format!("column {name:?}: {} is NaN", snippet(text.as_bytes()))),
+                    Ok(v) if v.is_nan() => Err(format!(
+                        "column {name:?}: {} is NaN",
+                        snippet(text.as_bytes())
+                    )),
                     Ok(v) if v.is_infinite() => Err(format!(
                         "column {name:?}: {} is infinite or out of float32 range",
                         snippet(text.as_bytes())
                     )),
                     Ok(v) => Ok(v),
-                    Err(_) => Err(format!("column {name:?}: {} is not a number", snippet(text.as_bytes()))),
+                    Err(_) => Err(format!(
+                        "column {name:?}: {} is not a number",
+                        snippet(text.as_bytes())
+                    )),
                 }
             };
             match v {
@@ -203,7 +210,11 @@ mod tests {
             ("id,f1,f2\na,1,2\nb,1,zz\n", 3, "\"f2\""),
             ("id,f1,f2\na,1,2\nb,nan,2\n", 3, "NaN"),
             ("id,f1,f2\na,1,2\nb,1,inf\n", 3, "infinite"),
-            ("id,f1,f2\na,1,2\nb,1\n", 3, "the row has 2 fields but the header has 3"),
+            (
+                "id,f1,f2\na,1,2\nb,1\n",
+                3,
+                "the row has 2 fields but the header has 3",
+            ),
             ("id,f1,f2\na,1,\n", 2, "empty"),
             ("id,f1,f2\n,1,2\n", 2, "empty id"),
         ] {

@@ -7,10 +7,10 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
+use super::limits::{check_width, line_too_long, read_line, Line};
 use super::npy::{begin_tile, check_tile_rows};
 use super::{words_for, FeatureKind, Features, PoolReader, Tile};
-use super::limits::{check_width, line_too_long, read_line, Line};
-use crate::data::open_text;
+use crate::data::{open_text, open_text_gz, prefer_compression_fault};
 use crate::error::{snippet, Error, Result};
 
 /// The `#type=` header value of an FPS file (what made the fingerprints), `None` without one.
@@ -33,6 +33,8 @@ pub fn read_fps_type(path: &Path) -> Result<Option<String>> {
 pub struct FpsReader {
     path: PathBuf,
     input: Box<dyn BufRead + Send>,
+    /// The file is gzip (parse errors are then checked for a compression fault).
+    gzip: bool,
     nbits: usize,
     /// Hex digits per fingerprint.
     hex_len: usize,
@@ -72,9 +74,11 @@ fn hex_digit(c: u8) -> Option<u8> {
 impl FpsReader {
     /// Opens `path` and reads its header and first row.
     pub fn open(path: &Path) -> Result<Self> {
+        let (input, gzip) = open_text_gz(path)?;
         let mut r = FpsReader {
             path: path.to_path_buf(),
-            input: open_text(path)?,
+            input,
+            gzip,
             nbits: 0,
             hex_len: 0,
             width_from: WidthFrom::NumBits,
@@ -83,6 +87,27 @@ impl FpsReader {
             next_row: 0,
             buf: Vec::new(),
         };
+        match r.read_header() {
+            Ok(()) => Ok(r),
+            Err(e) => Err(r.fault_or(e)),
+        }
+    }
+
+    /// A parse error in gzip text may stem from corrupt data: see
+    /// [`prefer_compression_fault`].
+    fn fault_or(&mut self, e: Error) -> Error {
+        if self.gzip {
+            prefer_compression_fault(&mut *self.input, &self.path, e)
+        } else {
+            e
+        }
+    }
+
+    /// Reads the header lines and the first row (which fixes the width without `#num_bits`).
+    fn read_header(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let path = path.as_path();
+        let r = self;
         let mut num_bits: Option<usize> = None;
         loop {
             if !r.next_line()? {
@@ -159,14 +184,14 @@ impl FpsReader {
             let mut words = Vec::with_capacity(words_for(r.nbits));
             let id = r.parse_row(&mut words)?;
             r.pending = Some((id, words));
-            return Ok(r);
+            return Ok(());
         }
     }
 
     /// Reads the next line into `buf`; false at the end of the file.
     fn next_line(&mut self) -> Result<bool> {
-        let read = read_line(&mut *self.input, &mut self.buf)
-            .map_err(|e| Error::io(&self.path, e))?;
+        let read =
+            read_line(&mut *self.input, &mut self.buf).map_err(|e| Error::io(&self.path, e))?;
         if read != Line::End {
             self.line += 1;
         }
@@ -287,7 +312,7 @@ impl PoolReader for FpsReader {
             nbits: self.nbits,
             data,
         };
-        let n = result?;
+        let n = result.map_err(|e| self.fault_or(e))?;
         self.next_row += n;
         Ok(n > 0)
     }

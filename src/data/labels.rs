@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use super::limits::{line_too_long, read_line, Line, MAX_LINE_BYTES};
-use super::open_text;
+use super::{open_text, open_text_gz, prefer_compression_fault};
 use crate::error::{snippet, Error, InputFault, Result};
 
 /// Where labels come from: a CSV file with a header and the names of its id and value columns.
@@ -361,10 +361,14 @@ pub(crate) type CsvInput = LfNormalize<Box<dyn BufRead + Send>>;
 /// lengths to give their own messages). Fields are not trimmed here, so that [`record_line`]
 /// sees every newline; callers trim.
 pub(crate) fn csv_reader(path: &Path) -> Result<csv::Reader<CsvInput>> {
-    Ok(csv::ReaderBuilder::new()
+    Ok(csv_reader_over(open_text(path)?))
+}
+
+fn csv_reader_over(input: Box<dyn BufRead + Send>) -> csv::Reader<CsvInput> {
+    csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(LfNormalize::new(open_text(path)?)))
+        .from_reader(LfNormalize::new(input))
 }
 
 /// A row with nothing in it (a line of spaces), skipped like an empty line.
@@ -378,7 +382,19 @@ pub(crate) fn is_blank(record: &csv::ByteRecord) -> bool {
 /// nothing at all) gives zero labels; whether that is acceptable is the caller's decision.
 pub fn read_labels(spec: &LabelSpec) -> Result<Labels> {
     let path = spec.path.as_path();
-    let mut rdr = csv_reader(path)?;
+    let (input, gzip) = open_text_gz(path)?;
+    let mut rdr = csv_reader_over(input);
+    read_labels_from(spec, &mut rdr).map_err(|e| {
+        if gzip {
+            prefer_compression_fault(&mut rdr.into_inner().inner, path, e)
+        } else {
+            e
+        }
+    })
+}
+
+fn read_labels_from(spec: &LabelSpec, rdr: &mut csv::Reader<CsvInput>) -> Result<Labels> {
+    let path = spec.path.as_path();
     let headers = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
     let mut labels = Labels::default();
     if is_blank(&headers) {
@@ -397,7 +413,7 @@ pub fn read_labels(spec: &LabelSpec) -> Result<Labels> {
         if is_blank(&record) {
             continue;
         }
-        let line = record_line(&rdr, &record);
+        let line = record_line(rdr, &record);
         check_row_len(path, line, &record, names.len())?;
         let field = |at: usize, col: &str| -> Result<&str> {
             let raw = record.get(at).ok_or_else(|| {
@@ -469,13 +485,23 @@ pub const MAX_LABEL: f64 = 1e100;
 /// Reads one id per line (trimmed of ASCII whitespace; blank lines skipped), plain or gzip.
 /// Ids must be unique.
 pub fn read_id_list(path: &Path) -> Result<Vec<String>> {
-    let mut input = open_text(path)?;
+    let (mut input, gzip) = open_text_gz(path)?;
+    read_ids_from(&mut *input, path).map_err(|e| {
+        if gzip {
+            prefer_compression_fault(&mut *input, path, e)
+        } else {
+            e
+        }
+    })
+}
+
+fn read_ids_from(input: &mut dyn BufRead, path: &Path) -> Result<Vec<String>> {
     let mut ids = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut buf = Vec::new();
     let mut line = 0usize;
     loop {
-        let read = read_line(&mut *input, &mut buf).map_err(|e| Error::io(path, e))?;
+        let read = read_line(input, &mut buf).map_err(|e| Error::io(path, e))?;
         if read == Line::End {
             break;
         }
@@ -545,7 +571,11 @@ mod tests {
             ("name,score\na,1\n", 1, "\"id\""),
             ("id,value\na,1\n", 1, "the columns are: \"id\", \"value\""),
             ("id,score\na,1\nb,\n", 3, "empty value"),
-            ("id,score\na,1\nb\n", 3, "the row has 1 fields but the header has 2"),
+            (
+                "id,score\na,1\nb\n",
+                3,
+                "the row has 1 fields but the header has 2",
+            ),
             ("id,score\na,x1\n", 2, "not a number"),
             ("id,score\na,NaN\n", 2, "NaN"),
             ("id,score\na,-inf\n", 2, "infinite"),

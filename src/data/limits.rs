@@ -108,19 +108,30 @@ pub(crate) fn read_line(
             Err(e) => return Err(e),
         };
         if chunk.is_empty() {
-            return Ok(if buf.is_empty() { Line::End } else { Line::Read });
+            return Ok(if buf.is_empty() {
+                Line::End
+            } else {
+                Line::Read
+            });
         }
         let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
             Some(i) => (i + 1, true),
             None => (chunk.len(), false),
         };
-        if buf.len() + take > MAX_LINE_BYTES {
-            let room = MAX_LINE_BYTES - buf.len();
-            buf.extend_from_slice(&chunk[..room]);
-            input.consume(room);
-            return Ok(Line::TooLong);
+        let too_long = buf.len() + take > MAX_LINE_BYTES;
+        let take = take.min(MAX_LINE_BYTES - buf.len());
+        // Grow by doubling, but never past the limit (amortised growth from an odd capacity
+        // would overshoot it by up to twice).
+        let need = buf.len() + take;
+        if need > buf.capacity() {
+            let target = (buf.capacity() * 2).clamp(need, MAX_LINE_BYTES.max(need));
+            buf.reserve_exact(target - buf.len());
         }
         buf.extend_from_slice(&chunk[..take]);
+        if too_long {
+            input.consume(take);
+            return Ok(Line::TooLong);
+        }
         input.consume(take);
         if done {
             return Ok(Line::Read);

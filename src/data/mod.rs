@@ -505,7 +505,10 @@ impl PoolSpec {
         if let Some(ids) = ids {
             if !matches!(
                 format,
-                PoolFormat::BitsNpy | PoolFormat::CountsNpy | PoolFormat::CountsNpz | PoolFormat::DenseNpy
+                PoolFormat::BitsNpy
+                    | PoolFormat::CountsNpy
+                    | PoolFormat::CountsNpz
+                    | PoolFormat::DenseNpy
             ) {
                 return Err(Error::param(
                     "ids",
@@ -556,18 +559,45 @@ impl PoolSpec {
 /// Corrupt or truncated gzip data comes out of the reader as an [`Error::Compression`] (through
 /// [`Error::io`]), never as a parse error on whatever text was decoded before it.
 pub fn open_text(path: &Path) -> Result<Box<dyn std::io::BufRead + Send>> {
+    Ok(open_text_gz(path)?.0)
+}
+
+/// [`open_text`], and whether the file is gzip.
+pub(crate) fn open_text_gz(path: &Path) -> Result<(Box<dyn std::io::BufRead + Send>, bool)> {
     use std::io::{BufRead, BufReader};
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut buf = BufReader::with_capacity(1 << 16, file);
     let magic = buf.fill_buf().map_err(|e| Error::io(path, e))?;
-    let mut input: Box<dyn BufRead + Send> = if magic.starts_with(&[0x1f, 0x8b]) {
+    let gzip = magic.starts_with(&[0x1f, 0x8b]);
+    let mut input: Box<dyn BufRead + Send> = if gzip {
         let gz = GzipFaults(flate2::bufread::MultiGzDecoder::new(buf));
         Box::new(BufReader::with_capacity(1 << 16, gz))
     } else {
         Box::new(buf)
     };
     skip_bom(&mut *input).map_err(|e| Error::io(path, e))?;
-    Ok(input)
+    Ok((input, gzip))
+}
+
+/// The error to report for `e`, met while parsing gzip text from `input`: corrupt deflate data
+/// can decode to garbage lines before the decoder notices (at worst at the member's CRC), so
+/// a parse error in gzip text is checked against the rest of the stream, and a compression
+/// fault found there is reported instead. The rest is read only on this error path.
+pub(crate) fn prefer_compression_fault(
+    input: &mut dyn std::io::BufRead,
+    path: &Path,
+    e: Error,
+) -> Error {
+    if !matches!(e, Error::Parse { .. }) {
+        return e;
+    }
+    match std::io::copy(input, &mut std::io::sink()) {
+        Err(io) => match Error::io(path, io) {
+            c @ Error::Compression { .. } => c,
+            _ => e,
+        },
+        Ok(_) => e,
+    }
 }
 
 /// Consumes a UTF-8 byte-order mark at the start of `input`, if there is one.

@@ -697,29 +697,39 @@ impl PoolReader for NpzCountsReader {
         }
         self.read_ends(n)?;
         let start = self.next_row;
-        // The entries are only claimed by indptr (compressed members can be tiny), so they are
-        // bounded before any is read: a row by its width, a tile by the memory bound.
+        // The entries are only claimed by indptr (compressed members can be tiny, a row's
+        // entries can repeat a column), so they are bounded before any is read. Each is held
+        // twice while a row is sorted: an (index, count) pair and the tile's index and value.
+        const ENTRY_BYTES: usize = 24;
         let mut prev = self.row_start;
         for (r, &end) in self.ends.iter().enumerate() {
-            if end - prev > self.ncols {
+            if (end - prev).saturating_mul(ENTRY_BYTES) > super::limits::MAX_TILE_BYTES {
                 return Err(Error::format(
                     &self.path,
                     format!(
-                        "indptr.npy: row {} (0-based) claims {} entries but the matrix has {} \
-                         columns; expected at most one entry per column (call \
-                         matrix.sum_duplicates() before saving)",
+                        "indptr.npy: row {} (0-based) claims {} entries, more than the {} a row \
+                         may hold (a tile's memory bound of {} bytes)",
                         start + r,
                         end - prev,
-                        self.ncols
+                        super::limits::MAX_TILE_BYTES / ENTRY_BYTES,
+                        super::limits::MAX_TILE_BYTES
                     ),
                 ));
             }
             prev = end;
         }
         let entries = self.ends.last().map_or(0, |&e| e - self.row_start);
-        // Each entry is held twice while a row is sorted: an (index, count) pair and the tile's
-        // index and value.
-        super::limits::check_tile_bytes(entries, 24, "count entries")?;
+        let bytes = entries.saturating_mul(ENTRY_BYTES);
+        if bytes > super::limits::MAX_TILE_BYTES {
+            return Err(Error::LimitExceeded {
+                what: format!(
+                    "memory for a tile of {n} rows holding {entries} count entries, in bytes (use \
+                     fewer rows per tile)"
+                ),
+                requested: bytes as u64,
+                max: super::limits::MAX_TILE_BYTES as u64,
+            });
+        }
         for r in 0..n {
             let end = self.ends[r];
             self.read_row(start + r, end - self.row_start)?;

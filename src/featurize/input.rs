@@ -9,7 +9,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use crate::data::limits::{line_too_long, read_line, Line};
-use crate::data::open_text;
+use crate::data::{open_text, open_text_gz, prefer_compression_fault};
 use crate::error::{Error, Result};
 
 /// How a molecule file is laid out.
@@ -121,9 +121,11 @@ impl SmilesSource {
 
     /// Opens the file for one pass.
     pub fn open(&self) -> Result<MoleculeReader> {
+        let (input, gzip) = open_text_gz(&self.path)?;
         let mut r = MoleculeReader {
             path: self.path.clone(),
-            input: open_text(&self.path)?,
+            input,
+            gzip,
             buf: Vec::new(),
             line: 0,
             layout: self.resolve_layout(),
@@ -220,6 +222,8 @@ fn split_delimited(line: &str, delimiter: u8) -> std::result::Result<Vec<String>
 pub struct MoleculeReader {
     path: PathBuf,
     input: Box<dyn BufRead + Send>,
+    /// The file is gzip (parse errors are then checked for a compression fault).
+    gzip: bool,
     buf: Vec<u8>,
     /// 1-based number of the last line read.
     line: usize,
@@ -242,9 +246,13 @@ impl MoleculeReader {
     pub fn read_chunk(&mut self, max: usize, out: &mut Vec<Record>) -> Result<bool> {
         out.clear();
         while out.len() < max {
-            match self.next_record()? {
-                Some(r) => out.push(r),
-                None => break,
+            match self.next_record() {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => break,
+                Err(e) if self.gzip => {
+                    return Err(prefer_compression_fault(&mut *self.input, &self.path, e))
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(!out.is_empty())
@@ -253,8 +261,8 @@ impl MoleculeReader {
     /// The next line that is neither empty nor a comment, trimmed; `None` at the end.
     fn next_line(&mut self) -> Result<Option<String>> {
         loop {
-            let read = read_line(&mut *self.input, &mut self.buf)
-                .map_err(|e| Error::io(&self.path, e))?;
+            let read =
+                read_line(&mut *self.input, &mut self.buf).map_err(|e| Error::io(&self.path, e))?;
             if read == Line::End {
                 return Ok(None);
             }
