@@ -2054,7 +2054,7 @@ fn non_finite_acquisition_parameters_are_refused() {
     ] {
         let mut cfg = select_cfg(&pool, &labels);
         cfg.acquisition = acq;
-        let e = poolrank::run_select(&cfg).err().expect("an error");
+        let e = poolrank::run_select(&cfg).expect_err("an error");
         assert!(
             matches!(&e, Error::InvalidParam { name, .. } if *name == field),
             "{acq:?}: {e:?}"
@@ -2110,8 +2110,7 @@ fn dense_features_that_overflow_f32_scoring_are_refused() {
     let pool = write(&dir, "big.csv", csv.as_bytes());
     let labels = write(&dir, "l.csv", labels.as_bytes());
     let e = poolrank::run_select(&select_cfg(&pool, &labels))
-        .err()
-        .expect("an error, not every candidate at the prior");
+        .expect_err("an error, not every candidate at the prior");
     assert!(
         matches!(&e, Error::InvalidParam { name: "features", msg } if msg.contains("overflow")),
         "{e:?}"
@@ -2232,9 +2231,7 @@ fn ids_not_in_the_pool_name_their_label_line() {
     let dir = tempfile::tempdir().unwrap();
     let (pool, _) = small_fps_pool(&dir, 10, 0);
     let labels = write(&dir, "l.csv", b"id,score\nm0,1\nm1,2\n\nghost,3\n");
-    let e = poolrank::run_select(&select_cfg(&pool, &labels))
-        .err()
-        .expect("an error");
+    let e = poolrank::run_select(&select_cfg(&pool, &labels)).expect_err("an error");
     assert!(matches!(&e, Error::UnknownIds { count: 1, .. }), "{e:?}");
     assert!(e.to_string().contains("\"ghost\" (line 5)"), "{e}");
 }
