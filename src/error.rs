@@ -187,7 +187,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// An [`Error::Io`] for `path`, or the error a reader layer raised inside the I/O stream
-    /// (corrupt compressed data, a line past the length limit: see [`InputFault`]).
+    /// (corrupt compressed data becomes [`Error::Compression`], a line past the length limit an
+    /// [`Error::Parse`]).
     pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         let path = path.into();
         match err.get_ref().and_then(|e| e.downcast_ref::<InputFault>()) {

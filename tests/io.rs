@@ -2283,6 +2283,16 @@ fn corrupt_compressed_data_is_a_compression_error() {
     let p = write(&dir, "t.csv.gz", &lgz[..lgz.len() / 2]);
     let e = read_labels(&LabelSpec::new(&p)).unwrap_err();
     assert!(matches!(e, Error::Compression { .. }), "{e:?}");
+    let mut dense = String::from("id,a\n");
+    for i in 0..3000 {
+        dense.push_str(&format!("m{i},{i}\n"));
+    }
+    let mut dgz = gzip(dense.as_bytes());
+    let mid = dgz.len() / 3;
+    dgz[mid] ^= 0x55;
+    let p = write(&dir, "d.csv.gz", &dgz);
+    let e = first_error(DenseCsvReader::open(&p, "id"));
+    assert!(matches!(e, Error::Compression { .. }), "{e:?}");
     let p = write(&dir, "t.txt.gz", &lgz[..lgz.len() / 2]);
     let e = read_id_list(&p).unwrap_err();
     assert!(matches!(e, Error::Compression { .. }), "{e:?}");
@@ -2569,4 +2579,50 @@ mod hostile_props {
             prop_assert!(largest < BOUND, "npz indptr: reserved {largest}");
         }
     }
+}
+
+#[test]
+fn labels_given_as_arrays_are_checked_at_fit() {
+    // Python passes labels as arrays, past the label reader's range check: the fit refuses
+    // what its standardisation cannot represent.
+    use poolrank::gp::{fit, GpParams};
+    use poolrank::KernelKind;
+    let x = Features::Dense {
+        dim: 1,
+        data: vec![0.0, 1.0, 2.0],
+    };
+    let p = GpParams::new(KernelKind::Rbf).check(x.kind()).unwrap();
+    for y in [
+        [1e200, -1e200, 3.0],
+        [f64::NAN, 1.0, 2.0],
+        [f64::MAX, f64::MAX, 0.0],
+    ] {
+        let e = fit(&p, &x, &y).expect_err("an error");
+        assert!(
+            matches!(&e, Error::InvalidParam { name: "labels", .. }),
+            "{y:?}: {e:?}"
+        );
+    }
+    assert!(fit(&p, &x, &[1e99, -1e99, 0.0]).is_ok());
+}
+
+#[test]
+fn count_fingerprints_whose_code_is_too_wide_are_refused_at_fit() {
+    use poolrank::gp::{fit, GpParams};
+    use poolrank::KernelKind;
+    // Two features with counts near u32::MAX: a thermometer code of 2^33 bits per row.
+    let x = Features::Counts {
+        ndim: 2,
+        indptr: vec![0, 2, 3],
+        indices: vec![0, 1, 0],
+        values: vec![u32::MAX, u32::MAX, 3],
+    };
+    let p = GpParams::new(KernelKind::MinMax).check(x.kind()).unwrap();
+    let (r, largest) = largest_alloc(|| fit(&p, &x, &[1.0, 2.0]));
+    let e = r.expect_err("an error");
+    assert!(
+        matches!(&e, Error::LimitExceeded { what, .. } if what.contains("count fingerprints")),
+        "{e:?}"
+    );
+    assert!(largest < BOUND, "reserved {largest} bytes");
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::labels::{
-    check_header, check_row_len, csv_error, csv_reader, find_column, header_names, is_blank,
+    check_header, check_row_len, csv_error, csv_reader_over, find_column, header_names, is_blank,
     record_line, CsvInput,
 };
 use super::npy::{begin_tile, check_tile_rows};
@@ -14,6 +14,8 @@ use crate::error::{snippet, Error, Result};
 pub struct DenseCsvReader {
     path: PathBuf,
     rdr: csv::Reader<CsvInput>,
+    /// The file is gzip (parse errors are then checked for a compression fault).
+    gzip: bool,
     /// The first line of the row in `record`.
     line: usize,
     names: Vec<String>,
@@ -27,7 +29,8 @@ pub struct DenseCsvReader {
 impl DenseCsvReader {
     /// Opens `path`, whose column `id_col` holds the ids; reads the header and the first row.
     pub fn open(path: &Path, id_col: &str) -> Result<Self> {
-        let mut rdr = csv_reader(path)?;
+        let (input, gzip) = super::open_text_gz(path)?;
+        let mut rdr = csv_reader_over(input);
         let headers = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
         if is_blank(&headers) {
             return Err(Error::EmptyPool {
@@ -51,6 +54,7 @@ impl DenseCsvReader {
         let mut r = DenseCsvReader {
             path: path.to_path_buf(),
             rdr,
+            gzip,
             names,
             id_at,
             record: csv::ByteRecord::new(),
@@ -178,7 +182,13 @@ impl PoolReader for DenseCsvReader {
             dim: self.names.len() - 1,
             data,
         };
-        result?;
+        if let Err(e) = result {
+            return Err(if self.gzip {
+                super::prefer_compression_fault(&mut self.rdr.get_mut().inner, &self.path, e)
+            } else {
+                e
+            });
+        }
         self.next_row += n;
         Ok(n > 0)
     }

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use super::limits::{line_too_long, read_line, Line, MAX_LINE_BYTES};
-use super::{open_text, open_text_gz, prefer_compression_fault};
+use super::{open_text_gz, prefer_compression_fault};
 use crate::error::{snippet, Error, InputFault, Result};
 
 /// Where labels come from: a CSV file with a header and the names of its id and value columns.
@@ -178,7 +178,7 @@ pub(crate) fn find_column(path: &Path, names: &[String], name: &str, role: &str)
 /// crate would otherwise hold the rest of the file as one field, and a message quoting that
 /// field would echo the whole file.
 pub(crate) struct LfNormalize<R> {
-    inner: R,
+    pub(crate) inner: R,
     out: Vec<u8>,
     pos: usize,
     /// The last byte was a `\r` (already emitted as `\n`): drop a `\n` that follows.
@@ -357,14 +357,10 @@ pub(crate) fn record_line<R: std::io::Read>(
 /// The CSV readers' input type.
 pub(crate) type CsvInput = LfNormalize<Box<dyn BufRead + Send>>;
 
-/// A CSV reader over a plain or gzip file: a header, rows of any length (the callers check
+/// A CSV reader over a text input ([`open_text_gz`]): a header, rows of any length (the callers check
 /// lengths to give their own messages). Fields are not trimmed here, so that [`record_line`]
 /// sees every newline; callers trim.
-pub(crate) fn csv_reader(path: &Path) -> Result<csv::Reader<CsvInput>> {
-    Ok(csv_reader_over(open_text(path)?))
-}
-
-fn csv_reader_over(input: Box<dyn BufRead + Send>) -> csv::Reader<CsvInput> {
+pub(crate) fn csv_reader_over(input: Box<dyn BufRead + Send>) -> csv::Reader<CsvInput> {
     csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
