@@ -2383,6 +2383,10 @@ fn pools_that_are_not_regular_files_are_refused() {
         }
         let e = PoolSpec::new(&p).open().err().expect("an error");
         assert_format(&e, &["not a regular file", "read more than once"]);
+        // What the command line asks before the run (the format, an FPS `#type=`) must not
+        // read the pipe either.
+        let e = PoolSpec::new(&p).provenance().expect_err("an error");
+        assert_format(&e, &["not a regular file"]);
     }
     let sub = dir.path().join("d.fps");
     std::fs::create_dir(&sub).unwrap();

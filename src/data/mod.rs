@@ -426,6 +426,10 @@ impl PoolSpec {
     /// other `.csv`/`.csv.gz` → dense CSV, `.npy` → packed bits for uint8, counts for other
     /// unsigned integers, dense for floats.
     pub fn resolve_format(&self) -> Result<PoolFormat> {
+        // First, before anything reads the file: a pipe read here would not be there again.
+        if self.source.is_none() {
+            check_regular(&self.path, "the pool")?;
+        }
         if let Some(f) = self.format {
             return Ok(f);
         }
@@ -435,10 +439,6 @@ impl PoolSpec {
             .map(|s| s.to_string_lossy().to_lowercase())
             .unwrap_or_default();
         let name = name.strip_suffix(".gz").unwrap_or(&name);
-        // Telling a CSV's or a .npy's layout reads the file, which a pipe would not give again.
-        if name.ends_with(".csv") || name.ends_with(".tsv") || name.ends_with(".npy") {
-            check_regular(&self.path, "the pool")?;
-        }
         if name.ends_with(".fps") {
             Ok(PoolFormat::Fps)
         } else if crate::featurize::is_smi_name(&self.path) {
@@ -499,7 +499,6 @@ impl PoolSpec {
             return (source.0)();
         }
         let path: &Path = &self.path;
-        check_regular(path, "the pool")?;
         let ids = self.ids.as_deref();
         let format = self.resolve_format()?;
         if let Some(ids) = ids {
@@ -644,8 +643,8 @@ pub(crate) fn check_regular(path: &Path, what: &str) -> Result<()> {
     Err(Error::format(
         path,
         format!(
-            "{what} is {kind}; {what}s are read more than once (the labeled rows are found \
-             first, then every row is scored), so save it to a file first"
+            "{what} is {kind}; a pool and its ids file are read more than once (the labeled rows \
+             are found first, then every row is scored), so save it to a file first"
         ),
     ))
 }
