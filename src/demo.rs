@@ -172,7 +172,8 @@ fn featurize_smiles(files: &DemoFiles) -> Result<(PoolSpec, String)> {
     let read_all = |spec: &PoolSpec| -> Result<Tile> {
         let mut reader = spec.open()?;
         let mut tile = Tile::new(reader.kind());
-        reader.read_tile(usize::MAX >> 1, &mut tile)?;
+        // The demo's pools are small: one tile of the most rows a tile may hold is all of it.
+        reader.read_tile(crate::data::limits::MAX_TILE_ROWS, &mut tile)?;
         Ok(tile)
     };
     let mut pool = PoolSpec::new(&out);

@@ -281,6 +281,7 @@ pub fn run_select_with(
 }
 
 fn check_settings(cfg: &SelectConfig) -> Result<()> {
+    cfg.acquisition.check()?;
     if let Some(t) = cfg.max_sim {
         if !(0.0..=1.0).contains(&t) {
             return Err(Error::param(
@@ -302,7 +303,8 @@ fn run_select_labeled(
     started: Instant,
 ) -> Result<Selection> {
     let mut seconds = Timings::default();
-    let loc = locate(cfg, &labels.ids, &labels.values, pending_ids, &mut |_| {})?;
+    let loc = locate(cfg, &labels.ids, &labels.values, pending_ids, &mut |_| {})
+        .map_err(|e| labels.name_lines(e))?;
     seconds.locate = started.elapsed().as_secs_f64();
     if loc.train.len() < 2 {
         return Err(Error::TooFewLabels { n: loc.train.len() });

@@ -6,12 +6,24 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An operating-system error while reading or writing `path`.
-    #[error("{}: {source}", path.display())]
+    ///
+    /// The message already includes the operating system's, so the underlying error is not
+    /// also reported as this error's `source()`: a printer of the cause chain (anyhow's `{:#}`)
+    /// would show it twice.
+    #[error("{}: {err}", path.display())]
     Io {
         /// The file involved.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        err: std::io::Error,
+    },
+    /// Compressed input (gzip, a deflated `.npz` member) that is corrupt or cut short.
+    #[error("{}: {msg}", path.display())]
+    Compression {
+        /// The file.
+        path: PathBuf,
+        /// What the decompressor found.
+        msg: String,
     },
     /// An output the run refuses to write, found before any work: it is also an input or
     /// another output of the run, or it exists and is not a regular file.
@@ -156,15 +168,74 @@ pub enum Error {
     },
 }
 
+/// A fault found by a layer between the file and a reader (a decompressor, a line-length guard),
+/// carried inside a `std::io::Error` so that it passes through parsers such as the `csv` crate,
+/// and turned back into its own [`Error`] by [`Error::io`].
+#[derive(Debug)]
+pub(crate) enum InputFault {
+    /// Corrupt or truncated compressed data.
+    Compression(String),
+    /// A malformed line, at 1-based `line`.
+    Line {
+        /// 1-based line.
+        line: usize,
+        /// What was wrong.
+        msg: String,
+    },
+}
+
+impl std::fmt::Display for InputFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputFault::Compression(msg) => f.write_str(msg),
+            InputFault::Line { line, msg } => write!(f, "line {line}: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for InputFault {}
+
+impl InputFault {
+    /// This fault as an I/O error.
+    pub(crate) fn into_io(self) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, self)
+    }
+}
+
+/// At most the first line of `input`, cut to a readable length, for quoting input in messages
+/// (an unterminated quote must not echo a whole file).
+pub(crate) fn snippet(input: &[u8]) -> String {
+    const MAX: usize = 60;
+    let text = String::from_utf8_lossy(input);
+    let first = text.split(['\n', '\r']).next().unwrap_or("");
+    let more_lines = first.len() < text.len();
+    let mut out: String = first.chars().take(MAX).collect();
+    if more_lines || out.len() < first.len() {
+        out.push('…');
+    }
+    format!("{out:?}")
+}
+
 /// Shorthand for `std::result::Result<T, poolrank::Error>`.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// An [`Error::Io`] for `path`.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
+    /// An [`Error::Io`] for `path`, or the error a reader layer raised inside the I/O stream
+    /// (corrupt compressed data becomes [`Error::Compression`], a line past the length limit an
+    /// [`Error::Parse`]).
+    pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
+        let path = path.into();
+        match err.get_ref().and_then(|e| e.downcast_ref::<InputFault>()) {
+            Some(InputFault::Compression(msg)) => Error::Compression {
+                path,
+                msg: msg.clone(),
+            },
+            Some(InputFault::Line { line, msg }) => Error::Parse {
+                path,
+                line: *line,
+                msg: msg.clone(),
+            },
+            None => Error::Io { path, err },
         }
     }
 

@@ -604,6 +604,11 @@ fn with_threads(threads: Option<usize>, f: impl FnOnce() -> Result<()> + Send) -
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(t) = threads {
         anyhow::ensure!(t > 0, "--threads must be at least 1");
+        anyhow::ensure!(
+            t <= poolrank::data::limits::MAX_THREADS,
+            "--threads must be at most {}, got {t}",
+            poolrank::data::limits::MAX_THREADS
+        );
         builder = builder.num_threads(t);
     }
     let pool = builder.build().context("starting worker threads")?;

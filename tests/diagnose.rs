@@ -322,7 +322,7 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
     bad(
         "id,score\n1,0.5\n2,0.1\n3,0.2\nnope,0.3\n5,0.1\n6,0.2\n",
         &[],
-        "not found in the pool, e.g. nope",
+        "not found in the pool, e.g. \"nope\" (line 5)",
     );
     bad(
         "id,score\n1,0.5\n2,NaN\n3,0.2\n4,0.3\n5,0.1\n6,0.2\n",

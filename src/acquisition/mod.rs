@@ -75,6 +75,25 @@ impl Acquisition {
         }
     }
 
+    /// Checks the parameters: `beta` and `xi` must be finite and at most 10^6 in magnitude
+    /// (scores are `f32`; a NaN or infinite weight would make every score NaN and the batch
+    /// simply the first rows).
+    pub fn check(self) -> crate::Result<()> {
+        let (name, v) = match self {
+            Acquisition::Ucb { beta } => ("beta", beta),
+            Acquisition::Ei { xi } | Acquisition::Pi { xi } => ("xi", xi),
+            _ => return Ok(()),
+        };
+        if v.is_finite() && v.abs() <= 1e6 {
+            Ok(())
+        } else {
+            Err(crate::Error::param(
+                name,
+                format!("must be a finite number from -1e6 to 1e6, got {v}"),
+            ))
+        }
+    }
+
     /// Parses a name with the given `beta` (UCB) and `xi` (EI, PI).
     pub fn from_name(name: &str, beta: f32, xi: f32) -> Option<Self> {
         Some(match name {

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::encode::Packed;
 use super::overlap::PopcountSide;
-use super::{check_tile_kind, Scorer};
+use super::{check_dense_range, check_finite_posterior, check_tile_kind, dense_abs_max, Scorer};
 use crate::data::{FeatureKind, Features};
 use crate::error::Result;
 use crate::gp::FittedGp;
@@ -44,6 +44,8 @@ pub struct CpuScorer {
     wt: Mat<f32>,
     /// The labeled features' kind; pool tiles must have the same.
     kind: FeatureKind,
+    /// The largest magnitude of the labeled dense features, to rule out `f32` overflow.
+    train_abs_max: f32,
 }
 
 impl CpuScorer {
@@ -68,6 +70,7 @@ impl CpuScorer {
             alpha: gp.alpha.iter().map(|&a| a as f32).collect(),
             wt,
             kind: gp.train.kind(),
+            train_abs_max: dense_abs_max(&gp.train),
         }
     }
 
@@ -187,6 +190,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 impl Scorer for CpuScorer {
     fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
         check_tile_kind(tile, self.kind)?;
+        check_dense_range(tile, self.train_abs_max)?;
         let rows = tile.len();
         assert_eq!(mean.len(), rows);
         assert_eq!(var.len(), rows);
@@ -214,7 +218,7 @@ impl Scorer for CpuScorer {
                     self.variance_rows(ks, v, var);
                 },
             );
-        Ok(())
+        check_finite_posterior(0, mean, var)
     }
 
     fn name(&self) -> String {

@@ -35,6 +35,42 @@ impl Packed {
     }
 }
 
+/// The widest thermometer code of count fingerprints, in bits (2^24): each labeled row is
+/// held in this many bits, so the largest counts, summed over the features, set the memory of
+/// the scoring.
+pub const MAX_CODE_BITS: usize = 1 << 24;
+
+/// Refuses count fingerprints whose thermometer code (the sum over features of the largest
+/// count of each) would be wider than [`MAX_CODE_BITS`]; bits and dense features pass.
+pub fn check_count_code(rows: &Features) -> crate::Result<()> {
+    let Features::Counts {
+        ndim,
+        indices,
+        values,
+        ..
+    } = rows
+    else {
+        return Ok(());
+    };
+    let mut levels = std::collections::HashMap::<u32, u32>::new();
+    for (&f, &c) in indices.iter().zip(values) {
+        let l = levels.entry(f).or_insert(0);
+        *l = (*l).max(c);
+    }
+    let bits: u64 = levels.values().map(|&l| u64::from(l)).sum();
+    if bits > MAX_CODE_BITS as u64 {
+        return Err(crate::Error::LimitExceeded {
+            what: format!(
+                "bits to encode the labeled count fingerprints ({ndim} features; the sum over \
+                 features of the largest count: are the counts real?)"
+            ),
+            requested: bits,
+            max: MAX_CODE_BITS as u64,
+        });
+    }
+    Ok(())
+}
+
 /// The thermometer layout of count fingerprints: feature `f` occupies `levels[f]` bits from
 /// bit `offset[f]`.
 #[derive(Clone, Debug)]
@@ -65,7 +101,9 @@ impl LevelCode {
         let mut at = 0u32;
         for &l in &levels {
             offset.push(at);
-            at += l;
+            // Callers check the width first (`check_count_code`); saturating keeps an
+            // unchecked caller from overflowing.
+            at = at.saturating_add(l);
         }
         LevelCode {
             offset,

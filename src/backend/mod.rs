@@ -134,6 +134,60 @@ pub(crate) fn check_tile_kind(tile: &Features, model: FeatureKind) -> Result<()>
     ))
 }
 
+/// The largest magnitude among dense features (0 for fingerprints).
+pub(crate) fn dense_abs_max(x: &Features) -> f32 {
+    match x {
+        Features::Dense { data, .. } => data.iter().fold(0f32, |m, v| m.max(v.abs())),
+        _ => 0.0,
+    }
+}
+
+/// Refuses a dense tile whose squared distances to the labeled rows could overflow `f32`: the
+/// kernel would be `exp(-inf) = 0` and every candidate would silently get the prior.
+///
+/// `Σ (x − z)² ≤ dim · (max|x| + max|z|)²` bounds every distance, so checking that bound
+/// against `f32::MAX` (with a margin for the rounding of the sum) rules overflow out.
+pub(crate) fn check_dense_range(tile: &Features, train_abs_max: f32) -> Result<()> {
+    let Features::Dense { dim, .. } = tile else {
+        return Ok(());
+    };
+    let pool_max = dense_abs_max(tile);
+    let reach = f64::from(pool_max) + f64::from(train_abs_max);
+    let bound = *dim as f64 * reach * reach;
+    if bound.is_finite() && bound <= f64::from(f32::MAX) / 4.0 {
+        return Ok(());
+    }
+    Err(Error::param(
+        "features",
+        format!(
+            "dense feature values up to {pool_max:e} (pool) and {train_abs_max:e} (labeled) in \
+             magnitude can overflow the float32 squared distances of the scoring over {dim} \
+             dimensions; rescale the features (e.g. standardise each column)"
+        ),
+    ))
+}
+
+/// Refuses a posterior with a NaN or infinite mean or variance, naming the first such row.
+pub(crate) fn check_finite_posterior(start: usize, mean: &[f32], var: &[f32]) -> Result<()> {
+    match mean
+        .iter()
+        .zip(var)
+        .position(|(m, v)| !(m.is_finite() && v.is_finite()))
+    {
+        None => Ok(()),
+        Some(r) => Err(Error::param(
+            "features",
+            format!(
+                "the float32 scoring gave a non-finite posterior (mean {}, variance {}) for tile \
+                 row {}; the features or labels are beyond what float32 represents: rescale them",
+                mean[r],
+                var[r],
+                start + r
+            ),
+        )),
+    }
+}
+
 /// [`Scorer::best_into`] through [`Scorer::posterior_into`] and the CPU acquisition: every
 /// row that is not skipped, scored.
 ///
@@ -149,6 +203,7 @@ pub fn score_all_into<S: Scorer + ?Sized>(
     let rows = tile.len();
     let (mut mean, mut var) = (vec![0.0; rows], vec![0.0; rows]);
     scorer.posterior_into(tile, &mut mean, &mut var)?;
+    check_finite_posterior(0, &mean, &var)?;
     let lo = what.skip.partition_point(|&g| g < what.start);
     let hi = what.skip.partition_point(|&g| g < what.start + rows);
     let skip = &what.skip[lo..hi];

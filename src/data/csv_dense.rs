@@ -3,16 +3,19 @@
 use std::path::{Path, PathBuf};
 
 use super::labels::{
-    csv_error, csv_reader, find_column, header_names, is_blank, record_line, CsvInput,
+    check_header, check_row_len, csv_error, csv_reader_over, find_column, header_names, is_blank,
+    record_line, CsvInput,
 };
 use super::npy::{begin_tile, check_tile_rows};
 use super::{FeatureKind, Features, PoolReader, Tile};
-use crate::error::{Error, Result};
+use crate::error::{snippet, Error, Result};
 
 /// Reads a CSV pool (plain or gzip) row by row.
 pub struct DenseCsvReader {
     path: PathBuf,
     rdr: csv::Reader<CsvInput>,
+    /// The file is gzip (parse errors are then checked for a compression fault).
+    gzip: bool,
     /// The first line of the row in `record`.
     line: usize,
     names: Vec<String>,
@@ -26,7 +29,8 @@ pub struct DenseCsvReader {
 impl DenseCsvReader {
     /// Opens `path`, whose column `id_col` holds the ids; reads the header and the first row.
     pub fn open(path: &Path, id_col: &str) -> Result<Self> {
-        let mut rdr = csv_reader(path)?;
+        let (input, gzip) = super::open_text_gz(path)?;
+        let mut rdr = csv_reader_over(input);
         let headers = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
         if is_blank(&headers) {
             return Err(Error::EmptyPool {
@@ -34,6 +38,9 @@ impl DenseCsvReader {
             });
         }
         let names = header_names(&headers);
+        check_header(path, &names)?;
+        super::limits::check_width(names.len() - 1, "the header's feature columns")
+            .map_err(|e| Error::parse(path, 1, e.to_string()))?;
         let id_at = find_column(path, &names, id_col, "the id column")?;
         if names.len() < 2 {
             return Err(Error::parse(
@@ -47,6 +54,7 @@ impl DenseCsvReader {
         let mut r = DenseCsvReader {
             path: path.to_path_buf(),
             rdr,
+            gzip,
             names,
             id_at,
             record: csv::ByteRecord::new(),
@@ -84,13 +92,7 @@ impl DenseCsvReader {
     fn push_record(&self, ids: &mut Vec<String>, data: &mut Vec<f32>) -> Result<()> {
         let line = self.line;
         let err = |msg: String| Error::parse(&self.path, line, msg);
-        if self.record.len() != self.names.len() {
-            return Err(err(format!(
-                "{} fields, expected {} as in the header",
-                self.record.len(),
-                self.names.len()
-            )));
-        }
+        check_row_len(&self.path, line, &self.record, self.names.len())?;
         let id_name = &self.names[self.id_at];
         let raw_id = self.record.get(self.id_at).unwrap_or(b"");
         let id = std::str::from_utf8(raw_id.trim_ascii())
@@ -109,12 +111,19 @@ impl DenseCsvReader {
                 Err(format!("column {name:?} is empty; expected a number"))
             } else {
                 match text.parse::<f32>() {
-                    Ok(v) if v.is_nan() => Err(format!("column {name:?}: {text:?} is NaN")),
+                    Ok(v) if v.is_nan() => Err(format!(
+                        "column {name:?}: {} is NaN",
+                        snippet(text.as_bytes())
+                    )),
                     Ok(v) if v.is_infinite() => Err(format!(
-                        "column {name:?}: {text:?} is infinite or out of float32 range"
+                        "column {name:?}: {} is infinite or out of float32 range",
+                        snippet(text.as_bytes())
                     )),
                     Ok(v) => Ok(v),
-                    Err(_) => Err(format!("column {name:?}: {text:?} is not a number")),
+                    Err(_) => Err(format!(
+                        "column {name:?}: {} is not a number",
+                        snippet(text.as_bytes())
+                    )),
                 }
             };
             match v {
@@ -142,7 +151,7 @@ impl PoolReader for DenseCsvReader {
     }
 
     fn read_tile(&mut self, max_rows: usize, tile: &mut Tile) -> Result<bool> {
-        check_tile_rows(max_rows)?;
+        check_tile_rows(max_rows, self.kind())?;
         let kind = self.kind();
         begin_tile(tile, kind, self.next_row);
         let mut data = match std::mem::replace(&mut tile.features, Features::empty(kind)) {
@@ -173,7 +182,13 @@ impl PoolReader for DenseCsvReader {
             dim: self.names.len() - 1,
             data,
         };
-        result?;
+        if let Err(e) = result {
+            return Err(if self.gzip {
+                super::prefer_compression_fault(&mut self.rdr.get_mut().inner, &self.path, e)
+            } else {
+                e
+            });
+        }
         self.next_row += n;
         Ok(n > 0)
     }
@@ -205,7 +220,11 @@ mod tests {
             ("id,f1,f2\na,1,2\nb,1,zz\n", 3, "\"f2\""),
             ("id,f1,f2\na,1,2\nb,nan,2\n", 3, "NaN"),
             ("id,f1,f2\na,1,2\nb,1,inf\n", 3, "infinite"),
-            ("id,f1,f2\na,1,2\nb,1\n", 3, "2 fields, expected 3"),
+            (
+                "id,f1,f2\na,1,2\nb,1\n",
+                3,
+                "the row has 2 fields but the header has 3",
+            ),
             ("id,f1,f2\na,1,\n", 2, "empty"),
             ("id,f1,f2\n,1,2\n", 2, "empty id"),
         ] {

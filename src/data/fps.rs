@@ -7,22 +7,20 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
+use super::limits::{check_width, line_too_long, read_line, Line};
 use super::npy::{begin_tile, check_tile_rows};
 use super::{words_for, FeatureKind, Features, PoolReader, Tile};
-use crate::data::open_text;
-use crate::error::{Error, Result};
+use crate::data::{open_text, open_text_gz, prefer_compression_fault};
+use crate::error::{snippet, Error, Result};
 
 /// The `#type=` header value of an FPS file (what made the fingerprints), `None` without one.
 pub fn read_fps_type(path: &Path) -> Result<Option<String>> {
     let mut input = open_text(path)?;
     let mut buf = Vec::new();
     loop {
-        buf.clear();
-        let n = input
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(path, e))?;
+        let read = read_line(&mut *input, &mut buf).map_err(|e| Error::io(path, e))?;
         let line = strip_eol(&buf);
-        if n == 0 || !line.starts_with(b"#") {
+        if read != Line::Read || !line.starts_with(b"#") {
             return Ok(None);
         }
         if let Some(v) = line.strip_prefix(b"#type=") {
@@ -35,6 +33,8 @@ pub fn read_fps_type(path: &Path) -> Result<Option<String>> {
 pub struct FpsReader {
     path: PathBuf,
     input: Box<dyn BufRead + Send>,
+    /// The file is gzip (parse errors are then checked for a compression fault).
+    gzip: bool,
     nbits: usize,
     /// Hex digits per fingerprint.
     hex_len: usize,
@@ -74,9 +74,11 @@ fn hex_digit(c: u8) -> Option<u8> {
 impl FpsReader {
     /// Opens `path` and reads its header and first row.
     pub fn open(path: &Path) -> Result<Self> {
+        let (input, gzip) = open_text_gz(path)?;
         let mut r = FpsReader {
             path: path.to_path_buf(),
-            input: open_text(path)?,
+            input,
+            gzip,
             nbits: 0,
             hex_len: 0,
             width_from: WidthFrom::NumBits,
@@ -85,6 +87,27 @@ impl FpsReader {
             next_row: 0,
             buf: Vec::new(),
         };
+        match r.read_header() {
+            Ok(()) => Ok(r),
+            Err(e) => Err(r.fault_or(e)),
+        }
+    }
+
+    /// A parse error in gzip text may stem from corrupt data: see
+    /// [`prefer_compression_fault`].
+    fn fault_or(&mut self, e: Error) -> Error {
+        if self.gzip {
+            prefer_compression_fault(&mut *self.input, &self.path, e)
+        } else {
+            e
+        }
+    }
+
+    /// Reads the header lines and the first row (which fixes the width without `#num_bits`).
+    fn read_header(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let path = path.as_path();
+        let r = self;
         let mut num_bits: Option<usize> = None;
         loop {
             if !r.next_line()? {
@@ -102,8 +125,8 @@ impl FpsReader {
                         path,
                         1,
                         format!(
-                            "expected \"#FPS1\" as the first line of an FPS file, found {:?}",
-                            String::from_utf8_lossy(line)
+                            "expected \"#FPS1\" as the first line of an FPS file, found {}",
+                            snippet(line)
                         ),
                     ));
                 }
@@ -111,17 +134,19 @@ impl FpsReader {
                     let n = std::str::from_utf8(v)
                         .ok()
                         .and_then(|s| s.trim().parse::<usize>().ok())
-                        .filter(|&n| n > 0 && n <= usize::MAX / 2)
+                        .filter(|&n| n > 0)
                         .ok_or_else(|| {
                             Error::parse(
                                 path,
                                 r.line,
                                 format!(
-                                    "bad #num_bits value {:?}; expected a positive integer",
-                                    String::from_utf8_lossy(v)
+                                    "bad #num_bits value {}; expected a positive integer",
+                                    snippet(v)
                                 ),
                             )
                         })?;
+                    check_width(n, "#num_bits")
+                        .map_err(|e| Error::parse(path, r.line, e.to_string()))?;
                     num_bits = Some(n);
                 }
                 continue;
@@ -149,6 +174,8 @@ impl FpsReader {
                             format!("odd number of hex digits ({fp_len}); expected two per byte"),
                         ));
                     }
+                    check_width(fp_len * 4, "the first fingerprint's bits")
+                        .map_err(|e| Error::parse(path, r.line, e.to_string()))?;
                     r.nbits = fp_len * 4;
                     r.hex_len = fp_len;
                     r.width_from = WidthFrom::FirstRow(r.line);
@@ -157,21 +184,21 @@ impl FpsReader {
             let mut words = Vec::with_capacity(words_for(r.nbits));
             let id = r.parse_row(&mut words)?;
             r.pending = Some((id, words));
-            return Ok(r);
+            return Ok(());
         }
     }
 
     /// Reads the next line into `buf`; false at the end of the file.
     fn next_line(&mut self) -> Result<bool> {
-        self.buf.clear();
-        let n = self
-            .input
-            .read_until(b'\n', &mut self.buf)
-            .map_err(|e| Error::io(&self.path, e))?;
-        if n > 0 {
+        let read =
+            read_line(&mut *self.input, &mut self.buf).map_err(|e| Error::io(&self.path, e))?;
+        if read != Line::End {
             self.line += 1;
         }
-        Ok(n > 0)
+        if read == Line::TooLong {
+            return Err(Error::parse(&self.path, self.line, line_too_long()));
+        }
+        Ok(read == Line::Read)
     }
 
     /// Parses the data line in `buf`, appending its words to `out`; returns the id.
@@ -194,7 +221,12 @@ impl FpsReader {
             )));
         };
         let (hex, rest) = (&line[..tab], &line[tab + 1..]);
-        let id = rest.split(|&c| c == b'\t').next().unwrap_or(&[]);
+        // Ids are trimmed of surrounding whitespace in every input (README, "Inputs").
+        let id = rest
+            .split(|&c| c == b'\t')
+            .next()
+            .unwrap_or(&[])
+            .trim_ascii();
         if hex.len() % 2 == 1 {
             return Err(err(format!(
                 "odd number of hex digits ({}); expected two per byte",
@@ -268,7 +300,7 @@ impl PoolReader for FpsReader {
     }
 
     fn read_tile(&mut self, max_rows: usize, tile: &mut Tile) -> Result<bool> {
-        check_tile_rows(max_rows)?;
+        check_tile_rows(max_rows, self.kind())?;
         let kind = self.kind();
         begin_tile(tile, kind, self.next_row);
         let mut data = match std::mem::replace(&mut tile.features, Features::empty(kind)) {
@@ -280,7 +312,7 @@ impl PoolReader for FpsReader {
             nbits: self.nbits,
             data,
         };
-        let n = result?;
+        let n = result.map_err(|e| self.fault_or(e))?;
         self.next_row += n;
         Ok(n > 0)
     }

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use super::open_text;
-use crate::error::{Error, Result};
+use super::limits::{line_too_long, read_line, Line, MAX_LINE_BYTES};
+use super::{open_text_gz, prefer_compression_fault};
+use crate::error::{snippet, Error, InputFault, Result};
 
 /// Where labels come from: a CSV file with a header and the names of its id and value columns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +51,37 @@ impl Labels {
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
+
+    /// `e` with the line of each example named, when `e` is an [`Error::UnknownIds`] about
+    /// these labels (`"mol9" (line 4)`), so that the user can find the entry to fix.
+    pub fn name_lines(&self, e: Error) -> Error {
+        let Error::UnknownIds {
+            path,
+            count,
+            examples,
+        } = e
+        else {
+            return e;
+        };
+        let line_of: HashMap<&str, usize> = self
+            .ids
+            .iter()
+            .map(String::as_str)
+            .zip(self.lines.iter().copied())
+            .collect();
+        let examples = examples
+            .into_iter()
+            .map(|id| match line_of.get(id.as_str()) {
+                Some(line) => format!("{} (line {line})", snippet(id.as_bytes())),
+                None => id,
+            })
+            .collect();
+        Error::UnknownIds {
+            path,
+            count,
+            examples,
+        }
+    }
 }
 
 /// Converts a `csv` error to ours, keeping the line when the error has one.
@@ -67,6 +99,52 @@ pub(crate) fn header_names(headers: &csv::ByteRecord) -> Vec<String> {
         .iter()
         .map(|h| String::from_utf8_lossy(h.trim_ascii()).into_owned())
         .collect()
+}
+
+/// Refuses a header that names a column twice (a lookup would silently take the first).
+pub(crate) fn check_header(path: &Path, names: &[String]) -> Result<()> {
+    for (i, n) in names.iter().enumerate() {
+        if let Some(j) = names[i + 1..].iter().position(|m| m == n) {
+            return Err(Error::parse(
+                path,
+                1,
+                format!(
+                    "the header names column {} twice (fields {} and {}); column names must be \
+                     unique",
+                    snippet(n.as_bytes()),
+                    i + 1,
+                    i + j + 2
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a row whose field count differs from the header's (a decimal comma, a stray
+/// delimiter), which would otherwise be read as its first fields.
+pub(crate) fn check_row_len(
+    path: &Path,
+    line: usize,
+    record: &csv::ByteRecord,
+    header_len: usize,
+) -> Result<()> {
+    if record.len() == header_len {
+        return Ok(());
+    }
+    Err(Error::parse(
+        path,
+        line,
+        format!(
+            "the row has {} fields but the header has {header_len}{}",
+            record.len(),
+            if record.len() > header_len {
+                " (a decimal comma, or a field with the delimiter that needs quotes?)"
+            } else {
+                ""
+            }
+        ),
+    ))
 }
 
 /// The position of column `name` in `names`, or a parse error on line 1 listing the columns.
@@ -94,8 +172,13 @@ pub(crate) fn find_column(path: &Path, names: &[String], name: &str, role: &str)
 /// `\r\n` that precede it, so its start line is off after a blank line or a CRLF. With every
 /// record ending in one `\n`, the line after a record minus one, minus the newlines inside its
 /// quoted fields, is exactly the record's first line (see [`record_line`]).
+///
+/// It also follows the CSV quoting (as the `csv` crate reads it) to bound every record by
+/// [`MAX_LINE_BYTES`] and to report a quote that is never closed, naming its line: the `csv`
+/// crate would otherwise hold the rest of the file as one field, and a message quoting that
+/// field would echo the whole file.
 pub(crate) struct LfNormalize<R> {
-    inner: R,
+    pub(crate) inner: R,
     out: Vec<u8>,
     pos: usize,
     /// The last byte was a `\r` (already emitted as `\n`): drop a `\n` that follows.
@@ -103,10 +186,33 @@ pub(crate) struct LfNormalize<R> {
     /// The last byte emitted, to add the final `\n`.
     last: Option<u8>,
     done: bool,
+    /// The field delimiter, for the quoting state.
+    delimiter: u8,
+    quote: QuoteState,
+    /// 1-based line of the next byte emitted.
+    line: usize,
+    /// Where the current record and the open quote started.
+    record_line: usize,
+    quote_line: usize,
+    record_bytes: usize,
+}
+
+/// Where the CSV scanner is within a field.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum QuoteState {
+    FieldStart,
+    Unquoted,
+    InQuote,
+    /// A quote inside a quoted field: the end of the field, or the first of a doubled quote.
+    QuoteInQuote,
 }
 
 impl<R: BufRead> LfNormalize<R> {
     pub(crate) fn new(inner: R) -> Self {
+        Self::with_delimiter(inner, b',')
+    }
+
+    pub(crate) fn with_delimiter(inner: R, delimiter: u8) -> Self {
         LfNormalize {
             inner,
             out: Vec::new(),
@@ -114,7 +220,57 @@ impl<R: BufRead> LfNormalize<R> {
             after_cr: false,
             last: None,
             done: false,
+            delimiter,
+            quote: QuoteState::FieldStart,
+            line: 1,
+            record_line: 1,
+            quote_line: 1,
+            record_bytes: 0,
         }
+    }
+
+    /// Follows the quoting through one emitted byte; an error when the record grows too long.
+    fn scan(&mut self, b: u8) -> std::io::Result<()> {
+        use QuoteState::*;
+        let end_of_record = b == b'\n' && self.quote != InQuote;
+        self.quote = match (self.quote, b) {
+            (InQuote, b'"') => QuoteInQuote,
+            (InQuote, _) => InQuote,
+            (FieldStart, b'"') => {
+                self.quote_line = self.line;
+                InQuote
+            }
+            (QuoteInQuote, b'"') => InQuote,
+            (_, b'\n') => FieldStart,
+            (_, c) if c == self.delimiter => FieldStart,
+            _ => Unquoted,
+        };
+        if b == b'\n' {
+            self.line += 1;
+        }
+        if end_of_record {
+            self.record_bytes = 0;
+            self.record_line = self.line;
+        } else {
+            self.record_bytes += 1;
+            if self.record_bytes > MAX_LINE_BYTES {
+                let msg = if self.quote == InQuote {
+                    format!(
+                        "the record is longer than {MAX_LINE_BYTES} bytes; is the quote opened on \
+                         line {} never closed?",
+                        self.quote_line
+                    )
+                } else {
+                    line_too_long()
+                };
+                return Err(InputFault::Line {
+                    line: self.record_line,
+                    msg,
+                }
+                .into_io());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -136,26 +292,42 @@ impl<R: BufRead> BufRead for LfNormalize<R> {
             let chunk = self.inner.fill_buf()?;
             if chunk.is_empty() {
                 self.done = true;
+                if self.quote == QuoteState::InQuote {
+                    return Err(InputFault::Line {
+                        line: self.quote_line,
+                        msg: "a quoted field opened on this line is never closed (a '\"' \
+                              without its closing '\"')"
+                            .into(),
+                    }
+                    .into_io());
+                }
                 if self.last.is_some_and(|b| b != b'\n') {
                     self.out.push(b'\n');
                 }
                 break;
             }
+            // At most 64 KiB at a time, so that an over-long record is caught early.
+            let n = chunk.len().min(1 << 16);
+            let chunk = &chunk[..n];
+            let mut emitted = Vec::with_capacity(n);
             for &b in chunk {
                 match b {
                     b'\r' => {
-                        self.out.push(b'\n');
+                        emitted.push(b'\n');
                         self.after_cr = true;
                     }
                     b'\n' if self.after_cr => self.after_cr = false,
                     _ => {
-                        self.out.push(b);
+                        emitted.push(b);
                         self.after_cr = false;
                     }
                 }
             }
-            let n = chunk.len();
             self.inner.consume(n);
+            for &b in &emitted {
+                self.scan(b)?;
+            }
+            self.out.extend_from_slice(&emitted);
             if let Some(&b) = self.out.last() {
                 self.last = Some(b);
             }
@@ -185,14 +357,14 @@ pub(crate) fn record_line<R: std::io::Read>(
 /// The CSV readers' input type.
 pub(crate) type CsvInput = LfNormalize<Box<dyn BufRead + Send>>;
 
-/// A CSV reader over a plain or gzip file: a header, rows of any length (the callers check
+/// A CSV reader over a text input ([`open_text_gz`]): a header, rows of any length (the callers check
 /// lengths to give their own messages). Fields are not trimmed here, so that [`record_line`]
 /// sees every newline; callers trim.
-pub(crate) fn csv_reader(path: &Path) -> Result<csv::Reader<CsvInput>> {
-    Ok(csv::ReaderBuilder::new()
+pub(crate) fn csv_reader_over(input: Box<dyn BufRead + Send>) -> csv::Reader<CsvInput> {
+    csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(LfNormalize::new(open_text(path)?)))
+        .from_reader(LfNormalize::new(input))
 }
 
 /// A row with nothing in it (a line of spaces), skipped like an empty line.
@@ -206,13 +378,26 @@ pub(crate) fn is_blank(record: &csv::ByteRecord) -> bool {
 /// nothing at all) gives zero labels; whether that is acceptable is the caller's decision.
 pub fn read_labels(spec: &LabelSpec) -> Result<Labels> {
     let path = spec.path.as_path();
-    let mut rdr = csv_reader(path)?;
+    let (input, gzip) = open_text_gz(path)?;
+    let mut rdr = csv_reader_over(input);
+    read_labels_from(spec, &mut rdr).map_err(|e| {
+        if gzip {
+            prefer_compression_fault(&mut rdr.into_inner().inner, path, e)
+        } else {
+            e
+        }
+    })
+}
+
+fn read_labels_from(spec: &LabelSpec, rdr: &mut csv::Reader<CsvInput>) -> Result<Labels> {
+    let path = spec.path.as_path();
     let headers = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
     let mut labels = Labels::default();
     if is_blank(&headers) {
         return Ok(labels);
     }
     let names = header_names(&headers);
+    check_header(path, &names)?;
     let id_at = find_column(path, &names, &spec.id_col, "the id column")?;
     let y_at = find_column(path, &names, &spec.y_col, "the value column")?;
     let mut seen: HashMap<String, usize> = HashMap::new();
@@ -224,7 +409,8 @@ pub fn read_labels(spec: &LabelSpec) -> Result<Labels> {
         if is_blank(&record) {
             continue;
         }
-        let line = record_line(&rdr, &record);
+        let line = record_line(rdr, &record);
+        check_row_len(path, line, &record, names.len())?;
         let field = |at: usize, col: &str| -> Result<&str> {
             let raw = record.get(at).ok_or_else(|| {
                 Error::parse(
@@ -270,38 +456,57 @@ fn parse_value(text: &str) -> std::result::Result<f64, String> {
     if text.is_empty() {
         return Err("empty value; expected a number".into());
     }
+    let quoted = snippet(text.as_bytes());
     let v: f64 = text
         .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
+        .map_err(|_| format!("{quoted} is not a number"))?;
     if v.is_nan() {
-        Err(format!("{text:?} is NaN; expected a finite number"))
+        Err(format!("{quoted} is NaN; expected a finite number"))
     } else if v.is_infinite() {
-        Err(format!("{text:?} is infinite; expected a finite number"))
+        Err(format!("{quoted} is infinite; expected a finite number"))
+    } else if v.abs() > MAX_LABEL {
+        Err(format!(
+            "{quoted} is too large: labels are standardised (mean and standard deviation), which \
+             needs magnitudes of at most {MAX_LABEL:e}; rescale the labels"
+        ))
     } else {
         Ok(v)
     }
 }
 
-/// Reads one id per line (trimmed; blank lines skipped), plain or gzip. Ids must be unique.
+/// The largest label magnitude: squares of labels, summed over millions of them, must stay
+/// finite when the labels are standardised.
+pub const MAX_LABEL: f64 = 1e100;
+
+/// Reads one id per line (trimmed of ASCII whitespace; blank lines skipped), plain or gzip.
+/// Ids must be unique.
 pub fn read_id_list(path: &Path) -> Result<Vec<String>> {
-    let mut input = open_text(path)?;
+    let (mut input, gzip) = open_text_gz(path)?;
+    read_ids_from(&mut *input, path).map_err(|e| {
+        if gzip {
+            prefer_compression_fault(&mut *input, path, e)
+        } else {
+            e
+        }
+    })
+}
+
+fn read_ids_from(input: &mut dyn BufRead, path: &Path) -> Result<Vec<String>> {
     let mut ids = Vec::new();
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut buf = Vec::new();
     let mut line = 0usize;
     loop {
-        buf.clear();
-        if input
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(path, e))?
-            == 0
-        {
+        let read = read_line(input, &mut buf).map_err(|e| Error::io(path, e))?;
+        if read == Line::End {
             break;
         }
         line += 1;
-        let text = std::str::from_utf8(&buf)
+        if read == Line::TooLong {
+            return Err(Error::parse(path, line, line_too_long()));
+        }
+        let id = std::str::from_utf8(buf.trim_ascii())
             .map_err(|_| Error::parse(path, line, "the id is not valid UTF-8"))?;
-        let id = text.trim();
         if id.is_empty() {
             continue;
         }
@@ -362,7 +567,11 @@ mod tests {
             ("name,score\na,1\n", 1, "\"id\""),
             ("id,value\na,1\n", 1, "the columns are: \"id\", \"value\""),
             ("id,score\na,1\nb,\n", 3, "empty value"),
-            ("id,score\na,1\nb\n", 3, "missing"),
+            (
+                "id,score\na,1\nb\n",
+                3,
+                "the row has 1 fields but the header has 2",
+            ),
             ("id,score\na,x1\n", 2, "not a number"),
             ("id,score\na,NaN\n", 2, "NaN"),
             ("id,score\na,-inf\n", 2, "infinite"),

@@ -8,7 +8,8 @@
 mod csv_dense;
 mod fps;
 pub(crate) mod ids;
-mod labels;
+pub(crate) mod labels;
+pub mod limits;
 mod npy;
 mod npz;
 
@@ -16,11 +17,11 @@ use std::path::{Path, PathBuf};
 
 pub use csv_dense::DenseCsvReader;
 pub use fps::{read_fps_type, FpsReader};
-pub use labels::{read_id_list, read_labels, LabelSpec, Labels};
+pub use labels::{read_id_list, read_labels, LabelSpec, Labels, MAX_LABEL};
 pub use npy::{push_packbits, Dtype, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
 pub use npz::{read_npz_provenance, NpzCountsReader};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, InputFault, Result};
 
 /// What kind of features a pool holds, and their width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -338,6 +339,20 @@ impl PoolFormat {
         "smiles-csv",
     ];
 
+    /// The name accepted on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            PoolFormat::Fps => "fps",
+            PoolFormat::BitsNpy => "bits-npy",
+            PoolFormat::CountsNpy => "counts-npy",
+            PoolFormat::CountsNpz => "counts-npz",
+            PoolFormat::DenseNpy => "dense-npy",
+            PoolFormat::DenseCsv => "dense-csv",
+            PoolFormat::Smiles => "smi",
+            PoolFormat::SmilesCsv => "smiles-csv",
+        }
+    }
+
     /// Parses one of [`PoolFormat::NAMES`].
     pub fn from_name(s: &str) -> Option<Self> {
         Some(match s {
@@ -411,6 +426,10 @@ impl PoolSpec {
     /// other `.csv`/`.csv.gz` → dense CSV, `.npy` → packed bits for uint8, counts for other
     /// unsigned integers, dense for floats.
     pub fn resolve_format(&self) -> Result<PoolFormat> {
+        // First, before anything reads the file: a pipe read here would not be there again.
+        if self.source.is_none() {
+            check_regular(&self.path, "the pool")?;
+        }
         if let Some(f) = self.format {
             return Ok(f);
         }
@@ -434,10 +453,21 @@ impl PoolSpec {
             Ok(PoolFormat::DenseCsv)
         } else if name.ends_with(".npy") {
             let header = NpyHeader::read(&self.path)?;
-            Ok(match header.dtype.kind {
-                'u' if header.dtype.size == 1 => PoolFormat::BitsNpy,
-                'u' | 'i' => PoolFormat::CountsNpy,
-                _ => PoolFormat::DenseNpy,
+            let elem = npy::Elem::from_dtype(&header.dtype);
+            Ok(match (header.dtype.kind, elem) {
+                ('u', Some(_)) if header.dtype.size == 1 => PoolFormat::BitsNpy,
+                ('u' | 'i', Some(_)) => PoolFormat::CountsNpy,
+                ('f', Some(_)) => PoolFormat::DenseNpy,
+                _ => {
+                    return Err(Error::format(
+                        &self.path,
+                        format!(
+                            "dtype '{}' is not a pool's; {}",
+                            header.dtype,
+                            npy::ACCEPTED_DTYPES
+                        ),
+                    ))
+                }
             })
         } else {
             Err(Error::format(
@@ -470,7 +500,29 @@ impl PoolSpec {
         }
         let path: &Path = &self.path;
         let ids = self.ids.as_deref();
-        Ok(match self.resolve_format()? {
+        let format = self.resolve_format()?;
+        if let Some(ids) = ids {
+            if !matches!(
+                format,
+                PoolFormat::BitsNpy
+                    | PoolFormat::CountsNpy
+                    | PoolFormat::CountsNpz
+                    | PoolFormat::DenseNpy
+            ) {
+                return Err(Error::param(
+                    "ids",
+                    format!(
+                        "{} applies only to array pools (.npy, .npz), whose rows have no ids; \
+                         the {} pool {} names its own rows",
+                        ids.display(),
+                        format.name(),
+                        path.display()
+                    ),
+                ));
+            }
+            check_regular(ids, "the ids file")?;
+        }
+        Ok(match format {
             PoolFormat::Fps => Box::new(FpsReader::open(path)?),
             PoolFormat::BitsNpy => Box::new(NpyBitsReader::open(path, ids)?),
             PoolFormat::CountsNpy => Box::new(NpyCountsReader::open(path, ids)?),
@@ -500,16 +552,99 @@ impl PoolSpec {
     }
 }
 
-/// Opens `path` for reading, transparently decompressing gzip (detected by its magic bytes).
+/// Opens `path` for reading, transparently decompressing gzip (detected by its magic bytes)
+/// and skipping a UTF-8 byte-order mark, so that every text input accepts one.
+///
+/// Corrupt or truncated gzip data comes out of the reader as an [`Error::Compression`] (through
+/// [`Error::io`]), never as a parse error on whatever text was decoded before it.
 pub fn open_text(path: &Path) -> Result<Box<dyn std::io::BufRead + Send>> {
+    Ok(open_text_gz(path)?.0)
+}
+
+/// [`open_text`], and whether the file is gzip.
+pub(crate) fn open_text_gz(path: &Path) -> Result<(Box<dyn std::io::BufRead + Send>, bool)> {
     use std::io::{BufRead, BufReader};
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut buf = BufReader::with_capacity(1 << 16, file);
     let magic = buf.fill_buf().map_err(|e| Error::io(path, e))?;
-    if magic.starts_with(&[0x1f, 0x8b]) {
-        let gz = flate2::bufread::MultiGzDecoder::new(buf);
-        Ok(Box::new(BufReader::with_capacity(1 << 16, gz)))
+    let gzip = magic.starts_with(&[0x1f, 0x8b]);
+    let mut input: Box<dyn BufRead + Send> = if gzip {
+        let gz = GzipFaults(flate2::bufread::MultiGzDecoder::new(buf));
+        Box::new(BufReader::with_capacity(1 << 16, gz))
     } else {
-        Ok(Box::new(buf))
+        Box::new(buf)
+    };
+    skip_bom(&mut *input).map_err(|e| Error::io(path, e))?;
+    Ok((input, gzip))
+}
+
+/// The error to report for `e`, met while parsing gzip text from `input`: corrupt deflate data
+/// can decode to garbage lines before the decoder notices (at worst at the member's CRC), so
+/// a parse error in gzip text is checked against the rest of the stream, and a compression
+/// fault found there is reported instead. The rest is read only on this error path.
+pub(crate) fn prefer_compression_fault(
+    input: &mut dyn std::io::BufRead,
+    path: &Path,
+    e: Error,
+) -> Error {
+    if !matches!(e, Error::Parse { .. }) {
+        return e;
     }
+    match std::io::copy(input, &mut std::io::sink()) {
+        Err(io) => match Error::io(path, io) {
+            c @ Error::Compression { .. } => c,
+            _ => e,
+        },
+        Ok(_) => e,
+    }
+}
+
+/// Consumes a UTF-8 byte-order mark at the start of `input`, if there is one.
+fn skip_bom(input: &mut dyn std::io::BufRead) -> std::io::Result<()> {
+    // The 64 KiB buffers above hold the whole mark after one fill unless the input is shorter.
+    if input.fill_buf()?.starts_with(b"\xef\xbb\xbf") {
+        input.consume(3);
+    }
+    Ok(())
+}
+
+/// A gzip decoder whose decoding failures (a truncated stream, a bad CRC, corrupt deflate data)
+/// are [`InputFault::Compression`]; failures of the file itself pass through unchanged.
+struct GzipFaults<R>(R);
+
+impl<R: std::io::Read> std::io::Read for GzipFaults<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::ErrorKind;
+        self.0.read(buf).map_err(|e| match e.kind() {
+            ErrorKind::UnexpectedEof => {
+                InputFault::Compression("the gzip data is truncated (it ends mid-stream)".into())
+                    .into_io()
+            }
+            ErrorKind::InvalidData | ErrorKind::InvalidInput => {
+                InputFault::Compression(format!("corrupt gzip data ({e})")).into_io()
+            }
+            _ => e,
+        })
+    }
+}
+
+/// Refuses a pool that is not a regular file (a FIFO, a `<(...)` substitution, a device): a
+/// pool is read more than once (found, then scored), and a pipe can only be read once.
+pub(crate) fn check_regular(path: &Path, what: &str) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    let kind = if meta.is_dir() {
+        "a directory"
+    } else {
+        "a pipe, socket or device, not a regular file"
+    };
+    Err(Error::format(
+        path,
+        format!(
+            "{what} is {kind}; a pool and its ids file are read more than once (the labeled rows \
+             are found first, then every row is scored), so save it to a file first"
+        ),
+    ))
 }

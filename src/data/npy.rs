@@ -24,6 +24,11 @@ const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// larger value is a corrupted length field, and reading it would allocate blindly.
 const MAX_HEADER_LEN: usize = 1 << 20;
 
+/// Every dtype a `.npy` pool may hold, for messages about one it may not.
+pub(crate) const ACCEPTED_DTYPES: &str = "a .npy pool holds uint8 ('|u1': numpy.packbits bits, \
+     or counts with --pool-format counts-npy), other integers ('<u2', '<u4', '<u8', '|i1', \
+     '<i2', '<i4', '<i8': counts) or floats ('<f4', '<f8': dense features), in either byte order";
+
 /// A NumPy element type as written in a header's `descr` (`'<f8'`, `'|u1'`, `'<U3'`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dtype {
@@ -549,20 +554,24 @@ impl IdsFile {
     /// The next id, or `None` at the end of the file.
     fn next_id(&mut self) -> Result<Option<&str>> {
         let (a, b) = loop {
-            self.buf.clear();
-            let n = self
-                .input
-                .read_until(b'\n', &mut self.buf)
+            let read = super::limits::read_line(&mut *self.input, &mut self.buf)
                 .map_err(|e| Error::io(&self.path, e))?;
-            if n == 0 {
+            if read == super::limits::Line::End {
                 return Ok(None);
             }
             self.line += 1;
+            if read == super::limits::Line::TooLong {
+                return Err(Error::parse(
+                    &self.path,
+                    self.line,
+                    super::limits::line_too_long(),
+                ));
+            }
             let text = std::str::from_utf8(&self.buf)
                 .map_err(|_| Error::parse(&self.path, self.line, "the id is not valid UTF-8"))?;
-            let id = text.trim();
+            let id = text.trim_ascii();
             if !id.is_empty() {
-                let a = text.len() - text.trim_start().len();
+                let a = text.len() - text.trim_ascii_start().len();
                 break (a, a + id.len());
             }
         };
@@ -652,13 +661,9 @@ pub(crate) fn begin_tile(tile: &mut Tile, kind: FeatureKind, start: usize) {
     }
 }
 
-/// A tile of zero rows would make a reader loop forever without progress.
-pub(crate) fn check_tile_rows(max_rows: usize) -> Result<()> {
-    if max_rows == 0 {
-        Err(Error::param("tile rows", "must be at least 1"))
-    } else {
-        Ok(())
-    }
+/// Checks the rows asked of a tile of `kind` (see [`check_tile`](super::limits::check_tile)).
+pub(crate) fn check_tile_rows(max_rows: usize, kind: FeatureKind) -> Result<()> {
+    super::limits::check_tile(max_rows, kind)
 }
 
 /// The granularity at which consumed pages of a map are released. 4096 is the smallest page
@@ -701,7 +706,7 @@ impl NpyMatrix {
                 Error::format(
                     path,
                     format!(
-                        "dtype '{}' is not supported here; expected {expected}",
+                        "dtype '{}' is not supported here; expected {expected} ({ACCEPTED_DTYPES})",
                         header.dtype
                     ),
                 )
@@ -825,7 +830,7 @@ impl NpyMatrix {
         kind: FeatureKind,
         tile: &mut Tile,
     ) -> Result<Option<(usize, usize)>> {
-        check_tile_rows(max_rows)?;
+        check_tile_rows(max_rows, kind)?;
         begin_tile(tile, kind, self.next);
         let n = max_rows.min(self.rows - self.next);
         if n == 0 {
@@ -865,10 +870,9 @@ impl NpyBitsReader {
             "uint8 ('|u1') rows of numpy.packbits bits",
             |e| e == Elem::U8,
         )?;
-        let nbits = m
-            .cols
-            .checked_mul(8)
-            .ok_or_else(|| Error::format(path, format!("{} columns are too many", m.cols)))?;
+        let nbits = m.cols.saturating_mul(8);
+        super::limits::check_width(nbits, &format!("{} bytes of packed bits", m.cols))
+            .map_err(|e| Error::format(path, e.to_string()))?;
         Ok(NpyBitsReader { m, nbits })
     }
 }
@@ -925,12 +929,8 @@ impl NpyCountsReader {
             "an integer type (uint8..uint64 or int8..int64 holding non-negative counts)",
             Elem::is_int,
         )?;
-        if m.cols as u64 > u64::from(u32::MAX) + 1 {
-            return Err(Error::format(
-                path,
-                format!("{} features are more than the 2^32 supported", m.cols),
-            ));
-        }
+        super::limits::check_width(m.cols, "the array's columns")
+            .map_err(|e| Error::format(path, e.to_string()))?;
         Ok(NpyCountsReader { m })
     }
 }
@@ -1029,6 +1029,8 @@ impl NpyDenseReader {
         let m = NpyMatrix::open(path, ids, "float32 ('<f4') or float64 ('<f8')", |e| {
             !e.is_int()
         })?;
+        super::limits::check_width(m.cols, "the array's columns")
+            .map_err(|e| Error::format(path, e.to_string()))?;
         Ok(NpyDenseReader { m })
     }
 }

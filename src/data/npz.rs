@@ -70,9 +70,10 @@ fn member_error(path: &Path, name: &str, e: std::io::Error) -> Error {
             path,
             format!("{name} is truncated: the member ends before the data its header announces"),
         ),
-        ErrorKind::InvalidData | ErrorKind::InvalidInput => {
-            Error::format(path, format!("{name}: corrupt compressed data ({e})"))
-        }
+        ErrorKind::InvalidData | ErrorKind::InvalidInput => Error::Compression {
+            path: path.to_path_buf(),
+            msg: format!("{name}: corrupt compressed data ({e})"),
+        },
         _ => Error::io(path, e),
     }
 }
@@ -460,12 +461,8 @@ impl NpzCountsReader {
                 format!("shape ({rows}, 0) has no features; expected at least one column"),
             ));
         }
-        if ncols as u64 > u64::from(u32::MAX) + 1 {
-            return Err(Error::format(
-                path,
-                format!("{ncols} features are more than the 2^32 supported"),
-            ));
-        }
+        super::limits::check_width(ncols, "shape.npy's columns")
+            .map_err(|e| Error::format(path, e.to_string()))?;
 
         let mut member = |name: &'static str, expected: &str, ok: &dyn Fn(Elem) -> bool| {
             let (m, h) = open_member(&mut archive, path, name)?.ok_or_else(|| {
@@ -691,7 +688,7 @@ impl PoolReader for NpzCountsReader {
     }
 
     fn read_tile(&mut self, max_rows: usize, tile: &mut Tile) -> Result<bool> {
-        check_tile_rows(max_rows)?;
+        check_tile_rows(max_rows, self.kind())?;
         begin_tile(tile, self.kind(), self.next_row);
         let n = max_rows.min(self.rows - self.next_row);
         if n == 0 {
@@ -700,6 +697,39 @@ impl PoolReader for NpzCountsReader {
         }
         self.read_ends(n)?;
         let start = self.next_row;
+        // The entries are only claimed by indptr (compressed members can be tiny, a row's
+        // entries can repeat a column), so they are bounded before any is read. Each is held
+        // twice while a row is sorted: an (index, count) pair and the tile's index and value.
+        const ENTRY_BYTES: usize = 24;
+        let mut prev = self.row_start;
+        for (r, &end) in self.ends.iter().enumerate() {
+            if (end - prev).saturating_mul(ENTRY_BYTES) > super::limits::MAX_TILE_BYTES {
+                return Err(Error::format(
+                    &self.path,
+                    format!(
+                        "indptr.npy: row {} (0-based) claims {} entries, more than the {} a row \
+                         may hold (a tile's memory bound of {} bytes)",
+                        start + r,
+                        end - prev,
+                        super::limits::MAX_TILE_BYTES / ENTRY_BYTES,
+                        super::limits::MAX_TILE_BYTES
+                    ),
+                ));
+            }
+            prev = end;
+        }
+        let entries = self.ends.last().map_or(0, |&e| e - self.row_start);
+        let bytes = entries.saturating_mul(ENTRY_BYTES);
+        if bytes > super::limits::MAX_TILE_BYTES {
+            return Err(Error::LimitExceeded {
+                what: format!(
+                    "memory for a tile of {n} rows holding {entries} count entries, in bytes (use \
+                     fewer rows per tile)"
+                ),
+                requested: bytes as u64,
+                max: super::limits::MAX_TILE_BYTES as u64,
+            });
+        }
         for r in 0..n {
             let end = self.ends[r];
             self.read_row(start + r, end - self.row_start)?;

@@ -150,6 +150,7 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
     if sc.tile_rows == 0 {
         return Err(Error::param("--tile", "must be at least 1"));
     }
+    sc.acquisition.check()?;
     if cfg.nn_sample == 0 {
         return Err(Error::param("--nn-sample", "must be at least 1"));
     }
@@ -204,7 +205,8 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
             }
         }
     };
-    let loc = locate(&lcfg, &labels.ids, &labels.values, &test_ids, &mut on_tile)?;
+    let loc = locate(&lcfg, &labels.ids, &labels.values, &test_ids, &mut on_tile)
+        .map_err(|e| labels.name_lines(e))?;
     sample.sort_by_key(|e| (e.0, e.1));
     sample.truncate(s);
     sample.sort_by_key(|e| e.1);
@@ -254,6 +256,9 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
         seed: sc.seed,
         round: sc.round,
     };
+    // The references are encoded like labeled rows; bound their code as the fit bounds it.
+    crate::backend::encode::check_count_code(&sample_feats)?;
+    crate::backend::encode::check_count_code(&loc.pending)?;
     let labeled_refs = References::new(&loc.train, gp.kernel);
     let sample_refs = References::new(&sample_feats, gp.kernel);
     let test_refs = References::new(&loc.pending, gp.kernel);

@@ -8,7 +8,8 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use crate::data::open_text;
+use crate::data::limits::{line_too_long, read_line, Line};
+use crate::data::{open_text, open_text_gz, prefer_compression_fault};
 use crate::error::{Error, Result};
 
 /// How a molecule file is laid out.
@@ -75,13 +76,13 @@ pub fn has_column(path: &Path, col: &str) -> bool {
     let Ok(mut input) = open_text(path) else {
         return false;
     };
-    let mut line = String::new();
+    let mut buf = Vec::new();
     loop {
-        line.clear();
-        match input.read_line(&mut line) {
-            Ok(0) | Err(_) => return false,
-            Ok(_) => {}
+        // Bounded: a file without line breaks must not be read whole to look at its header.
+        if !matches!(read_line(&mut *input, &mut buf), Ok(Line::Read)) {
+            return false;
         }
+        let line = String::from_utf8_lossy(&buf);
         let t = line.trim();
         if t.is_empty() || t.starts_with('#') {
             continue;
@@ -120,13 +121,16 @@ impl SmilesSource {
 
     /// Opens the file for one pass.
     pub fn open(&self) -> Result<MoleculeReader> {
+        let (input, gzip) = open_text_gz(&self.path)?;
         let mut r = MoleculeReader {
             path: self.path.clone(),
-            input: open_text(&self.path)?,
+            input,
+            gzip,
             buf: Vec::new(),
             line: 0,
             layout: self.resolve_layout(),
             columns: None,
+            header_len: 0,
             count: 0,
         };
         if let Layout::Delimited { delimiter } = r.layout {
@@ -143,6 +147,8 @@ impl SmilesSource {
             let line = r.line;
             let headers = split_delimited(&header, delimiter)
                 .map_err(|m| Error::parse(&self.path, line, m))?;
+            crate::data::labels::check_header(&self.path, &headers)?;
+            r.header_len = headers.len();
             let find = |name: &str, flag: &str| {
                 headers
                     .iter()
@@ -205,7 +211,7 @@ fn split_delimited(line: &str, delimiter: u8) -> std::result::Result<Vec<String>
                 chars.next();
             }
         }
-        fields.push(field.trim().to_string());
+        fields.push(field.trim_ascii().to_string());
         if chars.next().is_none() {
             return Ok(fields);
         }
@@ -216,12 +222,16 @@ fn split_delimited(line: &str, delimiter: u8) -> std::result::Result<Vec<String>
 pub struct MoleculeReader {
     path: PathBuf,
     input: Box<dyn BufRead + Send>,
+    /// The file is gzip (parse errors are then checked for a compression fault).
+    gzip: bool,
     buf: Vec<u8>,
     /// 1-based number of the last line read.
     line: usize,
     layout: Layout,
     /// For CSV/TSV: the SMILES and id field numbers.
     columns: Option<(usize, usize)>,
+    /// For CSV/TSV: the number of fields in the header, which every row must have.
+    header_len: usize,
     /// Molecules read so far.
     count: usize,
 }
@@ -236,9 +246,13 @@ impl MoleculeReader {
     pub fn read_chunk(&mut self, max: usize, out: &mut Vec<Record>) -> Result<bool> {
         out.clear();
         while out.len() < max {
-            match self.next_record()? {
-                Some(r) => out.push(r),
-                None => break,
+            match self.next_record() {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => break,
+                Err(e) if self.gzip => {
+                    return Err(prefer_compression_fault(&mut *self.input, &self.path, e))
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(!out.is_empty())
@@ -247,18 +261,17 @@ impl MoleculeReader {
     /// The next line that is neither empty nor a comment, trimmed; `None` at the end.
     fn next_line(&mut self) -> Result<Option<String>> {
         loop {
-            self.buf.clear();
-            let n = self
-                .input
-                .read_until(b'\n', &mut self.buf)
-                .map_err(|e| Error::io(&self.path, e))?;
-            if n == 0 {
+            let read =
+                read_line(&mut *self.input, &mut self.buf).map_err(|e| Error::io(&self.path, e))?;
+            if read == Line::End {
                 return Ok(None);
             }
             self.line += 1;
-            let text = std::str::from_utf8(&self.buf)
-                .map_err(|_| Error::parse(&self.path, self.line, "not valid UTF-8 text"))?
-                .trim();
+            if read == Line::TooLong {
+                return Err(Error::parse(&self.path, self.line, line_too_long()));
+            }
+            let text = std::str::from_utf8(self.buf.trim_ascii())
+                .map_err(|_| Error::parse(&self.path, self.line, "not valid UTF-8 text"))?;
             if !text.is_empty() && !text.starts_with('#') {
                 return Ok(Some(text.to_string()));
             }
@@ -274,6 +287,17 @@ impl MoleculeReader {
             (Layout::Delimited { delimiter }, Some((si, ii))) => {
                 let fields = split_delimited(&text, delimiter);
                 let fields = fields.map_err(|m| Error::parse(&self.path, self.line, m))?;
+                if fields.len() != self.header_len {
+                    return Err(Error::parse(
+                        &self.path,
+                        self.line,
+                        format!(
+                            "the row has {} fields but the header has {}",
+                            fields.len(),
+                            self.header_len
+                        ),
+                    ));
+                }
                 let get = |i: usize, name: &str| {
                     fields.get(i).cloned().ok_or_else(|| {
                         Error::parse(

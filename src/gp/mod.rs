@@ -287,9 +287,21 @@ pub fn fit_with(
         return Err(Error::TooFewLabels { n });
     }
     assert_eq!(x.len(), n, "one label per training row");
+    crate::backend::encode::check_count_code(x)?;
     let y_mean = y.iter().sum::<f64>() / n as f64;
     let var = y.iter().map(|v| (v - y_mean).powi(2)).sum::<f64>() / n as f64;
     let y_sd = if var > 0.0 { var.sqrt() } else { 1.0 };
+    // Labels from arrays (Python) have not passed the label reader's range check.
+    if !(y_mean.is_finite() && y_sd.is_finite()) {
+        return Err(Error::param(
+            "labels",
+            format!(
+                "their mean or standard deviation is not finite (NaN, infinite, or beyond \
+                 {:e} in magnitude); rescale the labels",
+                crate::data::MAX_LABEL
+            ),
+        ));
+    }
     let ys: Vec<f64> = y.iter().map(|v| (v - y_mean) / y_sd).collect();
     let sparse = p.inducing.resolve(n);
     if let Some((m, reason)) = sparse {

@@ -325,6 +325,8 @@ fn decode_payload(d: &mut Decoder<'_>) -> std::result::Result<FittedModel, Strin
             Features::Dense { dim, data }
         }
     };
+    // The scorers encode the training rows; a forged file must not make that code huge.
+    crate::backend::encode::check_count_code(&train).map_err(|e| e.to_string())?;
     let jitter = d.finite("jitter")?;
     let log_marginal_likelihood = d.f64("log marginal likelihood")?;
     let optimised = d.flag("optimised")?;

@@ -335,6 +335,9 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     cfg.check_settings()?;
     let valid = cfg.model.check(kind)?;
     let kernel = valid.params().kernel;
+    for s in &cfg.strategies {
+        s.check()?;
+    }
     let sign = if cfg.minimize { -1.0 } else { 1.0 };
 
     // The test split (accuracy) is drawn once and never enters the pool.

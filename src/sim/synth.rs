@@ -64,13 +64,25 @@ impl Scenario {
     }
 }
 
-/// Generates `n` candidates with `dim` dense features.
+/// The most values (`n × dim`) a synthetic pool may hold: 2^28, 1 GiB of `f32`, as it is built
+/// in memory.
+pub const MAX_SYNTH_VALUES: usize = 1 << 28;
+
+/// Generates `n` candidates with `dim` dense features (at most [`MAX_SYNTH_VALUES`] values).
 pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<Synthetic> {
     if n < 10 || dim == 0 {
         return Err(Error::param(
             "--n/--dim",
             format!("need n ≥ 10 and dim ≥ 1, got n = {n}, dim = {dim}"),
         ));
+    }
+    // The whole pool is built in memory: bound it before reserving anything.
+    if n.checked_mul(dim).is_none_or(|v| v > MAX_SYNTH_VALUES) {
+        return Err(Error::LimitExceeded {
+            what: format!("synthetic pool values (n = {n} rows × dim = {dim})"),
+            requested: (n as u128 * dim as u128).min(u64::MAX as u128) as u64,
+            max: MAX_SYNTH_VALUES as u64,
+        });
     }
     let gauss = |row: usize, col: usize, stream: u32| -> f32 {
         normal_draw(seed ^ u64::from(stream) << 40, col as u32, row as u64)

@@ -10,7 +10,7 @@
 //! `POOLRANK_ALLOW_SOFTWARE_GPU=1`.
 
 use std::fmt;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use super::pipelines::{Pipeline, PipelineCache, PipelineKey};
 use crate::error::{Error, Result};
@@ -149,8 +149,7 @@ impl fmt::Display for AdapterList {
 /// Lists every adapter on the backends in use and says which one would be chosen with
 /// `options` (never a software one unless they allow it).
 pub fn list_adapters(options: &GpuOptions) -> AdapterList {
-    let instance = instance();
-    let adapters = enumerate(&instance);
+    let (_, adapters) = probe();
     let summaries: Vec<_> = adapters.iter().map(AdapterSummary::of).collect();
     let (chosen, reason) = match choose(&summaries, options) {
         Ok(i) => (Some(i), format!("auto takes [{i}] {}", summaries[i].name)),
@@ -192,8 +191,7 @@ impl GpuContext {
     /// [`Error::NoAdapter`] when no adapter qualifies (the message lists what was seen and
     /// why each was passed over), [`Error::Gpu`] when the adapter refuses the device.
     pub fn new(options: &GpuOptions) -> Result<Self> {
-        let instance = instance();
-        let adapters = enumerate(&instance);
+        let (_, adapters) = probe();
         let summaries: Vec<_> = adapters.iter().map(AdapterSummary::of).collect();
         let index = choose(&summaries, options).map_err(|why| Error::NoAdapter { why })?;
         let adapter = &adapters[index];
@@ -310,6 +308,30 @@ impl GpuContext {
 pub(crate) struct PendingRead {
     submission: wgpu::SubmissionIndex,
     mapped: mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+}
+
+/// The instance and its adapters, probed once per process: every probe costs a Vulkan
+/// instance, and on a headless machine with Mesa each one printed Mesa's device-select
+/// warning ("XDG_RUNTIME_DIR is invalid or not set") again.
+fn probe() -> &'static (wgpu::Instance, Vec<wgpu::Adapter>) {
+    static PROBE: OnceLock<(wgpu::Instance, Vec<wgpu::Adapter>)> = OnceLock::new();
+    PROBE.get_or_init(|| {
+        quiet_mesa_device_select();
+        let instance = instance();
+        let adapters = enumerate(&instance);
+        (instance, adapters)
+    })
+}
+
+/// Mesa's device-select Vulkan layer only reorders devices (poolrank ranks adapters itself)
+/// and prints to stderr on a headless machine; `NODEVICE_SELECT=1` turns it off. A value the
+/// user set is kept.
+fn quiet_mesa_device_select() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // Before the first Vulkan instance, once (the `OnceLock` above): the loader reads the
+        // variable when the layer is loaded, so it must be set in the process environment.
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
 }
 
 fn instance() -> wgpu::Instance {

@@ -22,7 +22,10 @@ use super::shaders::{
     WORKGROUP_BYTES,
 };
 use crate::backend::encode::{pack_bits_into, LevelCode, Packed};
-use crate::backend::{check_tile_kind, score_all_into, BestOf, Scored, Scorer};
+use crate::backend::{
+    check_dense_range, check_finite_posterior, check_tile_kind, dense_abs_max, score_all_into,
+    BestOf, Scored, Scorer,
+};
 use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
 use crate::gp::FittedGp;
@@ -136,6 +139,8 @@ pub struct GpuScorer {
     inv_ls: f32,
     /// The labeled features' kind; pool tiles must have the same.
     kind: FeatureKind,
+    /// The largest magnitude of the labeled dense features, to rule out `f32` overflow.
+    train_abs_max: f32,
     /// The count code (count fingerprints only).
     code: Option<LevelCode>,
     /// Elements per uploaded pool row.
@@ -363,6 +368,7 @@ impl GpuScorer {
             s2: gp.signal_var as f32,
             inv_ls: (1.0 / gp.kernel.lengthscale) as f32,
             kind: gp.train.kind(),
+            train_abs_max: dense_abs_max(&gp.train),
             code,
             width,
             plan,
@@ -588,7 +594,8 @@ impl GpuScorer {
 
     /// An error unless `tile` holds the model's kind of features.
     fn check_kind(&self, tile: &Features) -> Result<()> {
-        check_tile_kind(tile, self.kind)
+        check_tile_kind(tile, self.kind)?;
+        check_dense_range(tile, self.train_abs_max)
     }
 }
 
@@ -666,7 +673,8 @@ impl GpuScorer {
 
 impl Scorer for GpuScorer {
     fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
-        self.posterior_into_timed(tile, mean, var).map(drop)
+        self.posterior_into_timed(tile, mean, var)?;
+        check_finite_posterior(0, mean, var)
     }
 
     /// On the device: the acquisition and a top-`keep` per 1,024 rows, so only those come
@@ -707,6 +715,7 @@ impl Scorer for GpuScorer {
                 ..Default::default()
             })
         };
+        let first_kept = out.len();
         let read = |first: usize, back: Readback| {
             if let Readback::Best(kept) = back {
                 out.extend(kept.iter().filter(|c| c[1] != u32::MAX).map(|c| Scored {
@@ -717,7 +726,15 @@ impl Scorer for GpuScorer {
                 }));
             }
         };
-        self.run_chunks(tile, prepare, read).map(drop)
+        self.run_chunks(tile, prepare, read)?;
+        // Only the kept rows come back; a non-finite one among them is as telling as any.
+        match out[first_kept..]
+            .iter()
+            .find(|s| !(s.mean.is_finite() && s.var.is_finite()))
+        {
+            Some(s) => check_finite_posterior(s.row, &[s.mean], &[s.var]),
+            None => Ok(()),
+        }
     }
 
     fn name(&self) -> String {
