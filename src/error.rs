@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in poolrank, with the context a user needs to fix it.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An operating-system error while reading or writing `path`.
     ///

@@ -2394,6 +2394,24 @@ fn pools_that_are_not_regular_files_are_refused() {
 }
 
 #[test]
+fn featurize_refuses_a_smiles_input_that_is_not_a_regular_file() {
+    use poolrank::featurize::{featurize_file, FeaturizeConfig, SmilesSource};
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("in.smi");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let out = dir.path().join("out.npz");
+    // Refused before anything opens it (opening a FIFO with no writer would block).
+    let e = featurize_file(&FeaturizeConfig::new(SmilesSource::new(&fifo), &out)).unwrap_err();
+    assert_format(&e, &["not a regular file", "save it to a file first"]);
+    assert!(e.to_string().contains("in.smi"), "{e}");
+    assert!(!out.exists());
+}
+
+#[test]
 fn the_gpu_probe_turns_off_mesa_device_select() {
     // Whatever the machine has, probing sets NODEVICE_SELECT for the process (unless the user
     // did), so Mesa's layer prints nothing; the probe itself is cached.

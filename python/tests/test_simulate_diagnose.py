@@ -81,3 +81,16 @@ def test_bad_simulate_and_diagnose_input(smooth):
         poolrank.diagnose(x, [1, 2, 3], y[:3], backend="cpu")
     with pytest.raises(ValueError, match="objective"):
         poolrank.diagnose(x, np.arange(20), y[:20], objective="fast")
+
+
+def test_out_is_all_or_nothing_and_refuses_what_is_not_a_file(smooth, tmp_path):
+    d, x, y = smooth
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "curves.csv").write_text("previous run\n")
+    # summary.json is a folder: refused before any work, the previous curves kept.
+    (out / "summary.json").mkdir()
+    with pytest.raises(ValueError, match="not a regular file"):
+        poolrank.simulate(x, y, reps=1, rounds=1, init=20, batch=20, backend="cpu", out=out)
+    assert (out / "curves.csv").read_text() == "previous run\n"
+    assert sorted(p.name for p in out.iterdir()) == ["curves.csv", "summary.json"]

@@ -148,6 +148,15 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
     if cfg.chunk == 0 {
         return Err(Error::param("chunk", "must be at least 1"));
     }
+    // A repeated id is confirmed by a second pass over the input, which a pipe cannot give.
+    let meta = std::fs::metadata(&cfg.input.path).map_err(|e| Error::io(&cfg.input.path, e))?;
+    if !meta.is_file() {
+        return Err(Error::format(
+            &cfg.input.path,
+            "the SMILES input is not a regular file (a pipe, socket, device or folder); featurize \
+             may read it twice (to confirm a repeated id), so save it to a file first",
+        ));
+    }
     let params = MorganParams {
         radius: cfg.radius,
         nbits: cfg.nbits,
