@@ -5,9 +5,9 @@
 //! on Enamine 10k (README, "Diagnose"). A reason for random-like is any of
 //! - no skill: the cross-validated Spearman of predictions and labels is below the 97.5%
 //!   quantile of its null distribution, `1.96/√(n−1)` for `n` labels, while the other folds
-//!   explain at least [`MIN_INFORMED`](super::rules::MIN_INFORMED) of a held-out label's variance (else the labels are too
+//!   explain at least [`MIN_INFORMED`] of a held-out label's variance (else the labels are too
 //!   sparse for the test: `sparse-labels`, at most `uncertain`);
-//! - no spread: at least [`NO_SPREAD`](super::rules::NO_SPREAD) of the pool scores within the noise sd of the best;
+//! - no spread: at least [`NO_SPREAD`] of the pool scores within the noise sd of the best;
 //! - no exploitation (find-best): the acquisition ignores the predicted value (`variance`,
 //!   `random`), so it never turns to the best candidates;
 //! - outlier chasing by such an acquisition: at least half the batch are outliers, and at
@@ -18,11 +18,11 @@
 //!   are from each other (with a value-aware acquisition this makes the verdict `uncertain`).
 //!
 //! Without one, the verdict is `uncertain` when a caution holds: weak skill (CV Spearman below
-//! [`WEAK_SKILL`](super::rules::WEAK_SKILL)), bad calibration (95% interval covering less than [`MIN_COVERAGE95`](super::rules::MIN_COVERAGE95), or
-//! standardised residual sd above [`MAX_Z_SD`](super::rules::MAX_Z_SD)), sparse labels, or the test mismatch above;
+//! [`WEAK_SKILL`]), bad calibration (95% interval covering less than [`MIN_COVERAGE95`], or
+//! standardised residual sd above [`MAX_Z_SD`]), sparse labels, or the test mismatch above;
 //! else `likely-beats-random`. A train R² far above the CV R² is reported but not held
 //! against the model: a GP with little noise interpolates its labels (train R² near 1)
-//! whatever its skill, and on Enamine 10k the gap exceeded [`MAX_R2_GAP`](super::rules::MAX_R2_GAP) for two of three
+//! whatever its skill, and on Enamine 10k the gap exceeded [`MAX_R2_GAP`] for two of three
 //! label sets where active learning beats random. A high nearest-neighbour similarity is
 //! reported but not held against the pool: it is high in every densely sampled pool (2-D
 //! `smooth`: 1.00), where active learning beats random.
@@ -89,7 +89,7 @@ pub struct Verdict {
 }
 
 /// The kernel to recommend: the alternative with the lowest CV NLPD when it beats the chosen
-/// kernel by [`KERNEL_MARGIN`](super::rules::KERNEL_MARGIN), else the chosen one.
+/// kernel by [`KERNEL_MARGIN`], else the chosen one.
 pub fn recommend_kernel(main: &CvResult, all: &[CvResult]) -> &'static str {
     let best = all
         .iter()
