@@ -260,11 +260,15 @@ pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
     let started = Instant::now();
     check_settings(cfg)?;
     let labels = read_labels(&cfg.labels)?;
-    let pending_ids = match &cfg.pending {
-        Some(p) => read_id_list(p)?,
-        None => Vec::new(),
-    };
-    run_select_labeled(cfg, &labels, &pending_ids, started)
+    run_select_labeled(cfg, &labels, &read_pending(cfg)?, started)
+}
+
+/// The ids of `cfg.pending`, none without it.
+fn read_pending(cfg: &SelectConfig) -> Result<Vec<String>> {
+    match &cfg.pending {
+        Some(p) => read_id_list(p),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// [`run_select`] with the labels and pending ids given instead of read from `cfg.labels` and
@@ -292,6 +296,12 @@ fn check_settings(cfg: &SelectConfig) -> Result<()> {
     }
     if cfg.tile_rows == 0 {
         return Err(Error::param("--tile", "must be at least 1"));
+    }
+    if cfg.shortlist.is_some() && cfg.mode != BatchMode::Diverse && cfg.max_sim.is_none() {
+        return Err(Error::param(
+            "--shortlist",
+            "it applies only with --batch-mode diverse or --max-sim",
+        ));
     }
     Ok(())
 }
@@ -390,7 +400,8 @@ pub fn run_fit(cfg: &SelectConfig) -> Result<Fit> {
 /// labeled candidates (never picked; those the pool lacks are simply absent, as in a shard of
 /// the pool) and the pending ones, then scored and the batch chosen exactly as
 /// [`run_select`] does. `cfg.model` and `cfg.minimize` are not used: the model's own kernel,
-/// hyperparameters and direction are. `labels`, when given, must be the model's.
+/// hyperparameters and direction are. With `check_labels`, `cfg.labels` is read and must be
+/// the model's; without, it is not read. `cfg.pending` is read as by [`run_select`].
 ///
 /// # Errors
 /// [`Error::FeatureMismatch`] when the pool's features are not the model's,
@@ -398,20 +409,21 @@ pub fn run_fit(cfg: &SelectConfig) -> Result<Fit> {
 pub fn run_select_model(
     cfg: &SelectConfig,
     model: &FittedModel,
-    labels: Option<&Labels>,
-    pending_ids: &[String],
+    check_labels: bool,
 ) -> Result<Selection> {
     let started = Instant::now();
     check_settings(cfg)?;
-    if let Some(l) = labels {
+    if check_labels {
+        let l = read_labels(&cfg.labels)?;
         model.check_labels(&cfg.labels.path, &l.ids, &l.values)?;
     }
+    let pending_ids = read_pending(cfg)?;
     let mut seconds = Timings::default();
     let loc = locate_with(
         cfg,
         model.labeled_ids(),
         model.label_values(),
-        pending_ids,
+        &pending_ids,
         Join::Present,
         &mut |_| {},
     )?;

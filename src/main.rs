@@ -919,10 +919,6 @@ fn select(a: SelectArgs) -> Result<()> {
     cfg.minimize = a.minimize;
     cfg.batch = a.batch;
     cfg.mode = a.batch_mode;
-    anyhow::ensure!(
-        a.shortlist.is_none() || cfg.mode == BatchMode::Diverse || a.max_sim.is_some(),
-        "invalid --shortlist: it applies only with --batch-mode diverse or --max-sim"
-    );
     cfg.shortlist = a.shortlist;
     cfg.max_sim = a.max_sim;
     a.run.apply(&mut cfg);
@@ -936,15 +932,6 @@ fn select(a: SelectArgs) -> Result<()> {
                 "--minimize: {} was fitted to maximise its labels; refit with `poolrank fit --minimize`",
                 path.display()
             );
-            let labels = a
-                .labels
-                .as_ref()
-                .map(|_| poolrank::data::read_labels(&cfg.labels))
-                .transpose()?;
-            let pending = match &cfg.pending {
-                Some(p) => poolrank::data::read_id_list(p)?,
-                None => Vec::new(),
-            };
             eprintln!(
                 "model: {} ({} on {}, {} labels, {})",
                 path.display(),
@@ -957,7 +944,7 @@ fn select(a: SelectArgs) -> Result<()> {
                     "maximising"
                 }
             );
-            poolrank::run_select_model(&cfg, &model, labels.as_ref(), &pending)?
+            poolrank::run_select_model(&cfg, &model, a.labels.is_some())?
         }
     };
     report::write_batch_csv(&mut set, &a.out, &selection.picks)?;
