@@ -13,8 +13,8 @@ fn repo(name: &str) -> String {
         .into_owned()
 }
 
-fn select(dir: &Path, backend: &str, allow_software: bool, out: &str) -> std::process::Output {
-    // 104 labels: every 100th molecule.
+/// Writes `DIR/labels.csv` (once): 104 labels, every 100th molecule, ids the row numbers.
+fn write_labels(dir: &Path) -> std::path::PathBuf {
     let labels = dir.join("labels.csv");
     if !labels.exists() {
         let all = poolrank::data::read_labels(&poolrank::data::LabelSpec::new(repo(
@@ -27,6 +27,11 @@ fn select(dir: &Path, backend: &str, allow_software: bool, out: &str) -> std::pr
         }
         std::fs::write(&labels, text).unwrap();
     }
+    labels
+}
+
+fn select(dir: &Path, backend: &str, allow_software: bool, out: &str) -> std::process::Output {
+    let labels = write_labels(dir);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_poolrank"));
     cmd.args([
         "select",
@@ -152,8 +157,7 @@ fn ok(o: &std::process::Output) -> String {
 fn a_saved_model_selects_the_batch_a_fresh_select_does() {
     let dir = tempfile::tempdir().unwrap();
     let d = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    // The 104 labels `select` above writes.
-    select(dir.path(), "cpu", false, "warmup.csv");
+    write_labels(dir.path());
     let pool = repo("enamine10k_morgan2_2048.counts.npz");
     let labels = d("labels.csv");
     let cases: [(&str, &[&str], &[&str]); 3] = [
@@ -241,7 +245,7 @@ fn a_saved_model_selects_the_batch_a_fresh_select_does() {
 fn a_saved_model_refuses_other_labels_features_and_corrupt_files() {
     let dir = tempfile::tempdir().unwrap();
     let d = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
-    select(dir.path(), "cpu", false, "warmup.csv");
+    write_labels(dir.path());
     let pool = repo("enamine10k_morgan2_2048.counts.npz");
     let model = d("m.model");
     ok(&poolrank(&[
