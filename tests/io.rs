@@ -1949,41 +1949,36 @@ fn lines_without_an_end_are_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let mut long = vec![b'a'; MAX_LINE_BYTES + 1000];
     long.push(b'\n');
-    let mut fps = b"#FPS1\n#num_bits=16\n0000\tb\n".to_vec();
-    fps.extend_from_slice(&long);
-    let p = write(&dir, "long.fps", &fps);
-    let (e, largest) = largest_alloc(|| first_error(FpsReader::open(&p)));
-    assert_parse(&e, 4, "longer than");
-    assert!(
-        largest <= MAX_LINE_BYTES + (1 << 17),
-        "reserved {largest} bytes"
-    );
-
-    let p = write(&dir, "long.txt", &long);
-    let (e, largest) = largest_alloc(|| read_id_list(&p).unwrap_err());
-    assert_parse(&e, 1, "longer than");
-    assert!(
-        largest <= MAX_LINE_BYTES + (1 << 17),
-        "reserved {largest} bytes"
-    );
-
-    let p = write(&dir, "long.smi", &long);
-    let (e, largest) = largest_alloc(|| read_molecules(&p).unwrap_err());
-    assert_parse(&e, 1, "longer than");
-    assert!(
-        largest <= MAX_LINE_BYTES + (1 << 17),
-        "reserved {largest} bytes"
-    );
-
-    let mut csv = b"id,score\n".to_vec();
-    csv.extend_from_slice(&long);
-    let p = write(&dir, "long.csv", &csv);
-    let (e, largest) = largest_alloc(|| read_labels(&LabelSpec::new(&p)).unwrap_err());
-    assert_parse(&e, 2, "longer than");
-    assert!(
-        largest <= 2 * MAX_LINE_BYTES + (1 << 17),
-        "reserved {largest} bytes"
-    );
+    let with_head = |head: &[u8]| [head, &long].concat();
+    type Read = fn(&Path) -> Error;
+    // (file, contents, line of the error, lines the reader may hold at once, reader)
+    let cases: [(&str, Vec<u8>, usize, usize, Read); 4] = [
+        (
+            "long.fps",
+            with_head(b"#FPS1\n#num_bits=16\n0000\tb\n"),
+            4,
+            1,
+            |p| first_error(FpsReader::open(p)),
+        ),
+        ("long.txt", long.clone(), 1, 1, |p| {
+            read_id_list(p).unwrap_err()
+        }),
+        ("long.smi", long.clone(), 1, 1, |p| {
+            read_molecules(p).unwrap_err()
+        }),
+        ("long.csv", with_head(b"id,score\n"), 2, 2, |p| {
+            read_labels(&LabelSpec::new(p)).unwrap_err()
+        }),
+    ];
+    for (name, contents, line, lines, read) in cases {
+        let p = write(&dir, name, &contents);
+        let (e, largest) = largest_alloc(|| read(&p));
+        assert_parse(&e, line, "longer than");
+        assert!(
+            largest <= lines * MAX_LINE_BYTES + (1 << 17),
+            "{name}: reserved {largest} bytes"
+        );
+    }
 }
 
 fn cli() -> std::process::Command {
