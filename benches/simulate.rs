@@ -13,17 +13,21 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use poolrank::backend::BackendChoice;
-use poolrank::data::{LabelSpec, PoolSpec};
+use poolrank::data::{read_labels, IdList, LabelSpec};
 use poolrank::demo::DemoFiles;
 use poolrank::gp::ModelSpec;
 use poolrank::kernel::KernelKind;
+use poolrank::pool::FilePool;
 use poolrank::sim::{load_labeled_pool, simulate, LabeledPool, SimConfig};
 
 fn enamine() -> LabeledPool {
     let files = DemoFiles::unpack().unwrap();
-    let mut pool = PoolSpec::new(files.pool());
+    let mut pool = FilePool::new(files.pool());
     pool.ids = Some(files.ids());
-    load_labeled_pool(&pool, &LabelSpec::new(files.scores())).unwrap()
+    let labels = read_labels(&LabelSpec::new(files.scores())).unwrap();
+    load_labeled_pool(&pool, &labels, &IdList::default())
+        .unwrap()
+        .0
 }
 
 fn config(model: ModelSpec) -> SimConfig {

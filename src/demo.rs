@@ -5,9 +5,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::data::{read_labels, LabelSpec, PoolSpec};
-use crate::engine::{run_select, BatchSize, SelectConfig};
+use crate::data::{read_labels, IdList, LabelSpec, Labels, Pool};
+use crate::engine::{run_select, BatchSize, SelectParams};
 use crate::error::{Error, Result};
+use crate::pool::FilePool;
 use crate::rng::seeded_order;
 use crate::Acquisition;
 
@@ -81,21 +82,23 @@ pub fn run(seed: u64) -> Result<String> {
     let n = all.ids.len();
     let k = ((n as f64) * 0.01).round() as usize;
     let labeled: Vec<usize> = seeded_order(n, seed)[..k].to_vec();
-    let labels_path = files.dir().join("labels.csv");
-    let mut text = String::from("id,score\n");
-    for &i in &labeled {
-        let _ = writeln!(text, "{},{}", all.ids[i], all.values[i]);
-    }
-    std::fs::write(&labels_path, text).map_err(|e| Error::io(&labels_path, e))?;
+    let labels = Labels {
+        source: "the demo's labeled set".into(),
+        ids: labeled.iter().map(|&i| all.ids[i].clone()).collect(),
+        values: labeled.iter().map(|&i| all.values[i]).collect(),
+        lines: Vec::new(),
+    };
 
     // The chemist's path: the SMILES become fingerprints here, and those are the pool.
     let (featurized, featurize_line) = featurize_smiles(&files)?;
-    let mut cfg = SelectConfig::new(featurized.clone(), LabelSpec::new(&labels_path));
-    cfg.minimize = true;
-    cfg.acquisition = Acquisition::Ucb { beta: 2.0 };
-    cfg.batch = BatchSize::Count(k);
-    cfg.seed = seed;
-    let sel = run_select(&cfg)?;
+    let params = SelectParams {
+        minimize: true,
+        acquisition: Acquisition::Ucb { beta: 2.0 },
+        batch: BatchSize::Count(k),
+        seed,
+        ..SelectParams::default()
+    };
+    let sel = run_select(&params.check()?, &featurized, &labels, &IdList::default())?;
 
     // How good are the picks really? Compare with the pool and with random picks.
     let mut sorted = all.values.clone();
@@ -156,30 +159,30 @@ pub fn run(seed: u64) -> Result<String> {
     );
     let _ = writeln!(out, "    poolrank select --pool pool.npz --ids pool.ids.txt --labels LABELS --minimize --batch {k} --out batch.csv");
     let _ = writeln!(out);
-    out.push_str(&simulation(&files, &featurized, seed)?);
+    out.push_str(&simulation(&all, &featurized, seed)?);
     Ok(out)
 }
 
 /// Featurizes the embedded SMILES (`id,smiles,score`) into `featurized.npz` beside the shipped
 /// RDKit counts and compares the two; returns the pool spec and a line for the report.
-fn featurize_smiles(files: &DemoFiles) -> Result<(PoolSpec, String)> {
+fn featurize_smiles(files: &DemoFiles) -> Result<(FilePool, String)> {
     use crate::data::Tile;
     use crate::featurize::{featurize_file, FeaturizeConfig, SmilesSource};
     let out = files.dir().join("featurized.npz");
     let mut input = SmilesSource::new(files.scores());
     input.layout = Some(crate::featurize::Layout::Delimited { delimiter: b',' });
     let summary = featurize_file(&FeaturizeConfig::new(input, &out))?;
-    let read_all = |spec: &PoolSpec| -> Result<Tile> {
+    let read_all = |spec: &FilePool| -> Result<Tile> {
         let mut reader = spec.open()?;
         let mut tile = Tile::new(reader.kind());
         // The demo's pools are small: one tile of the most rows a tile may hold is all of it.
         reader.read_tile(crate::data::limits::MAX_TILE_ROWS, &mut tile)?;
         Ok(tile)
     };
-    let mut pool = PoolSpec::new(&out);
+    let mut pool = FilePool::new(&out);
     pool.ids = summary.ids.clone();
     let ours = read_all(&pool)?;
-    let mut shipped = PoolSpec::new(files.pool());
+    let mut shipped = FilePool::new(files.pool());
     shipped.ids = Some(files.ids());
     let rdkit = read_all(&shipped)?;
     let differ = (0..ours.len().min(rdkit.len()))
@@ -202,9 +205,9 @@ fn featurize_smiles(files: &DemoFiles) -> Result<(PoolSpec, String)> {
 }
 
 /// A short retrospective simulation on the demo pool: does AL beat random here?
-fn simulation(files: &DemoFiles, pool: &PoolSpec, seed: u64) -> Result<String> {
+fn simulation(all: &Labels, pool: &FilePool, seed: u64) -> Result<String> {
     use crate::sim::{load_labeled_pool, simulate, verdict_table, SimConfig};
-    let data = load_labeled_pool(pool, &LabelSpec::new(files.scores()))?;
+    let (data, _) = load_labeled_pool(pool, all, &IdList::default())?;
     let mut cfg = SimConfig::new();
     cfg.reps = 3;
     cfg.seed = seed;

@@ -1,7 +1,6 @@
 //! One round: read the labels, find them in the pool (pass 1), fit the GP, score every tile
 //! (pass 2, streaming, bounded top-k), choose the batch.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -10,13 +9,12 @@ use rayon::prelude::*;
 
 use crate::acquisition::{score, AcqContext, Acquisition};
 use crate::backend::{Backend, BackendChoice, BestOf, GpuOptions, Scorer, CHUNK};
-use crate::data::ids::{id_hash, RepeatedIds};
-use crate::data::{
-    read_id_list, read_labels, FeatureKind, Features, LabelSpec, Labels, PoolSpec, Tile,
-};
+use crate::data::{FeatureKind, Features, IdList, Labels, Pool, Tile};
 use crate::error::{Error, Result};
 use crate::gp::{fit_with, FitInfo, FittedGp, ModelSpec};
+use crate::join::{join, Joined, Pass, Rule};
 use crate::model::{FittedModel, ModelOrigin};
+use crate::progress::progress_bar;
 use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
 
 /// A batch size: a count, or a fraction of the pool.
@@ -54,15 +52,10 @@ impl BatchSize {
     }
 }
 
-/// Everything `select` needs, validated by the caller's parsing.
+/// The settings of a round: everything but its pool, labels and pending candidates. Check
+/// them ([`SelectParams::check`]) to get the [`SelectValidParams`] the entry points take.
 #[derive(Clone, Debug)]
-pub struct SelectConfig {
-    /// The pool.
-    pub pool: PoolSpec,
-    /// The labeled candidates.
-    pub labels: LabelSpec,
-    /// Ids already sent to the lab (never picked; the diverse mode conditions on them).
-    pub pending: Option<PathBuf>,
+pub struct SelectParams {
     /// Kernel and fixed hyperparameters (the rest are fitted).
     pub model: ModelSpec,
     /// The acquisition function.
@@ -89,13 +82,10 @@ pub struct SelectConfig {
     pub backend: BackendChoice,
 }
 
-impl SelectConfig {
-    /// Defaults for everything but the inputs: UCB (β = 2), batch 100, top-k, seed 0.
-    pub fn new(pool: PoolSpec, labels: LabelSpec) -> Self {
-        SelectConfig {
-            pool,
-            labels,
-            pending: None,
+impl Default for SelectParams {
+    /// UCB (β = 2), batch 100, top-k, seed 0, tiles of 65,536 rows, automatic backend.
+    fn default() -> Self {
+        SelectParams {
             model: ModelSpec::default(),
             acquisition: Acquisition::Ucb { beta: 2.0 },
             minimize: false,
@@ -109,6 +99,48 @@ impl SelectConfig {
             progress: false,
             backend: BackendChoice::Auto,
         }
+    }
+}
+
+impl SelectParams {
+    /// The settings, checked: a finite `beta`/`xi`, `max_sim` in [0, 1], at least one row per
+    /// tile, a `shortlist` only where one is used.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] naming the field (`acquisition.beta`, `max_sim`, `tile_rows`,
+    /// `shortlist`).
+    pub fn check(&self) -> Result<SelectValidParams> {
+        self.acquisition.check()?;
+        if let Some(t) = self.max_sim {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(Error::param(
+                    "max_sim",
+                    format!("must be between 0 and 1, got {t}"),
+                ));
+            }
+        }
+        if self.tile_rows == 0 {
+            return Err(Error::param("tile_rows", "must be at least 1"));
+        }
+        if self.shortlist.is_some() && self.mode != BatchMode::Diverse && self.max_sim.is_none() {
+            return Err(Error::param(
+                "shortlist",
+                "it applies only to diverse batches (mode) or with a similarity cap (max_sim)",
+            ));
+        }
+        Ok(SelectValidParams(self.clone()))
+    }
+}
+
+/// [`SelectParams`] that passed [`SelectParams::check`]; read its fields through `Deref`.
+#[derive(Clone, Debug)]
+pub struct SelectValidParams(SelectParams);
+
+impl std::ops::Deref for SelectValidParams {
+    type Target = SelectParams;
+
+    fn deref(&self) -> &SelectParams {
+        &self.0
     }
 }
 
@@ -244,88 +276,51 @@ pub struct Selection {
     pub summary: Summary,
 }
 
-/// What pass 1 finds.
-pub(crate) struct Located {
-    pub(crate) kind: FeatureKind,
-    pub(crate) pool_size: usize,
-    pub(crate) train: Features,
-    pub(crate) y: Vec<f64>,
-    pub(crate) pending: Features,
-    /// Sorted global rows that are labeled or pending.
-    pub(crate) excluded: Vec<usize>,
-}
-
-/// Runs one selection round end to end.
-pub fn run_select(cfg: &SelectConfig) -> Result<Selection> {
-    let started = Instant::now();
-    check_settings(cfg)?;
-    let labels = read_labels(&cfg.labels)?;
-    run_select_labeled(cfg, &labels, &read_pending(cfg)?, started)
-}
-
-/// The ids of `cfg.pending`, none without it.
-fn read_pending(cfg: &SelectConfig) -> Result<Vec<String>> {
-    match &cfg.pending {
-        Some(p) => read_id_list(p),
-        None => Ok(Vec::new()),
-    }
-}
-
-/// [`run_select`] with the labels and pending ids given instead of read from `cfg.labels` and
-/// `cfg.pending` (the Python binding passes its arrays this way; `labels.lines` name the
-/// entries in messages).
-pub fn run_select_with(
-    cfg: &SelectConfig,
+/// Runs one selection round end to end: finds the labeled and pending candidates in `pool`,
+/// fits the GP to `labels`, scores every other candidate and picks the batch.
+///
+/// # Errors
+/// The join's ([`join::join`]: labels or pending ids the pool lacks, repeated ids, an empty
+/// pool), [`Error::TooFewLabels`], [`Error::BatchTooLarge`], the fit's, the backend's and the
+/// reader's.
+pub fn run_select(
+    params: &SelectValidParams,
+    pool: &dyn Pool,
     labels: &Labels,
-    pending_ids: &[String],
+    pending: &IdList,
 ) -> Result<Selection> {
     let started = Instant::now();
-    check_settings(cfg)?;
-    run_select_labeled(cfg, labels, pending_ids, started)
-}
-
-fn check_settings(cfg: &SelectConfig) -> Result<()> {
-    cfg.acquisition.check()?;
-    if let Some(t) = cfg.max_sim {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(Error::param(
-                "--max-sim",
-                format!("must be between 0 and 1, got {t}"),
-            ));
-        }
-    }
-    if cfg.tile_rows == 0 {
-        return Err(Error::param("--tile", "must be at least 1"));
-    }
-    if cfg.shortlist.is_some() && cfg.mode != BatchMode::Diverse && cfg.max_sim.is_none() {
-        return Err(Error::param(
-            "--shortlist",
-            "it applies only with --batch-mode diverse or --max-sim",
-        ));
-    }
-    Ok(())
-}
-
-fn run_select_labeled(
-    cfg: &SelectConfig,
-    labels: &Labels,
-    pending_ids: &[String],
-    started: Instant,
-) -> Result<Selection> {
     let mut seconds = Timings::default();
-    let loc = locate(cfg, &labels.ids, &labels.values, pending_ids, &mut |_| {})
-        .map_err(|e| labels.name_lines(e))?;
+    let loc = locate(params, pool, labels, pending, Rule::All)?;
     seconds.locate = started.elapsed().as_secs_f64();
     if loc.train.len() < 2 {
         return Err(Error::TooFewLabels { n: loc.train.len() });
     }
-    let batch = check_batch(cfg, &loc)?;
+    let batch = check_batch(params, &loc)?;
     // Started before the fit: a sparse fit's big product runs on the backend too.
-    let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
+    let backend = Backend::new(params.backend, &GpuOptions::default())?;
     let t = Instant::now();
-    let model = fit_located(cfg, &loc, labels, &backend, None)?;
+    let model = fit_located(params, &loc, labels, &backend, None)?;
     seconds.fit = t.elapsed().as_secs_f64();
-    score_round(cfg, &model, &backend, &loc, batch, seconds, started)
+    score_round(
+        params, pool, &model, &backend, &loc, batch, seconds, started,
+    )
+}
+
+/// Pass 1 of a round: the labeled and pending rows.
+fn locate(
+    params: &SelectParams,
+    pool: &dyn Pool,
+    labels: &Labels,
+    pending: &IdList,
+    rule: Rule,
+) -> Result<Joined> {
+    let pass = Pass {
+        rule,
+        tile_rows: params.tile_rows,
+        progress: params.progress,
+    };
+    join(pool, labels, pending, pass, &mut |_| {})
 }
 
 /// A model fitted by [`run_fit`], with what was done.
@@ -360,34 +355,32 @@ pub struct FitRunSummary {
     pub seconds: Timings,
 }
 
-/// Fits the model of a round without scoring the pool: reads the labels, finds them in the
-/// pool, fits. Uses `cfg.pool`, `labels`, `model`, `minimize`, `seed`, `tile_rows`, `progress`
-/// and `backend` (a sparse fit's product runs there); [`run_select_model`] scores with the
-/// result as [`run_select`] would have.
+/// Fits the model of a round without scoring the pool: finds the labels in the pool and fits.
+/// Uses `model`, `minimize`, `seed`, `tile_rows`, `progress` and `backend` of `params` (a
+/// sparse fit's product runs there); [`run_select_model`] scores with the result as
+/// [`run_select`] would have.
 ///
 /// # Errors
-/// As [`run_select`] for reading, locating and fitting.
-pub fn run_fit(cfg: &SelectConfig) -> Result<Fit> {
+/// As [`run_select`] for locating and fitting.
+pub fn run_fit(params: &SelectValidParams, pool: &dyn Pool, labels: &Labels) -> Result<Fit> {
     let started = Instant::now();
-    check_settings(cfg)?;
-    let labels = read_labels(&cfg.labels)?;
     let mut seconds = Timings::default();
-    let loc = locate(cfg, &labels.ids, &labels.values, &[], &mut |_| {})?;
+    let loc = locate(params, pool, labels, &IdList::default(), Rule::All)?;
     seconds.locate = started.elapsed().as_secs_f64();
-    let provenance = cfg.pool.provenance()?;
-    let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
+    let provenance = pool.provenance()?;
+    let backend = Backend::new(params.backend, &GpuOptions::default())?;
     let t = Instant::now();
-    let model = fit_located(cfg, &loc, &labels, &backend, provenance.clone())?;
+    let model = fit_located(params, &loc, labels, &backend, provenance.clone())?;
     seconds.fit = t.elapsed().as_secs_f64();
     seconds.total = started.elapsed().as_secs_f64();
     Ok(Fit {
         summary: FitRunSummary {
-            pool: cfg.pool.path.clone(),
+            pool: pool.name().to_path_buf(),
             features: loc.kind,
             provenance,
             pool_size: loc.pool_size,
             labeled: loc.train.len(),
-            minimize: cfg.minimize,
+            minimize: params.minimize,
             backend_choice: backend.description.clone(),
             fit: FitSummary::new(model.gp(), model.labeled_ids()),
             seconds,
@@ -399,45 +392,39 @@ pub fn run_fit(cfg: &SelectConfig) -> Result<Fit> {
 /// One round with a saved model instead of a fit: the pool is read once to find the model's
 /// labeled candidates (never picked; those the pool lacks are simply absent, as in a shard of
 /// the pool) and the pending ones, then scored and the batch chosen exactly as
-/// [`run_select`] does. `cfg.model` and `cfg.minimize` are not used: the model's own kernel,
-/// hyperparameters and direction are. With `check_labels`, `cfg.labels` is read and must be
-/// the model's; without, it is not read. `cfg.pending` is read as by [`run_select`].
+/// [`run_select`] does. `params.model` and `params.minimize` are not used: the model's own
+/// kernel, hyperparameters and direction are. (Check labels given beside a model with
+/// [`FittedModel::check_labels`].)
 ///
 /// # Errors
-/// [`Error::FeatureMismatch`] when the pool's features are not the model's,
-/// [`Error::LabelsMismatch`] when `labels` are not the model's, and as [`run_select`].
+/// [`Error::FeatureMismatch`] when the pool's features are not the model's, and as
+/// [`run_select`].
 pub fn run_select_model(
-    cfg: &SelectConfig,
+    params: &SelectValidParams,
+    pool: &dyn Pool,
     model: &FittedModel,
-    check_labels: bool,
+    pending: &IdList,
 ) -> Result<Selection> {
     let started = Instant::now();
-    check_settings(cfg)?;
-    if check_labels {
-        let l = read_labels(&cfg.labels)?;
-        model.check_labels(&cfg.labels.path, &l.ids, &l.values)?;
-    }
-    let pending_ids = read_pending(cfg)?;
     let mut seconds = Timings::default();
-    let loc = locate_with(
-        cfg,
-        model.labeled_ids(),
-        model.label_values(),
-        &pending_ids,
-        Join::Present,
-        &mut |_| {},
-    )?;
+    let labels = Labels {
+        source: "the model's labels".into(),
+        ids: model.labeled_ids().to_vec(),
+        values: model.label_values().to_vec(),
+        lines: Vec::new(),
+    };
+    let loc = locate(params, pool, &labels, pending, Rule::Present)?;
     seconds.locate = started.elapsed().as_secs_f64();
-    model.check_features(loc.kind, cfg.pool.provenance()?.as_deref(), &cfg.pool.path)?;
-    let batch = check_batch(cfg, &loc)?;
-    let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
-    score_round(cfg, model, &backend, &loc, batch, seconds, started)
+    model.check_features(loc.kind, pool.provenance()?.as_deref(), pool.name())?;
+    let batch = check_batch(params, &loc)?;
+    let backend = Backend::new(params.backend, &GpuOptions::default())?;
+    score_round(params, pool, model, &backend, &loc, batch, seconds, started)
 }
 
 /// The batch size for this pool, if that many candidates are neither labeled nor pending.
-fn check_batch(cfg: &SelectConfig, loc: &Located) -> Result<usize> {
+fn check_batch(params: &SelectParams, loc: &Joined) -> Result<usize> {
     let available = loc.pool_size - loc.excluded.len();
-    let batch = cfg.batch.resolve(loc.pool_size);
+    let batch = params.batch.resolve(loc.pool_size);
     if batch > available {
         return Err(Error::BatchTooLarge { batch, available });
     }
@@ -446,8 +433,8 @@ fn check_batch(cfg: &SelectConfig, loc: &Located) -> Result<usize> {
 
 /// Fits the GP to the located labels on the maximisation scale.
 fn fit_located(
-    cfg: &SelectConfig,
-    loc: &Located,
+    params: &SelectParams,
+    loc: &Joined,
     labels: &Labels,
     backend: &Backend,
     provenance: Option<String>,
@@ -455,15 +442,15 @@ fn fit_located(
     if loc.train.len() < 2 {
         return Err(Error::TooFewLabels { n: loc.train.len() });
     }
-    let params = cfg.model.check(loc.kind)?.with_seed(cfg.seed);
-    let sign = if cfg.minimize { -1.0 } else { 1.0 };
+    let gp_params = params.model.check(loc.kind)?.with_seed(params.seed);
+    let sign = if params.minimize { -1.0 } else { 1.0 };
     let y: Vec<f64> = loc.y.iter().map(|v| sign * v).collect();
-    let gp = fit_with(&params, &loc.train, &y, backend.gram().as_ref())?;
+    let gp = fit_with(&gp_params, &loc.train, &y, backend.gram().as_ref())?;
     FittedModel::new(
         gp,
         ModelOrigin {
             provenance,
-            minimize: cfg.minimize,
+            minimize: params.minimize,
             labeled_ids: labels.ids.clone(),
             label_values: labels.values.clone(),
         },
@@ -471,11 +458,13 @@ fn fit_located(
 }
 
 /// Pass 2 and the batch: scores every tile with `model` and picks.
+#[allow(clippy::too_many_arguments)]
 fn score_round(
-    cfg: &SelectConfig,
+    cfg: &SelectParams,
+    pool: &dyn Pool,
     model: &FittedModel,
     backend: &Backend,
-    loc: &Located,
+    loc: &Joined,
     batch: usize,
     mut seconds: Timings,
     started: Instant,
@@ -498,6 +487,7 @@ fn score_round(
     let scorer = backend.prepare(gp)?;
     let kept = score_pool(
         cfg,
+        pool,
         &scorer,
         &ctx,
         &loc.excluded,
@@ -529,7 +519,7 @@ fn score_round(
             &ctx,
             &short,
             &feats,
-            &loc.pending,
+            &loc.other,
             batch,
             cfg.max_sim,
         )?
@@ -557,11 +547,11 @@ fn score_round(
     Ok(Selection {
         picks,
         summary: Summary {
-            pool: cfg.pool.path.clone(),
+            pool: pool.name().to_path_buf(),
             features: loc.kind,
             pool_size: loc.pool_size,
             labeled: loc.train.len(),
-            pending: loc.pending.len(),
+            pending: loc.other.len(),
             candidates: available,
             batch,
             acquisition: cfg.acquisition,
@@ -580,172 +570,6 @@ fn score_round(
     })
 }
 
-/// Pass 1: finds the labeled and pending candidates in the pool, checks ids, counts rows;
-/// `on_tile` sees every tile read (the diagnostic report draws its sample there).
-pub(crate) fn locate(
-    cfg: &SelectConfig,
-    ids: &[String],
-    values: &[f64],
-    pending_ids: &[String],
-    on_tile: &mut dyn FnMut(&Tile),
-) -> Result<Located> {
-    locate_with(cfg, ids, values, pending_ids, Join::All, on_tile)
-}
-
-/// Whether every labeled id must be in the pool.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Join {
-    /// A labeled id the pool lacks is an error (the labels were measured on this pool).
-    All,
-    /// Labeled ids the pool lacks are left out (a saved model scoring a shard or another
-    /// library); `Located::train` and `y` hold those found.
-    Present,
-}
-
-/// [`locate`] with the rule for labeled ids the pool lacks.
-pub(crate) fn locate_with(
-    cfg: &SelectConfig,
-    ids: &[String],
-    values: &[f64],
-    pending_ids: &[String],
-    join: Join,
-    on_tile: &mut dyn FnMut(&Tile),
-) -> Result<Located> {
-    let label_of: HashMap<&str, usize> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i))
-        .collect();
-    let pending_of: HashMap<&str, usize> = pending_ids
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !label_of.contains_key(s.as_str()))
-        .map(|(i, s)| (s.as_str(), i))
-        .collect();
-    let mut train_rows: Vec<Option<(usize, Features)>> = vec![None; ids.len()];
-    let mut pending_rows: Vec<Option<(usize, Features)>> = vec![None; pending_ids.len()];
-    let mut reader = cfg.pool.open()?;
-    let kind = reader.kind();
-    let progress = progress_bar(
-        cfg.progress,
-        reader.len_hint().map(|n| n as u64),
-        "reading candidates",
-    );
-    let mut tile = Tile::new(kind);
-    let mut hashes: Vec<u64> = Vec::new();
-    // Row indices are unique by construction; only ids from a file can repeat.
-    let check_dups = !cfg.pool.ids_are_row_indices()?;
-    let mut pool_size = 0;
-    while reader.read_tile(cfg.tile_rows, &mut tile)? {
-        for (r, id) in tile.ids.iter().enumerate() {
-            let global = tile.start + r;
-            if check_dups {
-                hashes.push(id_hash(id));
-            }
-            let slot = if let Some(&l) = label_of.get(id.as_str()) {
-                &mut train_rows[l]
-            } else if let Some(&p) = pending_of.get(id.as_str()) {
-                &mut pending_rows[p]
-            } else {
-                continue;
-            };
-            if let Some((first, _)) = slot {
-                return Err(Error::DuplicateId {
-                    path: cfg.pool.path.clone(),
-                    id: id.clone(),
-                    where_: format!("rows {first} and {global}"),
-                });
-            }
-            *slot = Some((global, tile.features.select_rows(&[r])));
-        }
-        on_tile(&tile);
-        pool_size = tile.start + tile.len();
-        progress.inc(tile.len() as u64);
-    }
-    progress.finish_and_clear();
-    if pool_size == 0 {
-        return Err(Error::EmptyPool {
-            path: cfg.pool.path.clone(),
-        });
-    }
-    if check_dups {
-        find_duplicate_ids(cfg, hashes)?;
-    }
-    let missing: Vec<String> = ids
-        .iter()
-        .zip(&train_rows)
-        .filter(|(_, r)| r.is_none())
-        .map(|(id, _)| id.clone())
-        .collect();
-    if join == Join::All && !missing.is_empty() {
-        return Err(Error::UnknownIds {
-            path: cfg.labels.path.clone(),
-            count: missing.len(),
-            examples: missing.into_iter().take(5).collect(),
-        });
-    }
-    let pending_missing: Vec<String> = pending_ids
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| pending_of.contains_key(s.as_str()) && pending_rows[*i].is_none())
-        .map(|(_, s)| s.clone())
-        .collect();
-    if !pending_missing.is_empty() {
-        return Err(Error::UnknownIds {
-            path: cfg.pending.clone().unwrap_or_default(),
-            count: pending_missing.len(),
-            examples: pending_missing.into_iter().take(5).collect(),
-        });
-    }
-    let mut train = Features::empty(kind);
-    let mut pending = Features::empty(kind);
-    let mut excluded = Vec::with_capacity(ids.len() + pending_of.len());
-    let mut y = Vec::with_capacity(ids.len());
-    for (l, slot) in train_rows.into_iter().enumerate() {
-        if let Some((global, row)) = slot {
-            train.push_row_from(&row, 0);
-            y.push(values[l]);
-            excluded.push(global);
-        }
-    }
-    for (global, row) in pending_rows.into_iter().flatten() {
-        pending.push_row_from(&row, 0);
-        excluded.push(global);
-    }
-    excluded.sort_unstable();
-    Ok(Located {
-        kind,
-        pool_size,
-        train,
-        y,
-        pending,
-        excluded,
-    })
-}
-
-/// Detects repeated pool ids with 8 bytes per candidate (sorted 64-bit hashes); a repeated hash
-/// is confirmed against the real ids with one more pass, so a hash collision is never reported
-/// as a duplicate.
-fn find_duplicate_ids(cfg: &SelectConfig, hashes: Vec<u64>) -> Result<()> {
-    let Some(mut repeated) = RepeatedIds::from_hashes(hashes) else {
-        return Ok(());
-    };
-    let mut reader = cfg.pool.open()?;
-    let mut tile = Tile::new(reader.kind());
-    while reader.read_tile(cfg.tile_rows, &mut tile)? {
-        for (r, id) in tile.ids.iter().enumerate() {
-            if let Some(first) = repeated.earlier(id, tile.start + r) {
-                return Err(Error::DuplicateId {
-                    path: cfg.pool.path.clone(),
-                    id: id.clone(),
-                    where_: format!("rows {first} and {}", tile.start + r),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
 /// What the top-k keeps of a candidate.
 #[derive(Clone, Debug)]
 struct Kept {
@@ -759,8 +583,10 @@ struct Kept {
 /// Pass 2: scores every tile and keeps the best `keep` eligible candidates. The backend ranks
 /// each tile itself ([`Scorer::best_into`]: on a GPU only the best of each workgroup come
 /// back), and the candidates it returns go through one top-k.
+#[allow(clippy::too_many_arguments)]
 fn score_pool(
-    cfg: &SelectConfig,
+    cfg: &SelectParams,
+    pool: &dyn Pool,
     scorer: &dyn Scorer,
     ctx: &AcqContext,
     excluded: &[usize],
@@ -770,7 +596,7 @@ fn score_pool(
 ) -> Result<TopK<Kept>> {
     let mut top = TopK::new(keep);
     let mut best = Vec::new();
-    stream_tiles(cfg, pool_size, |tile| {
+    stream_tiles(cfg, pool, pool_size, |tile| {
         let what = BestOf {
             acq: cfg.acquisition,
             ctx,
@@ -816,7 +642,8 @@ pub(crate) struct TileScores<'a> {
 /// Scores every row of every tile of the pool with `cfg.acquisition` and hands each scored
 /// tile to `visit` in pool order.
 pub(crate) fn stream_scored(
-    cfg: &SelectConfig,
+    cfg: &SelectParams,
+    pool: &dyn Pool,
     scorer: &dyn Scorer,
     ctx: &AcqContext,
     pool_size: usize,
@@ -824,7 +651,7 @@ pub(crate) fn stream_scored(
 ) -> Result<()> {
     let acq = cfg.acquisition;
     let (mut mean, mut var, mut scores) = (Vec::new(), Vec::new(), Vec::new());
-    stream_tiles(cfg, pool_size, |tile| {
+    stream_tiles(cfg, pool, pool_size, |tile| {
         let rows = tile.len();
         mean.resize(rows, 0.0);
         var.resize(rows, 0.0);
@@ -848,11 +675,12 @@ pub(crate) fn stream_scored(
 /// Hands every tile of the pool to `visit` in pool order, reading the next tile on another
 /// thread meanwhile.
 fn stream_tiles(
-    cfg: &SelectConfig,
+    cfg: &SelectParams,
+    pool: &dyn Pool,
     pool_size: usize,
     mut visit: impl FnMut(&Tile) -> Result<()>,
 ) -> Result<()> {
-    let mut reader = cfg.pool.open()?;
+    let mut reader = pool.open()?;
     let kind = reader.kind();
     let progress = progress_bar(cfg.progress, Some(pool_size as u64), "scoring candidates");
     std::thread::scope(|scope| -> Result<()> {
@@ -892,31 +720,4 @@ fn stream_tiles(
     })?;
     progress.finish_and_clear();
     Ok(())
-}
-
-/// A progress bar on stderr for `what` over `len` items (a counter when the length is
-/// unknown), drawn only when stderr is a terminal and `show` is set. `what` names the items,
-/// e.g. "scoring … candidates".
-pub fn progress_bar(show: bool, len: Option<u64>, what: &str) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !show || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let (bar, template) = match len {
-        Some(n) => (
-            indicatif::ProgressBar::new(n),
-            format!(
-                "{{spinner}} {what}: {{pos}}/{{len}} [{{elapsed_precise}}] {{per_sec}} eta {{eta}}"
-            ),
-        ),
-        None => (
-            indicatif::ProgressBar::no_length(),
-            format!("{{spinner}} {what}: {{pos}} [{{elapsed_precise}}] {{per_sec}}"),
-        ),
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar
 }

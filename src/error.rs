@@ -79,6 +79,16 @@ pub enum Error {
         /// A few of them.
         examples: Vec<String>,
     },
+    /// Pool rows without a label where every row needs one (a retrospective simulation).
+    #[error("{}: {count} pool candidate(s) have no label (simulate needs every label), e.g. {}", path.display(), examples.join(", "))]
+    Unlabeled {
+        /// The labels file.
+        path: PathBuf,
+        /// How many rows had none.
+        count: usize,
+        /// A few of their ids.
+        examples: Vec<String>,
+    },
     /// Not enough labeled points to fit a model.
     #[error("need at least 2 labeled candidates to fit a model, got {n}")]
     TooFewLabels {
@@ -104,17 +114,25 @@ pub enum Error {
         hint: String,
     },
     /// The kernel matrix stayed singular after the largest jitter.
-    #[error("kernel matrix is not positive definite at pivot {index} even with jitter {jitter:e}; raise --noise or remove duplicate labeled candidates")]
+    #[error("kernel matrix is not positive definite at pivot {index} even with jitter {jitter:e}; raise the noise or remove duplicate labeled candidates")]
     NotPositiveDefinite {
         /// The failing pivot.
         index: usize,
         /// The largest jitter tried.
         jitter: f64,
     },
+    /// A numerical method that failed on the data (not on a setting).
+    #[error("{what} failed: {msg}")]
+    Numerical {
+        /// The computation.
+        what: &'static str,
+        /// What went wrong.
+        msg: String,
+    },
     /// A parameter outside its valid range.
     #[error("invalid {name}: {msg}")]
     InvalidParam {
-        /// The flag or field.
+        /// The field (the command line prints its flag instead).
         name: &'static str,
         /// What is allowed.
         msg: String,

@@ -6,8 +6,11 @@
 //! (greedy, UCB, EI, PI, Thompson, variance, random); the best batch is picked.
 //!
 //! ## Architecture
-//! - [`data`]: streaming pool readers (FPS, packed `.npy`, count `.npz`/`.npy`, dense
-//!   `.npy`/CSV) that yield [`data::Tile`]s, and the label reader.
+//! - [`data`]: the [`data::Pool`] trait (a pool is something a pass can be opened over), the
+//!   streaming readers (FPS, packed `.npy`, count `.npz`/`.npy`, dense `.npy`/CSV) that yield
+//!   [`data::Tile`]s, pools in memory ([`data::MemoryPool`]), and the label reader.
+//! - [`pool`]: pool files ([`pool::FilePool`]: which reader a file needs, SMILES included).
+//! - [`join`]: the one label-to-row join (labeled and pending or test ids found in one pass).
 //! - [`featurize`]: SMILES → RDKit-identical Morgan fingerprints (`chematic-fp`), the
 //!   streaming `featurize` run and SMILES files read as pools.
 //! - [`kernel`]: kernel definitions with an f64 scalar reference each.
@@ -20,7 +23,9 @@
 //! - [`select`]: streaming top-k with index tie-break, diverse batches, similarity cap.
 //! - [`backend`]: the scorers; the rayon CPU path is the reference.
 //! - [`engine`]: one round end to end (locate labels → fit → score every tile → select); a
-//!   round with a saved model skips the fit.
+//!   round with a saved model skips the fit. The entry points take checked settings
+//!   ([`SelectParams::check`]), the pool and the labels as separate arguments.
+//! - [`progress`]: progress bars of the long passes.
 //! - [`report`]: every output file, through one mechanism ([`report::output`]): checked against
 //!   the inputs before any work, staged, and renamed into place all or none.
 //! - [`demo`]: the built-in Enamine 10k demo.
@@ -44,6 +49,34 @@
 //! assert!(mean[0] > mean[1]); // the first candidate resembles the high-valued ones
 //! assert!(var.iter().all(|v| *v >= 0.0));
 //! ```
+//!
+//! A whole round on a pool held in memory (a file pool is [`pool::FilePool`]):
+//! ```
+//! use std::path::Path;
+//! use poolrank::backend::BackendChoice;
+//! use poolrank::data::{Features, IdList, Labels, MemoryPool};
+//! use poolrank::{run_select, BatchSize, SelectParams};
+//!
+//! // 200 fingerprints of 64 bits; row `i` has the id `"i"`.
+//! let data: Vec<u64> = (0..200u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7 | 1).collect();
+//! let x = Features::Bits { nbits: 64, data };
+//! let pool = MemoryPool::new(Path::new("<memory>"), &x);
+//! let labels = Labels::new(
+//!     "<lab>",
+//!     (0..6).map(|i| i.to_string()).collect(),
+//!     vec![1.0, 0.2, -0.3, 0.8, -1.0, 0.1],
+//! );
+//! let params = SelectParams {
+//!     batch: BatchSize::Count(10),
+//!     backend: BackendChoice::Cpu,
+//!     ..SelectParams::default()
+//! }
+//! .check()?;
+//! let round = run_select(&params, &pool, &labels, &IdList::default())?;
+//! assert_eq!(round.picks.len(), 10);
+//! assert!(round.picks.iter().all(|p| p.index >= 6)); // never a labeled candidate
+//! # Ok::<(), poolrank::Error>(())
+//! ```
 
 pub mod acquisition;
 pub mod backend;
@@ -55,9 +88,12 @@ pub mod engine;
 pub mod error;
 pub mod featurize;
 pub mod gp;
+pub mod join;
 pub mod kernel;
 pub mod model;
 pub mod names;
+pub mod pool;
+pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod select;
@@ -65,7 +101,7 @@ pub mod sim;
 
 pub use acquisition::Acquisition;
 pub use engine::{
-    run_fit, run_select, run_select_model, run_select_with, BatchSize, Fit, Pick, SelectConfig,
+    run_fit, run_select, run_select_model, BatchSize, Fit, Pick, SelectParams, SelectValidParams,
     Selection,
 };
 pub use error::{Error, Result};

@@ -7,11 +7,12 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use poolrank::backend::BackendChoice;
-use poolrank::data::{LabelSpec, PoolFormat, PoolSpec};
+use poolrank::data::{read_labels, IdList, LabelSpec, PoolFormat};
 use poolrank::gp::Inducing;
 use poolrank::names::Named;
+use poolrank::pool::FilePool;
 use poolrank::sim::Objective;
-use poolrank::{report, Acquisition, BatchMode, BatchSize, KernelKind, SelectConfig};
+use poolrank::{report, Acquisition, BatchMode, BatchSize, KernelKind, SelectParams};
 
 /// mimalloc: the SMILES parser and the ring and aromaticity perception of `featurize` allocate
 /// small buffers per molecule; the system allocator cost about 20% of featurize's time
@@ -301,8 +302,8 @@ struct PoolArgs {
 }
 
 impl PoolArgs {
-    fn spec(&self) -> PoolSpec {
-        let mut pool = PoolSpec::new(&self.pool);
+    fn spec(&self) -> FilePool {
+        let mut pool = FilePool::new(&self.pool);
         pool.format = self.pool_format.as_deref().and_then(PoolFormat::from_name);
         pool.ids = self.ids.clone();
         pool.id_col = self.id_col.clone();
@@ -337,7 +338,7 @@ struct InputArgs {
 }
 
 impl InputArgs {
-    fn specs(&self) -> (PoolSpec, LabelSpec) {
+    fn specs(&self) -> (FilePool, LabelSpec) {
         (
             self.pool.spec(),
             self.pool.labels(self.labels.clone(), &self.y_col),
@@ -466,7 +467,7 @@ struct RunArgs {
 
 impl RunArgs {
     /// Copies the shared options into `cfg`.
-    fn apply(&self, cfg: &mut SelectConfig) {
+    fn apply(&self, cfg: &mut SelectParams) {
         cfg.seed = self.seed;
         cfg.tile_rows = self.tile;
         cfg.progress = !self.quiet;
@@ -507,7 +508,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", in_flags(e));
             ExitCode::FAILURE
         }
     }
@@ -577,6 +578,49 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }),
     }
+}
+
+/// The library's settings as this command line's flags.
+const FLAGS: &[(&str, &str)] = &[
+    ("beta", "--beta"),
+    ("xi", "--xi"),
+    ("max_sim", "--max-sim"),
+    ("shortlist", "--shortlist"),
+    ("tile_rows", "--tile"),
+    ("batch", "--batch"),
+    ("signal_var", "--signal-var"),
+    ("noise", "--noise"),
+    ("lengthscale", "--lengthscale"),
+    ("restarts", "--restarts"),
+    ("inducing", "--inducing"),
+    ("exact", "--exact"),
+    ("reps", "--reps"),
+    ("rounds", "--rounds"),
+    ("init", "--init"),
+    ("topk", "--topk"),
+    ("strategies", "--strategies"),
+    ("compare_inducing", "--compare-inducing"),
+    ("test_rows", "--test-ids"),
+    ("test", "--test"),
+    ("folds", "--folds"),
+    ("nn_sample", "--nn-sample"),
+    ("ids", "--ids"),
+    ("n", "--n"),
+    ("bits", "--bits"),
+    ("radius", "--radius"),
+    ("chunk", "--chunk"),
+    ("counts", "--counts"),
+];
+
+/// `e` as the user of this command line reads it: a setting the library names by its field
+/// is named by its flag.
+fn in_flags(e: anyhow::Error) -> String {
+    if let Some(poolrank::Error::InvalidParam { name, msg }) = e.downcast_ref::<poolrank::Error>() {
+        if let Some((_, flag)) = FLAGS.iter().find(|(field, _)| field == name) {
+            return format!("invalid {flag}: {msg}");
+        }
+    }
+    format!("{e:#}")
 }
 
 /// On SIGINT or SIGTERM: remove every staged output (the previous files stay as they were) and
@@ -651,27 +695,10 @@ fn simulate(a: SimulateArgs) -> Result<()> {
         .inputs(a.test_ids.as_ref())
         .check()?;
     pool_notes(&pool)?;
-    let data = load_labeled_pool(&pool, &labels)?;
-    if let Some(path) = &a.test_ids {
-        let ids = poolrank::data::read_id_list(path)?;
-        let row_of: std::collections::HashMap<&str, usize> = data
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.as_str(), i))
-            .collect();
-        let missing: Vec<&String> = ids
-            .iter()
-            .filter(|id| !row_of.contains_key(id.as_str()))
-            .collect();
-        anyhow::ensure!(
-            missing.is_empty(),
-            "{}: {} test id(s) not in the pool, e.g. {:?}",
-            path.display(),
-            missing.len(),
-            &missing[..missing.len().min(5)]
-        );
-        cfg.test_rows = Some(ids.iter().map(|id| row_of[id.as_str()]).collect());
+    let test = IdList::read_or_empty(a.test_ids.as_deref())?;
+    let (data, test_rows) = load_labeled_pool(&pool, &read_labels(&labels)?, &test)?;
+    if a.test_ids.is_some() {
+        cfg.test_rows = Some(test_rows);
     }
     let result = simulate(&data, &cfg)?;
     let [curves, summary, svg, png] = report::write_simulation(&mut set, &a.out, &result)?;
@@ -732,7 +759,8 @@ fn featurize(a: FeaturizeArgs) -> Result<()> {
 
 /// Warns (on stderr) when the pool's recorded fingerprint settings differ from the defaults
 /// that `featurize` and SMILES pools use, and notes that SMILES pools are featurized on the fly.
-fn pool_notes(pool: &PoolSpec) -> Result<()> {
+fn pool_notes(pool: &FilePool) -> Result<()> {
+    use poolrank::data::Pool;
     use poolrank::data::PoolFormat;
     if matches!(
         pool.resolve_format()?,
@@ -836,7 +864,7 @@ fn acquisitions() -> clap::builder::PossibleValuesParser {
 fn diagnose(a: DiagnoseArgs) -> Result<()> {
     use poolrank::diagnose::{render, run_diagnose, DiagnoseConfig};
     let (pool, labels) = a.input.specs();
-    let mut cfg = DiagnoseConfig::new(SelectConfig::new(pool, labels));
+    let mut cfg = DiagnoseConfig::default();
     cfg.select.model = a.model.spec();
     cfg.select.acquisition = acquisition(&a.acq, a.beta, a.xi)?;
     cfg.select.minimize = a.input.minimize;
@@ -845,13 +873,15 @@ fn diagnose(a: DiagnoseArgs) -> Result<()> {
     cfg.folds = a.folds;
     cfg.nn_sample = a.nn_sample;
     cfg.objective = a.objective;
-    cfg.test = a.test.clone();
     let mut set = report::diagnosis_outputs(&a.out)
         .inputs([&a.input.pool.pool, &a.input.labels])
         .inputs(a.input.pool.ids.as_ref())
         .inputs(a.test.as_ref())
         .check()?;
-    let r = run_diagnose(&cfg)?;
+    cfg.select.check()?;
+    let labels = read_labels(&labels)?;
+    let test = IdList::read_or_empty(a.test.as_deref())?;
+    let r = run_diagnose(&cfg, &pool, &labels, &test)?;
     let [json, html] = report::write_diagnosis(&mut set, &a.out, &r)?;
     set.commit()?;
     print!("{}", render::text(&r));
@@ -868,11 +898,14 @@ fn fit(a: FitArgs) -> Result<()> {
         .outputs(a.summary.as_ref())
         .check()?;
     pool_notes(&pool)?;
-    let mut cfg = SelectConfig::new(pool, labels);
-    cfg.model = a.model.spec();
-    cfg.minimize = a.input.minimize;
-    a.run.apply(&mut cfg);
-    let fitted = poolrank::run_fit(&cfg)?;
+    let mut params = SelectParams {
+        model: a.model.spec(),
+        minimize: a.input.minimize,
+        ..SelectParams::default()
+    };
+    a.run.apply(&mut params);
+    let params = params.check()?;
+    let fitted = poolrank::run_fit(&params, &pool, &read_labels(&labels)?)?;
     fitted.model.save_into(&mut set, &a.save_model)?;
     if let Some(path) = &a.summary {
         report::write_json(&mut set, path, &fitted.summary)?;
@@ -912,19 +945,25 @@ fn select(a: SelectArgs) -> Result<()> {
         .outputs(a.summary.as_ref())
         .check()?;
     pool_notes(&pool)?;
-    let mut cfg = SelectConfig::new(pool, labels);
-    cfg.pending = a.pending.clone();
-    cfg.model = a.model.spec();
-    cfg.acquisition = acquisition(&a.acq, a.beta, a.xi)?;
-    cfg.minimize = a.minimize;
-    cfg.batch = a.batch;
-    cfg.mode = a.batch_mode;
-    cfg.shortlist = a.shortlist;
-    cfg.max_sim = a.max_sim;
-    a.run.apply(&mut cfg);
-    cfg.round = a.round;
+    let mut params = SelectParams {
+        model: a.model.spec(),
+        acquisition: acquisition(&a.acq, a.beta, a.xi)?,
+        minimize: a.minimize,
+        batch: a.batch,
+        mode: a.batch_mode,
+        shortlist: a.shortlist,
+        max_sim: a.max_sim,
+        round: a.round,
+        ..SelectParams::default()
+    };
+    a.run.apply(&mut params);
+    let params = params.check()?;
     let selection = match &a.model_file {
-        None => poolrank::run_select(&cfg)?,
+        None => {
+            let labels = read_labels(&labels)?;
+            let pending = IdList::read_or_empty(a.pending.as_deref())?;
+            poolrank::run_select(&params, &pool, &labels, &pending)?
+        }
         Some(path) => {
             let model = poolrank::FittedModel::load(path)?;
             anyhow::ensure!(
@@ -944,7 +983,12 @@ fn select(a: SelectArgs) -> Result<()> {
                     "maximising"
                 }
             );
-            poolrank::run_select_model(&cfg, &model, a.labels.is_some())?
+            if a.labels.is_some() {
+                let l = read_labels(&labels)?;
+                model.check_labels(&labels.path, &l.ids, &l.values)?;
+            }
+            let pending = IdList::read_or_empty(a.pending.as_deref())?;
+            poolrank::run_select_model(&params, &pool, &model, &pending)?
         }
     };
     report::write_batch_csv(&mut set, &a.out, &selection.picks)?;

@@ -6,12 +6,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use poolrank::data::{LabelSpec, PoolSpec};
+use poolrank::data::{IdList, LabelSpec};
 use poolrank::diagnose::verdict::Word;
 use poolrank::diagnose::{run_diagnose, DiagnoseConfig, Report};
+use poolrank::pool::FilePool;
 use poolrank::sim::synth::{generate, Scenario};
 use poolrank::sim::Objective;
-use poolrank::{Acquisition, SelectConfig};
+use poolrank::Acquisition;
 
 /// A synthetic pool of `n` points in 2 dimensions, written as `.npy`, with a seeded 1% of the
 /// (non-test) candidates labeled, and the test ids for `shift`.
@@ -49,16 +50,30 @@ impl Files {
         self.dir.path().join(name)
     }
 
+    /// The report on `pool.npy` and `labels.csv` (read now), with `test` as the test set.
+    fn run(&self, cfg: &DiagnoseConfig, test: Option<&Path>) -> Report {
+        run_files(
+            cfg,
+            &FilePool::new(self.path("pool.npy")),
+            &self.path("labels.csv"),
+            test,
+        )
+    }
+
     fn config(&self, acq: Acquisition) -> DiagnoseConfig {
-        let mut cfg = DiagnoseConfig::new(SelectConfig::new(
-            PoolSpec::new(self.path("pool.npy")),
-            LabelSpec::new(self.path("labels.csv")),
-        ));
+        let mut cfg = DiagnoseConfig::default();
         cfg.select.acquisition = acq;
         cfg.select.backend = poolrank::backend::BackendChoice::Cpu;
         cfg.select.seed = 3;
         cfg
     }
+}
+
+/// The report on a pool file with a labels file and a test-ids file.
+fn run_files(cfg: &DiagnoseConfig, pool: &FilePool, labels: &Path, test: Option<&Path>) -> Report {
+    let labels = poolrank::data::read_labels(&LabelSpec::new(labels)).unwrap();
+    let test = IdList::read_or_empty(test).unwrap();
+    run_diagnose(cfg, pool, &labels, &test).unwrap()
 }
 
 fn flags(r: &Report) -> Vec<&'static str> {
@@ -75,7 +90,7 @@ const UCB: Acquisition = Acquisition::Ucb { beta: 2.0 };
 fn noise_is_likely_random_like() {
     let f = Files::new(Scenario::Noise, 3000);
     for acq in [UCB, Acquisition::Greedy] {
-        let r = run_diagnose(&f.config(acq)).unwrap();
+        let r = f.run(&f.config(acq), None);
         assert_eq!(r.setup.labeled, 30);
         assert_eq!(
             r.verdict.verdict,
@@ -92,7 +107,7 @@ fn noise_is_likely_random_like() {
 fn smooth_is_likely_beats_random_for_ucb_and_greedy_not_variance() {
     let f = Files::new(Scenario::Smooth, 3000);
     for acq in [UCB, Acquisition::Greedy] {
-        let r = run_diagnose(&f.config(acq)).unwrap();
+        let r = f.run(&f.config(acq), None);
         assert_eq!(
             r.verdict.verdict,
             Word::LikelyBeatsRandom,
@@ -104,7 +119,7 @@ fn smooth_is_likely_beats_random_for_ucb_and_greedy_not_variance() {
         assert!(r.model.cv.spearman > 0.8, "{:#?}", r.model.cv);
     }
     // Pure exploration never goes for the best (simulate: random-like on top-k recall).
-    let r = run_diagnose(&f.config(Acquisition::Variance)).unwrap();
+    let r = f.run(&f.config(Acquisition::Variance), None);
     assert_eq!(r.verdict.verdict, Word::LikelyRandomLike);
     assert!(rules(&r).contains(&"no-exploitation"), "{:#?}", r.verdict);
     assert!(!flags(&r).contains(&"outlier-chasing"), "{:#?}", r.batch);
@@ -113,14 +128,14 @@ fn smooth_is_likely_beats_random_for_ucb_and_greedy_not_variance() {
 #[test]
 fn outliers_variance_is_flagged_as_outlier_chasing_greedy_is_not() {
     let f = Files::new(Scenario::Outliers, 3000);
-    let r = run_diagnose(&f.config(Acquisition::Variance)).unwrap();
+    let r = f.run(&f.config(Acquisition::Variance), None);
     assert!(flags(&r).contains(&"outlier-chasing"), "{:#?}", r.batch);
     assert_eq!(r.verdict.verdict, Word::LikelyRandomLike);
     assert!(r.batch.outlier_share > 0.9, "{}", r.batch.outlier_share);
     // The outliers are the pool's last 10% rows: the batch really is made of them.
     let first = r.batch.picks.iter().filter(|p| p.index >= 2700).count();
     assert_eq!(first, r.batch.picks.len(), "{:#?}", r.batch.picks);
-    let r = run_diagnose(&f.config(Acquisition::Greedy)).unwrap();
+    let r = f.run(&f.config(Acquisition::Greedy), None);
     assert!(!flags(&r).contains(&"outlier-chasing"), "{:#?}", r.batch);
     assert_eq!(
         r.verdict.verdict,
@@ -130,7 +145,7 @@ fn outliers_variance_is_flagged_as_outlier_chasing_greedy_is_not() {
     );
     // UCB's first batch goes to the outliers too, but it weighs the predicted value and turns
     // back once their uncertainty is spent (simulate: UCB beats random here): a warning only.
-    let r = run_diagnose(&f.config(UCB)).unwrap();
+    let r = f.run(&f.config(UCB), None);
     assert!(flags(&r).contains(&"outlier-chasing"), "{:#?}", r.batch);
     assert_eq!(r.verdict.warnings.len(), 1);
     assert_eq!(
@@ -146,8 +161,7 @@ fn shift_with_accuracy_flags_the_test_mismatch() {
     let f = Files::new(Scenario::Shift, 3000);
     let mut cfg = f.config(Acquisition::Variance);
     cfg.objective = Objective::Accuracy;
-    cfg.test = f.test.clone();
-    let r = run_diagnose(&cfg).unwrap();
+    let r = f.run(&cfg, f.test.as_deref());
     assert_eq!(r.setup.test, 600);
     assert_eq!(r.setup.pool_size, 2400);
     let o = r.objective.as_ref().unwrap();
@@ -157,7 +171,7 @@ fn shift_with_accuracy_flags_the_test_mismatch() {
     // Greedy can still move the mean level the model predicts far away (simulate: it lowers
     // the test RMSE here), so for it the mismatch makes the verdict uncertain.
     cfg.select.acquisition = Acquisition::Greedy;
-    let r = run_diagnose(&cfg).unwrap();
+    let r = f.run(&cfg, f.test.as_deref());
     assert!(flags(&r).contains(&"test-mismatch"));
     assert_eq!(r.verdict.verdict, Word::Uncertain, "{:#?}", r.verdict);
     cfg.select.acquisition = Acquisition::Variance;
@@ -177,8 +191,7 @@ fn shift_with_accuracy_flags_the_test_mismatch() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(f.path("labels.csv"), kept).unwrap();
-    cfg.test = Some(same);
-    let r = run_diagnose(&cfg).unwrap();
+    let r = f.run(&cfg, Some(&same));
     assert!(
         !r.objective.as_ref().unwrap().mismatch,
         "{:#?}",
@@ -199,12 +212,12 @@ fn enamine_recommends_minmax_and_is_not_random_like() {
         .collect();
     let path = files.dir().join("labels104.csv");
     common::write_labels(&path, &labels);
-    let mut pool = PoolSpec::new(files.pool());
+    let mut pool = FilePool::new(files.pool());
     pool.ids = Some(files.ids());
-    let mut cfg = DiagnoseConfig::new(SelectConfig::new(pool, LabelSpec::new(&path)));
+    let mut cfg = DiagnoseConfig::default();
     cfg.select.minimize = true;
     cfg.select.backend = poolrank::backend::BackendChoice::Cpu;
-    let r = run_diagnose(&cfg).unwrap();
+    let r = run_files(&cfg, &pool, &path, None);
     assert_eq!(r.setup.labeled, 104);
     assert_eq!(r.setup.pool_size, 10_449);
     assert_eq!(r.model.recommended_kernel, "minmax");
@@ -238,7 +251,7 @@ fn same_seed_same_report_on_one_and_two_threads() {
             .num_threads(threads)
             .build()
             .unwrap();
-        let r = pool.install(|| run_diagnose(&cfg).unwrap());
+        let r = pool.install(|| f.run(&cfg, None));
         let mut v = serde_json::to_value(&r).unwrap();
         v.as_object_mut().unwrap().remove("seconds");
         v["setup"].as_object_mut().unwrap().remove("threads");
@@ -332,6 +345,6 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
     bad(
         "id,score\n1,0.5\n2,0.1\n3,0.2\n4,0.3\n5,0.1\n6,0.2\n",
         &["--objective", "accuracy"],
-        "--objective accuracy needs",
+        "invalid --test: the accuracy objective needs",
     );
 }

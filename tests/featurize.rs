@@ -5,7 +5,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use poolrank::data::{read_fps_type, Features, PoolSpec, Tile};
+use poolrank::data::Pool as _;
+use poolrank::data::{read_fps_type, Features, Tile};
+use poolrank::pool::FilePool;
 
 const SCORES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -50,7 +52,7 @@ fn s(p: &Path) -> &str {
 }
 
 /// Every row of a pool, with its ids.
-fn read_pool(spec: &PoolSpec) -> Tile {
+fn read_pool(spec: &FilePool) -> Tile {
     let mut reader = spec.open().unwrap();
     let mut tile = Tile::new(reader.kind());
     assert!(reader.read_tile(1 << 20, &mut tile).unwrap());
@@ -119,8 +121,8 @@ fn threads_chunks_and_layouts_give_the_same_rows_in_input_order() {
         want_ids.join("\n") + "\n"
     );
     // The rows equal the shipped RDKit counts.
-    let got = read_pool(&PoolSpec::new(&outputs[0].2)).features;
-    let want = read_pool(&PoolSpec::new(COUNTS))
+    let got = read_pool(&FilePool::new(&outputs[0].2)).features;
+    let want = read_pool(&FilePool::new(COUNTS))
         .features
         .select_rows(&(0..n).collect::<Vec<_>>());
     assert_eq!(got, want);
@@ -170,7 +172,7 @@ fn bad_molecules_stop_the_run_or_are_listed() {
     );
     let ids = std::fs::read_to_string(dir.path().join("bad.ids.txt")).unwrap();
     assert_eq!(ids, "a\nc\ne\n");
-    assert_eq!(read_pool(&PoolSpec::new(&out)).len(), 3);
+    assert_eq!(read_pool(&FilePool::new(&out)).len(), 3);
 }
 
 #[test]
@@ -206,8 +208,8 @@ fn fps_reads_back_bit_for_bit_and_select_takes_smiles_pools() {
         ]));
     }
     // FPS bits = counts > 0, through the reader `select` uses.
-    let bits = read_pool(&PoolSpec::new(&fps));
-    let counts = read_pool(&PoolSpec::new(&npz));
+    let bits = read_pool(&FilePool::new(&fps));
+    let counts = read_pool(&FilePool::new(&npz));
     let Features::Bits { nbits: 2048, .. } = &bits.features else {
         panic!(
             "expected 2048-bit fingerprints, got {}",
@@ -228,7 +230,7 @@ fn fps_reads_back_bit_for_bit_and_select_takes_smiles_pools() {
         ty.contains("radius=2 fpSize=2048 values=bits") && ty.contains("chematic-fp/1.2.1"),
         "{ty}"
     );
-    let prov = PoolSpec::new(&npz).provenance().unwrap().unwrap();
+    let prov = FilePool::new(&npz).provenance().unwrap().unwrap();
     assert!(prov.contains("values=counts"), "{prov}");
 
     // select on the SMILES pool (featurized on the fly) = select on the featurized .npz.
@@ -297,7 +299,7 @@ fn non_default_settings_are_recorded_and_warned_about() {
     ]));
     let ty = read_fps_type(&fps).unwrap().unwrap();
     assert!(ty.contains("radius=3 fpSize=1024 values=bits"), "{ty}");
-    assert_eq!(read_pool(&PoolSpec::new(&fps)).len(), 60);
+    assert_eq!(read_pool(&FilePool::new(&fps)).len(), 60);
     let labels = dir.path().join("labels.csv");
     let mut text = String::from("id,score\n");
     for (id, _, score) in molecules(60).iter().step_by(4) {

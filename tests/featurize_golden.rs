@@ -2,8 +2,9 @@
 
 use std::io::Read;
 
-use poolrank::data::{PoolSpec, Tile};
+use poolrank::data::Tile;
 use poolrank::featurize::MorganParams;
+use poolrank::pool::FilePool;
 
 const SCORES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -34,7 +35,7 @@ fn enamine10k_counts_equal_rdkit() {
     use rayon::prelude::*;
     let mols = molecules();
     assert_eq!(mols.len(), 10_449);
-    let mut reader = PoolSpec::new(COUNTS).open().unwrap();
+    let mut reader = FilePool::new(COUNTS).open_owned().unwrap();
     let mut tile = Tile::new(reader.kind());
     assert!(reader.read_tile(mols.len() + 1, &mut tile).unwrap());
     assert_eq!(tile.len(), mols.len());
@@ -74,7 +75,7 @@ fn enamine10k_counts_equal_rdkit() {
 fn enamine10k_bits_are_counts_above_zero() {
     use rayon::prelude::*;
     let mols = molecules();
-    let mut reader = PoolSpec::new(COUNTS).open().unwrap();
+    let mut reader = FilePool::new(COUNTS).open_owned().unwrap();
     let mut tile = Tile::new(reader.kind());
     assert!(reader.read_tile(mols.len() + 1, &mut tile).unwrap());
     let bits = MorganParams {

@@ -4,11 +4,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use poolrank::data::Pool as _;
 use poolrank::data::{
     read_id_list, read_labels, words_for, DenseCsvReader, FeatureKind, Features, FpsReader,
     LabelSpec, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader, NpzCountsReader,
-    PoolReader, PoolSpec, Tile,
+    PoolReader, Tile,
 };
+use poolrank::pool::FilePool;
 use poolrank::Error;
 use tempfile::TempDir;
 
@@ -1527,7 +1529,7 @@ fn id_lists() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Through PoolSpec
+// Through FilePool
 
 #[test]
 fn pool_spec_opens_every_format() {
@@ -1557,7 +1559,7 @@ fn pool_spec_opens_every_format() {
         (&npz, FeatureKind::Counts { ndim: 3 }),
         (&csv, FeatureKind::Dense { dim: 1 }),
     ] {
-        let mut r = PoolSpec::new(p).open().unwrap();
+        let mut r = FilePool::new(p).open_owned().unwrap();
         assert_eq!(r.kind(), kind, "{}", p.display());
         let (_, f) = read_all(r.as_mut(), 10).unwrap();
         match p.file_name().unwrap().to_str().unwrap() {
@@ -2024,11 +2026,31 @@ fn small_fps_pool(dir: &TempDir, n: usize, labeled: usize) -> (PathBuf, PathBuf)
     (pool, write(dir, "labels.csv", labels.as_bytes()))
 }
 
-fn select_cfg(pool: &Path, labels: &Path) -> poolrank::SelectConfig {
-    let mut cfg = poolrank::SelectConfig::new(PoolSpec::new(pool), LabelSpec::new(labels));
-    cfg.backend = BackendChoice::Cpu;
-    cfg.batch = poolrank::BatchSize::Count(2);
-    cfg
+/// A `select` on a pool file and a labels file, on the CPU, batch 2.
+struct SelectCase {
+    params: poolrank::SelectParams,
+    pool: FilePool,
+    labels: std::path::PathBuf,
+}
+
+impl SelectCase {
+    fn run(&self) -> poolrank::Result<poolrank::Selection> {
+        let labels = read_labels(&LabelSpec::new(&self.labels))?;
+        let pending = poolrank::data::IdList::default();
+        poolrank::run_select(&self.params.check()?, &self.pool, &labels, &pending)
+    }
+}
+
+fn select_cfg(pool: &Path, labels: &Path) -> SelectCase {
+    SelectCase {
+        params: poolrank::SelectParams {
+            backend: BackendChoice::Cpu,
+            batch: poolrank::BatchSize::Count(2),
+            ..poolrank::SelectParams::default()
+        },
+        pool: FilePool::new(pool),
+        labels: labels.to_path_buf(),
+    }
 }
 
 #[test]
@@ -2048,8 +2070,8 @@ fn non_finite_acquisition_parameters_are_refused() {
         (Acquisition::Pi { xi: -f32::INFINITY }, "xi"),
     ] {
         let mut cfg = select_cfg(&pool, &labels);
-        cfg.acquisition = acq;
-        let e = poolrank::run_select(&cfg).expect_err("an error");
+        cfg.params.acquisition = acq;
+        let e = cfg.run().expect_err("an error");
         assert!(
             matches!(&e, Error::InvalidParam { name, .. } if *name == field),
             "{acq:?}: {e:?}"
@@ -2071,12 +2093,12 @@ fn non_finite_acquisition_parameters_are_refused() {
     ]);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("invalid beta: must be a finite number"),
+        err.contains("invalid --beta: must be a finite number"),
         "{err}"
     );
     let mut cfg = select_cfg(&pool, &labels);
-    cfg.acquisition = Acquisition::Ucb { beta: 2.0 };
-    assert!(poolrank::run_select(&cfg).is_ok());
+    cfg.params.acquisition = Acquisition::Ucb { beta: 2.0 };
+    assert!(cfg.run().is_ok());
 }
 
 #[test]
@@ -2104,7 +2126,8 @@ fn dense_features_that_overflow_f32_scoring_are_refused() {
     }
     let pool = write(&dir, "big.csv", csv.as_bytes());
     let labels = write(&dir, "l.csv", labels.as_bytes());
-    let e = poolrank::run_select(&select_cfg(&pool, &labels))
+    let e = select_cfg(&pool, &labels)
+        .run()
         .expect_err("an error, not every candidate at the prior");
     assert!(
         matches!(&e, Error::InvalidParam { name: "features", msg } if msg.contains("overflow")),
@@ -2218,7 +2241,7 @@ fn ids_are_trimmed_of_surrounding_whitespace_everywhere() {
     // So a labeled id written with a trailing space is found in a pool without one.
     let (pool, _) = small_fps_pool(&dir, 10, 0);
     let labels = write(&dir, "sp.csv", b"id,score\nm0 ,1\n m1,2\n");
-    assert!(poolrank::run_select(&select_cfg(&pool, &labels)).is_ok());
+    assert!(select_cfg(&pool, &labels).run().is_ok());
 }
 
 #[test]
@@ -2226,7 +2249,7 @@ fn ids_not_in_the_pool_name_their_label_line() {
     let dir = tempfile::tempdir().unwrap();
     let (pool, _) = small_fps_pool(&dir, 10, 0);
     let labels = write(&dir, "l.csv", b"id,score\nm0,1\nm1,2\n\nghost,3\n");
-    let e = poolrank::run_select(&select_cfg(&pool, &labels)).expect_err("an error");
+    let e = select_cfg(&pool, &labels).run().expect_err("an error");
     assert!(matches!(&e, Error::UnknownIds { count: 1, .. }), "{e:?}");
     assert!(e.to_string().contains("\"ghost\" (line 5)"), "{e}");
 }
@@ -2329,7 +2352,7 @@ fn io_errors_show_their_cause_once() {
 fn dtype_errors_list_every_accepted_dtype() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(&dir, "b.npy", &npy("|b1", false, &[2, 2], &[0, 1, 1, 0]));
-    let e = PoolSpec::new(&p).open().err().expect("an error");
+    let e = FilePool::new(&p).open_owned().err().expect("an error");
     let p2 = write(&dir, "i.npy", &npy("<i4", false, &[1, 1], &[0; 4]));
     let e2 = first_error(NpyDenseReader::open(&p2, None));
     for e in [e, e2] {
@@ -2344,7 +2367,7 @@ fn an_ids_file_with_a_pool_that_names_its_rows_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (pool, _) = small_fps_pool(&dir, 4, 0);
     let ids = write(&dir, "ids.txt", b"a\nb\nc\nd\n");
-    let mut spec = PoolSpec::new(&pool);
+    let mut spec = FilePool::new(&pool);
     spec.ids = Some(ids.clone());
     let e = spec.open().err().expect("an error");
     assert!(
@@ -2352,7 +2375,7 @@ fn an_ids_file_with_a_pool_that_names_its_rows_is_an_error() {
         "{e:?}"
     );
     let npy_p = write(&dir, "b.npy", &npy("|u1", false, &[4, 1], &[1, 2, 3, 4]));
-    let mut spec = PoolSpec::new(&npy_p);
+    let mut spec = FilePool::new(&npy_p);
     spec.ids = Some(ids);
     assert!(spec.open().is_ok());
 }
@@ -2376,16 +2399,19 @@ fn pools_that_are_not_regular_files_are_refused() {
                 .status()
                 .unwrap();
         }
-        let e = PoolSpec::new(&p).open().err().expect("an error");
+        let e = FilePool::new(&p).open_owned().err().expect("an error");
         assert_format(&e, &["not a regular file", "read more than once"]);
         // What the command line asks before the run (the format, an FPS `#type=`) must not
         // read the pipe either.
-        let e = PoolSpec::new(&p).provenance().expect_err("an error");
+        let e = FilePool::new(&p).provenance().expect_err("an error");
         assert_format(&e, &["not a regular file"]);
     }
     let sub = dir.path().join("d.fps");
     std::fs::create_dir(&sub).unwrap();
-    assert_format(&PoolSpec::new(&sub).open().err().unwrap(), &["a directory"]);
+    assert_format(
+        &FilePool::new(&sub).open_owned().err().unwrap(),
+        &["a directory"],
+    );
 }
 
 #[test]

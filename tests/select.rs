@@ -5,12 +5,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{random_bits, random_counts, write_fps, write_labels, write_packed_npy, Rng};
-use poolrank::data::{
-    read_labels, Features, LabelSpec, NpzCountsReader, PoolReader, PoolSpec, Tile,
+use common::{
+    random_bits, random_counts, select_files, write_fps, write_labels, write_packed_npy, Rng,
 };
+use poolrank::data::{read_labels, Features, LabelSpec, NpzCountsReader, PoolReader, Tile};
+use poolrank::pool::FilePool;
 use poolrank::rng::seeded_order;
-use poolrank::{run_select, Acquisition, BatchMode, BatchSize, Pick, SelectConfig};
+use poolrank::{Acquisition, BatchMode, BatchSize, Pick, SelectParams};
 
 fn in_pool(threads: usize, f: impl FnOnce() -> Vec<Pick> + Send) -> Vec<Pick> {
     rayon::ThreadPoolBuilder::new()
@@ -37,16 +38,19 @@ fn same_selection_on_one_and_two_threads_and_any_tile_size() {
         (Acquisition::Ei { xi: 0.0 }, BatchMode::Diverse),
     ] {
         let run = |threads: usize, tile: usize| {
-            let mut cfg = SelectConfig::new(
-                PoolSpec::new(dir.path().join("p.fps")),
-                LabelSpec::new(dir.path().join("l.csv")),
-            );
-            cfg.acquisition = acq;
-            cfg.mode = mode;
-            cfg.batch = BatchSize::Count(40);
-            cfg.tile_rows = tile;
-            cfg.seed = 9;
-            in_pool(threads, || run_select(&cfg).unwrap().picks)
+            let cfg = SelectParams {
+                acquisition: acq,
+                mode,
+                batch: BatchSize::Count(40),
+                tile_rows: tile,
+                seed: 9,
+                ..SelectParams::default()
+            };
+            let pool = FilePool::new(dir.path().join("p.fps"));
+            let labels = dir.path().join("l.csv");
+            in_pool(threads, || {
+                select_files(&cfg, &pool, &labels).unwrap().picks
+            })
         };
         let reference = run(1, 65_536);
         assert_eq!(reference.len(), 40);
@@ -86,11 +90,12 @@ fn counts_pool_selects_with_minmax_by_default() {
     std::fs::write(dir.path().join("c.npy"), bytes).unwrap();
     let labels: Vec<(String, f64)> = (0..30).map(|i| (i.to_string(), rng.uniform())).collect();
     write_labels(&dir.path().join("l.csv"), &labels);
-    let cfg = SelectConfig::new(
-        PoolSpec::new(dir.path().join("c.npy")),
-        LabelSpec::new(dir.path().join("l.csv")),
-    );
-    let sel = run_select(&cfg).unwrap();
+    let sel = select_files(
+        &SelectParams::default(),
+        &FilePool::new(dir.path().join("c.npy")),
+        &dir.path().join("l.csv"),
+    )
+    .unwrap();
     assert_eq!(sel.summary.fit.kernel, "minmax");
     assert_eq!(sel.picks.len(), 100);
     assert!(sel.picks.iter().all(|p| p.index >= 30));
@@ -153,18 +158,20 @@ fn enamine_greedy_picks_are_far_better_than_random() {
         / n as f64)
         .sqrt();
     let run = |pool: &str| {
-        let mut spec = PoolSpec::new(dir.path().join(pool));
+        let mut spec = FilePool::new(dir.path().join(pool));
         if pool != "p.fps" {
             spec.ids = Some(dir.path().join("ids.txt"));
         }
         if pool == "counts" {
             spec.path = repo_data("enamine10k_morgan2_2048.counts.npz");
         }
-        let mut cfg = SelectConfig::new(spec, LabelSpec::new(dir.path().join("l.csv")));
-        cfg.acquisition = Acquisition::Greedy;
-        cfg.minimize = true;
-        cfg.batch = BatchSize::Count(104);
-        let sel = run_select(&cfg).unwrap();
+        let cfg = SelectParams {
+            acquisition: Acquisition::Greedy,
+            minimize: true,
+            batch: BatchSize::Count(104),
+            ..SelectParams::default()
+        };
+        let sel = select_files(&cfg, &spec, &dir.path().join("l.csv")).unwrap();
         assert_eq!(sel.picks.len(), 104);
         assert!(sel.picks.iter().all(|p| !labeled.contains(&p.index)));
         assert!(sel.picks.iter().all(|p| all.ids[p.index] == p.id));

@@ -12,14 +12,15 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use poolrank::backend::{Backend, BackendChoice, GpuOptions, Scorer};
-use poolrank::data::{Features, LabelSpec, Labels, PoolSource, PoolSpec, Tile};
+use poolrank::data::{Features, IdList, Labels, Pool, Tile};
 use poolrank::gp::{fit, FittedGp, ModelSpec};
 use poolrank::model::{FittedModel, ModelOrigin};
 use poolrank::names::UnknownName;
-use poolrank::{Acquisition, BatchMode, BatchSize, KernelKind, SelectConfig};
+use poolrank::pool::FilePool;
+use poolrank::{Acquisition, BatchMode, BatchSize, KernelKind, SelectParams};
 
 use convert::{features_to_py, Input, View};
-use pool::{erase_lifetime, ArrayPool};
+use pool::ArrayPool;
 
 create_exception!(
     poolrank,
@@ -122,25 +123,10 @@ fn acquisition_arg(name: &str, beta: f32, xi: f32) -> PyResult<Acquisition> {
     })
 }
 
-/// The engine's view of an array pool: each pass reads `view` tile by tile, row `i` with the
-/// id `i`.
-///
-/// # Safety
-/// The arrays behind `view` must stay alive and unchanged until the returned spec (and every
-/// clone of it) is dropped: the callers move it into one engine call and keep the arrays'
-/// read-only borrows until that call returns.
-unsafe fn array_pool(view: &View<'_>) -> PoolSpec {
-    // SAFETY: forwarded to the caller.
-    let erased = unsafe { erase_lifetime(view) };
-    let source = PoolSource(std::sync::Arc::new(move || {
-        Ok(Box::new(ArrayPool::new(erased.clone())) as Box<dyn poolrank::data::PoolReader>)
-    }));
-    PoolSpec::in_memory("<array>", source)
-}
-
 /// In-memory labels for the engine: row ids and values, the position (from 1) naming each.
 fn labels_of(ids: Vec<usize>, values: Vec<f64>) -> Labels {
     Labels {
+        source: "<labeled_index, y>".into(),
         lines: (1..=ids.len()).collect(),
         ids: ids.iter().map(usize::to_string).collect(),
         values,
@@ -463,9 +449,9 @@ fn open_pool(
     if batch_size == 0 {
         return Err(PyValueError::new_err("batch_size must be at least 1"));
     }
-    let mut spec = PoolSpec::new(path);
+    let mut spec = FilePool::new(path);
     spec.ids = ids;
-    let reader = spec.open().map_err(py_err)?;
+    let reader = spec.open_owned().map_err(py_err)?;
     Ok(PoolFile {
         reader: std::sync::Mutex::new(reader),
         tile: batch_size,
@@ -480,7 +466,7 @@ fn read_pool<'py>(
     path: std::path::PathBuf,
     ids: Option<std::path::PathBuf>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let mut spec = PoolSpec::new(path);
+    let mut spec = FilePool::new(path);
     spec.ids = ids;
     let (all_ids, all) = py
         .detach(move || -> poolrank::Result<(Vec<String>, Features)> {
@@ -583,11 +569,14 @@ fn select<'py>(
     let ids = row_indices(py, "labeled_index", labeled_index, rows)?;
     let values = labels(py, y, ids.len())?;
     let pending = match pending_index {
-        Some(p) => row_indices(py, "pending_index", p, rows)?
-            .iter()
-            .map(usize::to_string)
-            .collect(),
-        None => Vec::new(),
+        Some(p) => IdList::new(
+            "<pending_index>",
+            row_indices(py, "pending_index", p, rows)?
+                .iter()
+                .map(usize::to_string)
+                .collect(),
+        ),
+        None => IdList::default(),
     };
     let acquisition = acquisition_arg(acq, beta, xi)?;
     let batch = match batch {
@@ -595,24 +584,24 @@ fn select<'py>(
         Some(b) => size_arg("batch", b)?,
     };
     let mode = mode_arg(batch_mode)?;
-    // SAFETY: `cfg` is moved into the engine call below and dropped with it, while `input`
-    // holds the arrays' read-only borrows until after it.
-    let pool_spec = unsafe { array_pool(&view) };
-    let mut cfg = SelectConfig::new(pool_spec, LabelSpec::new("<labeled_index, y>"));
-    let model = model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?;
-    cfg.model = model;
-    cfg.acquisition = acquisition;
-    cfg.minimize = minimize;
-    cfg.batch = batch;
-    cfg.mode = mode;
-    cfg.max_sim = max_sim;
-    cfg.seed = seed;
-    cfg.backend = backend_choice(backend)?;
+    let params = SelectParams {
+        model: model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?,
+        acquisition,
+        minimize,
+        batch,
+        mode,
+        max_sim,
+        seed,
+        backend: backend_choice(backend)?,
+        ..SelectParams::default()
+    }
+    .check()
+    .map_err(py_err)?;
     let labels = labels_of(ids, values);
+    let pool = ArrayPool::new(view);
     let selection = py
-        .detach(move || poolrank::run_select_with(&cfg, &labels, &pending))
+        .detach(|| poolrank::run_select(&params, &pool, &labels, &pending))
         .map_err(py_err)?;
-    drop(input);
     let index: Vec<i64> = selection.picks.iter().map(|p| p.index as i64).collect();
     let score: Vec<f64> = selection.picks.iter().map(|p| f64::from(p.score)).collect();
     let index = PyArray1::from_vec(py, index).into_any();
@@ -818,18 +807,18 @@ fn _diagnose<'py>(
     let rows = view.rows();
     let ids = row_indices(py, "labeled_index", labeled_index, rows)?;
     let values = labels(py, y, ids.len())?;
-    let test_ids = test_index
-        .map(|t| row_indices(py, "test_index", t, rows))
-        .transpose()?
-        .map(|rows| rows.iter().map(usize::to_string).collect());
+    let test = match test_index {
+        Some(t) => IdList::new(
+            "<test_index>",
+            row_indices(py, "test_index", t, rows)?
+                .iter()
+                .map(usize::to_string)
+                .collect(),
+        ),
+        None => IdList::default(),
+    };
     let acquisition = acquisition_arg(acq, beta, xi)?;
-    // SAFETY: as in `select`: `cfg` is moved into the engine call below and dropped with it,
-    // while `input` holds the arrays' read-only borrows until after it.
-    let pool_spec = unsafe { array_pool(&view) };
-    let mut cfg = DiagnoseConfig::new(SelectConfig::new(
-        pool_spec,
-        LabelSpec::new("<labeled_index, y>"),
-    ));
+    let mut cfg = DiagnoseConfig::default();
     let model = model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?;
     cfg.select.model = model;
     cfg.select.acquisition = acquisition;
@@ -842,16 +831,16 @@ fn _diagnose<'py>(
     cfg.folds = folds;
     cfg.nn_sample = nn_sample;
     cfg.objective = objective_arg(objective)?;
-    cfg.test_ids = test_ids;
-    cfg.labels = Some(labels_of(ids, values));
+    let labels = labels_of(ids, values);
+    let pool = ArrayPool::new(view);
     let mut set = out
         .as_ref()
         .map(|dir| poolrank::report::diagnosis_outputs(dir).check())
         .transpose()
         .map_err(py_err)?;
     let report = py
-        .detach(move || -> poolrank::Result<poolrank::diagnose::Report> {
-            let report = run_diagnose(&cfg)?;
+        .detach(|| -> poolrank::Result<poolrank::diagnose::Report> {
+            let report = run_diagnose(&cfg, &pool, &labels, &test)?;
             if let (Some(dir), Some(mut set)) = (&out, set.take()) {
                 poolrank::report::write_diagnosis(&mut set, dir, &report)?;
                 set.commit()?;
@@ -859,7 +848,6 @@ fn _diagnose<'py>(
             Ok(report)
         })
         .map_err(py_err)?;
-    drop(input);
     let text = render::text(&report);
     Ok((to_py(py, &report)?, text).into_pyobject(py)?.into_any())
 }

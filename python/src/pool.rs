@@ -1,36 +1,48 @@
 //! A NumPy array (or `scipy.sparse` matrix) as a pool the engine reads tile by tile, exactly as
-//! it reads a file: row `i` has the id `i`.
+//! it reads a file: row `i` has the id `i`. The pool borrows the arrays for the call.
 
-use poolrank::data::{FeatureKind, PoolReader, Tile};
+use std::path::Path;
+
+use poolrank::data::{FeatureKind, Pool, PoolReader, Tile};
 
 use crate::convert::View;
 
-/// One pass over an array pool.
-pub struct ArrayPool {
-    view: View<'static>,
-    next: usize,
+/// The arrays behind `view`, as a pool.
+pub struct ArrayPool<'a> {
+    view: View<'a>,
 }
 
-impl ArrayPool {
-    /// A pass over `view`.
-    pub fn new(view: View<'static>) -> Self {
-        ArrayPool { view, next: 0 }
+impl<'a> ArrayPool<'a> {
+    /// A pool over `view`.
+    pub fn new(view: View<'a>) -> Self {
+        ArrayPool { view }
     }
 }
 
-/// `view` with its lifetime erased, for pool passes that the engine opens through a
-/// `'static` callback.
-///
-/// # Safety
-/// The arrays behind `view` must stay alive and unchanged until the returned view and every
-/// copy of it are dropped. The binding makes it inside one call, holds the arrays' read-only
-/// borrows for the whole call, and drops every copy before it returns.
-pub unsafe fn erase_lifetime(view: &View<'_>) -> View<'static> {
-    // SAFETY: the caller keeps the arrays alive and unchanged for the view's life.
-    unsafe { std::mem::transmute::<View<'_>, View<'static>>(view.clone()) }
+impl Pool for ArrayPool<'_> {
+    fn name(&self) -> &Path {
+        Path::new("<array>")
+    }
+
+    fn open(&self) -> poolrank::Result<Box<dyn PoolReader + '_>> {
+        Ok(Box::new(ArrayPass {
+            view: &self.view,
+            next: 0,
+        }))
+    }
+
+    fn ids_are_row_indices(&self) -> poolrank::Result<bool> {
+        Ok(true)
+    }
 }
 
-impl PoolReader for ArrayPool {
+/// One pass over an [`ArrayPool`].
+struct ArrayPass<'v, 'a> {
+    view: &'v View<'a>,
+    next: usize,
+}
+
+impl PoolReader for ArrayPass<'_, '_> {
     fn kind(&self) -> FeatureKind {
         self.view.kind()
     }

@@ -33,6 +33,8 @@ impl LabelSpec {
 /// Labeled ids with their values, in file order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Labels {
+    /// Where they come from (a file, or what stands for one), for messages.
+    pub source: PathBuf,
     /// The ids, unique.
     pub ids: Vec<String>,
     /// One finite value per id.
@@ -42,6 +44,17 @@ pub struct Labels {
 }
 
 impl Labels {
+    /// Labels held in memory: `values[i]` is the label of `ids[i]`; `source` names them in
+    /// messages.
+    pub fn new(source: impl Into<PathBuf>, ids: Vec<String>, values: Vec<f64>) -> Self {
+        Labels {
+            source: source.into(),
+            lines: Vec::new(),
+            ids,
+            values,
+        }
+    }
+
     /// Number of labels.
     pub fn len(&self) -> usize {
         self.ids.len()
@@ -392,7 +405,10 @@ pub fn read_labels(spec: &LabelSpec) -> Result<Labels> {
 fn read_labels_from(spec: &LabelSpec, rdr: &mut csv::Reader<CsvInput>) -> Result<Labels> {
     let path = spec.path.as_path();
     let headers = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
-    let mut labels = Labels::default();
+    let mut labels = Labels {
+        source: path.to_path_buf(),
+        ..Labels::default()
+    };
     if is_blank(&headers) {
         return Ok(labels);
     }
@@ -477,6 +493,35 @@ fn parse_value(text: &str) -> std::result::Result<f64, String> {
 /// The largest label magnitude: squares of labels, summed over millions of them, must stay
 /// finite when the labels are standardised.
 pub const MAX_LABEL: f64 = 1e100;
+
+/// A list of unique ids (pending candidates, a test set) and where it comes from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IdList {
+    /// The file, or what stands for one, for messages.
+    pub source: PathBuf,
+    /// The ids.
+    pub ids: Vec<String>,
+}
+
+impl IdList {
+    /// `ids`, which `source` names in messages.
+    pub fn new(source: impl Into<PathBuf>, ids: Vec<String>) -> Self {
+        IdList {
+            source: source.into(),
+            ids,
+        }
+    }
+
+    /// The ids of `path` ([`read_id_list`]).
+    pub fn read(path: &Path) -> Result<Self> {
+        Ok(IdList::new(path, read_id_list(path)?))
+    }
+
+    /// The ids of `path`, none without one.
+    pub fn read_or_empty(path: Option<&Path>) -> Result<Self> {
+        path.map_or_else(|| Ok(IdList::default()), IdList::read)
+    }
+}
 
 /// Reads one id per line (trimmed of ASCII whitespace; blank lines skipped), plain or gzip.
 /// Ids must be unique.

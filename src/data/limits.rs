@@ -56,7 +56,7 @@ fn row_bytes(kind: FeatureKind) -> usize {
 /// progress), at most [`MAX_TILE_ROWS`], and within [`MAX_TILE_BYTES`].
 pub(crate) fn check_tile(max_rows: usize, kind: FeatureKind) -> Result<()> {
     if max_rows == 0 {
-        return Err(Error::param("tile rows", "must be at least 1"));
+        return Err(Error::param("tile_rows", "must be at least 1"));
     }
     if max_rows > MAX_TILE_ROWS {
         return Err(Error::LimitExceeded {

@@ -13,11 +13,11 @@ pub mod limits;
 mod npy;
 mod npz;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use csv_dense::DenseCsvReader;
 pub use fps::{read_fps_type, FpsReader};
-pub use labels::{read_id_list, read_labels, LabelSpec, Labels, MAX_LABEL};
+pub use labels::{read_id_list, read_labels, IdList, LabelSpec, Labels, MAX_LABEL};
 pub use npy::{push_packbits, Dtype, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
 pub use npz::{read_npz_provenance, NpzCountsReader};
 
@@ -369,187 +369,107 @@ impl PoolFormat {
     }
 }
 
-/// Where a pool comes from and how to read it.
-#[derive(Clone, Debug)]
-pub struct PoolSpec {
-    /// The pool file.
-    pub path: PathBuf,
-    /// Its layout; `None` infers it from the extension (and a `.npy`'s dtype).
-    pub format: Option<PoolFormat>,
-    /// For array formats: a file with one id per line, in row order. Without it the row index
-    /// (0-based) is the id.
-    pub ids: Option<PathBuf>,
-    /// For dense CSV and SMILES CSV: the id column's header name.
-    pub id_col: String,
-    /// For SMILES CSV: the SMILES column's header name (a `.csv` with this column is read as
-    /// SMILES).
-    pub smiles_col: String,
-    /// A pool held in memory by the caller (the Python binding's arrays) instead of the file;
-    /// its ids are the row indices, and `path` only names it in messages.
-    pub source: Option<PoolSource>,
-}
+/// A pool: rows of features with ids, which a run reads in one or more passes, each through a
+/// fresh [`PoolReader`]. File pools are [`crate::pool::FilePool`]; [`MemoryPool`] borrows
+/// features the caller holds; the Python binding's arrays are pools too.
+pub trait Pool: Sync {
+    /// Names the pool in messages and summaries (the file, or what stands for it).
+    fn name(&self) -> &Path;
 
-/// Opens a fresh pass over a pool the caller holds in memory.
-#[derive(Clone)]
-pub struct PoolSource(pub std::sync::Arc<dyn Fn() -> Result<Box<dyn PoolReader>> + Send + Sync>);
+    /// Starts a pass over the pool.
+    fn open(&self) -> Result<Box<dyn PoolReader + '_>>;
 
-impl std::fmt::Debug for PoolSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PoolSource(in memory)")
+    /// True when the ids are the row indices (`"0"`, `"1"`, …), hence unique.
+    fn ids_are_row_indices(&self) -> Result<bool>;
+
+    /// What made the pool's features, when the pool says.
+    fn provenance(&self) -> Result<Option<String>> {
+        Ok(None)
     }
 }
 
-impl PoolSpec {
-    /// A pool held in memory: `open` makes each pass (row `i` must have the id `i`); `name`
-    /// stands for the file in messages and summaries.
-    pub fn in_memory(name: impl Into<PathBuf>, open: PoolSource) -> Self {
-        PoolSpec {
-            source: Some(open),
-            ..PoolSpec::new(name)
-        }
+/// Features the caller holds, as a pool: row `i` has the id `i`. Borrowed, never copied as a
+/// whole.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryPool<'a> {
+    name: &'a Path,
+    features: &'a Features,
+}
+
+impl<'a> MemoryPool<'a> {
+    /// `features` as a pool that `name` stands for in messages.
+    pub fn new(name: &'a Path, features: &'a Features) -> Self {
+        MemoryPool { name, features }
+    }
+}
+
+impl Pool for MemoryPool<'_> {
+    fn name(&self) -> &Path {
+        self.name
     }
 
-    /// A spec that infers the format and uses row indices (or the file's own ids) as ids.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        PoolSpec {
-            path: path.into(),
-            format: None,
-            ids: None,
-            id_col: "id".to_string(),
-            smiles_col: "smiles".to_string(),
-            source: None,
-        }
+    fn open(&self) -> Result<Box<dyn PoolReader + '_>> {
+        Ok(Box::new(MemoryPass {
+            features: self.features,
+            next: 0,
+        }))
     }
 
-    /// The format, given or inferred: `.fps`/`.fps.gz` → FPS, `.npz` → counts, `.smi`/`.smi.gz`
-    /// (or `.smiles`, `.ism`, `.can`) → SMILES, `.csv`/`.tsv` with a SMILES column → SMILES CSV,
-    /// other `.csv`/`.csv.gz` → dense CSV, `.npy` → packed bits for uint8, counts for other
-    /// unsigned integers, dense for floats.
-    pub fn resolve_format(&self) -> Result<PoolFormat> {
-        // First, before anything reads the file: a pipe read here would not be there again.
-        if self.source.is_none() {
-            check_regular(&self.path, "the pool")?;
+    fn ids_are_row_indices(&self) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+/// One pass over a [`MemoryPool`].
+struct MemoryPass<'a> {
+    features: &'a Features,
+    next: usize,
+}
+
+impl PoolReader for MemoryPass<'_> {
+    fn kind(&self) -> FeatureKind {
+        self.features.kind()
+    }
+
+    fn len_hint(&self) -> Option<usize> {
+        Some(self.features.len())
+    }
+
+    fn read_tile(&mut self, max_rows: usize, tile: &mut Tile) -> Result<bool> {
+        let start = self.next;
+        let end = (start + max_rows.max(1)).min(self.features.len());
+        tile.start = start;
+        tile.ids.clear();
+        tile.features = Features::empty(self.features.kind());
+        for i in start..end {
+            tile.features.push_row_from(self.features, i);
         }
-        if let Some(f) = self.format {
-            return Ok(f);
-        }
-        let name = self
-            .path
-            .file_name()
-            .map(|s| s.to_string_lossy().to_lowercase())
-            .unwrap_or_default();
-        let name = name.strip_suffix(".gz").unwrap_or(&name);
-        if name.ends_with(".fps") {
-            Ok(PoolFormat::Fps)
-        } else if crate::featurize::is_smi_name(&self.path) {
-            Ok(PoolFormat::Smiles)
-        } else if (name.ends_with(".csv") || name.ends_with(".tsv"))
-            && crate::featurize::has_column(&self.path, &self.smiles_col)
-        {
-            Ok(PoolFormat::SmilesCsv)
-        } else if name.ends_with(".npz") {
-            Ok(PoolFormat::CountsNpz)
-        } else if name.ends_with(".csv") {
-            Ok(PoolFormat::DenseCsv)
-        } else if name.ends_with(".npy") {
-            let header = NpyHeader::read(&self.path)?;
-            let elem = npy::Elem::from_dtype(&header.dtype);
-            Ok(match (header.dtype.kind, elem) {
-                ('u', Some(_)) if header.dtype.size == 1 => PoolFormat::BitsNpy,
-                ('u' | 'i', Some(_)) => PoolFormat::CountsNpy,
-                ('f', Some(_)) => PoolFormat::DenseNpy,
-                _ => {
-                    return Err(Error::format(
-                        &self.path,
-                        format!(
-                            "dtype '{}' is not a pool's; {}",
-                            header.dtype,
-                            npy::ACCEPTED_DTYPES
-                        ),
-                    ))
-                }
-            })
-        } else {
-            Err(Error::format(
-                &self.path,
+        tile.ids.extend((start..end).map(|i| i.to_string()));
+        self.next = end;
+        Ok(end > start)
+    }
+}
+
+/// The pool format of a `.npy` file, from its dtype: packed bits for `uint8`, counts for other
+/// integers, dense for floats.
+pub(crate) fn npy_pool_format(path: &Path) -> Result<PoolFormat> {
+    let header = NpyHeader::read(path)?;
+    let elem = npy::Elem::from_dtype(&header.dtype);
+    Ok(match (header.dtype.kind, elem) {
+        ('u', Some(_)) if header.dtype.size == 1 => PoolFormat::BitsNpy,
+        ('u' | 'i', Some(_)) => PoolFormat::CountsNpy,
+        ('f', Some(_)) => PoolFormat::DenseNpy,
+        _ => {
+            return Err(Error::format(
+                path,
                 format!(
-                    "cannot tell the pool format from the file name; use --pool-format with one of {}",
-                    PoolFormat::NAMES.join(", ")
+                    "dtype '{}' is not a pool's; {}",
+                    header.dtype,
+                    npy::ACCEPTED_DTYPES
                 ),
             ))
         }
-    }
-
-    /// True when the ids are row indices (an array format without an ids file, or a pool in
-    /// memory), hence unique.
-    pub fn ids_are_row_indices(&self) -> Result<bool> {
-        if self.source.is_some() {
-            return Ok(true);
-        }
-        Ok(self.ids.is_none()
-            && !matches!(
-                self.resolve_format()?,
-                PoolFormat::Fps | PoolFormat::DenseCsv | PoolFormat::Smiles | PoolFormat::SmilesCsv
-            ))
-    }
-
-    /// Starts a pass over the pool.
-    pub fn open(&self) -> Result<Box<dyn PoolReader>> {
-        if let Some(source) = &self.source {
-            return (source.0)();
-        }
-        let path: &Path = &self.path;
-        let ids = self.ids.as_deref();
-        let format = self.resolve_format()?;
-        if let Some(ids) = ids {
-            if !matches!(
-                format,
-                PoolFormat::BitsNpy
-                    | PoolFormat::CountsNpy
-                    | PoolFormat::CountsNpz
-                    | PoolFormat::DenseNpy
-            ) {
-                return Err(Error::param(
-                    "ids",
-                    format!(
-                        "{} applies only to array pools (.npy, .npz), whose rows have no ids; \
-                         the {} pool {} names its own rows",
-                        ids.display(),
-                        format.name(),
-                        path.display()
-                    ),
-                ));
-            }
-            check_regular(ids, "the ids file")?;
-        }
-        Ok(match format {
-            PoolFormat::Fps => Box::new(FpsReader::open(path)?),
-            PoolFormat::BitsNpy => Box::new(NpyBitsReader::open(path, ids)?),
-            PoolFormat::CountsNpy => Box::new(NpyCountsReader::open(path, ids)?),
-            PoolFormat::CountsNpz => Box::new(NpzCountsReader::open(path, ids)?),
-            PoolFormat::DenseNpy => Box::new(NpyDenseReader::open(path, ids)?),
-            PoolFormat::DenseCsv => Box::new(DenseCsvReader::open(path, &self.id_col)?),
-            PoolFormat::Smiles | PoolFormat::SmilesCsv => {
-                Box::new(crate::featurize::SmilesPoolReader::open(self)?)
-            }
-        })
-    }
-
-    /// What made the pool's features, when the file says: an FPS `#type=` line, a `.npz`'s
-    /// provenance member, or the default Morgan settings for a SMILES pool.
-    pub fn provenance(&self) -> Result<Option<String>> {
-        if self.source.is_some() {
-            return Ok(None);
-        }
-        Ok(match self.resolve_format()? {
-            PoolFormat::Fps => read_fps_type(&self.path)?,
-            PoolFormat::CountsNpz => read_npz_provenance(&self.path)?,
-            PoolFormat::Smiles | PoolFormat::SmilesCsv => {
-                Some(crate::featurize::MorganParams::default().provenance())
-            }
-            _ => None,
-        })
-    }
+    })
 }
 
 /// Opens `path` for reading, transparently decompressing gzip (detected by its magic bytes)

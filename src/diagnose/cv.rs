@@ -104,16 +104,16 @@ pub fn folds_of(n: usize, k: usize, seed: u64) -> Vec<usize> {
 pub fn check_folds(n: usize, k: usize) -> Result<()> {
     if k < 2 {
         return Err(Error::param(
-            "--folds",
+            "folds",
             format!("must be at least 2, got {k}"),
         ));
     }
     if n < k.max(3) {
         let need = k.max(3);
         return Err(Error::param(
-            "--folds",
+            "folds",
             format!(
-                "{k}-fold cross-validation needs at least {need} labeled candidates found in the pool, got {n}: label {} more or lower --folds",
+                "{k}-fold cross-validation needs at least {need} labeled candidates found in the pool, got {n}: label {} more or fewer folds",
                 need - n
             ),
         ));

@@ -28,10 +28,11 @@ use std::time::Instant;
 
 use crate::acquisition::AcqContext;
 use crate::backend::{Backend, GpuOptions};
-use crate::data::{read_id_list, read_labels, Features, Labels, Tile};
-use crate::engine::{locate, stream_scored, SelectConfig};
+use crate::data::{Features, IdList, Labels, Pool, Tile};
+use crate::engine::{stream_scored, SelectParams};
 use crate::error::{Error, Result};
 use crate::gp::fit_with;
+use crate::join::{join, Pass, Rule};
 use crate::kernel::KernelKind;
 use crate::rng::draw_u32;
 use crate::select::TopK;
@@ -45,37 +46,28 @@ use stats::Histogram;
 /// Settings of a report.
 #[derive(Clone, Debug)]
 pub struct DiagnoseConfig {
-    /// Pool, labels, model, acquisition, batch, seed, tile size, backend, as for `select`
-    /// (`pending` is ignored; the batch is always top-k).
-    pub select: SelectConfig,
+    /// Model, acquisition, batch, seed, tile size and backend, as for `select` (the batch is
+    /// always top-k).
+    pub select: SelectParams,
     /// Folds of the cross-validation (default 5).
     pub folds: usize,
     /// Pool candidates in the seeded sample for the nearest-neighbour statistics (default 256).
     pub nn_sample: usize,
     /// What the campaign is for.
     pub objective: Objective,
-    /// Ids (one per line) of held-out candidates in the pool that form the test set
-    /// (needed by `Objective::Accuracy`); they are not part of the pool.
-    pub test: Option<PathBuf>,
-    /// The labels, given in memory instead of read from `select.labels` (the Python binding).
-    pub labels: Option<Labels>,
-    /// The test ids, given in memory instead of read from `test`.
-    pub test_ids: Option<Vec<String>>,
 }
 
-impl DiagnoseConfig {
-    /// Defaults: UCB (β = 2), batch 1% of the pool, 5 folds, a sample of 256, find-best.
-    pub fn new(select: SelectConfig) -> Self {
-        let mut select = select;
-        select.batch = crate::engine::BatchSize::Fraction(0.01);
+impl Default for DiagnoseConfig {
+    /// UCB (β = 2), batch 1% of the pool, 5 folds, a sample of 256, find-best.
+    fn default() -> Self {
         DiagnoseConfig {
-            select,
+            select: SelectParams {
+                batch: crate::engine::BatchSize::Fraction(0.01),
+                ..SelectParams::default()
+            },
             folds: 5,
             nn_sample: 256,
             objective: Objective::FindBest,
-            test: None,
-            labels: None,
-            test_ids: None,
         }
     }
 }
@@ -143,50 +135,43 @@ pub struct Seconds {
     pub total: f64,
 }
 
-/// Runs the report.
-pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
+/// Runs the report on `pool` with its `labels`; `test` holds the ids of held-out candidates
+/// in the pool that form the test set (needed by [`Objective::Accuracy`]; they are not part
+/// of the pool, and none may be labeled).
+///
+/// # Errors
+/// [`Error::InvalidParam`] naming the field for bad settings (`test` without a test set under
+/// [`Objective::Accuracy`], a labeled test id), and as [`crate::run_select`].
+pub fn run_diagnose(
+    cfg: &DiagnoseConfig,
+    pool: &dyn Pool,
+    labels: &Labels,
+    test: &IdList,
+) -> Result<Report> {
     let started = Instant::now();
-    let sc = &cfg.select;
-    if sc.tile_rows == 0 {
-        return Err(Error::param("--tile", "must be at least 1"));
-    }
-    sc.acquisition.check()?;
+    let sc = &*cfg.select.check()?;
     if cfg.nn_sample == 0 {
-        return Err(Error::param("--nn-sample", "must be at least 1"));
+        return Err(Error::param("nn_sample", "must be at least 1"));
     }
-    if cfg.objective == Objective::Accuracy && cfg.test.is_none() && cfg.test_ids.is_none() {
+    if cfg.objective == Objective::Accuracy && test.ids.is_empty() {
         return Err(Error::param(
-            "--test",
-            "--objective accuracy needs the held-out test candidates (--test FILE, one id per line)",
+            "test",
+            "the accuracy objective needs the held-out test candidates (ids in the pool)",
         ));
     }
     cv::check_folds(usize::MAX, cfg.folds)?;
-    let labels = match &cfg.labels {
-        Some(l) => l.clone(),
-        None => read_labels(&sc.labels)?,
-    };
-    let test_ids = match (&cfg.test_ids, &cfg.test) {
-        (Some(ids), _) => ids.clone(),
-        (None, Some(p)) => read_id_list(p)?,
-        (None, None) => Vec::new(),
-    };
-    let test_set: HashSet<&str> = test_ids.iter().map(String::as_str).collect();
+    let test_set: HashSet<&str> = test.ids.iter().map(String::as_str).collect();
     if let Some(both) = labels.ids.iter().find(|id| test_set.contains(id.as_str())) {
         return Err(Error::param(
-            "--test",
+            "test",
             format!(
                 "{}: id {both:?} is also labeled; the test set must be held out",
-                cfg.test
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
+                test.source.display()
             ),
         ));
     }
 
     // Pass 1: labels, test rows, and a bottom-k sample by a seeded hash of the row.
-    let mut lcfg = sc.clone();
-    lcfg.pending = cfg.test.clone();
     let s = cfg.nn_sample;
     let mut sample: Vec<(u32, usize, Features)> = Vec::new();
     let mut cut = u32::MAX;
@@ -205,8 +190,12 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
             }
         }
     };
-    let loc = locate(&lcfg, &labels.ids, &labels.values, &test_ids, &mut on_tile)
-        .map_err(|e| labels.name_lines(e))?;
+    let pass = Pass {
+        rule: Rule::All,
+        tile_rows: sc.tile_rows,
+        progress: sc.progress,
+    };
+    let loc = join(pool, labels, test, pass, &mut on_tile)?;
     sample.sort_by_key(|e| (e.0, e.1));
     sample.truncate(s);
     sample.sort_by_key(|e| e.1);
@@ -223,7 +212,7 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
         return Err(Error::TooFewLabels { n });
     }
     cv::check_folds(n, cfg.folds)?;
-    let n_test = loc.pending.len();
+    let n_test = loc.other.len();
     let pool_size = loc.pool_size - n_test;
     let eligible = pool_size - n;
     let batch_n = sc.batch.resolve(pool_size);
@@ -258,10 +247,10 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
     };
     // The references are encoded like labeled rows; bound their code as the fit bounds it.
     crate::backend::encode::check_count_code(&sample_feats)?;
-    crate::backend::encode::check_count_code(&loc.pending)?;
+    crate::backend::encode::check_count_code(&loc.other)?;
     let labeled_refs = References::new(&loc.train, gp.kernel);
     let sample_refs = References::new(&sample_feats, gp.kernel);
-    let test_refs = References::new(&loc.pending, gp.kernel);
+    let test_refs = References::new(&loc.other, gp.kernel);
     let mut pass = PoolPass {
         scores: Histogram::new(),
         means: Histogram::new(),
@@ -275,7 +264,7 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
     let excluded = &loc.excluded;
     let (mut sc_, mut mn, mut sd, mut cov, mut den) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    stream_scored(sc, &scorer, &ctx, loc.pool_size, |tile, s| {
+    stream_scored(sc, pool, &scorer, &ctx, loc.pool_size, |tile, s| {
         let (start, rows) = (tile.start, tile.len());
         let is_test: Vec<bool> = if test_set.is_empty() {
             vec![false; rows]
@@ -353,10 +342,10 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
         ),
         k => format!("{} similarity", k.name()),
     };
-    let pool = pool::section(&pass, pool_size, n, sample_rows.len(), similarity);
+    let pool_section = pool::section(&pass, pool_size, n, sample_rows.len(), similarity);
     let spread = spread::section(&pass, &kept, sc.acquisition, &gp, eligible);
-    let batch = batch::section(&pass, &kept, &pool, &gp, sign);
-    let objective = (n_test > 0).then(|| objective::section(&pass, &pool, cfg.objective));
+    let batch = batch::section(&pass, &kept, &pool_section, &gp, sign);
+    let objective = (n_test > 0).then(|| objective::section(&pass, &pool_section, cfg.objective));
     let verdict = verdict::decide(
         &spread,
         &model,
@@ -368,7 +357,7 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
     );
     Ok(Report {
         setup: Setup {
-            pool: sc.pool.path.clone(),
+            pool: pool.name().to_path_buf(),
             features: loc.kind,
             pool_size,
             labeled: n,
@@ -381,7 +370,7 @@ pub fn run_diagnose(cfg: &DiagnoseConfig) -> Result<Report> {
             backend: backend.description.clone(),
             threads: rayon::current_num_threads(),
         },
-        pool,
+        pool: pool_section,
         spread,
         model,
         batch,

@@ -3,7 +3,9 @@
 
 use super::input::{Layout, MoleculeReader, Record, SmilesSource};
 use super::{featurize_records, Morgan, MorganParams};
-use crate::data::{FeatureKind, Features, PoolFormat, PoolReader, PoolSpec, Tile};
+use std::path::Path;
+
+use crate::data::{FeatureKind, Features, PoolReader, Tile};
 use crate::error::{Error, Result};
 
 /// Reads a `.smi` or SMILES CSV pool tile by tile.
@@ -15,14 +17,15 @@ pub struct SmilesPoolReader {
 }
 
 impl SmilesPoolReader {
-    /// Opens the pool `spec` names (format `smi` or `smiles-csv`).
-    pub fn open(spec: &PoolSpec) -> Result<Self> {
-        let mut source = SmilesSource::new(&spec.path);
-        source.id_col = spec.id_col.clone();
-        source.smiles_col = spec.smiles_col.clone();
-        source.layout = match spec.resolve_format()? {
-            PoolFormat::Smiles => Some(Layout::Smi),
-            _ => match source.resolve_layout() {
+    /// Opens the SMILES pool `path`: a `.smi` file when `smi`, else a CSV/TSV with the columns
+    /// `id_col` and `smiles_col`.
+    pub fn open(path: &Path, smi: bool, id_col: &str, smiles_col: &str) -> Result<Self> {
+        let mut source = SmilesSource::new(path);
+        source.id_col = id_col.to_string();
+        source.smiles_col = smiles_col.to_string();
+        source.layout = match smi {
+            true => Some(Layout::Smi),
+            false => match source.resolve_layout() {
                 Layout::Smi => Some(Layout::Delimited { delimiter: b',' }),
                 l => Some(l),
             },
@@ -47,7 +50,7 @@ impl PoolReader for SmilesPoolReader {
 
     fn read_tile(&mut self, max_rows: usize, tile: &mut Tile) -> Result<bool> {
         if max_rows == 0 {
-            return Err(Error::param("tile rows", "must be at least 1"));
+            return Err(Error::param("tile_rows", "must be at least 1"));
         }
         tile.start = self.next_row;
         tile.ids.clear();

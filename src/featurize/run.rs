@@ -138,7 +138,7 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
         (OutputFormat::Fps, Some(true)) => {
             return Err(Error::param(
                 "counts",
-                "FPS files hold bits; write counts to a .npz or use --bits-only",
+                "FPS files hold bits; write counts to a .npz or write bits only",
             ))
         }
         (_, Some(c)) => c,
@@ -189,7 +189,7 @@ pub fn featurize_file(cfg: &FeaturizeConfig) -> Result<FeaturizeSummary> {
     };
     // The first refused molecule, for the error when every molecule is refused.
     let mut first_reject: Option<String> = None;
-    let bar = crate::engine::progress_bar(cfg.progress, None, "molecules");
+    let bar = crate::progress::progress_bar(cfg.progress, None, "molecules");
     let (mut hashes, mut records) = (Vec::new(), Vec::new());
     let (mut written, mut rejected) = (0usize, 0usize);
     while reader.read_chunk(cfg.chunk, &mut records)? {

@@ -98,7 +98,7 @@ impl GpParams {
         if let Some(s2) = self.signal_var {
             if !(s2.is_finite() && s2 > 0.0) {
                 return Err(Error::param(
-                    "--signal-var",
+                    "signal_var",
                     format!("must be a positive number, got {s2}"),
                 ));
             }
@@ -106,7 +106,7 @@ impl GpParams {
         if let Some(n2) = self.noise {
             if !(n2.is_finite() && n2 >= 0.0) {
                 return Err(Error::param(
-                    "--noise",
+                    "noise",
                     format!("must be zero or positive, got {n2}"),
                 ));
             }
@@ -114,22 +114,22 @@ impl GpParams {
         if let Some(ls) = self.lengthscale {
             if !self.kernel.has_lengthscale() {
                 return Err(Error::param(
-                    "--lengthscale",
+                    "lengthscale",
                     format!("the {} kernel has no lengthscale", self.kernel.name()),
                 ));
             }
             if !(ls.is_finite() && ls > 0.0) {
                 return Err(Error::param(
-                    "--lengthscale",
+                    "lengthscale",
                     format!("must be positive, got {ls}"),
                 ));
             }
         }
         if self.restarts == 0 {
-            return Err(Error::param("--restarts", "must be at least 1"));
+            return Err(Error::param("restarts", "must be at least 1"));
         }
         if self.inducing == Inducing::Points(0) {
-            return Err(Error::param("--inducing", "must be at least 1"));
+            return Err(Error::param("inducing", "must be at least 1"));
         }
         Ok(GpValidParams(self.clone()))
     }
@@ -163,8 +163,8 @@ impl ModelSpec {
         p.inducing = match (self.inducing, self.exact) {
             (Some(_), true) => {
                 return Err(Error::param(
-                    "--exact",
-                    "cannot be combined with --inducing (one asks for the exact GP, the other for inducing points)",
+                    "exact",
+                    "cannot be combined with inducing (one asks for the exact GP, the other for inducing points)",
                 ))
             }
             (Some(m), false) => Inducing::Points(m),
@@ -204,7 +204,7 @@ impl GpValidParams {
     /// The same settings with another exact/sparse choice; `Points(0)` is refused.
     pub fn with_inducing(mut self, inducing: Inducing) -> Result<Self> {
         if inducing == Inducing::Points(0) {
-            return Err(Error::param("--inducing", "must be at least 1"));
+            return Err(Error::param("inducing", "must be at least 1"));
         }
         self.0.inducing = inducing;
         Ok(self)

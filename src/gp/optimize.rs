@@ -94,9 +94,12 @@ impl Spectrum {
     fn new(gram: &[f64], y: &[f64]) -> Result<Self> {
         let n = y.len();
         let k = Mat::<f64>::from_fn(n, n, |i, j| gram[i * n + j]);
-        let eig = k.self_adjoint_eigen(Side::Lower).map_err(|e| {
-            Error::param("kernel matrix", format!("eigendecomposition failed: {e:?}"))
-        })?;
+        let eig = k
+            .self_adjoint_eigen(Side::Lower)
+            .map_err(|e| Error::Numerical {
+                what: "the kernel matrix's eigendecomposition",
+                msg: format!("{e:?}"),
+            })?;
         let q = eig.U();
         let s = eig.S();
         let lambda = (0..n).map(|i| s[i].max(0.0)).collect();

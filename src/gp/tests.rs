@@ -225,5 +225,5 @@ fn indefinite_matrix_gives_a_typed_error() {
         matches!(err, Error::NotPositiveDefinite { index: 1, .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("--noise"));
+    assert!(err.to_string().contains("raise the noise"));
 }

@@ -266,7 +266,8 @@ fn convert(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{Features, PoolSpec, Tile};
+    use crate::data::{Features, Tile};
+    use crate::pool::FilePool;
 
     #[test]
     fn header_is_padded_to_64() {
@@ -289,7 +290,7 @@ mod tests {
         w.finish(&mut set).unwrap();
         set.commit().unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        let mut reader = PoolSpec::new(&p).open().unwrap();
+        let mut reader = FilePool::new(&p).open_owned().unwrap();
         let mut tile = Tile::new(reader.kind());
         assert!(reader.read_tile(10, &mut tile).unwrap());
         assert_eq!(

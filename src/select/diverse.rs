@@ -113,13 +113,13 @@ pub fn choose_batch(
     if picks.len() < batch {
         let why = match max_sim {
             Some(t) => format!(
-                "only {} of the {} shortlisted candidates have similarity at most {t} to each other and to the pending ones; raise --shortlist or --max-sim",
+                "only {} of the {} shortlisted candidates have similarity at most {t} to each other and to the pending ones; raise shortlist or max_sim",
                 picks.len(),
                 short.len()
             ),
             None => format!("the shortlist holds only {} candidates", short.len()),
         };
-        return Err(Error::param("--batch", why));
+        return Err(Error::param("batch", why));
     }
     Ok(picks)
 }

@@ -18,7 +18,7 @@ pub fn shortlist_size(
 ) -> crate::Result<usize> {
     match asked {
         Some(s) if s < batch => Err(crate::Error::param(
-            "--shortlist",
+            "shortlist",
             format!("{s} is smaller than the batch of {batch}; the batch is picked from the shortlist, so give at least {batch}"),
         )),
         Some(s) => Ok(s.min(available)),

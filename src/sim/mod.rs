@@ -19,10 +19,11 @@ use std::time::Instant;
 
 use crate::acquisition::{score, AcqContext, Acquisition};
 use crate::backend::{Backend, BackendChoice, GpuOptions, Scorer};
-use crate::data::{read_labels, Features, LabelSpec, PoolSpec, Tile};
+use crate::data::{Features, IdList, Labels, Pool, Tile};
 use crate::engine::BatchSize;
 use crate::error::{Error, Result};
 use crate::gp::{fit_with, FittedGp, GpValidParams, Inducing, ModelSpec};
+use crate::join::{join, Pass, Rule};
 use crate::rng::{draw_u32, seeded_order};
 use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
 use metrics::{k_best, rmse, spearman, TopTruth};
@@ -126,11 +127,11 @@ impl SimConfig {
     /// it; call it before loading a pool to fail early.
     pub fn check_settings(&self) -> Result<()> {
         if self.reps == 0 {
-            return Err(Error::param("--reps", "must be at least 1"));
+            return Err(Error::param("reps", "must be at least 1"));
         }
         if self.rounds == 0 {
             return Err(Error::param(
-                "--rounds",
+                "rounds",
                 "must be at least 1: with no rounds after the initial batch no strategy picks \
                  anything and there is nothing to compare",
             ));
@@ -138,7 +139,7 @@ impl SimConfig {
         for (i, a) in self.strategies.iter().enumerate() {
             if self.strategies[..i].contains(a) {
                 return Err(Error::param(
-                    "--strategies",
+                    "strategies",
                     format!(
                         "{} is listed twice; each strategy runs once (random always runs)",
                         label(*a)
@@ -149,7 +150,7 @@ impl SimConfig {
         for (i, m) in self.compare_inducing.iter().enumerate() {
             if self.compare_inducing[..i].contains(m) {
                 return Err(Error::param(
-                    "--compare-inducing",
+                    "compare_inducing",
                     format!("{m} is listed twice"),
                 ));
             }
@@ -271,60 +272,41 @@ pub struct LabeledPool {
     pub y: Vec<f64>,
 }
 
-/// Reads a whole pool and the label of every candidate (missing labels are an error naming a
-/// few of them).
-pub fn load_labeled_pool(pool: &PoolSpec, labels: &LabelSpec) -> Result<LabeledPool> {
-    let lab = read_labels(labels)?;
-    let by_id: std::collections::HashMap<&str, f64> = lab
-        .ids
-        .iter()
-        .map(String::as_str)
-        .zip(lab.values.iter().copied())
-        .collect();
-    let mut reader = pool.open()?;
-    let mut tile = Tile::new(reader.kind());
-    let mut features = Features::empty(reader.kind());
-    let (mut ids, mut y, mut missing) = (Vec::new(), Vec::new(), Vec::new());
-    let mut seen = std::collections::HashSet::new();
-    while reader.read_tile(65_536, &mut tile)? {
-        for (r, id) in tile.ids.iter().enumerate() {
-            if !seen.insert(id.clone()) {
-                return Err(Error::DuplicateId {
-                    path: pool.path.clone(),
-                    id: id.clone(),
-                    where_: format!("row {} repeats an earlier row", tile.start + r),
-                });
-            }
-            match by_id.get(id.as_str()) {
-                Some(&v) => y.push(v),
-                None => missing.push(id.clone()),
-            }
-            features.push_row_from(&tile.features, r);
-            ids.push(id.clone());
+/// Reads a whole pool and the label of every candidate through the one join
+/// ([`crate::join`]); also returns the rows of the `test` ids, in their order.
+///
+/// # Errors
+/// [`Error::Unlabeled`] for pool rows without a label (naming a few), [`Error::UnknownIds`]
+/// for test ids the pool lacks, and the join's.
+pub fn load_labeled_pool(
+    pool: &dyn Pool,
+    labels: &Labels,
+    test: &IdList,
+) -> Result<(LabeledPool, Vec<usize>)> {
+    let mut features: Option<Features> = None;
+    let mut ids = Vec::new();
+    let pass = Pass {
+        rule: Rule::Every,
+        tile_rows: 65_536,
+        progress: false,
+    };
+    let joined = join(pool, labels, test, pass, &mut |tile: &Tile| {
+        let f = features.get_or_insert_with(|| Features::empty(tile.features.kind()));
+        for r in 0..tile.len() {
+            f.push_row_from(&tile.features, r);
         }
+        ids.extend(tile.ids.iter().cloned());
+    })?;
+    let mut y = vec![0.0; joined.pool_size];
+    for (&row, &v) in joined.train_rows.iter().zip(&joined.y) {
+        y[row] = v;
     }
-    if ids.is_empty() {
-        return Err(Error::EmptyPool {
-            path: pool.path.clone(),
-        });
-    }
-    if !missing.is_empty() {
-        return Err(Error::param(
-            "--labels",
-            format!(
-                "{}: {} pool candidate(s) have no label (simulate needs every label), e.g. {}",
-                labels.path.display(),
-                missing.len(),
-                missing
-                    .iter()
-                    .take(5)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ));
-    }
-    Ok(LabeledPool { features, ids, y })
+    let data = LabeledPool {
+        features: features.unwrap_or_else(|| Features::empty(joined.kind)),
+        ids,
+        y,
+    };
+    Ok((data, joined.other_rows))
 }
 
 /// Runs the simulation on a labeled pool.
@@ -348,7 +330,7 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
             for &i in cfg.test_rows.iter().flatten() {
                 if i >= n_all {
                     return Err(Error::param(
-                        "--test-ids",
+                        "test_rows",
                         format!("row {i} is not in the pool of {n_all}"),
                     ));
                 }
@@ -358,7 +340,7 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
             let rest: Vec<usize> = (0..n_all).filter(|&i| !is_test[i]).collect();
             if test.is_empty() || rest.is_empty() {
                 return Err(Error::param(
-                    "--test-ids",
+                    "test_rows",
                     "needs at least one test and one pool candidate",
                 ));
             }
@@ -367,7 +349,7 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
         Objective::Accuracy => {
             if !(cfg.test > 0.0 && cfg.test < 1.0) {
                 return Err(Error::param(
-                    "--test",
+                    "test",
                     format!("must be between 0 and 1, got {}", cfg.test),
                 ));
             }
@@ -391,13 +373,13 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     let topk = cfg.topk.resolve(n);
     if init < 2 {
         return Err(Error::param(
-            "--init",
+            "init",
             "needs at least 2 initial labels to fit a model",
         ));
     }
     if init + cfg.rounds * batch > n {
         return Err(Error::param(
-            "--init/--batch/--rounds",
+            "rounds",
             format!(
                 "{init} initial + {} rounds × {batch} = {} labels, more than the {n} candidates in the pool",
                 cfg.rounds,
@@ -407,7 +389,7 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     }
     if topk > n {
         return Err(Error::param(
-            "--topk",
+            "topk",
             format!("{topk} is more than the {n} candidates"),
         ));
     }
@@ -436,7 +418,7 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     let mut curves = Vec::new();
     let mut fits = Vec::new();
     let mut initial_sets = Vec::new();
-    let progress = crate::engine::progress_bar(
+    let progress = crate::progress::progress_bar(
         cfg.progress,
         Some((cfg.reps * models.len() * (cfg.rounds + 1)) as u64),
         "simulating rounds",

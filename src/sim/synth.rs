@@ -72,7 +72,7 @@ pub const MAX_SYNTH_VALUES: usize = 1 << 28;
 pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<Synthetic> {
     if n < 10 || dim == 0 {
         return Err(Error::param(
-            "--n/--dim",
+            "n",
             format!("need n ≥ 10 and dim ≥ 1, got n = {n}, dim = {dim}"),
         ));
     }
@@ -166,10 +166,10 @@ pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<S
 /// labels keep their relation to the features; every point has about 5% of its bits set.
 pub fn to_bits(features: &Features, nbits: usize, seed: u64) -> Result<Features> {
     let Features::Dense { dim, data } = features else {
-        return Err(Error::param("--bits", "needs dense features to encode"));
+        return Err(Error::param("bits", "needs dense features to encode"));
     };
     if nbits == 0 {
-        return Err(Error::param("--bits", "must be at least 1"));
+        return Err(Error::param("bits", "must be at least 1"));
     }
     let rows = features.len();
     let words = nbits.div_ceil(64);

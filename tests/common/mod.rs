@@ -235,3 +235,18 @@ pub fn check_reference(
     }
     (mean, var)
 }
+
+/// `select` on files: the labels file read now, no pending candidates.
+pub fn select_files(
+    params: &poolrank::SelectParams,
+    pool: &poolrank::pool::FilePool,
+    labels: &Path,
+) -> poolrank::Result<poolrank::Selection> {
+    let labels = poolrank::data::read_labels(&poolrank::data::LabelSpec::new(labels))?;
+    poolrank::run_select(
+        &params.check()?,
+        pool,
+        &labels,
+        &poolrank::data::IdList::default(),
+    )
+}
