@@ -86,8 +86,9 @@ impl<S> Stream<S> {
     ) -> Result<Split> {
         let mut split = [Duration::ZERO; 3];
         let mut pending: Option<InFlight> = None;
-        for (c, first) in (0..total).step_by(step.max(1)).enumerate() {
-            let rows = first..total.min(first + step.max(1));
+        let step = step.max(1);
+        for (c, first) in (0..total).step_by(step).enumerate() {
+            let rows = first..total.min(first + step);
             let slot = c % 2;
             let sl = &self.slots[slot];
             let t = Instant::now();
