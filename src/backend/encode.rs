@@ -145,6 +145,42 @@ impl LevelCode {
     }
 }
 
+/// How rows are encoded against a labeled side of fingerprints (the rows a kernel block
+/// compares every other row with): counts through the side's thermometer code (MinMax), bits
+/// packed as they are (Tanimoto). The CPU and GPU backends both encode through it, so they see
+/// the same words.
+#[derive(Clone, Debug)]
+pub enum SideCode {
+    /// Bit fingerprints, packed as they are.
+    Bits,
+    /// Count fingerprints, through the side's thermometer code.
+    Levels(LevelCode),
+}
+
+impl SideCode {
+    /// The code of the labeled side `side` and `side` encoded with it; `None` for dense
+    /// features (they have no popcount block).
+    pub fn of(side: &Features) -> Option<(Self, Packed)> {
+        let code = match side {
+            Features::Counts { .. } => SideCode::Levels(LevelCode::from_train(side)),
+            Features::Bits { .. } => SideCode::Bits,
+            Features::Dense { .. } => return None,
+        };
+        let mut packed = Packed::default();
+        code.encode_into(side, 0..side.len(), &mut packed);
+        Some((code, packed))
+    }
+
+    /// Encodes rows `range` of `rows` (the side's kind of fingerprints) into `out`, replacing
+    /// its contents.
+    pub fn encode_into(&self, rows: &Features, range: Range<usize>, out: &mut Packed) {
+        match self {
+            SideCode::Levels(code) => code.encode_into(rows, range, out),
+            SideCode::Bits => pack_bits_into(rows, range, out),
+        }
+    }
+}
+
 /// Packs bit rows `range` with their popcounts into `out`, replacing its contents.
 pub fn pack_bits_into(rows: &Features, range: Range<usize>, out: &mut Packed) {
     let Features::Bits { nbits, data } = rows else {

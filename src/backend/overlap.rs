@@ -11,34 +11,20 @@
 
 use std::ops::Range;
 
-use super::encode::{pack_bits_into, LevelCode, Packed};
+use super::encode::{Packed, SideCode};
 use crate::data::Features;
 
 /// A set of fingerprint rows as the labeled side of the kernel block, with how pool rows are
-/// encoded against it: counts through the set's thermometer code (MinMax), bits packed as
-/// they are (Tanimoto).
+/// encoded against it ([`SideCode`]).
 pub struct PopcountSide {
     train: OverlapTrain,
-    code: Option<LevelCode>,
+    code: SideCode,
 }
 
 impl PopcountSide {
     /// Prepares `rows`; `None` for dense features (they have no popcount block).
     pub fn new(rows: &Features) -> Option<Self> {
-        let n = rows.len();
-        let mut packed = Packed::default();
-        let code = match rows {
-            Features::Counts { .. } => {
-                let code = LevelCode::from_train(rows);
-                code.encode_into(rows, 0..n, &mut packed);
-                Some(code)
-            }
-            Features::Bits { .. } => {
-                pack_bits_into(rows, 0..n, &mut packed);
-                None
-            }
-            Features::Dense { .. } => return None,
-        };
+        let (code, packed) = SideCode::of(rows)?;
         Some(PopcountSide {
             train: OverlapTrain::new(packed),
             code,
@@ -56,10 +42,7 @@ impl PopcountSide {
         counts: &mut Vec<u8>,
         ks: &mut [O],
     ) {
-        match &self.code {
-            Some(code) => code.encode_into(tile, range, packed),
-            None => pack_bits_into(tile, range, packed),
-        }
+        self.code.encode_into(tile, range, packed);
         self.train.block(packed, s2, ks, counts);
     }
 }

@@ -12,6 +12,8 @@
 use std::fmt;
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
+use wgpu::util::DeviceExt;
+
 use super::pipelines::{Pipeline, PipelineCache, PipelineKey};
 use crate::error::{Error, Result};
 
@@ -290,6 +292,54 @@ impl GpuContext {
             .recv()
             .map_err(|_| gpu("read-back never completed".into()))?
             .map_err(|e| gpu(format!("mapping the read-back buffer: {e}")))
+    }
+
+    /// An uninitialised buffer of at least `bytes` (and at least one element: wgpu refuses
+    /// empty bindings).
+    pub(crate) fn buffer(
+        &self,
+        label: &str,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4),
+            usage,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A read-only storage buffer holding `contents`.
+    pub(crate) fn upload(&self, label: &str, contents: &[u8]) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    }
+
+    /// The bind group of `pipeline`'s group 0 with `buffers` at bindings 0, 1, …
+    pub(crate) fn bind_group(
+        &self,
+        pipeline: &Pipeline,
+        label: &str,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<_> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &pipeline.layout,
+            entries: &entries,
+        })
     }
 
     /// Turns an error wgpu reported since the last check into [`Error::Gpu`] about `what`.

@@ -4,21 +4,24 @@
 //! diagonal) and `Kᵀy` in f32 (`shaders/gram.wgsl`); each tile's partial sums are read back and
 //! added to f64 sums on the host in tile order, so the result does not depend on timing.
 //!
-//! Two slots as in the scorer: while the device computes tile `t + 1`, the host adds tile `t`.
+//! The inducing points are the labeled side of the kernel block (`side::KernelSide`) and the tiles
+//! go through the scorer's two-slot [`Stream`]: while the device computes tile `t + 1`, the host
+//! adds tile `t`.
+
+use std::ops::Range;
 
 use faer::Mat;
 use rayon::prelude::*;
-use wgpu::util::DeviceExt;
 
-use super::context::{GpuContext, PendingRead};
-use super::pipelines::{Pipeline, PipelineKey};
-use super::scorer::{bind_group, gpu_error, split_words, Train};
-use super::shaders::{GramParams, KernelParams, BLOCK_SIDE, GRAM_SIDE};
-use crate::backend::encode::{pack_bits_into, Packed};
+use super::context::GpuContext;
+use super::pipelines::PipelineKey;
+use super::shaders::{GramParams, BLOCK_SIDE, GRAM_SIDE};
+use super::side::{Encoded, KernelBlock, RowScratch};
+use super::stream::{Slot, Stream};
 use crate::data::Features;
 use crate::error::{Error, Result};
 use crate::gp::{Gram, GramAccumulator};
-use crate::kernel::{Kernel, KernelKind};
+use crate::kernel::Kernel;
 
 const F32: u64 = 4;
 
@@ -36,23 +39,13 @@ pub struct GpuGram {
     tile_rows: usize,
 }
 
-/// One tile's device buffers.
-struct Slot {
-    pool: wgpu::Buffer,
-    pool_norms: Option<wgpu::Buffer>,
+/// One tile's device buffers (its read-back buffer is the stream's).
+struct Tile {
+    block: KernelBlock,
     y: wgpu::Buffer,
     out: wgpu::Buffer,
-    staging: wgpu::Buffer,
-    kernel_params: wgpu::Buffer,
     gram_params: wgpu::Buffer,
-    kernel_group: wgpu::BindGroup,
     gram_group: wgpu::BindGroup,
-}
-
-/// A tile submitted and not yet added.
-struct InFlight {
-    slot: usize,
-    read: PendingRead,
 }
 
 impl GpuGram {
@@ -113,9 +106,8 @@ impl GramAccumulator for GpuGram {
             m.div_ceil(BLOCK_SIDE as usize) as u64,
             groups,
         )?;
-        let train = Train::encode(z);
-        let width = train.width();
-        let row_bytes = width as u64 * F32;
+        let train = Encoded::new(z);
+        let row_bytes = train.width() as u64 * F32;
         too_large(
             "inducing points' features (one binding), bytes",
             m as u64 * row_bytes,
@@ -129,186 +121,91 @@ impl GramAccumulator for GpuGram {
         // At least 1: the checks above bound `m · 4` and a row's bytes by the binding.
         debug_assert!(cap >= 1);
 
-        let device = self.ctx.device();
-        let queue = self.ctx.queue();
-        let buffer = |label: &str, bytes: u64, usage: wgpu::BufferUsages| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: bytes.max(F32),
-                usage,
-                mapped_at_creation: false,
-            })
-        };
-        let upload = |label: &str, contents: &[u8]| {
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE,
-            })
-        };
-        let to_device = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        let uniform = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST;
-        let (key, code, z_words, z_norms) = match train {
-            Train::Popcount {
-                code, words, norms, ..
-            } => (
-                PipelineKey::Popcount,
-                code,
-                upload("poolrank gram inducing words", bytemuck::cast_slice(&words)),
-                Some(upload(
-                    "poolrank gram inducing norms",
-                    bytemuck::cast_slice(&norms),
-                )),
-            ),
-            Train::Dense { .. } => {
-                let Features::Dense { data, .. } = z else {
-                    unreachable!("dense encoding comes from dense features");
-                };
-                let key = PipelineKey::Dense {
-                    matern: kernel.kind == KernelKind::Matern52,
-                };
-                let features = upload(
-                    "poolrank gram inducing features",
-                    bytemuck::cast_slice(data),
-                );
-                (key, None, features, None)
-            }
-        };
-        let kernel_pipe = self.ctx.pipeline(key);
-        let gram_pipe = self.ctx.pipeline(PipelineKey::Gram);
-        let slot = |name: &str| -> Slot {
+        let ctx = &self.ctx;
+        let inducing = train.upload(ctx, kernel.kind, "gram inducing");
+        let gram_pipe = ctx.pipeline(PipelineKey::Gram);
+        let out_bytes = out_len as u64 * F32;
+        let tile = |name: &str| {
             let label = |what: &str| format!("poolrank gram {what} ({name})");
-            let ks = buffer(
-                &label("kernel block"),
-                cap as u64 * m as u64 * F32,
-                wgpu::BufferUsages::STORAGE,
-            );
-            let pool = buffer(&label("labeled rows"), cap as u64 * row_bytes, to_device);
-            let yb = buffer(&label("labels"), cap as u64 * F32, to_device);
-            let out = buffer(
+            let block = inducing.block(ctx, cap, &label);
+            let to_device = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+            let y = ctx.buffer(&label("labels"), cap as u64 * F32, to_device);
+            let out = ctx.buffer(
                 &label("partial sums"),
-                out_len as u64 * F32,
+                out_bytes,
                 wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             );
-            let staging = buffer(
-                &label("read-back"),
-                out_len as u64 * F32,
-                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            );
-            let kernel_params = buffer(
-                &label("kernel params"),
-                std::mem::size_of::<KernelParams>() as u64,
-                uniform,
-            );
-            let gram_params = buffer(
+            let gram_params = ctx.buffer(
                 &label("gram params"),
                 std::mem::size_of::<GramParams>() as u64,
-                uniform,
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             );
-            let (pool_norms, kernel_group) = match &z_norms {
-                Some(zn) => {
-                    let pn = buffer(&label("row norms"), cap as u64 * F32, to_device);
-                    let group = bind_group(
-                        device,
-                        &kernel_pipe,
-                        &label("popcount bind group"),
-                        &[&kernel_params, &pool, &pn, &z_words, zn, &ks],
-                    );
-                    (Some(pn), group)
-                }
-                None => {
-                    let group = bind_group(
-                        device,
-                        &kernel_pipe,
-                        &label("dense bind group"),
-                        &[&kernel_params, &pool, &z_words, &ks],
-                    );
-                    (None, group)
-                }
-            };
-            let gram_group = bind_group(
-                device,
+            let gram_group = ctx.bind_group(
                 &gram_pipe,
                 &label("bind group"),
-                &[&gram_params, &ks, &yb, &out],
+                &[&gram_params, &block.ks, &y, &out],
             );
-            Slot {
-                pool,
-                pool_norms,
-                y: yb,
+            Tile {
+                block,
+                y,
                 out,
-                staging,
-                kernel_params,
                 gram_params,
-                kernel_group,
                 gram_group,
             }
         };
-        let slots = [slot("slot 0"), slot("slot 1")];
-        self.ctx.check("preparing the GPU gram product")?;
+        let stream = Stream::new(ctx, "poolrank gram", out_bytes, tile);
+        ctx.check("preparing the GPU gram product")?;
 
         let inv_ls = (1.0 / kernel.lengthscale) as f32;
-        let (mut packed, mut words, mut ytile) = (Packed::default(), Vec::new(), Vec::new());
-        let mut s_acc = vec![0f64; s_len];
-        let mut pending: Option<InFlight> = None;
-        for (t, start) in (0..n).step_by(cap).enumerate() {
-            let rows = cap.min(n - start);
-            let sl = &slots[t % 2];
-            // Upload the tile's rows, encoded as the scorer encodes pool rows.
-            match x {
-                Features::Dense { dim, data } => {
-                    let part = &data[start * dim..(start + rows) * dim];
-                    queue.write_buffer(&sl.pool, 0, bytemuck::cast_slice(part));
-                }
-                _ => {
-                    match &code {
-                        Some(code) => code.encode_into(x, start..start + rows, &mut packed),
-                        None => pack_bits_into(x, start..start + rows, &mut packed),
-                    }
-                    split_words(&packed.data, &mut words);
-                    queue.write_buffer(&sl.pool, 0, bytemuck::cast_slice(&words));
-                    if let Some(pn) = &sl.pool_norms {
-                        queue.write_buffer(pn, 0, bytemuck::cast_slice(&packed.norms));
-                    }
-                }
-            }
+        let (mut scratch, mut ytile) = (RowScratch::default(), Vec::new());
+        let record = |slot: &Slot<Tile>, rows: Range<usize>, encoder: &mut wgpu::CommandEncoder| {
+            let t = &slot.buffers;
+            // The tile's rows, encoded as the scorer encodes pool rows.
+            inducing.write(ctx, &t.block, x, rows.clone(), (1.0, inv_ls), &mut scratch);
+            let queue = ctx.queue();
             ytile.clear();
-            ytile.extend(y[start..start + rows].iter().map(|&v| v as f32));
-            queue.write_buffer(&sl.y, 0, bytemuck::cast_slice(&ytile));
-            let kp = KernelParams {
-                rows: rows as u32,
-                n: m as u32,
-                width: width as u32,
-                s2: 1.0,
-                inv_ls,
-                ..Default::default()
-            };
-            queue.write_buffer(&sl.kernel_params, 0, bytemuck::bytes_of(&kp));
-            let gp = GramParams {
-                rows: rows as u32,
+            ytile.extend(y[rows.clone()].iter().map(|&v| v as f32));
+            queue.write_buffer(&t.y, 0, bytemuck::cast_slice(&ytile));
+            let params = GramParams {
+                rows: rows.len() as u32,
                 m: m as u32,
                 blocks: blocks as u32,
                 ..Default::default()
             };
-            queue.write_buffer(&sl.gram_params, 0, bytemuck::bytes_of(&gp));
-            let next = self.submit(
-                t % 2,
-                sl,
-                &kernel_pipe,
-                &gram_pipe,
-                m,
-                rows,
-                blocks,
-                out_len,
-            );
-            // The device has this tile queued while the host adds the previous one.
-            if let Some(done) = pending.replace(next) {
-                self.add(done, &slots, &mut s_acc, &mut gram.b, out_len)?;
+            queue.write_buffer(&t.gram_params, 0, bytemuck::bytes_of(&params));
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("poolrank gram pass"),
+                    timestamp_writes: None,
+                });
+                inducing.dispatch(&mut pass, &t.block, rows.len());
+                pass.set_pipeline(&gram_pipe.pipeline);
+                pass.set_bind_group(0, &t.gram_group, &[]);
+                pass.dispatch_workgroups(blocks as u32, 1, 1);
             }
-        }
-        if let Some(done) = pending {
-            self.add(done, &slots, &mut s_acc, &mut gram.b, out_len)?;
-        }
+            encoder.copy_buffer_to_buffer(&t.out, 0, &slot.staging, 0, out_bytes);
+            out_bytes
+        };
+        let mut s_acc = vec![0f64; s_len];
+        let b_acc = &mut gram.b;
+        // Each tile's partial sums added to the f64 totals, in tile order.
+        let add = |_: Range<usize>, back: &[u8]| {
+            let part: &[f32] = bytemuck::cast_slice(back);
+            let (ps, pb) = part.split_at(s_len);
+            // Element-wise, so the sums are the same on any number of threads.
+            s_acc
+                .par_chunks_mut(1 << 16)
+                .zip(ps.par_chunks(1 << 16))
+                .for_each(|(acc, p)| {
+                    for (a, v) in acc.iter_mut().zip(p) {
+                        *a += f64::from(*v);
+                    }
+                });
+            for (a, v) in b_acc.iter_mut().zip(pb) {
+                *a += f64::from(*v);
+            }
+        };
+        stream.run("the GPU gram product", n, cap, record, add)?;
         for j in 0..m {
             for i in j..m {
                 let (bi, bj) = (i / side, j / side);
@@ -329,86 +226,5 @@ impl GramAccumulator for GpuGram {
 
     fn is_f64(&self) -> bool {
         false
-    }
-}
-
-impl GpuGram {
-    /// Records and submits one tile: the kernel block, the gram product, the copy to the
-    /// read-back buffer, whose mapping is requested.
-    #[allow(clippy::too_many_arguments)]
-    fn submit(
-        &self,
-        slot: usize,
-        sl: &Slot,
-        kernel: &Pipeline,
-        gram: &Pipeline,
-        m: usize,
-        rows: usize,
-        blocks: usize,
-        out_len: usize,
-    ) -> InFlight {
-        let mut encoder =
-            self.ctx
-                .device()
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("poolrank gram tile"),
-                });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("poolrank gram pass"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(&kernel.pipeline);
-            pass.set_bind_group(0, &sl.kernel_group, &[]);
-            pass.dispatch_workgroups(
-                (m as u32).div_ceil(BLOCK_SIDE),
-                (rows as u32).div_ceil(BLOCK_SIDE),
-                1,
-            );
-            pass.set_pipeline(&gram.pipeline);
-            pass.set_bind_group(0, &sl.gram_group, &[]);
-            pass.dispatch_workgroups(blocks as u32, 1, 1);
-        }
-        let bytes = out_len as u64 * F32;
-        encoder.copy_buffer_to_buffer(&sl.out, 0, &sl.staging, 0, bytes);
-        InFlight {
-            slot,
-            read: self.ctx.submit_and_map(encoder, &sl.staging, bytes),
-        }
-    }
-
-    /// Waits for a tile and adds its partial sums to the f64 totals.
-    fn add(
-        &self,
-        done: InFlight,
-        slots: &[Slot; 2],
-        s_acc: &mut [f64],
-        b_acc: &mut [f64],
-        out_len: usize,
-    ) -> Result<()> {
-        self.ctx.wait_mapped(done.read)?;
-        let staging = &slots[done.slot].staging;
-        {
-            let view = staging
-                .slice(..out_len as u64 * F32)
-                .get_mapped_range()
-                .map_err(|e| gpu_error(format!("reading the read-back buffer: {e}")))?;
-            let part: &[f32] = bytemuck::cast_slice(&view);
-            let (ps, pb) = part.split_at(s_acc.len());
-            // Element-wise, so the sums are the same on any number of threads.
-            s_acc
-                .par_chunks_mut(1 << 16)
-                .zip(ps.par_chunks(1 << 16))
-                .for_each(|(acc, p)| {
-                    for (a, v) in acc.iter_mut().zip(p) {
-                        *a += f64::from(*v);
-                    }
-                });
-            for (a, v) in b_acc.iter_mut().zip(pb) {
-                *a += f64::from(*v);
-            }
-        }
-        staging.unmap();
-        self.ctx.check("the GPU gram product")
     }
 }

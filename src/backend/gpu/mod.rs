@@ -5,6 +5,9 @@
 //! - `shaders`: the WGSL sources from `shaders/` and the mirrors of their uniform structs.
 //! - `pipelines`: pipelines built once per device, cached by key.
 //! - `plan`: tiling from the device's limits.
+//! - `side`: the labeled side of the kernel block on the device (the labeled rows, or the
+//!   inducing points), encoded as the CPU encodes it, and the per-slot block against it.
+//! - `stream`: the upload and two-slot pipeline the scorer and the Gram product both drive.
 //! - [`GpuScorer`]: one round's uploaded state and the per-tile dispatches.
 //! - [`GpuGram`]: the sparse fit's streaming product `K_mn K_nm`, `K_mn y` (`shaders/gram.wgsl`).
 //!
@@ -19,6 +22,8 @@ mod pipelines;
 mod plan;
 mod scorer;
 mod shaders;
+mod side;
+mod stream;
 
 pub use context::{
     list_adapters, AdapterList, AdapterSummary, DeviceLimits, GpuContext, GpuOptions,
