@@ -28,7 +28,6 @@
 //! - [`progress`]: progress bars of the long passes.
 //! - [`report`]: every output file, through one mechanism ([`report::output`]): checked against
 //!   the inputs before any work, staged, and renamed into place all or none.
-//! - [`demo`]: the built-in Enamine 10k demo.
 //! - [`diagnose`]: the report on whether active learning is likely to beat random here.
 //!
 //! Memory is bounded by the tile size plus the labeled set, never by the pool size.
@@ -80,9 +79,7 @@
 
 pub mod acquisition;
 pub mod backend;
-pub mod bench;
 pub mod data;
-pub mod demo;
 pub mod diagnose;
 pub mod engine;
 pub mod error;

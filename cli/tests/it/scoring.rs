@@ -1,7 +1,7 @@
 //! The optimised CPU scorer against the f64 scalar reference (`FittedGp::predict_valvar`), on
 //! random shapes: odd sizes, n = 1, tiles that do not divide N, every kernel.
 
-mod common;
+use crate::common;
 
 use common::{check_reference, fixed_gp, labels, random_bits, random_counts, random_dense, Rng};
 use poolrank::backend::{CpuScorer, Scorer};

@@ -11,11 +11,11 @@ use poolrank::pool::FilePool;
 
 const SCORES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/data/enamine10k/enamine10k_morgan2_2048.scores.csv.gz"
+    "/../data/enamine10k/enamine10k_morgan2_2048.scores.csv.gz"
 );
 const COUNTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/data/enamine10k/enamine10k_morgan2_2048.counts.npz"
+    "/../data/enamine10k/enamine10k_morgan2_2048.counts.npz"
 );
 
 /// The first `n` Enamine 10k molecules: `(id, smiles, score)`.

@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use crate::backend::{AnyScorer, Backend, BackendChoice, GpuOptions, Scorer};
-use crate::data::{words_for, FeatureKind, Features};
-use crate::error::{Error, Result};
-use crate::gp::{fit_with, FittedGp, GpParams, Inducing};
-use crate::kernel::KernelKind;
+use poolrank::backend::{AnyScorer, Backend, BackendChoice, GpuOptions, Scorer};
+use poolrank::data::{words_for, FeatureKind, Features};
+use poolrank::error::{Error, Result};
+use poolrank::gp::{fit_with, FittedGp, GpParams, Inducing};
+use poolrank::kernel::KernelKind;
 
 /// Number of cluster prototypes the synthetic rows are drawn around.
 pub const PROTOTYPES: usize = 64;
@@ -107,7 +107,7 @@ impl BenchConfig {
 }
 
 /// Wall-clock split of the GPU scorer's calls, seconds, summed over the run (see
-/// [`crate::backend::GpuScorer::posterior_into_timed`]).
+/// [`poolrank::backend::GpuScorer::posterior_into_timed`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct GpuSplit {
     /// Encoding rows on the CPU and queueing their upload.

@@ -7,7 +7,7 @@ use std::process::Command;
 
 fn repo(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data/enamine10k")
+        .join("../data/enamine10k")
         .join(name)
         .to_string_lossy()
         .into_owned()

@@ -13,7 +13,7 @@
 //! is one, else Mesa's llvmpipe. Without any adapter these tests fail (they never skip): CI
 //! must install `mesa-vulkan-drivers`.
 
-mod common;
+use crate::common;
 
 use std::sync::OnceLock;
 

@@ -1,7 +1,7 @@
 //! `run_select` end to end: determinism across threads and tile sizes, and the real Enamine 10k
 //! data shipped in the repository.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -103,7 +103,7 @@ fn counts_pool_selects_with_minmax_by_default() {
 
 fn repo_data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data/enamine10k")
+        .join("../data/enamine10k")
         .join(name)
 }
 

@@ -17,7 +17,7 @@
 use std::io::Read;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use poolrank::demo::ENAMINE10K_SCORES;
+use poolrank_cli::demo::ENAMINE10K_SCORES;
 use poolrank::featurize::MorganParams;
 
 fn smiles(n: usize) -> Vec<String> {

@@ -505,6 +505,7 @@ struct DemoArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     on_signal_remove_staged();
+    poolrank::progress::set_reporter(Box::new(poolrank_cli::progress::Bars));
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -534,7 +535,7 @@ fn run(cli: Cli) -> Result<()> {
             with_threads(threads, || diagnose(*args))
         }
         Command::Bench(args) => with_threads(args.threads, || {
-            let cfg = poolrank::bench::BenchConfig {
+            let cfg = poolrank_cli::bench::BenchConfig {
                 pool_size: args.pool_size,
                 train: args.train,
                 bits: args.bits,
@@ -550,7 +551,7 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 ..Default::default()
             };
-            let report = poolrank::bench::run_bench(&cfg)?;
+            let report = poolrank_cli::bench::run_bench(&cfg)?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -573,7 +574,7 @@ fn run(cli: Cli) -> Result<()> {
             with_threads(threads, || featurize(args))
         }
         Command::Demo(args) => with_threads(args.threads, || {
-            let report = poolrank::demo::run(args.seed)?;
+            let report = poolrank_cli::demo::run(args.seed)?;
             print!("{report}");
             Ok(())
         }),

@@ -14,7 +14,7 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use poolrank::backend::BackendChoice;
 use poolrank::data::{read_labels, IdList, LabelSpec};
-use poolrank::demo::DemoFiles;
+use poolrank_cli::demo::DemoFiles;
 use poolrank::gp::ModelSpec;
 use poolrank::kernel::KernelKind;
 use poolrank::pool::FilePool;

@@ -1,7 +1,7 @@
 //! The binary end to end on small files the tests make, and every bad input: a clear error
 //! naming the file/line/field, a non-zero exit, and no output file.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -675,7 +675,7 @@ fn enamine_smi(path: &Path, repeat: usize) {
     use std::io::Read;
     let scores = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/data/enamine10k/enamine10k_morgan2_2048.scores.csv.gz"
+        "/../data/enamine10k/enamine10k_morgan2_2048.scores.csv.gz"
     );
     let mut text = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(scores).unwrap())

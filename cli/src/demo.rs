@@ -5,19 +5,19 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::data::{read_labels, IdList, LabelSpec, Labels, Pool};
-use crate::engine::{run_select, BatchSize, SelectParams};
-use crate::error::{Error, Result};
-use crate::pool::FilePool;
-use crate::rng::seeded_order;
-use crate::Acquisition;
+use poolrank::data::{read_labels, IdList, LabelSpec, Labels, Pool};
+use poolrank::engine::{run_select, BatchSize, SelectParams};
+use poolrank::error::{Error, Result};
+use poolrank::pool::FilePool;
+use poolrank::rng::seeded_order;
+use poolrank::Acquisition;
 
 /// The demo pool: Morgan radius-2 count fingerprints, 2048 features (scipy CSR `.npz`).
 pub const ENAMINE10K_COUNTS: &[u8] =
-    include_bytes!("../data/enamine10k/enamine10k_morgan2_2048.counts.npz");
+    include_bytes!("../../data/enamine10k/enamine10k_morgan2_2048.counts.npz");
 /// The demo labels: `id,smiles,score` (Vina docking score, lower is better), gzipped CSV.
 pub const ENAMINE10K_SCORES: &[u8] =
-    include_bytes!("../data/enamine10k/enamine10k_morgan2_2048.scores.csv.gz");
+    include_bytes!("../../data/enamine10k/enamine10k_morgan2_2048.scores.csv.gz");
 
 /// The demo files, unpacked into a fresh temporary folder that is removed on drop.
 pub struct DemoFiles {
@@ -166,17 +166,17 @@ pub fn run(seed: u64) -> Result<String> {
 /// Featurizes the embedded SMILES (`id,smiles,score`) into `featurized.npz` beside the shipped
 /// RDKit counts and compares the two; returns the pool spec and a line for the report.
 fn featurize_smiles(files: &DemoFiles) -> Result<(FilePool, String)> {
-    use crate::data::Tile;
-    use crate::featurize::{featurize_file, FeaturizeConfig, SmilesSource};
+    use poolrank::data::Tile;
+    use poolrank::featurize::{featurize_file, FeaturizeConfig, SmilesSource};
     let out = files.dir().join("featurized.npz");
     let mut input = SmilesSource::new(files.scores());
-    input.layout = Some(crate::featurize::Layout::Delimited { delimiter: b',' });
+    input.layout = Some(poolrank::featurize::Layout::Delimited { delimiter: b',' });
     let summary = featurize_file(&FeaturizeConfig::new(input, &out))?;
     let read_all = |spec: &FilePool| -> Result<Tile> {
         let mut reader = spec.open()?;
         let mut tile = Tile::new(reader.kind());
         // The demo's pools are small: one tile of the most rows a tile may hold is all of it.
-        reader.read_tile(crate::data::limits::MAX_TILE_ROWS, &mut tile)?;
+        reader.read_tile(poolrank::data::limits::MAX_TILE_ROWS, &mut tile)?;
         Ok(tile)
     };
     let mut pool = FilePool::new(&out);
@@ -197,7 +197,7 @@ fn featurize_smiles(files: &DemoFiles) -> Result<(FilePool, String)> {
     let line = format!(
         "  featurized {} SMILES natively (Morgan r=2 counts, {}) in {:.2} s, {:.0} molecules/s: {verdict}",
         summary.molecules,
-        crate::featurize::ENGINE,
+        poolrank::featurize::ENGINE,
         summary.seconds,
         summary.molecules_per_second
     );
@@ -206,7 +206,7 @@ fn featurize_smiles(files: &DemoFiles) -> Result<(FilePool, String)> {
 
 /// A short retrospective simulation on the demo pool: does AL beat random here?
 fn simulation(all: &Labels, pool: &FilePool, seed: u64) -> Result<String> {
-    use crate::sim::{load_labeled_pool, simulate, verdict_table, SimConfig};
+    use poolrank::sim::{load_labeled_pool, simulate, verdict_table, SimConfig};
     let (data, _) = load_labeled_pool(pool, all, &IdList::default())?;
     let mut cfg = SimConfig::new();
     cfg.reps = 3;

@@ -1,7 +1,7 @@
 //! `diagnose` against the truth: on synthetic pools whose answer `simulate` confirms (README,
 //! "Diagnose"), and on Enamine 10k; determinism; bad input.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -203,7 +203,7 @@ fn shift_with_accuracy_flags_the_test_mismatch() {
 /// Tanimoto on the same features as bits, and active learning is not random-like.
 #[test]
 fn enamine_recommends_minmax_and_is_not_random_like() {
-    let files = poolrank::demo::DemoFiles::unpack().unwrap();
+    let files = poolrank_cli::demo::DemoFiles::unpack().unwrap();
     let all = poolrank::data::read_labels(&LabelSpec::new(files.scores())).unwrap();
     let rows = &poolrank::rng::seeded_order(all.ids.len(), 0)[..104];
     let labels: Vec<(String, f64)> = rows

@@ -1689,7 +1689,7 @@ mod props {
 
 fn shared(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("../../shared/data")
         .join(name)
 }
 

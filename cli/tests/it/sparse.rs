@@ -5,7 +5,7 @@
 //! model on the same replicates. The scorers on a sparse model and the Gram product itself are
 //! in `tests/gpu.rs`'s suite, run on every backend.
 
-mod common;
+use crate::common;
 
 use common::{labels, random_bits, random_counts, random_dense, Rng};
 use poolrank::backend::{GpuContext, GpuOptions};

@@ -1,0 +1,16 @@
+//! The integration tests, one binary: a module per area.
+
+mod common;
+
+mod backend_cli;
+mod cli;
+mod diagnose;
+mod featurize;
+mod featurize_golden;
+mod featurize_stress;
+mod gpu;
+mod io;
+mod scoring;
+mod select;
+mod simulate;
+mod sparse;
