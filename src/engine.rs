@@ -280,7 +280,7 @@ pub struct Selection {
 /// fits the GP to `labels`, scores every other candidate and picks the batch.
 ///
 /// # Errors
-/// The join's ([`join::join`]: labels or pending ids the pool lacks, repeated ids, an empty
+/// The join's ([`join()`]: labels or pending ids the pool lacks, repeated ids, an empty
 /// pool), [`Error::TooFewLabels`], [`Error::BatchTooLarge`], the fit's, the backend's and the
 /// reader's.
 pub fn run_select(
