@@ -17,8 +17,8 @@
 use std::io::Read;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use poolrank_cli::demo::ENAMINE10K_SCORES;
 use poolrank::featurize::MorganParams;
+use poolrank_cli::demo::ENAMINE10K_SCORES;
 
 fn smiles(n: usize) -> Vec<String> {
     let mut text = String::new();

@@ -18,10 +18,10 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use poolrank::backend::{CpuScorer, GpuContext, GpuOptions, GpuScorer, Scorer};
 use poolrank::data::{Features, NpzCountsReader, PoolReader, Tile};
-use poolrank_cli::demo::DemoFiles;
 use poolrank::gp::{fit, FittedGp, GpParams};
 use poolrank::kernel::KernelKind;
 use poolrank::rng::seeded_order;
+use poolrank_cli::demo::DemoFiles;
 
 fn enamine_counts() -> Features {
     let files = DemoFiles::unpack().unwrap();

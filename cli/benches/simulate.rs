@@ -14,11 +14,11 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use poolrank::backend::BackendChoice;
 use poolrank::data::{read_labels, IdList, LabelSpec};
-use poolrank_cli::demo::DemoFiles;
 use poolrank::gp::ModelSpec;
 use poolrank::kernel::KernelKind;
 use poolrank::pool::FilePool;
 use poolrank::sim::{load_labeled_pool, simulate, LabeledPool, SimConfig};
+use poolrank_cli::demo::DemoFiles;
 
 fn enamine() -> LabeledPool {
     let files = DemoFiles::unpack().unwrap();
