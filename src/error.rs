@@ -155,10 +155,13 @@ pub enum Error {
     },
     /// The GPU reported a failure: a refused device, out of memory, a lost device, or a
     /// validation error.
-    #[error("GPU error: {msg}")]
+    #[error("GPU error: {what}{}", err.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
     Gpu {
-        /// wgpu's message with what poolrank was doing.
-        msg: String,
+        /// What poolrank was doing (with wgpu's message, for errors wgpu reports as text).
+        what: String,
+        /// wgpu's error, when it returned one. Like [`Error::Io`]'s, it is printed in the
+        /// message and not also reported as `source()`, so that it shows once.
+        err: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// A model file that cannot be used: not a model file, another format version, truncated
     /// or corrupted.
@@ -272,6 +275,17 @@ impl Error {
         Error::Format {
             path: path.into(),
             msg: msg.into(),
+        }
+    }
+
+    /// An [`Error::Gpu`] about `what`, with wgpu's error.
+    pub fn gpu(
+        what: impl Into<String>,
+        err: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Gpu {
+            what: what.into(),
+            err: Some(Box::new(err)),
         }
     }
 

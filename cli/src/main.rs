@@ -781,41 +781,17 @@ fn pool_notes(pool: &FilePool) -> Result<()> {
 fn synth(a: SynthArgs) -> Result<()> {
     use poolrank::sim::synth::{generate, Scenario};
     let scenario = Scenario::from_name(&a.scenario).context("unknown scenario")?;
-    let prefix = a.out.to_string_lossy().into_owned();
-    let npy = PathBuf::from(match a.bits {
-        Some(_) => format!("{prefix}.fps"),
-        None => format!("{prefix}.npy"),
-    });
-    let labels = PathBuf::from(format!("{prefix}.labels.csv"));
     // Only `shift` draws a separate test set.
-    let test_ids =
-        (scenario == Scenario::Shift).then(|| PathBuf::from(format!("{prefix}.test_ids.txt")));
-    let mut set = report::Outputs::new()
-        .output(&npy)
-        .output(&labels)
-        .outputs(test_ids.as_ref())
-        .check()?;
+    let paths = report::SynthPaths::new(&a.out, a.bits.is_some(), scenario == Scenario::Shift);
+    let mut set = paths.outputs().check()?;
     let data = generate(scenario, a.n, a.dim, a.seed)?;
-    let pool = &data.pool;
     let fingerprints = a
         .bits
-        .map(|b| poolrank::sim::synth::to_bits(&pool.features, b, a.seed))
+        .map(|b| poolrank::sim::synth::to_bits(&data.pool.features, b, a.seed))
         .transpose()?;
-    let ids: Vec<String> = (0..pool.y.len()).map(|i| i.to_string()).collect();
-    match &fingerprints {
-        Some(f) => report::write_fps(&mut set, &npy, f, &ids)?,
-        None => report::write_dense_npy(&mut set, &npy, &pool.features)?,
-    }
-    let rows: Vec<(String, f64)> = (0..pool.y.len())
-        .map(|i| (i.to_string(), pool.y[i]))
-        .collect();
-    report::write_labels_csv(&mut set, &labels, &rows)?;
-    if let Some(path) = &test_ids {
-        let text: String = data.test_rows.iter().map(|i| format!("{i}\n")).collect();
-        set.write(path, |w| w.write_all(text.as_bytes()))?;
-    }
+    report::write_synth(&mut set, &paths, &data, fingerprints.as_ref())?;
     set.commit()?;
-    if let Some(path) = &test_ids {
+    if let Some(path) = &paths.test_ids {
         eprintln!(
             "wrote {} ({} test candidates: simulate --objective accuracy --test-ids {})",
             path.display(),
@@ -825,8 +801,8 @@ fn synth(a: SynthArgs) -> Result<()> {
     }
     eprintln!(
         "wrote {} and {} ({} candidates, {})",
-        npy.display(),
-        labels.display(),
+        paths.pool.display(),
+        paths.labels.display(),
         a.n,
         match a.bits {
             Some(b) => format!("{b}-bit fingerprints of {} latent dimensions", a.dim),

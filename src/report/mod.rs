@@ -173,6 +173,65 @@ pub fn write_simulation(
     Ok(paths)
 }
 
+/// The files `synth` writes for a prefix.
+#[derive(Clone, Debug)]
+pub struct SynthPaths {
+    /// `PREFIX.fps` (bit fingerprints) or `PREFIX.npy` (dense features).
+    pub pool: PathBuf,
+    /// `PREFIX.labels.csv`: `id,score` for every row.
+    pub labels: PathBuf,
+    /// `PREFIX.test_ids.txt`, for scenarios with a separate test set (`shift`).
+    pub test_ids: Option<PathBuf>,
+}
+
+impl SynthPaths {
+    /// The files for `prefix`: fingerprints when `bits`, a test-ids file when `test_set`.
+    pub fn new(prefix: &Path, bits: bool, test_set: bool) -> Self {
+        let prefix = prefix.to_string_lossy();
+        let at = |suffix: &str| PathBuf::from(format!("{prefix}{suffix}"));
+        SynthPaths {
+            pool: at(if bits { ".fps" } else { ".npy" }),
+            labels: at(".labels.csv"),
+            test_ids: test_set.then(|| at(".test_ids.txt")),
+        }
+    }
+
+    /// The outputs, to check before any work.
+    pub fn outputs(&self) -> Outputs {
+        Outputs::new()
+            .output(&self.pool)
+            .output(&self.labels)
+            .outputs(self.test_ids.as_ref())
+    }
+}
+
+/// Stages a synthetic pool in `set` (checked with [`SynthPaths::outputs`]): its features (as
+/// `fingerprints` when given, else dense), the labels of every row (ids are the row numbers)
+/// and the test rows.
+///
+/// # Errors
+/// [`crate::Error::Io`] when a file cannot be written.
+pub fn write_synth(
+    set: &mut OutputSet,
+    paths: &SynthPaths,
+    data: &crate::sim::synth::Synthetic,
+    fingerprints: Option<&crate::data::Features>,
+) -> Result<()> {
+    let pool = &data.pool;
+    let ids: Vec<String> = (0..pool.y.len()).map(|i| i.to_string()).collect();
+    match fingerprints {
+        Some(f) => write_fps(set, &paths.pool, f, &ids)?,
+        None => write_dense_npy(set, &paths.pool, &pool.features)?,
+    }
+    let rows: Vec<(String, f64)> = ids.into_iter().zip(pool.y.iter().copied()).collect();
+    write_labels_csv(set, &paths.labels, &rows)?;
+    if let Some(path) = &paths.test_ids {
+        let text: String = data.test_rows.iter().map(|i| format!("{i}\n")).collect();
+        set.write(path, |w| w.write_all(text.as_bytes()))?;
+    }
+    Ok(())
+}
+
 /// A diagnostic report's outputs in `dir`: `report.json` and the self-contained `report.html`.
 pub fn diagnosis_paths(dir: &Path) -> [PathBuf; 2] {
     [dir.join("report.json"), dir.join("report.html")]

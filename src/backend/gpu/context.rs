@@ -203,11 +203,14 @@ impl GpuContext {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|e| Error::Gpu {
-            msg: format!(
-                "adapter {} refused a device with its own limits: {e}",
-                summaries[index].name
-            ),
+        .map_err(|e| {
+            Error::gpu(
+                format!(
+                    "adapter {} refused a device with its own limits",
+                    summaries[index].name
+                ),
+                e,
+            )
         })?;
         let errors = Arc::new(Mutex::new(None::<String>));
         let sink = Arc::clone(&errors);
@@ -260,9 +263,7 @@ impl GpuContext {
                 submission_index: Some(submission),
                 timeout: None,
             })
-            .map_err(|e| Error::Gpu {
-                msg: format!("waiting for the device: {e}"),
-            })?;
+            .map_err(|e| Error::gpu("waiting for the device", e))?;
         self.check("device")
     }
 
@@ -287,11 +288,13 @@ impl GpuContext {
     /// Blocks until `read`'s submission has run and its staging buffer is mapped.
     pub(crate) fn wait_mapped(&self, read: PendingRead) -> Result<()> {
         self.wait_for(read.submission)?;
-        let gpu = |msg: String| Error::Gpu { msg };
         read.mapped
             .recv()
-            .map_err(|_| gpu("read-back never completed".into()))?
-            .map_err(|e| gpu(format!("mapping the read-back buffer: {e}")))
+            .map_err(|_| Error::Gpu {
+                what: "read-back never completed".into(),
+                err: None,
+            })?
+            .map_err(|e| Error::gpu("mapping the read-back buffer", e))
     }
 
     /// An uninitialised buffer of at least `bytes` (and at least one element: wgpu refuses
@@ -348,7 +351,8 @@ impl GpuContext {
         match slot.take() {
             None => Ok(()),
             Some(msg) => Err(Error::Gpu {
-                msg: format!("{what}: {msg}"),
+                what: format!("{what}: {msg}"),
+                err: None,
             }),
         }
     }

@@ -135,9 +135,7 @@ impl<S> Stream<S> {
             let view = staging
                 .slice(..chunk.bytes)
                 .get_mapped_range()
-                .map_err(|e| Error::Gpu {
-                    msg: format!("reading the read-back buffer: {e}"),
-                })?;
+                .map_err(|e| Error::gpu("reading the read-back buffer", e))?;
             read(chunk.rows, &view);
         }
         staging.unmap();
