@@ -2,7 +2,8 @@
 //! and `Display` derived from it. The command line's value parsers and the Python binding's
 //! conversions read the same table, so a name is spelled once.
 
-/// An enum whose values users name: kernels, backends, batch modes, objectives.
+/// An enum whose values users name: kernels, backends, batch modes, objectives, pool formats,
+/// synthetic scenarios.
 pub trait Named: Copy + PartialEq + Sized + 'static {
     /// What the values are, for messages ("kernel").
     const WHAT: &'static str;
@@ -91,6 +92,8 @@ mod tests {
         round_trips::<BackendChoice>();
         round_trips::<BatchMode>();
         round_trips::<Objective>();
+        round_trips::<crate::data::PoolFormat>();
+        round_trips::<crate::sim::synth::Scenario>();
         let e = "tanimot".parse::<KernelKind>().unwrap_err().to_string();
         assert_eq!(
             e,

@@ -10,6 +10,7 @@ use crate::data::{
 };
 use crate::error::{Error, Result};
 use crate::featurize::{has_column, is_smi_name, MorganParams, SmilesPoolReader};
+use crate::names::Named;
 
 /// A pool file and how to read it.
 #[derive(Clone, Debug)]
@@ -75,7 +76,7 @@ impl FilePool {
                 &self.path,
                 format!(
                     "cannot tell the pool format from the file name; use --pool-format with one of {}",
-                    PoolFormat::NAMES.join(", ")
+                    PoolFormat::names().join(", ")
                 ),
             ))
         }

@@ -249,8 +249,8 @@ pub(crate) struct SimulateArgs {
 #[derive(clap::Args, Debug)]
 pub(crate) struct SynthArgs {
     /// Which scenario.
-    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(poolrank::sim::synth::Scenario::NAMES))]
-    pub(crate) scenario: String,
+    #[arg(long, value_parser = named::<poolrank::sim::synth::Scenario>())]
+    pub(crate) scenario: poolrank::sim::synth::Scenario,
     /// Candidates.
     #[arg(long, default_value_t = 20_000)]
     pub(crate) n: usize,
@@ -280,8 +280,8 @@ pub(crate) struct PoolArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) pool: PathBuf,
     /// Pool format when the file name does not tell it.
-    #[arg(long, value_name = "FORMAT", value_parser = clap::builder::PossibleValuesParser::new(PoolFormat::NAMES))]
-    pub(crate) pool_format: Option<String>,
+    #[arg(long, value_name = "FORMAT", value_parser = named::<PoolFormat>())]
+    pub(crate) pool_format: Option<PoolFormat>,
     /// For .npy/.npz pools: a file with one id per line, in row order (default: the row number,
     /// starting at 0).
     #[arg(long, value_name = "FILE")]
@@ -297,7 +297,7 @@ pub(crate) struct PoolArgs {
 impl PoolArgs {
     pub(crate) fn spec(&self) -> FilePool {
         let mut pool = FilePool::new(&self.pool);
-        pool.format = self.pool_format.as_deref().and_then(PoolFormat::from_name);
+        pool.format = self.pool_format;
         pool.ids = self.ids.clone();
         pool.id_col = self.id_col.clone();
         pool.smiles_col = self.smiles_col.clone();

@@ -259,7 +259,7 @@ fn pool_notes(pool: &FilePool) -> Result<()> {
 
 fn synth(a: SynthArgs) -> Result<()> {
     use poolrank::sim::synth::{generate, Scenario};
-    let scenario = Scenario::from_name(&a.scenario).context("unknown scenario")?;
+    let scenario = a.scenario;
     // Only `shift` draws a separate test set.
     let paths = report::SynthPaths::new(&a.out, a.bits.is_some(), scenario == Scenario::Shift);
     let mut set = paths.outputs().check()?;

@@ -326,48 +326,48 @@ pub enum PoolFormat {
     SmilesCsv,
 }
 
-impl PoolFormat {
-    /// The names accepted on the command line.
-    pub const NAMES: &'static [&'static str] = &[
-        "fps",
-        "bits-npy",
-        "counts-npy",
-        "counts-npz",
-        "dense-npy",
-        "dense-csv",
-        "smi",
-        "smiles-csv",
+impl crate::names::Named for PoolFormat {
+    const WHAT: &'static str = "pool format";
+    const TABLE: &'static [(Self, &'static str, &'static str)] = &[
+        (PoolFormat::Fps, "fps", "chemfp FPS text, plain or gzip"),
+        (
+            PoolFormat::BitsNpy,
+            "bits-npy",
+            ".npy uint8 rows of numpy.packbits bits",
+        ),
+        (
+            PoolFormat::CountsNpy,
+            "counts-npy",
+            ".npy unsigned integer rows of counts",
+        ),
+        (
+            PoolFormat::CountsNpz,
+            "counts-npz",
+            ".npz scipy.sparse CSR matrix of counts",
+        ),
+        (
+            PoolFormat::DenseNpy,
+            "dense-npy",
+            ".npy f32/f64 dense features",
+        ),
+        (
+            PoolFormat::DenseCsv,
+            "dense-csv",
+            "CSV: an id column, the rest numeric features",
+        ),
+        (
+            PoolFormat::Smiles,
+            "smi",
+            "SMILES text (SMILES, whitespace, id), featurized on the fly",
+        ),
+        (
+            PoolFormat::SmilesCsv,
+            "smiles-csv",
+            "CSV/TSV with a SMILES and an id column, featurized on the fly",
+        ),
     ];
-
-    /// The name accepted on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            PoolFormat::Fps => "fps",
-            PoolFormat::BitsNpy => "bits-npy",
-            PoolFormat::CountsNpy => "counts-npy",
-            PoolFormat::CountsNpz => "counts-npz",
-            PoolFormat::DenseNpy => "dense-npy",
-            PoolFormat::DenseCsv => "dense-csv",
-            PoolFormat::Smiles => "smi",
-            PoolFormat::SmilesCsv => "smiles-csv",
-        }
-    }
-
-    /// Parses one of [`PoolFormat::NAMES`].
-    pub fn from_name(s: &str) -> Option<Self> {
-        Some(match s {
-            "fps" => PoolFormat::Fps,
-            "bits-npy" => PoolFormat::BitsNpy,
-            "counts-npy" => PoolFormat::CountsNpy,
-            "counts-npz" => PoolFormat::CountsNpz,
-            "dense-npy" => PoolFormat::DenseNpy,
-            "dense-csv" => PoolFormat::DenseCsv,
-            "smi" => PoolFormat::Smiles,
-            "smiles-csv" => PoolFormat::SmilesCsv,
-            _ => return None,
-        })
-    }
 }
+crate::names::named!(PoolFormat);
 
 /// A pool: rows of features with ids, which a run reads in one or more passes, each through a
 /// fresh [`PoolReader`]. File pools are [`crate::pool::FilePool`]; [`MemoryPool`] borrows

@@ -46,23 +46,37 @@ pub struct Synthetic {
     pub test_rows: Vec<usize>,
 }
 
-impl Scenario {
-    /// Names on the command line.
-    pub const NAMES: &'static [&'static str] =
-        &["smooth", "noise", "homogeneous", "outliers", "shift"];
-
-    /// Parses a name.
-    pub fn from_name(s: &str) -> Option<Self> {
-        Some(match s {
-            "smooth" => Scenario::Smooth,
-            "noise" => Scenario::Noise,
-            "homogeneous" => Scenario::Homogeneous,
-            "outliers" => Scenario::Outliers,
-            "shift" => Scenario::Shift,
-            _ => return None,
-        })
-    }
+impl crate::names::Named for Scenario {
+    const WHAT: &'static str = "scenario";
+    const TABLE: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Scenario::Smooth,
+            "smooth",
+            "Labels a smooth function of the features",
+        ),
+        (
+            Scenario::Noise,
+            "noise",
+            "Labels independent of the features",
+        ),
+        (
+            Scenario::Homogeneous,
+            "homogeneous",
+            "Near-identical candidates, labels mostly noise",
+        ),
+        (
+            Scenario::Outliers,
+            "outliers",
+            "Smooth labels plus far-away candidates with poor labels",
+        ),
+        (
+            Scenario::Shift,
+            "shift",
+            "Smooth labels, with a test set drawn away from the pool",
+        ),
+    ];
 }
+crate::names::named!(Scenario);
 
 /// The most values (`n × dim`) a synthetic pool may hold: 2^28, 1 GiB of `f32`, as it is built
 /// in memory.
