@@ -107,8 +107,8 @@ impl SelectParams {
     /// tile, a `shortlist` only where one is used.
     ///
     /// # Errors
-    /// [`Error::InvalidParam`] naming the field (`acquisition.beta`, `max_sim`, `tile_rows`,
-    /// `shortlist`).
+    /// [`Error::InvalidParam`] naming the field (the acquisition's `beta` or `xi`, `max_sim`,
+    /// `tile_rows`, `shortlist`).
     pub fn check(&self) -> Result<SelectValidParams> {
         self.acquisition.check()?;
         if let Some(t) = self.max_sim {
