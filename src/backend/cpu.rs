@@ -225,3 +225,59 @@ impl Scorer for CpuScorer {
         "cpu".to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gp::{fit, GpParams};
+
+    fn scorer(n: usize, seed: u32) -> CpuScorer {
+        let dim = 3;
+        let data = (0..n * dim)
+            .map(|i| {
+                let h = crate::rng::hash32(i as u32 ^ seed.wrapping_mul(0x9e37_79b9));
+                (h >> 8) as f32 / 16_777_216.0 * 4.0 - 2.0
+            })
+            .collect();
+        let x = Features::Dense { dim, data };
+        let y: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+        let mut p = GpParams::new(KernelKind::Rbf);
+        p.signal_var = Some(1.3);
+        p.noise = Some(0.05);
+        p.lengthscale = Some(0.9);
+        CpuScorer::new(&fit(&p.check(x.kind()).unwrap(), &x, &y).unwrap())
+    }
+
+    /// The variance of a row through faer's product depends on that row alone: any subset of a
+    /// chunk's rows, in any order and any block height, gives the same bits.
+    #[test]
+    fn variance_of_a_row_does_not_depend_on_its_block() {
+        for &n in &[1usize, 2, 7, 33, 64, 129, 300] {
+            let s = scorer(n, n as u32);
+            let ks: Vec<f32> = (0..CHUNK * n)
+                .map(|i| (crate::rng::hash32(i as u32 * 7 + 1) >> 8) as f32 / 16_777_216.0)
+                .collect();
+            let mut v = Mat::<f32>::zeros(CHUNK, n);
+            let mut full = vec![0f32; CHUNK];
+            s.variance_rows(&ks, &mut v, &mut full);
+            for &m in &[1usize, 2, 3, 5, 8, 17, 37, 100, 191, CHUNK] {
+                let rows: Vec<usize> = (0..m).map(|i| (i * 61 + m * 13) % CHUNK).collect();
+                let sub: Vec<f32> = rows
+                    .iter()
+                    .flat_map(|&r| ks[r * n..(r + 1) * n].iter().copied())
+                    .collect();
+                let mut got = vec![0f32; m];
+                s.variance_rows(&sub, &mut v, &mut got);
+                for (i, &r) in rows.iter().enumerate() {
+                    assert_eq!(
+                        got[i].to_bits(),
+                        full[r].to_bits(),
+                        "n {n}, block of {m}, row {r}: {} vs {}",
+                        got[i],
+                        full[r]
+                    );
+                }
+            }
+        }
+    }
+}
