@@ -8,6 +8,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::acquisition::{score, AcqContext, Acquisition};
+pub use crate::backend::Stages;
 use crate::backend::{Backend, BackendChoice, BestOf, GpuOptions, Scorer, CHUNK};
 use crate::data::{FeatureKind, Features, IdList, Labels, Pool, Tile};
 use crate::error::{Error, Result};
@@ -15,7 +16,7 @@ use crate::gp::{fit_with, FitInfo, FittedGp, ModelSpec};
 use crate::join::{join, Joined, Pass, Rule};
 use crate::model::{FittedModel, ModelOrigin};
 use crate::progress::progress_bar;
-use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
+use crate::select::{choose_batch, BatchMode, Floor, Shortlisted, TopK};
 
 /// A batch size: a count, or a fraction of the pool.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -80,10 +81,16 @@ pub struct SelectParams {
     pub progress: bool,
     /// Where to score.
     pub backend: BackendChoice,
+    /// Skip the variance of candidates that provably cannot enter the batch (or the
+    /// shortlist): their score's upper bound from the mean and the prior variance
+    /// ([`crate::acquisition::score_bound`]) is below the k-th best exact score found so far.
+    /// The batch is the same as brute force, bit for bit. Default true; the GPU backend scores
+    /// brute force for now whatever this says.
+    pub prune: bool,
 }
 
 impl Default for SelectParams {
-    /// UCB (β = 2), batch 100, top-k, seed 0, tiles of 65,536 rows, automatic backend.
+    /// UCB (β = 2), batch 100, top-k, seed 0, tiles of 65,536 rows, automatic backend, pruning.
     fn default() -> Self {
         SelectParams {
             model: ModelSpec::default(),
@@ -98,6 +105,7 @@ impl Default for SelectParams {
             tile_rows: 65_536,
             progress: false,
             backend: BackendChoice::Auto,
+            prune: true,
         }
     }
 }
@@ -246,6 +254,8 @@ pub struct Summary {
     pub threads: usize,
     /// Model.
     pub fit: FitSummary,
+    /// How many candidates reached each stage of the scoring.
+    pub stages: Stages,
     /// Seconds per phase.
     pub seconds: Timings,
     /// Pool rows scored per second in pass 2 (reading included).
@@ -485,7 +495,7 @@ fn score_round(
     };
     let t = Instant::now();
     let scorer = backend.prepare(gp)?;
-    let kept = score_pool(
+    let (kept, stages) = score_pool(
         cfg,
         pool,
         &scorer,
@@ -564,6 +574,7 @@ fn score_round(
             backend_choice: backend.description.clone(),
             threads: rayon::current_num_threads(),
             fit: FitSummary::new(gp, model.labeled_ids()),
+            stages,
             seconds,
             candidates_per_second,
         },
@@ -582,7 +593,9 @@ struct Kept {
 
 /// Pass 2: scores every tile and keeps the best `keep` eligible candidates. The backend ranks
 /// each tile itself ([`Scorer::best_into`]: on a GPU only the best of each workgroup come
-/// back), and the candidates it returns go through one top-k.
+/// back), and the candidates it returns go through one top-k. With `cfg.prune` the backend may
+/// also drop candidates whose bound is below the running threshold ([`Floor`], carried from
+/// tile to tile) before their variance ([`Scorer::best_pruned_into`]).
 #[allow(clippy::too_many_arguments)]
 fn score_pool(
     cfg: &SelectParams,
@@ -593,8 +606,10 @@ fn score_pool(
     keep: usize,
     keep_rows: bool,
     pool_size: usize,
-) -> Result<TopK<Kept>> {
+) -> Result<(TopK<Kept>, Stages)> {
     let mut top = TopK::new(keep);
+    let mut floor = Floor::new(keep);
+    let mut stages = Stages::default();
     let mut best = Vec::new();
     stream_tiles(cfg, pool, pool_size, |tile| {
         let what = BestOf {
@@ -606,7 +621,25 @@ fn score_pool(
         };
         // Even `random` reports the model's mean and sd for what it picks.
         best.clear();
-        scorer.best_into(&tile.features, &what, &mut best)?;
+        let pruned = if cfg.prune {
+            scorer.best_pruned_into(&tile.features, &what, &mut floor, &mut best)?
+        } else {
+            None
+        };
+        stages += match pruned {
+            Some(s) => s,
+            None => {
+                if !cfg.prune {
+                    scorer.best_into(&tile.features, &what, &mut best)?;
+                }
+                let eligible = tile.len() - what.skipped_in(tile.len()).len();
+                Stages {
+                    pruned: false,
+                    mean: eligible,
+                    variance: eligible,
+                }
+            }
+        };
         for s in &best {
             let g = tile.start + s.row;
             if !top.accepts(s.score, g) {
@@ -626,7 +659,7 @@ fn score_pool(
         }
         Ok(())
     })?;
-    Ok(top)
+    Ok((top, stages))
 }
 
 /// The posterior and acquisition score of each row of one tile (standardised units).

@@ -422,6 +422,11 @@ pub(crate) struct SelectArgs {
     /// No two picks more similar than this (kernel similarity, 0 to 1; e.g. 0.7 Tanimoto).
     #[arg(long, value_name = "SIM")]
     pub(crate) max_sim: Option<f64>,
+    /// Compute every candidate's variance (brute force) instead of skipping those whose bound
+    /// cannot reach the batch or the shortlist; the batch is the same either way. The GPU
+    /// backend always scores brute force for now.
+    #[arg(long)]
+    pub(crate) no_prune: bool,
     #[command(flatten)]
     pub(crate) run: RunArgs,
     /// Round number (gives each round its own random draws).
@@ -500,6 +505,7 @@ pub(crate) const FLAGS: &[(&str, &str)] = &[
     ("beta", "--beta"),
     ("xi", "--xi"),
     ("max_sim", "--max-sim"),
+    ("prune", "--no-prune"),
     ("shortlist", "--shortlist"),
     ("tile_rows", "--tile"),
     ("batch", "--batch"),

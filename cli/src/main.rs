@@ -384,6 +384,7 @@ fn select(a: SelectArgs) -> Result<()> {
         shortlist: a.shortlist,
         max_sim: a.max_sim,
         round: a.round,
+        prune: !a.no_prune,
         ..SelectParams::default()
     };
     a.run.apply(&mut params);

@@ -17,6 +17,7 @@ use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
 use crate::gp::{CpuGram, FittedGp, GramAccumulator};
 use crate::names::Named;
+use crate::select::Floor;
 
 /// Where to score, as the user asks for it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -204,9 +205,7 @@ pub fn score_all_into<S: Scorer + ?Sized>(
     let (mut mean, mut var) = (vec![0.0; rows], vec![0.0; rows]);
     scorer.posterior_into(tile, &mut mean, &mut var)?;
     check_finite_posterior(0, &mean, &var)?;
-    let lo = what.skip.partition_point(|&g| g < what.start);
-    let hi = what.skip.partition_point(|&g| g < what.start + rows);
-    let skip = &what.skip[lo..hi];
+    let skip = what.skipped_in(rows);
     let first = out.len();
     out.extend(
         (0..rows)
@@ -253,11 +252,44 @@ impl Scorer for AnyScorer {
         }
     }
 
+    fn best_pruned_into(
+        &self,
+        tile: &Features,
+        what: &BestOf,
+        floor: &mut Floor,
+        out: &mut Vec<Scored>,
+    ) -> Result<Option<Stages>> {
+        match self {
+            AnyScorer::Cpu(s) => s.best_pruned_into(tile, what, floor, out),
+            AnyScorer::Gpu(s) => s.best_pruned_into(tile, what, floor, out),
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             AnyScorer::Cpu(s) => s.name(),
             AnyScorer::Gpu(s) => s.name(),
         }
+    }
+}
+
+/// How many candidates reached each stage of pass 2.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stages {
+    /// The backend pruned: candidates whose bound fell below the running threshold got no
+    /// variance.
+    pub pruned: bool,
+    /// Candidates scored by their mean (and, pruning, the bound of their score).
+    pub mean: usize,
+    /// Candidates that got an exact variance (all of them without pruning).
+    pub variance: usize,
+}
+
+impl std::ops::AddAssign for Stages {
+    fn add_assign(&mut self, o: Stages) {
+        self.pruned |= o.pruned;
+        self.mean += o.mean;
+        self.variance += o.variance;
     }
 }
 
@@ -290,6 +322,15 @@ pub struct BestOf<'a> {
     pub skip: &'a [usize],
 }
 
+impl BestOf<'_> {
+    /// The global rows of `skip` that fall in a tile of `rows` rows starting at `start`.
+    pub fn skipped_in(&self, rows: usize) -> &[usize] {
+        let lo = self.skip.partition_point(|&g| g < self.start);
+        let hi = self.skip.partition_point(|&g| g < self.start + rows);
+        &self.skip[lo..hi]
+    }
+}
+
 /// Posterior of pool tiles under a model prepared once per round.
 pub trait Scorer: Sync {
     /// Fills `mean` and `var` (standardised latent mean and variance, one per row of `tile`).
@@ -304,6 +345,26 @@ pub trait Scorer: Sync {
     /// As [`Scorer::posterior_into`].
     fn best_into(&self, tile: &Features, what: &BestOf, out: &mut Vec<Scored>) -> Result<()> {
         score_all_into(self, tile, what, out)
+    }
+
+    /// As [`Scorer::best_into`], but the backend may leave out any row whose score cannot
+    /// reach `floor`'s threshold, before computing its variance, and must record in `floor`
+    /// every exact score it appends. Returns the rows that reached each stage, or `None` when
+    /// the backend does not prune: then it has done exactly [`Scorer::best_into`] (the
+    /// default; the GPU backend keeps it for now).
+    ///
+    /// # Errors
+    /// As [`Scorer::posterior_into`].
+    fn best_pruned_into(
+        &self,
+        tile: &Features,
+        what: &BestOf,
+        floor: &mut Floor,
+        out: &mut Vec<Scored>,
+    ) -> Result<Option<Stages>> {
+        let _ = floor;
+        self.best_into(tile, what, out)?;
+        Ok(None)
     }
 
     /// A short name for logs and summaries.

@@ -117,6 +117,14 @@ impl<T> TopK<T> {
         }
     }
 
+    /// The worst kept candidate once `k` are kept.
+    pub fn kth(&self) -> Option<(f32, usize)> {
+        match self.heap.peek() {
+            Some(w) if self.heap.len() >= self.k => Some((w.score, w.index)),
+            _ => None,
+        }
+    }
+
     /// Number kept.
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -131,6 +139,48 @@ impl<T> TopK<T> {
     pub fn into_sorted(self) -> Vec<Ranked<T>> {
         // `into_sorted_vec` is ascending in `Ord`, and `Ord` puts the best first.
         self.heap.into_sorted_vec()
+    }
+}
+
+/// The running threshold of a pruned search: the `k`-th best exact score found so far, which
+/// only rises. A candidate whose score's upper bound is strictly below it ranks after `k`
+/// candidates already found whatever its index, so it cannot be among the best `k`; one whose
+/// bound equals it is kept, so ties still break by index.
+#[derive(Clone, Debug)]
+pub struct Floor {
+    top: TopK<()>,
+}
+
+impl Floor {
+    /// A threshold for the best `k`.
+    pub fn new(k: usize) -> Self {
+        Floor { top: TopK::new(k) }
+    }
+
+    /// Records an exact score.
+    #[inline]
+    pub fn offer(&mut self, score: f32, index: usize) {
+        self.top.push(score, index, ());
+    }
+
+    /// Scores strictly below this cannot be among the best `k` (`-inf` until `k` scores are
+    /// known, `+inf` when `k` is 0). A NaN score ranks last, so a NaN `k`-th gives `-inf`.
+    #[inline]
+    pub fn threshold(&self) -> f32 {
+        if self.top.k == 0 {
+            return f32::INFINITY;
+        }
+        match self.top.kth() {
+            Some((s, _)) if !s.is_nan() => s,
+            _ => f32::NEG_INFINITY,
+        }
+    }
+
+    /// True when a candidate whose score is at most `bound` may still be among the best `k`
+    /// (a NaN bound proves nothing).
+    #[inline]
+    pub fn admits(&self, bound: f32) -> bool {
+        !(bound < self.threshold())
     }
 }
 
