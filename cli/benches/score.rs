@@ -13,14 +13,23 @@
 //!   `POOLRANK_ALLOW_SOFTWARE_GPU=1`); without one it prints a line and runs the CPU half alone.
 //!   Each GPU iteration waits for the device (the read-back), so the time is the device's.
 //!
+//! - `prune`: pass 2 of `select` on the CPU, pruned against brute force
+//!   (`prune/pruned/ucb/tanimoto-2048/n1000/N200000`, `prune/brute/...`): every tile scored
+//!   and the best 1% of the pool kept, UCB (β = 2) and greedy. The pool is synthetic: the
+//!   Enamine fingerprints repeated to N with four bits of each copy moved at random, so no two
+//!   rows are the same; the labels are 1000 of the originals. It prints how many candidates
+//!   got a variance.
+//!
 //! `POOLRANK_BENCH_N` changes N for `score` and `gpu_vs_cpu` (default 200000).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use poolrank::backend::{CpuScorer, GpuContext, GpuOptions, GpuScorer, Scorer};
+use poolrank::acquisition::{AcqContext, Acquisition};
+use poolrank::backend::{BestOf, CpuScorer, GpuContext, GpuOptions, GpuScorer, Scorer};
 use poolrank::data::{Features, NpzCountsReader, PoolReader, Tile};
 use poolrank::gp::{fit, FittedGp, GpParams};
 use poolrank::kernel::KernelKind;
 use poolrank::rng::seeded_order;
+use poolrank::select::{Floor, TopK};
 use poolrank_cli::demo::DemoFiles;
 
 fn enamine_counts() -> Features {
@@ -138,6 +147,110 @@ fn bench_gpu_vs_cpu(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_score, bench_variance);
+/// The Enamine bits repeated to `big_n` rows, four set bits of each copy moved to random
+/// places (a counter hash of the row), so the copies differ.
+fn synthetic_bits(bits: &Features, big_n: usize) -> Features {
+    let Features::Bits { nbits, data } = bits else {
+        unreachable!()
+    };
+    let words = nbits.div_ceil(64);
+    let mut out = Vec::with_capacity(big_n * words);
+    for i in 0..big_n {
+        let src = i % bits.len();
+        let mut row = data[src * words..(src + 1) * words].to_vec();
+        for k in 0..4u32 {
+            let h = poolrank::rng::hash32((i as u32).wrapping_mul(4).wrapping_add(k) ^ 0x5bd1_e995);
+            let set: Vec<usize> = (0..*nbits)
+                .filter(|&b| row[b / 64] >> (b % 64) & 1 == 1)
+                .collect();
+            if let Some(&b) = set.get(h as usize % set.len().max(1)) {
+                row[b / 64] &= !(1u64 << (b % 64));
+            }
+            let to = (h >> 16) as usize % nbits;
+            row[to / 64] |= 1u64 << (to % 64);
+        }
+        out.extend(row);
+    }
+    Features::Bits {
+        nbits: *nbits,
+        data: out,
+    }
+}
+
+fn bench_prune(c: &mut Criterion) {
+    let (big_n, n, name) = (bench_n(), 1000usize, "tanimoto-2048");
+    let bits = enamine_counts().presence_bits().unwrap();
+    let order = seeded_order(bits.len(), 3);
+    let gp = model(KernelKind::Tanimoto, &bits.select_rows(&order[..n]));
+    let pool = synthetic_bits(&bits, big_n);
+    let tile_rows = 65_536;
+    let tiles: Vec<(usize, Features)> = (0..big_n)
+        .step_by(tile_rows)
+        .map(|s| {
+            let rows: Vec<usize> = (s..(s + tile_rows).min(big_n)).collect();
+            (s, pool.select_rows(&rows))
+        })
+        .collect();
+    let scorer = CpuScorer::new(&gp);
+    let ctx = AcqContext {
+        best: gp.y_best as f32,
+        seed: 0,
+        round: 0,
+    };
+    let keep = big_n / 100;
+    let skip: Vec<usize> = Vec::new();
+    let mut group = c.benchmark_group("prune");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(big_n as u64));
+    for (acq_name, acq) in [
+        ("ucb", Acquisition::Ucb { beta: 2.0 }),
+        ("greedy", Acquisition::Greedy),
+    ] {
+        for prune in [false, true] {
+            let run = || {
+                let mut top = TopK::new(keep);
+                let mut floor = Floor::new(keep);
+                let (mut out, mut exact) = (Vec::new(), 0);
+                for (start, tile) in &tiles {
+                    let what = BestOf {
+                        acq,
+                        ctx: &ctx,
+                        start: *start,
+                        keep,
+                        skip: &skip,
+                    };
+                    out.clear();
+                    if prune {
+                        let st = scorer
+                            .best_pruned_into(tile, &what, &mut floor, &mut out)
+                            .unwrap()
+                            .unwrap();
+                        exact += st.variance;
+                    } else {
+                        scorer.best_into(tile, &what, &mut out).unwrap();
+                        exact += tile.len();
+                    }
+                    for s in &out {
+                        top.push(s.score, start + s.row, ());
+                    }
+                }
+                (top, exact)
+            };
+            let (_, exact) = run();
+            let mode = if prune { "pruned" } else { "brute" };
+            println!("prune/{mode}/{acq_name}: {exact} of {big_n} candidates got a variance");
+            group.bench_function(
+                BenchmarkId::new(
+                    format!("{mode}/{acq_name}/{name}/n{n}"),
+                    format!("N{big_n}"),
+                ),
+                |b| b.iter(&run),
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_score, bench_variance, bench_prune);
 criterion_group!(gpu_vs_cpu, bench_gpu_vs_cpu);
 criterion_main!(benches, gpu_vs_cpu);

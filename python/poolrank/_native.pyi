@@ -105,6 +105,7 @@ def select(
     beta: float = 2.0,
     xi: float = 0.0,
     return_summary: Literal[False] = False,
+    prune: bool = True,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
 @overload
 def select(
@@ -130,6 +131,7 @@ def select(
     xi: float = 0.0,
     *,
     return_summary: Literal[True],
+    prune: bool = True,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], dict[str, Any]]: ...
 def _simulate(
     pool: ArrayLike, y: npt.ArrayLike, **kwargs: Any

@@ -530,13 +530,14 @@ fn row_indices(
 /// (hyperparameters not given are fitted), scores every other row with `acq` on `backend`,
 /// and picks `batch` of them (a count, or a fraction of the pool when a float below 1).
 /// Returns `(indices, scores)`, best first; with `return_summary=True` also the run's summary
-/// (the JSON `select --summary` writes) as a dict.
+/// (the JSON `select --summary` writes) as a dict. `prune=False` computes every candidate's
+/// variance (brute force; the same batch).
 #[pyfunction]
 #[pyo3(signature = (
     pool, labeled_index, y, acq="ucb", batch=None, minimize=false, seed=0, backend="auto",
     kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
     batch_mode="topk", max_sim=None, pending_index=None, features=None, beta=2.0, xi=0.0,
-    return_summary=false
+    return_summary=false, prune=true
 ))]
 #[allow(clippy::too_many_arguments)]
 fn select<'py>(
@@ -561,6 +562,7 @@ fn select<'py>(
     beta: f32,
     xi: f32,
     return_summary: bool,
+    prune: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = pool.py();
     let input = Input::parse(pool, features)?;
@@ -593,6 +595,7 @@ fn select<'py>(
         max_sim,
         seed,
         backend: backend_choice(backend)?,
+        prune,
         ..SelectParams::default()
     }
     .check()

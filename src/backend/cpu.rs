@@ -473,8 +473,8 @@ mod tests {
                     assert_eq!(got[i].to_bits(), full[r].to_bits(), "n {n}, m {m}, row {r}");
                 }
                 if m > 1 {
-                    for i in 0..m {
-                        assert_eq!(part[i].to_bits(), full[i].to_bits(), "n {n}, part {m}");
+                    for (p, f) in part.iter().zip(&full) {
+                        assert_eq!(p.to_bits(), f.to_bits(), "n {n}, part {m}");
                     }
                 }
             }

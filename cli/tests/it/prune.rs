@@ -309,3 +309,72 @@ fn pruned_tiles_keep_the_brute_force_top_k() {
         }
     }
 }
+
+/// `select --no-prune` writes the same batch file, byte for byte, and the same summary but for
+/// its stage counts and timings.
+#[test]
+fn no_prune_flag_writes_the_same_files() {
+    let f = files(900, 30, 4, 17);
+    let d = f.dir.path();
+    std::fs::write(d.join("pending.txt"), f.pending.ids.join("\n") + "\n").unwrap();
+    for extra in [
+        &["--acq", "ucb"][..],
+        &["--acq", "ei", "--batch-mode", "diverse"],
+        &["--acq", "greedy", "--max-sim", "0.6"],
+    ] {
+        let run = |no_prune: bool| {
+            let tag = if no_prune { "brute" } else { "pruned" };
+            let (out, summary) = (d.join(format!("{tag}.csv")), d.join(format!("{tag}.json")));
+            let mut args: Vec<String> = [
+                "select",
+                "--pool",
+                "p.fps",
+                "--labels",
+                "l.csv",
+                "--pending",
+                "pending.txt",
+                "--batch",
+                "15",
+                "--backend",
+                "cpu",
+                "--quiet",
+                "--tile",
+                "250",
+                "--signal-var",
+                "1.2",
+                "--noise",
+                "0.05",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(extra.iter().map(|s| s.to_string()));
+            args.extend(["--out".into(), out.display().to_string()]);
+            args.extend(["--summary".into(), summary.display().to_string()]);
+            if no_prune {
+                args.push("--no-prune".into());
+            }
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_poolrank"))
+                .current_dir(d)
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let mut s: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+            let stages = s["stages"].clone();
+            let o = s.as_object_mut().unwrap();
+            for k in ["stages", "seconds", "candidates_per_second"] {
+                o.remove(k);
+            }
+            o["fit"].as_object_mut().unwrap().remove("seconds");
+            (std::fs::read(&out).unwrap(), s, stages)
+        };
+        let (pruned, brute) = (run(false), run(true));
+        assert_eq!(pruned.0, brute.0, "{extra:?}");
+        assert_eq!(pruned.1, brute.1, "{extra:?}");
+        assert_eq!(pruned.2["pruned"], true);
+        assert_eq!(brute.2["pruned"], false);
+        assert_eq!(brute.2["variance"], brute.2["mean"]);
+    }
+}
