@@ -180,7 +180,7 @@ impl Floor {
     /// (a NaN bound proves nothing).
     #[inline]
     pub fn admits(&self, bound: f32) -> bool {
-        !(bound < self.threshold())
+        bound.partial_cmp(&self.threshold()) != Some(Ordering::Less)
     }
 }
 
