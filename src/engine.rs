@@ -621,25 +621,22 @@ fn score_pool(
         };
         // Even `random` reports the model's mean and sd for what it picks.
         best.clear();
-        let pruned = if cfg.prune {
-            scorer.best_pruned_into(&tile.features, &what, &mut floor, &mut best)?
-        } else {
-            None
-        };
-        stages += match pruned {
-            Some(s) => s,
-            None => {
-                if !cfg.prune {
-                    scorer.best_into(&tile.features, &what, &mut best)?;
-                }
-                let eligible = tile.len() - what.skipped_in(tile.len()).len();
-                Stages {
-                    pruned: false,
-                    mean: eligible,
-                    variance: eligible,
-                }
+        // A backend that does not prune has done `best_into` and says so with `None`.
+        let pruned = match cfg.prune {
+            true => scorer.best_pruned_into(&tile.features, &what, &mut floor, &mut best)?,
+            false => {
+                scorer.best_into(&tile.features, &what, &mut best)?;
+                None
             }
         };
+        stages += pruned.unwrap_or_else(|| {
+            let eligible = tile.len() - what.skipped_in(tile.len()).len();
+            Stages {
+                pruned: false,
+                mean: eligible,
+                variance: eligible,
+            }
+        });
         for s in &best {
             let g = tile.start + s.row;
             if !top.accepts(s.score, g) {

@@ -248,9 +248,10 @@ impl CpuScorer {
     /// `f32` either. Then the rows best bound first, in
     /// waves of one chunk per thread: each wave takes the next rows whose bound reaches the
     /// threshold, recomputes their kernel rows and gets their variance through the same
-    /// product as brute force (a row's variance does not depend on the other rows of its block,
-    /// tested below), and the exact scores raise the threshold for the next wave. Once the
-    /// best remaining bound is below it, the rest of the tile is dropped.
+    /// product, in blocks of the heights brute force used ([`CpuScorer::variance_of`]: a
+    /// row's bits do not depend on the other rows of such a block, tested below), and the
+    /// exact scores raise the threshold for the next wave. Once the best remaining bound is
+    /// below it, the rest of the tile is dropped.
     ///
     /// `greedy` and `random` are their own bound: their survivors are the rows that enter the
     /// threshold's top-k as they come, and get a variance only for the `sd` of the picks.
@@ -285,13 +286,17 @@ impl CpuScorer {
                     }
                 },
             );
-        if mean.iter().any(|m| !m.is_finite()) {
-            // Brute force names the row and its posterior.
-            let first = out.len();
-            score_all_into(self, tile, what, out)?;
-            out.truncate(first);
-        }
         let skip = what.skipped_in(rows);
+        if mean.iter().any(|m| !m.is_finite()) {
+            // Brute force, whose error names the row and its posterior; nothing is pruned.
+            score_all_into(self, tile, what, out)?;
+            let eligible = rows - skip.len();
+            return Ok(Stages {
+                pruned: false,
+                mean: eligible,
+                variance: eligible,
+            });
+        }
         let mut order: Vec<usize> = (0..rows)
             .filter(|&r| skip.binary_search(&(what.start + r)).is_err())
             .collect();
