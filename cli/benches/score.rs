@@ -218,6 +218,7 @@ fn bench_prune(c: &mut Criterion) {
                         start: *start,
                         keep,
                         skip: &skip,
+                        keys: None,
                     };
                     out.clear();
                     if prune {

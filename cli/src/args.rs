@@ -232,6 +232,11 @@ pub(crate) struct SimulateArgs {
     /// Fit the hyperparameters once (round 0) and hold them, instead of refitting every round.
     #[arg(long)]
     pub(crate) hold_hyperparameters: bool,
+    /// Give every candidate a variance each round (brute force) instead of only those that
+    /// can enter the batch (or the shortlist of a diverse batch); the picks are the same
+    /// either way. The GPU backend always scores brute force for now.
+    #[arg(long)]
+    pub(crate) no_prune: bool,
     /// Worker threads [default: all cores].
     #[arg(long)]
     pub(crate) threads: Option<usize>,

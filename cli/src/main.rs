@@ -168,6 +168,7 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     cfg.minimize = a.input.minimize;
     cfg.backend = a.backend;
     cfg.progress = !a.quiet;
+    cfg.prune = !a.no_prune;
     cfg.check_settings()?;
     let mut set = report::simulation_outputs(&a.out)
         .inputs([&pool.path, &labels.path])

@@ -226,6 +226,25 @@ impl Scorer for CpuScorer {
         check_finite_posterior(0, mean, var)
     }
 
+    fn mean_into(&self, tile: &Features, mean: &mut [f32]) -> Result<()> {
+        check_tile_kind(tile, self.kind)?;
+        check_dense_range(tile, self.train_abs_max)?;
+        assert_eq!(mean.len(), tile.len());
+        let n = self.n;
+        mean.par_chunks_mut(CHUNK).enumerate().for_each_init(
+            || (Packed::default(), Vec::new(), vec![0f32; CHUNK * n]),
+            |(packed, counts, ks), (c, mean)| {
+                let m = mean.len();
+                let ks = &mut ks[..m * n];
+                self.kernel_block(tile, c * CHUNK, m, packed, counts, ks);
+                for (i, out) in mean.iter_mut().enumerate() {
+                    *out = dot(&ks[i * n..(i + 1) * n], &self.alpha);
+                }
+            },
+        );
+        check_finite_posterior(0, mean, &vec![0.0; mean.len()])
+    }
+
     fn best_pruned_into(
         &self,
         tile: &Features,
@@ -233,7 +252,24 @@ impl Scorer for CpuScorer {
         floor: &mut Floor,
         out: &mut Vec<Scored>,
     ) -> Result<Option<Stages>> {
-        self.pruned_into(tile, what, floor, out).map(Some)
+        let mut mean = vec![0f32; tile.len()];
+        self.pruned_into(tile, what, floor, out, &mut mean)
+            .map(Some)
+    }
+
+    fn best_pruned_with_mean(
+        &self,
+        tile: &Features,
+        what: &BestOf,
+        floor: &mut Floor,
+        out: &mut Vec<Scored>,
+        mean: &mut [f32],
+    ) -> Result<Option<Stages>> {
+        self.pruned_into(tile, what, floor, out, mean).map(Some)
+    }
+
+    fn prunes(&self) -> bool {
+        true
     }
 
     fn name(&self) -> String {
@@ -261,13 +297,14 @@ impl CpuScorer {
         what: &BestOf,
         floor: &mut Floor,
         out: &mut Vec<Scored>,
+        mean: &mut [f32],
     ) -> Result<Stages> {
         check_tile_kind(tile, self.kind)?;
         check_dense_range(tile, self.train_abs_max)?;
         let rows = tile.len();
+        assert_eq!(mean.len(), rows);
         let n = self.n;
         let (acq, ctx) = (what.acq, what.ctx);
-        let mut mean = vec![0f32; rows];
         let mut bound = vec![0f32; rows];
         mean.par_chunks_mut(CHUNK)
             .zip(bound.par_chunks_mut(CHUNK))
@@ -281,7 +318,7 @@ impl CpuScorer {
                     self.kernel_block(tile, start, m, packed, counts, ks);
                     for (i, (out, b)) in mean.iter_mut().zip(bound.iter_mut()).enumerate() {
                         *out = dot(&ks[i * n..(i + 1) * n], &self.alpha);
-                        let g = (what.start + start + i) as u64;
+                        let g = what.key(start + i) as u64;
                         *b = score_bound(acq, *out, self.s2, g, ctx);
                     }
                 },
@@ -310,7 +347,7 @@ impl CpuScorer {
                 if !floor.admits(bound[r]) {
                     break;
                 }
-                floor.offer(bound[r], what.start + r);
+                floor.offer(bound[r], what.key(r));
                 keep.push(r);
             }
             let var = self.variance_of(tile, &keep);
@@ -336,7 +373,7 @@ impl CpuScorer {
                 let take = &order[next..end];
                 let var = self.variance_of(tile, take);
                 for (&r, &v) in take.iter().zip(&var) {
-                    let g = what.start + r;
+                    let g = what.key(r);
                     let s = score(acq, mean[r], v, g as u64, ctx);
                     floor.offer(s, g);
                     out.push(Scored {
@@ -512,10 +549,14 @@ mod tests {
                         start: 0,
                         keep: rows,
                         skip: &[],
+                        keys: None,
                     };
                     let mut floor = Floor::new(rows);
                     let mut out = Vec::new();
-                    let st = s.pruned_into(&tile, &what, &mut floor, &mut out).unwrap();
+                    let mut m = vec![0f32; rows];
+                    let st = s
+                        .pruned_into(&tile, &what, &mut floor, &mut out, &mut m)
+                        .unwrap();
                     assert_eq!((st.mean, st.variance, out.len()), (rows, rows, rows));
                     for o in &out {
                         assert_eq!(o.mean.to_bits(), mean[o.row].to_bits());
