@@ -75,7 +75,8 @@ pub struct OverlapTrain {
     columns: Option<Columns>,
 }
 
-/// One byte column per bit over the labeled rows, each padded to `n_pad` bytes.
+/// One byte column per bit over the labeled rows, each padded to `n_pad` bytes (a multiple of
+/// [`SUM_BLOCK`]).
 struct Columns {
     n_pad: usize,
     data: Vec<u8>,
@@ -86,7 +87,7 @@ impl OverlapTrain {
     pub fn new(packed: Packed) -> Self {
         let n = packed.len();
         let columns = (packed.norms.iter().all(|&c| c <= 255.0) && n > 0).then(|| {
-            let n_pad = n.next_multiple_of(64);
+            let n_pad = n.next_multiple_of(SUM_BLOCK);
             let nbits = packed.words * 64;
             let mut data = vec![0u8; nbits * n_pad];
             for (j, row) in packed.data.chunks_exact(packed.words).enumerate() {
@@ -132,42 +133,71 @@ impl OverlapTrain {
     }
 
     /// The block in plain Rust; the wrappers above compile it for wider vectors.
+    ///
+    /// Rows for which the transposed sum pays are summed slab by slab: [`SUM_BLOCK`] labeled
+    /// rows at a time for every such pool row, so the slab of the columns (`bits × SUM_BLOCK`
+    /// bytes, 256 KiB for 2048 bits) stays in cache while the rows use it. `counts` holds those
+    /// rows' overlaps; the other rows count word by word.
     #[inline(always)]
     fn block_generic<O: KsOut>(&self, a: &Packed, s2: f32, ks: &mut [O], counts: &mut Vec<u8>) {
         let n = self.packed.len();
         let w = a.words;
-        for (i, ra) in a.data.chunks_exact(w).enumerate() {
-            let out = &mut ks[i * n..(i + 1) * n];
-            let set = a.norms[i] as usize;
-            match &self.columns {
-                // The transposed sum costs |a|·n/64 vector adds; popcounts cost about n·w/2.
-                Some(cols) if set * cols.n_pad / 64 <= n * w / 2 + 1 => {
-                    counts.clear();
-                    counts.resize(cols.n_pad, 0);
-                    for_each_bit(ra, |b| {
-                        if let Some(col) = cols.data.get(b * cols.n_pad..(b + 1) * cols.n_pad) {
-                            add_bytes(counts, col);
-                        }
-                    });
-                    ratios(
-                        out,
-                        counts.iter().map(|&c| f32::from(c)),
-                        a.norms[i],
-                        &self.packed.norms,
-                        s2,
-                    );
-                }
-                _ => {
-                    let b = &self.packed;
-                    let c = b.data.chunks_exact(w).map(|rb| {
-                        ra.iter()
-                            .zip(rb)
-                            .map(|(x, y)| (x & y).count_ones())
-                            .sum::<u32>() as f32
-                    });
-                    ratios(out, c, a.norms[i], &b.norms, s2);
+        let b = &self.packed;
+        // The transposed sum costs |a|·n/64 vector adds; popcounts cost about n·w/2.
+        let summed = |i: usize| match &self.columns {
+            Some(cols) => a.norms[i] as usize * cols.n_pad / 64 <= n * w / 2 + 1,
+            None => false,
+        };
+        if let Some(cols) = &self.columns {
+            // The summed rows, and where each one's set bits' columns start.
+            let (mut rows, mut starts, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+            for (i, ra) in a
+                .data
+                .chunks_exact(w)
+                .enumerate()
+                .filter(|&(i, _)| summed(i))
+            {
+                for_each_bit(ra, |bit| {
+                    if (bit + 1) * cols.n_pad <= cols.data.len() {
+                        starts.push(bit * cols.n_pad);
+                    }
+                });
+                rows.push(i);
+                ends.push(starts.len());
+            }
+            counts.clear();
+            counts.resize(rows.len() * cols.n_pad, 0);
+            for slab in (0..cols.n_pad).step_by(SUM_BLOCK) {
+                let mut from = 0;
+                for (r, &end) in ends.iter().enumerate() {
+                    let out = &mut counts[r * cols.n_pad + slab..][..SUM_BLOCK];
+                    column_sums(&cols.data, &starts[from..end], slab, out);
+                    from = end;
                 }
             }
+            for (r, &i) in rows.iter().enumerate() {
+                let c = &counts[r * cols.n_pad..][..n];
+                let out = &mut ks[i * n..(i + 1) * n];
+                ratios(
+                    out,
+                    c.iter().map(|&c| f32::from(c)),
+                    a.norms[i],
+                    &b.norms,
+                    s2,
+                );
+            }
+        }
+        for (i, ra) in a.data.chunks_exact(w).enumerate() {
+            if summed(i) {
+                continue;
+            }
+            let c = b.data.chunks_exact(w).map(|rb| {
+                ra.iter()
+                    .zip(rb)
+                    .map(|(x, y)| (x & y).count_ones())
+                    .sum::<u32>() as f32
+            });
+            ratios(&mut ks[i * n..(i + 1) * n], c, a.norms[i], &b.norms, s2);
         }
     }
 }
@@ -184,12 +214,25 @@ fn for_each_bit(words: &[u64], mut f: impl FnMut(usize)) {
     }
 }
 
-/// `acc += col`, byte-wise (vectorised by the compiler).
-#[inline]
-fn add_bytes(acc: &mut [u8], col: &[u8]) {
-    for (a, c) in acc.iter_mut().zip(col) {
-        *a = a.wrapping_add(*c);
+/// Labeled rows summed at a time by [`column_sums`]: 128 byte counters, four AVX2 or two
+/// AVX-512 registers; `Columns::n_pad` is a multiple of it.
+const SUM_BLOCK: usize = 128;
+
+/// `out[j] = Σ_s data[s + slab + j]` for `j < SUM_BLOCK` over the column starts `starts`,
+/// byte-wise: the block of counters stays in registers while every column adds to it (the
+/// compiler vectorises the fixed-size inner loop).
+#[inline(always)]
+fn column_sums(data: &[u8], starts: &[usize], slab: usize, out: &mut [u8]) {
+    let mut acc = [0u8; SUM_BLOCK];
+    for &s in starts {
+        let col: &[u8; SUM_BLOCK] = data[s + slab..s + slab + SUM_BLOCK]
+            .try_into()
+            .expect("a block of the column");
+        for (a, c) in acc.iter_mut().zip(col) {
+            *a = a.wrapping_add(*c);
+        }
     }
+    out.copy_from_slice(&acc);
 }
 
 /// `out[j] = s2 · c_j / (na + nb_j − c_j)`, with `0/0 = 1` (two empty fingerprints).
@@ -267,6 +310,24 @@ mod tests {
         }
     }
 
+    /// Sparse rows (summed through the columns) and rows of 40% of 300 bits (counted word by
+    /// word: 120 set bits cost more through the columns), alternating in one block.
+    fn mixed() -> Features {
+        let (Features::Bits { data: sparse, .. }, Features::Bits { data: dense, .. }) =
+            (bits(80, 300, 30), bits(80, 300, 400))
+        else {
+            unreachable!()
+        };
+        let w = crate::data::words_for(300);
+        let data = (0..80)
+            .flat_map(|r| {
+                let src = if r % 2 == 0 { &sparse } else { &dense };
+                src[r * w..(r + 1) * w].to_vec()
+            })
+            .collect();
+        Features::Bits { nbits: 300, data }
+    }
+
     /// The overlap Gram equals the pairwise one bit for bit: sparse and dense bit rows (the
     /// transposed columns and the word-wise fallback), an empty row, counts, 0 and 1 rows.
     #[test]
@@ -278,6 +339,7 @@ mod tests {
             (KernelKind::Tanimoto, bits(0, 64, 500)),
             (KernelKind::MinMax, counts(90, 200)),
             (KernelKind::MinMax, bits(33, 130, 100)),
+            (KernelKind::Tanimoto, mixed()),
         ];
         for (kind, x) in &cases {
             let k = Kernel {

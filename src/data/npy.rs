@@ -879,12 +879,19 @@ impl NpyBitsReader {
 
 /// Appends one packbits row (MSB-first bytes) as LSB-first words.
 pub fn push_packbits(row: &[u8], out: &mut Vec<u64>) {
-    for chunk in row.chunks(8) {
-        let mut w = 0u64;
-        for (k, &b) in chunk.iter().enumerate() {
-            w |= u64::from(b.reverse_bits()) << (8 * k);
-        }
-        out.push(w);
+    // Byte k of eight, read little-endian, lands on bits 8k..8k + 8; reversing the word's
+    // bits reverses each byte's bits and the byte order, and swapping the bytes back leaves
+    // each byte's bits reversed in its place: eight bytes at a time.
+    let flip = |w: u64| w.reverse_bits().swap_bytes();
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        out.push(flip(u64::from_le_bytes(c.try_into().expect("8 bytes"))));
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut b = [0u8; 8];
+        b[..rest.len()].copy_from_slice(rest);
+        out.push(flip(u64::from_le_bytes(b)));
     }
 }
 
@@ -1200,6 +1207,28 @@ mod tests {
         let mut out = Vec::new();
         push_packbits(&[0x80, 0x01, 0, 0, 0, 0, 0, 0, 0x40], &mut out);
         assert_eq!(out, vec![1 | (1 << 15), 2]);
+    }
+
+    /// Eight bytes at a time gives what one byte at a time does, for every row length.
+    #[test]
+    fn packbits_words_match_byte_by_byte() {
+        for len in 0..40usize {
+            let row: Vec<u8> = (0..len)
+                .map(|i| crate::rng::hash32((len * 64 + i) as u32) as u8)
+                .collect();
+            let mut want = Vec::new();
+            for chunk in row.chunks(8) {
+                let mut w = 0u64;
+                for (k, &b) in chunk.iter().enumerate() {
+                    w |= u64::from(b.reverse_bits()) << (8 * k);
+                }
+                want.push(w);
+            }
+            let mut got = vec![7];
+            push_packbits(&row, &mut got);
+            assert_eq!(got[1..], want[..], "{len} bytes");
+            assert_eq!(got[0], 7);
+        }
     }
 
     #[test]
