@@ -41,9 +41,9 @@ impl FilePool {
         }
     }
 
-    /// The format, given or inferred: `.fps`/`.fps.gz` → FPS, `.npz` → counts, `.smi`/`.smi.gz`
-    /// (or `.smiles`, `.ism`, `.can`) → SMILES, `.csv`/`.tsv` with a SMILES column → SMILES CSV,
-    /// other `.csv`/`.csv.gz` → dense CSV, `.npy` → packed bits for uint8, counts for other
+    /// The format, given or inferred (text formats plain or `.gz`/`.bz2`/`.zst`): `.fps` → FPS,
+    /// `.npz` → counts, `.smi` (or `.smiles`, `.ism`, `.can`) → SMILES, `.csv`/`.tsv` with a
+    /// SMILES column and Enamine's `.cxsmiles` → SMILES CSV, other `.csv` → dense CSV, `.npy` → packed bits for uint8, counts for other
     /// unsigned integers, dense for floats.
     pub fn resolve_format(&self) -> Result<PoolFormat> {
         // First, before anything reads the file: a pipe read here would not be there again.
@@ -56,13 +56,14 @@ impl FilePool {
             .file_name()
             .map(|s| s.to_string_lossy().to_lowercase())
             .unwrap_or_default();
-        let name = name.strip_suffix(".gz").unwrap_or(&name);
+        let name = crate::data::strip_compression_suffix(&name);
         if name.ends_with(".fps") {
             Ok(PoolFormat::Fps)
         } else if is_smi_name(&self.path) {
             Ok(PoolFormat::Smiles)
-        } else if (name.ends_with(".csv") || name.ends_with(".tsv"))
-            && has_column(&self.path, &self.smiles_col)
+        } else if name.ends_with(".cxsmiles")
+            || ((name.ends_with(".csv") || name.ends_with(".tsv"))
+                && has_column(&self.path, &self.smiles_col))
         {
             Ok(PoolFormat::SmilesCsv)
         } else if name.ends_with(".npz") {

@@ -15,7 +15,7 @@ pub struct DenseCsvReader {
     path: PathBuf,
     rdr: csv::Reader<CsvInput>,
     /// The file is gzip (parse errors are then checked for a compression fault).
-    gzip: bool,
+    compressed: bool,
     /// The first line of the row in `record`.
     line: usize,
     names: Vec<String>,
@@ -29,7 +29,7 @@ pub struct DenseCsvReader {
 impl DenseCsvReader {
     /// Opens `path`, whose column `id_col` holds the ids; reads the header and the first row.
     pub fn open(path: &Path, id_col: &str) -> Result<Self> {
-        let (input, gzip) = super::open_text_gz(path)?;
+        let (input, compressed) = super::open_text_compressed(path)?;
         let mut rdr = csv_reader_over(input);
         let headers = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
         if is_blank(&headers) {
@@ -54,7 +54,7 @@ impl DenseCsvReader {
         let mut r = DenseCsvReader {
             path: path.to_path_buf(),
             rdr,
-            gzip,
+            compressed,
             names,
             id_at,
             record: csv::ByteRecord::new(),
@@ -183,7 +183,7 @@ impl PoolReader for DenseCsvReader {
             data,
         };
         if let Err(e) = result {
-            return Err(if self.gzip {
+            return Err(if self.compressed {
                 super::prefer_compression_fault(&mut self.rdr.get_mut().inner, &self.path, e)
             } else {
                 e

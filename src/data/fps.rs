@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::limits::{check_width, line_too_long, read_line, Line};
 use super::npy::{begin_tile, check_tile_rows};
 use super::{words_for, FeatureKind, Features, PoolReader, Tile};
-use crate::data::{open_text, open_text_gz, prefer_compression_fault};
+use crate::data::{open_text, open_text_compressed, prefer_compression_fault};
 use crate::error::{snippet, Error, Result};
 
 /// The `#type=` header value of an FPS file (what made the fingerprints), `None` without one.
@@ -34,7 +34,7 @@ pub struct FpsReader {
     path: PathBuf,
     input: Box<dyn BufRead + Send>,
     /// The file is gzip (parse errors are then checked for a compression fault).
-    gzip: bool,
+    compressed: bool,
     nbits: usize,
     /// Hex digits per fingerprint.
     hex_len: usize,
@@ -74,11 +74,11 @@ fn hex_digit(c: u8) -> Option<u8> {
 impl FpsReader {
     /// Opens `path` and reads its header and first row.
     pub fn open(path: &Path) -> Result<Self> {
-        let (input, gzip) = open_text_gz(path)?;
+        let (input, compressed) = open_text_compressed(path)?;
         let mut r = FpsReader {
             path: path.to_path_buf(),
             input,
-            gzip,
+            compressed,
             nbits: 0,
             hex_len: 0,
             width_from: WidthFrom::NumBits,
@@ -96,7 +96,7 @@ impl FpsReader {
     /// A parse error in gzip text may stem from corrupt data: see
     /// [`prefer_compression_fault`].
     fn fault_or(&mut self, e: Error) -> Error {
-        if self.gzip {
+        if self.compressed {
             prefer_compression_fault(&mut *self.input, &self.path, e)
         } else {
             e

@@ -5,7 +5,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use super::limits::{line_too_long, read_line, Line, MAX_LINE_BYTES};
-use super::{open_text_gz, prefer_compression_fault};
+use super::{open_text_compressed, prefer_compression_fault};
 use crate::error::{snippet, Error, InputFault, Result};
 
 /// Where labels come from: a CSV file with a header and the names of its id and value columns.
@@ -370,7 +370,7 @@ pub(crate) fn record_line<R: std::io::Read>(
 /// The CSV readers' input type.
 pub(crate) type CsvInput = LfNormalize<Box<dyn BufRead + Send>>;
 
-/// A CSV reader over a text input ([`open_text_gz`]): a header, rows of any length (the callers check
+/// A CSV reader over a text input ([`open_text_compressed`]): a header, rows of any length (the callers check
 /// lengths to give their own messages). Fields are not trimmed here, so that [`record_line`]
 /// sees every newline; callers trim.
 pub(crate) fn csv_reader_over(input: Box<dyn BufRead + Send>) -> csv::Reader<CsvInput> {
@@ -391,10 +391,10 @@ pub(crate) fn is_blank(record: &csv::ByteRecord) -> bool {
 /// nothing at all) gives zero labels; whether that is acceptable is the caller's decision.
 pub fn read_labels(spec: &LabelSpec) -> Result<Labels> {
     let path = spec.path.as_path();
-    let (input, gzip) = open_text_gz(path)?;
+    let (input, compressed) = open_text_compressed(path)?;
     let mut rdr = csv_reader_over(input);
     read_labels_from(spec, &mut rdr).map_err(|e| {
-        if gzip {
+        if compressed {
             prefer_compression_fault(&mut rdr.into_inner().inner, path, e)
         } else {
             e
@@ -526,9 +526,9 @@ impl IdList {
 /// Reads one id per line (trimmed of ASCII whitespace; blank lines skipped), plain or gzip.
 /// Ids must be unique.
 pub fn read_id_list(path: &Path) -> Result<Vec<String>> {
-    let (mut input, gzip) = open_text_gz(path)?;
+    let (mut input, compressed) = open_text_compressed(path)?;
     read_ids_from(&mut *input, path).map_err(|e| {
-        if gzip {
+        if compressed {
             prefer_compression_fault(&mut *input, path, e)
         } else {
             e

@@ -472,30 +472,83 @@ pub(crate) fn npy_pool_format(path: &Path) -> Result<PoolFormat> {
     })
 }
 
-/// Opens `path` for reading, transparently decompressing gzip (detected by its magic bytes)
-/// and skipping a UTF-8 byte-order mark, so that every text input accepts one.
+/// Opens `path` for reading, transparently decompressing gzip, bzip2 and zstd (each detected
+/// by its magic bytes, whatever the file's name; concatenated members, streams and frames are
+/// read through) and skipping a UTF-8 byte-order mark, so that every text input accepts them.
 ///
-/// Corrupt or truncated gzip data comes out of the reader as an [`Error::Compression`] (through
-/// [`Error::io`]), never as a parse error on whatever text was decoded before it.
+/// Corrupt or truncated compressed data comes out of the reader as an [`Error::Compression`]
+/// (through [`Error::io`]), never as a parse error on whatever text was decoded before it.
 pub fn open_text(path: &Path) -> Result<Box<dyn std::io::BufRead + Send>> {
-    Ok(open_text_gz(path)?.0)
+    Ok(open_text_compressed(path)?.0)
 }
 
-/// [`open_text`], and whether the file is gzip.
-pub(crate) fn open_text_gz(path: &Path) -> Result<(Box<dyn std::io::BufRead + Send>, bool)> {
+/// `name` without a trailing `.gz`, `.bz2`, `.zst` or `.zstd` (the compressions
+/// [`open_text`] reads), so that the name before it tells the format.
+pub fn strip_compression_suffix(name: &str) -> &str {
+    [".gz", ".bz2", ".zst", ".zstd"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name)
+}
+
+/// The compressions [`open_text`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Codec {
+    Gzip,
+    Bzip2,
+    Zstd,
+}
+
+impl Codec {
+    /// The codec whose magic bytes start `head`, if any.
+    fn sniff(head: &[u8]) -> Option<Codec> {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Codec::Gzip)
+        } else if head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
+            Some(Codec::Bzip2)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Codec::Zstd)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Codec::Gzip => "gzip",
+            Codec::Bzip2 => "bzip2",
+            Codec::Zstd => "zstd",
+        }
+    }
+}
+
+/// [`open_text`], and whether the file is compressed.
+pub(crate) fn open_text_compressed(
+    path: &Path,
+) -> Result<(Box<dyn std::io::BufRead + Send>, bool)> {
     use std::io::{BufRead, BufReader};
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut buf = BufReader::with_capacity(1 << 16, file);
-    let magic = buf.fill_buf().map_err(|e| Error::io(path, e))?;
-    let gzip = magic.starts_with(&[0x1f, 0x8b]);
-    let mut input: Box<dyn BufRead + Send> = if gzip {
-        let gz = GzipFaults(flate2::bufread::MultiGzDecoder::new(buf));
-        Box::new(BufReader::with_capacity(1 << 16, gz))
-    } else {
-        Box::new(buf)
+    let head = buf.fill_buf().map_err(|e| Error::io(path, e))?;
+    let codec = Codec::sniff(head);
+    let decoded = |r: Box<dyn std::io::Read + Send>, codec: Codec| -> Box<dyn BufRead + Send> {
+        Box::new(BufReader::with_capacity(1 << 16, Faults(r, codec)))
+    };
+    let mut input: Box<dyn BufRead + Send> = match codec {
+        None => Box::new(buf),
+        Some(c @ Codec::Gzip) => decoded(Box::new(flate2::bufread::MultiGzDecoder::new(buf)), c),
+        Some(c @ Codec::Bzip2) => decoded(Box::new(bzip2::bufread::MultiBzDecoder::new(buf)), c),
+        Some(c @ Codec::Zstd) => {
+            let z =
+                zstd::stream::read::Decoder::with_buffer(buf).map_err(|e| Error::Compression {
+                    path: path.to_path_buf(),
+                    msg: format!("cannot start the zstd decoder ({e})"),
+                })?;
+            decoded(Box::new(z), c)
+        }
     };
     skip_bom(&mut *input).map_err(|e| Error::io(path, e))?;
-    Ok((input, gzip))
+    Ok((input, codec.is_some()))
 }
 
 /// The error to report for `e`, met while parsing gzip text from `input`: corrupt deflate data
@@ -528,20 +581,22 @@ fn skip_bom(input: &mut dyn std::io::BufRead) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A gzip decoder whose decoding failures (a truncated stream, a bad CRC, corrupt deflate data)
-/// are [`InputFault::Compression`]; failures of the file itself pass through unchanged.
-struct GzipFaults<R>(R);
+/// A decoder whose decoding failures (a truncated stream, a bad checksum, corrupt data) are
+/// [`InputFault::Compression`] naming the codec; failures of the file itself pass through
+/// unchanged.
+struct Faults<R>(R, Codec);
 
-impl<R: std::io::Read> std::io::Read for GzipFaults<R> {
+impl<R: std::io::Read> std::io::Read for Faults<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use std::io::ErrorKind;
+        let name = self.1.name();
         self.0.read(buf).map_err(|e| match e.kind() {
-            ErrorKind::UnexpectedEof => {
-                InputFault::Compression("the gzip data is truncated (it ends mid-stream)".into())
-                    .into_io()
-            }
-            ErrorKind::InvalidData | ErrorKind::InvalidInput => {
-                InputFault::Compression(format!("corrupt gzip data ({e})")).into_io()
+            ErrorKind::UnexpectedEof => InputFault::Compression(format!(
+                "the {name} data is truncated (it ends mid-stream)"
+            ))
+            .into_io(),
+            ErrorKind::InvalidData | ErrorKind::InvalidInput | ErrorKind::Other => {
+                InputFault::Compression(format!("corrupt {name} data ({e})")).into_io()
             }
             _ => e,
         })

@@ -1,15 +1,18 @@
 //! Molecule files: `.smi` (SMILES, whitespace, id; RDKit's convention) or CSV/TSV with named
-//! SMILES and id columns, plain or gzip, read in chunks of [`Record`]s.
+//! SMILES and id columns (Enamine REAL's `.cxsmiles` is such a TSV), plain or compressed (gzip,
+//! bzip2, zstd), read in chunks of [`Record`]s.
 //!
 //! Empty lines and lines starting with `#` are skipped. In a `.smi` file a first line whose
 //! first field is `smiles` (any case) is a header and skipped too; a line without an id gets
-//! its 0-based molecule number as id.
+//! its 0-based molecule number as id. In a CSV/TSV the id column is `id_col`, or `idnumber`
+//! (Enamine's name) when the default `id` is not there; a CXSMILES extension after the SMILES
+//! (`CC(N)O |&1:1|`) is dropped, since the fingerprints do not use it.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use crate::data::limits::{line_too_long, read_line, Line};
-use crate::data::{open_text, open_text_gz, prefer_compression_fault};
+use crate::data::{open_text, open_text_compressed, prefer_compression_fault};
 use crate::error::{Error, Result};
 
 /// How a molecule file is laid out.
@@ -29,7 +32,8 @@ pub enum Layout {
 pub struct SmilesSource {
     /// The file (plain or gzip).
     pub path: PathBuf,
-    /// The layout; `None` infers it: `.csv` → CSV, `.tsv` → TSV, anything else → `.smi`.
+    /// The layout; `None` infers it: `.csv` → CSV, `.tsv` and `.cxsmiles` → TSV, anything
+    /// else → `.smi`.
     pub layout: Option<Layout>,
     /// SMILES column of a CSV/TSV (default `smiles`; matched ignoring case).
     pub smiles_col: String,
@@ -48,13 +52,13 @@ pub struct Record {
     pub smiles: String,
 }
 
-/// The lower-cased file name without a trailing `.gz`.
+/// The lower-cased file name without a trailing compression suffix.
 fn base_name(path: &Path) -> String {
     let name = path
         .file_name()
         .map(|s| s.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    name.strip_suffix(".gz").unwrap_or(&name).to_string()
+    crate::data::strip_compression_suffix(&name).to_string()
 }
 
 /// True when the file name says SMILES text (`.smi`, `.smiles`, `.ism`, `.can`, plain or gzip).
@@ -68,7 +72,8 @@ pub fn is_smi_name(path: &Path) -> bool {
 /// True when the first header line of the CSV/TSV at `path` has a column named `col` (any
 /// case); false for an unreadable or empty file (the real reader then reports it).
 pub fn has_column(path: &Path, col: &str) -> bool {
-    let delimiter = if base_name(path).ends_with(".tsv") {
+    let name = base_name(path);
+    let delimiter = if name.ends_with(".tsv") || name.ends_with(".cxsmiles") {
         '\t'
     } else {
         ','
@@ -112,7 +117,7 @@ impl SmilesSource {
         let name = base_name(&self.path);
         if name.ends_with(".csv") {
             Layout::Delimited { delimiter: b',' }
-        } else if name.ends_with(".tsv") {
+        } else if name.ends_with(".tsv") || name.ends_with(".cxsmiles") {
             Layout::Delimited { delimiter: b'\t' }
         } else {
             Layout::Smi
@@ -121,11 +126,11 @@ impl SmilesSource {
 
     /// Opens the file for one pass.
     pub fn open(&self) -> Result<MoleculeReader> {
-        let (input, gzip) = open_text_gz(&self.path)?;
+        let (input, compressed) = open_text_compressed(&self.path)?;
         let mut r = MoleculeReader {
             path: self.path.clone(),
             input,
-            gzip,
+            compressed,
             buf: Vec::new(),
             line: 0,
             layout: self.resolve_layout(),
@@ -166,12 +171,24 @@ impl SmilesSource {
                         )
                     })
             };
-            r.columns = Some((
-                find(&self.smiles_col, "--smiles-col")?,
-                find(&self.id_col, "--id-col")?,
-            ));
+            let id = find(&self.id_col, "--id-col").or_else(|e| match self.id_col == "id" {
+                true => find(ENAMINE_ID, "--id-col").map_err(|_| e),
+                false => Err(e),
+            });
+            r.columns = Some((find(&self.smiles_col, "--smiles-col")?, id?));
         }
         Ok(r)
+    }
+}
+
+/// Enamine's id column, taken when the default `id` is not in the header.
+const ENAMINE_ID: &str = "idnumber";
+
+/// The SMILES of a field that may carry a CXSMILES extension (`SMILES |...|`).
+fn without_cx_extension(field: &str) -> &str {
+    match field.split_once([' ', '\t']) {
+        Some((smiles, rest)) if rest.trim_start().starts_with('|') => smiles,
+        _ => field,
     }
 }
 
@@ -222,8 +239,8 @@ fn split_delimited(line: &str, delimiter: u8) -> std::result::Result<Vec<String>
 pub struct MoleculeReader {
     path: PathBuf,
     input: Box<dyn BufRead + Send>,
-    /// The file is gzip (parse errors are then checked for a compression fault).
-    gzip: bool,
+    /// The file is compressed (parse errors are then checked for a compression fault).
+    compressed: bool,
     buf: Vec<u8>,
     /// 1-based number of the last line read.
     line: usize,
@@ -249,7 +266,7 @@ impl MoleculeReader {
             match self.next_record() {
                 Ok(Some(r)) => out.push(r),
                 Ok(None) => break,
-                Err(e) if self.gzip => {
+                Err(e) if self.compressed => {
                     return Err(prefer_compression_fault(&mut *self.input, &self.path, e))
                 }
                 Err(e) => return Err(e),
@@ -312,6 +329,7 @@ impl MoleculeReader {
                     })
                 };
                 let (s, i) = (get(si, "SMILES")?, get(ii, "id")?);
+                let s = without_cx_extension(&s).to_string();
                 if i.is_empty() {
                     return Err(Error::parse(&self.path, self.line, "empty id"));
                 }

@@ -86,6 +86,23 @@ fn threads_chunks_and_layouts_give_the_same_rows_in_input_order() {
         writeln!(gz, "{score},{smiles},{id}").unwrap();
     }
     gz.finish().unwrap();
+    // The .smi as bzip2, and Enamine REAL's layout as zstd: a TSV `.cxsmiles` with `smiles`
+    // and `idnumber` columns, some SMILES with a CXSMILES extension.
+    let bz = dir.path().join("lib.smi.bz2");
+    let mut e = bzip2::write::BzEncoder::new(
+        std::fs::File::create(&bz).unwrap(),
+        bzip2::Compression::default(),
+    );
+    e.write_all(&std::fs::read(&smi).unwrap()).unwrap();
+    e.finish().unwrap();
+    let cx = dir.path().join("lib.cxsmiles.zst");
+    let mut z = zstd::Encoder::new(std::fs::File::create(&cx).unwrap(), 3).unwrap();
+    writeln!(z, "smiles\tidnumber\treagent1\tMW").unwrap();
+    for (k, (id, smiles, _)) in molecules(n).into_iter().enumerate() {
+        let ext = if k % 3 == 0 { " |&1:1|" } else { "" };
+        writeln!(z, "{smiles}{ext}\t{id}\tEN300-{k}\t{}.5", 200 + k).unwrap();
+    }
+    z.finish().unwrap();
 
     let mut outputs = Vec::new();
     for (input, threads, chunk) in [
@@ -93,6 +110,8 @@ fn threads_chunks_and_layouts_give_the_same_rows_in_input_order() {
         (&smi, "2", "7"),
         (&csv, "2", "64"),
         (&csv, "1", "5"),
+        (&bz, "2", "64"),
+        (&cx, "2", "33"),
     ] {
         let out = dir.path().join(format!("o{}.npz", outputs.len()));
         let err = ok(&poolrank(&[
@@ -120,6 +139,21 @@ fn threads_chunks_and_layouts_give_the_same_rows_in_input_order() {
         String::from_utf8(outputs[0].1.clone()).unwrap(),
         want_ids.join("\n") + "\n"
     );
+    // As pools (featurized on the fly): the compressed files by their inner name.
+    let plain = read_pool(&FilePool::new(&smi));
+    for p in [&bz, &cx] {
+        let spec = FilePool::new(p);
+        assert_eq!(
+            spec.resolve_format().unwrap(),
+            if p == &cx {
+                poolrank::data::PoolFormat::SmilesCsv
+            } else {
+                poolrank::data::PoolFormat::Smiles
+            }
+        );
+        let got = read_pool(&spec);
+        assert_eq!((&got.features, &got.ids), (&plain.features, &plain.ids));
+    }
     // The rows equal the shipped RDKit counts.
     let got = read_pool(&FilePool::new(&outputs[0].2)).features;
     let want = read_pool(&FilePool::new(COUNTS))

@@ -566,6 +566,45 @@ fn corrupt_compressed_data_is_a_compression_error() {
     assert!(matches!(e, Error::Compression { .. }), "{e:?}");
 }
 
+/// bzip2 and zstd text inputs read like gzip ones, whatever their name (the magic bytes
+/// decide), concatenated streams and frames included; truncated or corrupt data is a
+/// compression error naming the codec.
+#[test]
+fn bzip2_and_zstd_inputs_read_as_gzip_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut labels = String::from("id,score\n");
+    for i in 0..3000 {
+        labels.push_str(&format!("m{i},{i}\n"));
+    }
+    let (head, tail) = labels.split_at(labels.len() / 2);
+    let want = read_labels(&LabelSpec::new(write(&dir, "l.csv", labels.as_bytes()))).unwrap();
+    type Codec = (&'static str, fn(&[u8]) -> Vec<u8>);
+    let codecs: [Codec; 3] = [("gzip", gzip), ("bzip2", bzip2), ("zstd", zstd)];
+    for (name, codec) in codecs {
+        let whole = codec(labels.as_bytes());
+        // Two streams (frames) one after the other.
+        let split = [codec(head.as_bytes()), codec(tail.as_bytes())].concat();
+        for (file, bytes) in [("a.csv.x", &whole), ("b.csv", &split)] {
+            let got = read_labels(&LabelSpec::new(write(&dir, file, bytes))).unwrap();
+            assert_eq!(
+                (&got.ids, &got.values),
+                (&want.ids, &want.values),
+                "{name} {file}"
+            );
+        }
+        let p = write(&dir, "t.csv", &whole[..whole.len() / 2]);
+        let e = read_labels(&LabelSpec::new(&p)).unwrap_err();
+        assert!(matches!(e, Error::Compression { .. }), "{name}: {e:?}");
+        assert!(e.to_string().contains(name), "{e}");
+        let mut bad = whole.clone();
+        let mid = bad.len() / 3;
+        bad[mid] ^= 0x55;
+        let p = write(&dir, "c.csv", &bad);
+        let e = read_labels(&LabelSpec::new(&p)).unwrap_err();
+        assert!(matches!(e, Error::Compression { .. }), "{name}: {e:?}");
+    }
+}
+
 #[test]
 fn io_errors_show_their_cause_once() {
     let e = read_id_list(Path::new("/nonexistent/ids.txt")).unwrap_err();

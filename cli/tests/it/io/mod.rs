@@ -44,6 +44,21 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+fn bzip2(bytes: &[u8]) -> Vec<u8> {
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+/// zstd frames with their content checksum, as the `zstd` command writes them (without one a
+/// decoder cannot tell corrupt content from text).
+fn zstd(bytes: &[u8]) -> Vec<u8> {
+    let mut e = zstd::Encoder::new(Vec::new(), 3).unwrap();
+    e.include_checksum(true).unwrap();
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
 fn shape_str(shape: &[usize]) -> String {
     match shape {
         [n] => format!("({n},)"),
