@@ -6,6 +6,8 @@
 //! which skips the zero half of `W = L⁻¹`. Chunk boundaries are fixed multiples of `CHUNK`
 //! from the start of the tile, so results do not depend on the number of threads.
 
+mod fused;
+
 use faer::linalg::matmul::triangular::{matmul, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par};
 use rayon::prelude::*;
