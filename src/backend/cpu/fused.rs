@@ -119,8 +119,16 @@ impl PackedW {
     pub fn accumulate_on(&self, isa: Isa, ks: &[f32], acc: &mut [Acc], panels: Range<usize>) {
         let n = self.n;
         assert!(isa.is_available(), "{isa:?} is not available on this CPU");
-        assert_eq!(ks.len(), acc.len() * n, "one kernel row of {n} per accumulator");
-        assert!(panels.end <= self.panels(), "panels {panels:?} of {}", self.panels());
+        assert_eq!(
+            ks.len(),
+            acc.len() * n,
+            "one kernel row of {n} per accumulator"
+        );
+        assert!(
+            panels.end <= self.panels(),
+            "panels {panels:?} of {}",
+            self.panels()
+        );
         if acc.is_empty() || panels.is_empty() {
             return;
         }
