@@ -96,11 +96,6 @@ impl PackedW {
         PackedW { n, data, starts }
     }
 
-    /// The order `n` of `W` (the length of a kernel row).
-    pub fn n(&self) -> usize {
-        self.n
-    }
-
     /// The number of panels, `⌈n / 16⌉`.
     pub fn panels(&self) -> usize {
         self.starts.len() - 1
@@ -337,7 +332,7 @@ mod tests {
     }
 
     fn run(p: &PackedW, isa: Isa, ks: &[f32], panels: Range<usize>) -> Vec<Acc> {
-        let mut acc = vec![[0f32; LANES]; ks.len() / p.n()];
+        let mut acc = vec![[0f32; LANES]; ks.len() / p.n];
         p.accumulate_on(isa, ks, &mut acc, panels);
         acc
     }
