@@ -10,7 +10,9 @@
 #   scripts/device_check.sh           there, with carry [".gl", ".devbin"]: unpacks the loaders,
 #                                     then `poolrank devices`, the parity tests on the GPU
 #                                     (tests gpu and backend_cli), `poolrank bench` on 10M
-#                                     candidates on the GPU and on 1M on the CPU (for the ratio).
+#                                     candidates on the GPU and on 1M on the CPU (for the ratio),
+#                                     each as every posterior (--posterior) and as select's
+#                                     search for the UCB top 1% (pruned on the CPU).
 #                                     If cargo is there and .devbin/ is not, it builds with
 #                                     `cargo --offline` instead.
 #   scripts/device_check.sh sparse    there, likewise, but only the sparse fit: the example
@@ -19,8 +21,9 @@
 #                                     then on the CPU (16 cores), into sparse.txt (2 x 240 s at
 #                                     most; give the runner timeout_s 540).
 # Everything is written under "$OUT" (when set, else ./device-out): devices.txt, tests.txt,
-# bench_gpu.txt, bench_cpu.txt, env.txt, log.txt. Each step has its own timeout; the whole run
-# stays under about 7 minutes (20 + 150 + 150 + 60 s at most, plus unpacking). Give the
+# bench_gpu.txt, bench_gpu_select.txt, bench_cpu.txt, bench_cpu_select.txt, env.txt, log.txt.
+# Each step has its own timeout; the whole run stays under about 7 minutes (20 + 150 + 120 +
+# 60 + 40 + 30 s at most, plus unpacking). Give the
 # runner timeout_s 540 or so, which leaves time for a rerun in a 15-minute device budget only
 # if the first run is quick: run the prepare step and `bash -n` first.
 set -uo pipefail
@@ -155,13 +158,19 @@ step "parity tests (gpu, backend_cli)"
 timeout 150 bash -c "$(declare -f run_tests); run_tests" >"$OUT/tests.txt" 2>&1 || status=1
 grep -E "^test result|FAILED|panicked|GPU tests run on" "$OUT/tests.txt"
 
-step "bench gpu: 10M candidates, 2000 labels, 2048 bits"
-timeout 150 "$BIN" bench --pool-size 10000000 --train 2000 --bits 2048 --backend gpu \
+step "bench gpu: 10M candidates, 2000 labels, 2048 bits, every posterior"
+timeout 120 "$BIN" bench --posterior --pool-size 10000000 --train 2000 --bits 2048 --backend gpu \
     2>&1 | tee "$OUT/bench_gpu.txt" || status=1
 
-step "bench cpu: 1M candidates, same settings (for the ratio)"
-timeout 60 "$BIN" bench --pool-size 1000000 --train 2000 --bits 2048 --backend cpu \
+step "bench gpu: the same, select's search for the UCB top 1%"
+timeout 60 "$BIN" bench --pool-size 10000000 --train 2000 --bits 2048 --backend gpu \
+    2>&1 | tee "$OUT/bench_gpu_select.txt" || status=1
+
+step "bench cpu: 1M candidates, same settings (for the ratio), every posterior then pruned"
+timeout 40 "$BIN" bench --posterior --pool-size 1000000 --train 2000 --bits 2048 --backend cpu \
     2>&1 | tee "$OUT/bench_cpu.txt" || status=1
+timeout 30 "$BIN" bench --pool-size 1000000 --train 2000 --bits 2048 --backend cpu \
+    2>&1 | tee "$OUT/bench_cpu_select.txt" || status=1
 
 step "done, status $status"
 exit $status

@@ -618,6 +618,7 @@ fn score_pool(
             start: tile.start,
             keep,
             skip: excluded,
+            keys: None,
         };
         // Even `random` reports the model's mean and sd for what it picks.
         best.clear();

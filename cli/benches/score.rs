@@ -266,6 +266,7 @@ fn bench_prune(c: &mut Criterion) {
                         start: *start,
                         keep,
                         skip: &skip,
+                        keys: None,
                     };
                     out.clear();
                     if prune {

@@ -169,6 +169,26 @@ pub(crate) struct BenchArgs {
     /// Print JSON instead of the table.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Time every candidate's mean and variance (the raw scoring kernels) instead of
+    /// `select`'s search for the best --batch by --acq.
+    #[arg(long, conflicts_with_all = ["acq", "batch", "no_prune"])]
+    pub(crate) posterior: bool,
+    /// The acquisition the search ranks by.
+    #[arg(long, value_parser = acquisitions(), default_value = "ucb")]
+    pub(crate) acq: String,
+    /// UCB's weight on the standard deviation.
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) beta: f32,
+    /// EI/PI margin, in label standard deviations.
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) xi: f32,
+    /// Candidates the search keeps: a count or a fraction of the pool.
+    #[arg(long, default_value = "0.01", value_parser = BatchSize::parse)]
+    pub(crate) batch: BatchSize,
+    /// Give every candidate a variance (brute force) instead of only those whose bound can
+    /// reach the batch; the batch is the same either way.
+    #[arg(long)]
+    pub(crate) no_prune: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -232,6 +252,11 @@ pub(crate) struct SimulateArgs {
     /// Fit the hyperparameters once (round 0) and hold them, instead of refitting every round.
     #[arg(long)]
     pub(crate) hold_hyperparameters: bool,
+    /// Give every candidate a variance each round (brute force) instead of only those that
+    /// can enter the batch (or the shortlist of a diverse batch); the picks are the same
+    /// either way. The GPU backend always scores brute force for now.
+    #[arg(long)]
+    pub(crate) no_prune: bool,
     /// Worker threads [default: all cores].
     #[arg(long)]
     pub(crate) threads: Option<usize>,

@@ -10,8 +10,12 @@
 //! with lengthscale 1 is far from 0 and 1 at any dimension.
 //!
 //! The GP has fixed hyperparameters (signal variance 1, noise 0.1, lengthscale 1 for dense
-//! features); the backend is prepared once; every tile is scored with
-//! [`Scorer::posterior_into`].
+//! features); the backend is prepared once. Two modes ([`BenchMode`]):
+//! - `select` (the default): what `select` does with the pool, the best `batch` candidates by
+//!   an acquisition, through the pruned search unless `prune` is off; the report says how
+//!   many candidates reached each stage ([`Stages`]);
+//! - `posterior`: every tile's mean and variance through [`Scorer::posterior_into`], the raw
+//!   throughput of the scoring kernels.
 //!
 //! What is counted, per candidate against `n` labels:
 //! - the variance product `Ks·Wᵀ` with `W = L⁻¹` lower triangular: `n²/2` multiply-adds,
@@ -25,11 +29,14 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use poolrank::backend::{AnyScorer, Backend, BackendChoice, GpuOptions, Scorer};
+use poolrank::acquisition::AcqContext;
+use poolrank::backend::{AnyScorer, Backend, BackendChoice, BestOf, GpuOptions, Scorer, Stages};
 use poolrank::data::{words_for, FeatureKind, Features};
 use poolrank::error::{Error, Result};
 use poolrank::gp::{fit_with, FittedGp, GpParams, Inducing};
 use poolrank::kernel::KernelKind;
+use poolrank::select::{Floor, TopK};
+use poolrank::{Acquisition, BatchSize};
 
 /// Number of cluster prototypes the synthetic rows are drawn around.
 pub const PROTOTYPES: usize = 64;
@@ -37,9 +44,29 @@ pub const PROTOTYPES: usize = 64;
 /// Set bits per 2048 of a Morgan fingerprint (radius 2), on average.
 const BITS_PER_2048: usize = 49;
 
+/// What a bench run times.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(rename_all = "lowercase", tag = "mode")]
+pub enum BenchMode {
+    /// The best `batch` candidates by `acquisition`, as `select`'s scoring pass finds them
+    /// (pruned when `prune`).
+    Select {
+        /// How candidates are scored.
+        acquisition: Acquisition,
+        /// How many to keep: a count or a fraction of the pool.
+        batch: BatchSize,
+        /// Skip the variance of candidates that cannot enter the batch.
+        prune: bool,
+    },
+    /// Every candidate's mean and variance.
+    Posterior,
+}
+
 /// What to benchmark.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
+    /// What is timed (default: the UCB (β = 2) top 1%, pruned).
+    pub mode: BenchMode,
     /// Candidates to score (default 1,000,000).
     pub pool_size: usize,
     /// Labeled rows the GP is fitted on (default 1,000; at least 2).
@@ -68,6 +95,11 @@ pub struct BenchConfig {
 impl Default for BenchConfig {
     fn default() -> Self {
         BenchConfig {
+            mode: BenchMode::Select {
+                acquisition: Acquisition::Ucb { beta: 2.0 },
+                batch: BatchSize::Fraction(0.01),
+                prune: true,
+            },
             pool_size: 1_000_000,
             train: 1000,
             bits: None,
@@ -93,6 +125,15 @@ impl BenchConfig {
         }
         if self.tile_rows == 0 {
             return Err(Error::param("--tile-rows", "must be at least 1"));
+        }
+        if let BenchMode::Select {
+            acquisition, batch, ..
+        } = self.mode
+        {
+            acquisition.check()?;
+            if batch.resolve(self.pool_size) == 0 {
+                return Err(Error::param("--batch", "must keep at least 1 candidate"));
+            }
         }
         match (self.bits, self.dim) {
             (Some(_), Some(_)) => Err(Error::param("--bits/--dim", "give one of them, not both")),
@@ -133,11 +174,15 @@ pub struct BenchRun {
     pub prepare_seconds: f64,
     /// Generating the synthetic tiles on the CPU, seconds.
     pub generate_seconds: f64,
-    /// The `posterior_into` calls as a whole (kernel block, mean, variance, transfers), seconds.
+    /// The scoring calls as a whole (kernel block, mean, variance, the batch's search,
+    /// transfers), seconds.
     pub score_seconds: f64,
     /// `candidates / score_seconds`.
     pub candidates_per_second: f64,
-    /// Variance product, `candidates·n² / score_seconds`, GFLOP/s.
+    /// How many candidates reached each stage (all of them in `posterior` mode).
+    pub stages: Stages,
+    /// Variance product, `stages.variance·n² / score_seconds`, GFLOP/s: the variances computed
+    /// over the whole scoring time.
     pub gemm_gflops: f64,
     /// 64-bit popcounts of the kernel block, `candidates·n·⌈bits/64⌉ / score_seconds`; fingerprints
     /// only.
@@ -146,10 +191,15 @@ pub struct BenchRun {
     pub gpu_split: Option<GpuSplit>,
     /// The variance product's rate over the GPU's execute time alone, GFLOP/s; GPU only.
     pub gemm_gflops_execute: Option<f64>,
-    /// Mean of the posterior means (standardised), a checksum to compare backends.
+    /// Mean of the posterior means (standardised) of every candidate (`posterior`) or of the
+    /// batch (`select`), a checksum to compare backends.
     pub mean_of_mean: f64,
     /// Mean of the posterior variances, likewise; in `(0, 1]`.
     pub mean_of_var: f64,
+    /// `select`: the batch's pool rows, best first, summed with their ranks as
+    /// `Σ (rank + 1)·row` modulo 2⁶⁴: equal for equal batches (pruned and brute force, CPU and
+    /// GPU when their scores agree).
+    pub batch_checksum: Option<u64>,
 }
 
 /// What `poolrank bench` reports.
@@ -167,6 +217,10 @@ pub struct BenchReport {
     pub tile_rows: usize,
     /// The seed.
     pub seed: u64,
+    /// What was timed.
+    pub mode: BenchMode,
+    /// `select`: the candidates kept.
+    pub keep: Option<usize>,
     /// Generating the labels and fitting the GP (fixed hyperparameters), seconds.
     pub fit_seconds: f64,
     /// Inducing points of the model when it is sparse (above the automatic switch's label
@@ -206,12 +260,23 @@ pub fn run_bench(cfg: &BenchConfig) -> Result<BenchReport> {
     let t = Instant::now();
     let gp = fit_with(&params.check(features)?, &x, &y, backend.gram().as_ref())?;
     let fit_seconds = (generated + t.elapsed()).as_secs_f64();
-    let run = run_one(&backend, &gp, &synth, cfg.pool_size, cfg.tile_rows)?;
+    let keep = match cfg.mode {
+        BenchMode::Select { batch, .. } => Some(batch.resolve(cfg.pool_size)),
+        BenchMode::Posterior => None,
+    };
+    let job = Job {
+        gp: &gp,
+        synth: &synth,
+        mode: cfg.mode,
+        keep: keep.unwrap_or(0),
+        tile_rows: cfg.tile_rows,
+    };
+    let run = job.run(&backend, cfg.pool_size)?;
     let cpu = match cfg.compare_cpu {
         Some(m) if run.gpu => {
             let cpu = Backend::cpu("cpu (comparison)");
             let m = m.clamp(1, cfg.pool_size);
-            Some(run_one(&cpu, &gp, &synth, m, cfg.tile_rows)?)
+            Some(job.run(&cpu, m)?)
         }
         _ => None,
     };
@@ -225,6 +290,8 @@ pub fn run_bench(cfg: &BenchConfig) -> Result<BenchReport> {
         pool_size: cfg.pool_size,
         tile_rows: cfg.tile_rows,
         seed: cfg.seed,
+        mode: cfg.mode,
+        keep,
         fit_seconds,
         inducing: gp.info.sparse.as_ref().map(|s| s.used),
         run,
@@ -233,75 +300,188 @@ pub fn run_bench(cfg: &BenchConfig) -> Result<BenchReport> {
     })
 }
 
-/// Prepares `backend` for `gp` and scores the first `pool` candidates of `synth`.
-fn run_one(
-    backend: &Backend,
-    gp: &FittedGp,
-    synth: &Synthetic,
-    pool: usize,
+/// One timed run's settings, shared by the run and its CPU comparison.
+struct Job<'a> {
+    gp: &'a FittedGp,
+    synth: &'a Synthetic,
+    mode: BenchMode,
+    keep: usize,
     tile_rows: usize,
-) -> Result<BenchRun> {
-    let t = Instant::now();
-    let scorer = backend.prepare(gp)?;
-    let prepare_seconds = t.elapsed().as_secs_f64();
-    let gpu = matches!(scorer, AnyScorer::Gpu(_));
+}
 
-    let rows = tile_rows.min(pool);
-    let mut tile = Features::empty(synth.kind);
-    let (mut mean, mut var) = (vec![0f32; rows], vec![0f32; rows]);
-    // One untimed tile first: lazy driver work (shader compilation, first allocations) is not
-    // throughput.
-    synth.tile_into(0, rows, &mut tile);
-    score(&scorer, &tile, &mut mean, &mut var)?;
+/// What a run adds up over its tiles.
+#[derive(Default)]
+struct Tally {
+    generate: Duration,
+    scoring: Duration,
+    split: [Duration; 3],
+    tiles: usize,
+    stages: Stages,
+    sum_mean: f64,
+    sum_var: f64,
+}
 
-    let (mut generate, mut scoring) = (Duration::ZERO, Duration::ZERO);
-    let mut split = [Duration::ZERO; 3];
-    let (mut sum_mean, mut sum_var, mut tiles) = (0f64, 0f64, 0usize);
-    for start in (0..pool).step_by(tile_rows) {
-        let rows = tile_rows.min(pool - start);
+impl Job<'_> {
+    /// Prepares `backend` for the model and scores the first `pool` candidates of the pool.
+    fn run(&self, backend: &Backend, pool: usize) -> Result<BenchRun> {
         let t = Instant::now();
-        synth.tile_into(start as u64, rows, &mut tile);
-        generate += t.elapsed();
-        let (mean, var) = (&mut mean[..rows], &mut var[..rows]);
-        let t = Instant::now();
-        let s = score(&scorer, &tile, mean, var)?;
-        scoring += t.elapsed();
-        for (acc, d) in split.iter_mut().zip(s) {
-            *acc += d;
+        let scorer = backend.prepare(self.gp)?;
+        let prepare_seconds = t.elapsed().as_secs_f64();
+        let gpu = matches!(scorer, AnyScorer::Gpu(_));
+        let (mut tally, mut batch_checksum) = (Tally::default(), None);
+        match self.mode {
+            BenchMode::Posterior => self.posterior(&scorer, pool, &mut tally)?,
+            BenchMode::Select {
+                acquisition, prune, ..
+            } => {
+                let top = self.select(&scorer, pool, acquisition, prune, &mut tally)?;
+                let sum = top.iter().enumerate().fold(0u64, |acc, (rank, r)| {
+                    acc.wrapping_add((rank as u64 + 1).wrapping_mul(r.index as u64))
+                });
+                batch_checksum = Some(sum);
+            }
         }
-        tiles += 1;
-        sum_mean += mean.iter().map(|&m| f64::from(m)).sum::<f64>();
-        sum_var += var.iter().map(|&v| f64::from(v)).sum::<f64>();
+        let secs = tally.scoring.as_secs_f64();
+        let (count, n) = (pool as f64, self.gp.n_train() as f64);
+        let flops = tally.stages.variance as f64 * n * n;
+        let popcounts = match self.synth.kind {
+            FeatureKind::Bits { nbits } => Some(count * n * words_for(nbits) as f64 / secs),
+            _ => None,
+        };
+        let gpu_split = (gpu && self.mode == BenchMode::Posterior).then(|| GpuSplit {
+            upload: tally.split[0].as_secs_f64(),
+            execute: tally.split[1].as_secs_f64(),
+            readback: tally.split[2].as_secs_f64(),
+        });
+        let averaged = match self.mode {
+            BenchMode::Posterior => count,
+            BenchMode::Select { .. } => self.keep.min(pool) as f64,
+        };
+        Ok(BenchRun {
+            backend: backend.description.clone(),
+            gpu,
+            candidates: pool,
+            tiles: tally.tiles,
+            prepare_seconds,
+            generate_seconds: tally.generate.as_secs_f64(),
+            score_seconds: secs,
+            candidates_per_second: count / secs,
+            stages: tally.stages,
+            gemm_gflops: flops / secs / 1e9,
+            popcounts_per_second: popcounts,
+            gemm_gflops_execute: gpu_split.map(|s| flops / s.execute / 1e9),
+            gpu_split,
+            mean_of_mean: tally.sum_mean / averaged,
+            mean_of_var: tally.sum_var / averaged,
+            batch_checksum,
+        })
     }
 
-    let secs = scoring.as_secs_f64();
-    let (count, n) = (pool as f64, gp.n_train() as f64);
-    let flops = count * n * n;
-    let popcounts = match synth.kind {
-        FeatureKind::Bits { nbits } => Some(count * n * words_for(nbits) as f64 / secs),
-        _ => None,
-    };
-    let gpu_split = gpu.then(|| GpuSplit {
-        upload: split[0].as_secs_f64(),
-        execute: split[1].as_secs_f64(),
-        readback: split[2].as_secs_f64(),
-    });
-    Ok(BenchRun {
-        backend: backend.description.clone(),
-        gpu,
-        candidates: pool,
-        tiles,
-        prepare_seconds,
-        generate_seconds: generate.as_secs_f64(),
-        score_seconds: secs,
-        candidates_per_second: count / secs,
-        gemm_gflops: flops / secs / 1e9,
-        popcounts_per_second: popcounts,
-        gemm_gflops_execute: gpu_split.map(|s| flops / s.execute / 1e9),
-        gpu_split,
-        mean_of_mean: sum_mean / count,
-        mean_of_var: sum_var / count,
-    })
+    /// Calls `f` with each tile of the first `pool` candidates and its first global row, after
+    /// one untimed warm-up call on the first tile (lazy driver work, shader compilation and
+    /// first allocations are not throughput); times the generation.
+    fn tiles(
+        &self,
+        pool: usize,
+        tally: &mut Tally,
+        mut f: impl FnMut(&Features, usize, bool, &mut Tally) -> Result<()>,
+    ) -> Result<()> {
+        let mut tile = Features::empty(self.synth.kind);
+        self.synth.tile_into(0, self.tile_rows.min(pool), &mut tile);
+        f(&tile, 0, false, &mut Tally::default())?;
+        for start in (0..pool).step_by(self.tile_rows) {
+            let rows = self.tile_rows.min(pool - start);
+            let t = Instant::now();
+            self.synth.tile_into(start as u64, rows, &mut tile);
+            tally.generate += t.elapsed();
+            f(&tile, start, true, tally)?;
+            tally.tiles += 1;
+        }
+        Ok(())
+    }
+
+    /// Every candidate's posterior.
+    fn posterior(&self, scorer: &AnyScorer, pool: usize, tally: &mut Tally) -> Result<()> {
+        let rows = self.tile_rows.min(pool);
+        let (mut mean, mut var) = (vec![0f32; rows], vec![0f32; rows]);
+        self.tiles(pool, tally, |tile, _, _, tally| {
+            let (mean, var) = (&mut mean[..tile.len()], &mut var[..tile.len()]);
+            let t = Instant::now();
+            let s = score(scorer, tile, mean, var)?;
+            tally.scoring += t.elapsed();
+            for (acc, d) in tally.split.iter_mut().zip(s) {
+                *acc += d;
+            }
+            tally.stages += Stages {
+                pruned: false,
+                mean: tile.len(),
+                variance: tile.len(),
+                partial: 0,
+            };
+            tally.sum_mean += mean.iter().map(|&m| f64::from(m)).sum::<f64>();
+            tally.sum_var += var.iter().map(|&v| f64::from(v)).sum::<f64>();
+            Ok(())
+        })
+    }
+
+    /// The best `keep` candidates, as `select`'s scoring pass finds them: per tile the
+    /// backend's best (pruned against the threshold carried across tiles), merged.
+    fn select(
+        &self,
+        scorer: &AnyScorer,
+        pool: usize,
+        acq: Acquisition,
+        prune: bool,
+        tally: &mut Tally,
+    ) -> Result<Vec<poolrank::select::Ranked<(f32, f32)>>> {
+        let ctx = AcqContext {
+            best: self.gp.y_best as f32,
+            seed: 0,
+            round: 0,
+        };
+        let (mut top, mut floor) = (TopK::new(self.keep), Floor::new(self.keep));
+        let mut best = Vec::new();
+        self.tiles(pool, tally, |tile, start, timed, tally| {
+            let what = BestOf {
+                acq,
+                ctx: &ctx,
+                start,
+                keep: self.keep,
+                skip: &[],
+                keys: None,
+            };
+            // The warm-up call keeps its own threshold.
+            let mut warm = Floor::new(self.keep);
+            let floor = if timed { &mut floor } else { &mut warm };
+            best.clear();
+            let t = Instant::now();
+            let stages = match prune {
+                true => scorer.best_pruned_into(tile, &what, floor, &mut best)?,
+                false => {
+                    scorer.best_into(tile, &what, &mut best)?;
+                    None
+                }
+            };
+            if !timed {
+                return Ok(());
+            }
+            for b in &best {
+                top.push(b.score, start + b.row, (b.mean, b.var));
+            }
+            tally.scoring += t.elapsed();
+            tally.stages += stages.unwrap_or(Stages {
+                pruned: false,
+                mean: tile.len(),
+                variance: tile.len(),
+                partial: 0,
+            });
+            Ok(())
+        })?;
+        let top = top.into_sorted();
+        tally.sum_mean = top.iter().map(|r| f64::from(r.item.0)).sum();
+        tally.sum_var = top.iter().map(|r| f64::from(r.item.1)).sum();
+        Ok(top)
+    }
 }
 
 /// Scores one tile; the GPU's time split, zero on the CPU.
@@ -514,6 +694,18 @@ impl fmt::Display for BenchReport {
             "poolrank bench: {} candidates, {} labels, {} ({}), seed {}, tiles of {} rows",
             self.pool_size, self.train, self.features, self.kernel, self.seed, self.tile_rows
         )?;
+        match self.mode {
+            BenchMode::Posterior => writeln!(f, "timed: every candidate's mean and variance")?,
+            BenchMode::Select {
+                acquisition, prune, ..
+            } => writeln!(
+                f,
+                "timed: select's search for the best {} by {} ({})",
+                self.keep.unwrap_or(0),
+                acquisition.name(),
+                if prune { "pruned" } else { "brute force" }
+            )?,
+        }
         writeln!(f, "fit (fixed hyperparameters): {:.2} s", self.fit_seconds)?;
         match self.inducing {
             Some(m) => writeln!(f, "model: sparse GP (VFE) on {m} inducing points")?,
@@ -525,6 +717,8 @@ impl fmt::Display for BenchReport {
         }
         let any_gpu = runs.iter().any(|r| r.gpu);
         let bits = matches!(self.features, FeatureKind::Bits { .. });
+        let select = matches!(self.mode, BenchMode::Select { .. });
+        let of = if select { "batch" } else { "every candidate" };
         let secs = |x: f64| format!("{x:.3}");
         let cells: Vec<(&str, bool, Cell)> = vec![
             (
@@ -544,7 +738,7 @@ impl fmt::Display for BenchReport {
                 Box::new(move |r| secs(r.generate_seconds)),
             ),
             (
-                "kernels + read-back, s",
+                "scoring (+ read-back), s",
                 true,
                 Box::new(move |r| secs(r.score_seconds)),
             ),
@@ -559,6 +753,11 @@ impl fmt::Display for BenchReport {
                 "candidates/s",
                 true,
                 Box::new(|r| format!("{:.0}", r.candidates_per_second)),
+            ),
+            (
+                "candidates given a variance",
+                true,
+                Box::new(|r| r.stages.variance.to_string()),
             ),
             (
                 "variance GEMM, GFLOP/s",
@@ -591,7 +790,13 @@ impl fmt::Display for BenchReport {
                 true,
                 Box::new(|r| format!("{:.5}", r.mean_of_var)),
             ),
+            (
+                "batch checksum",
+                select,
+                Box::new(|r| r.batch_checksum.map_or("-".into(), |c| format!("{c:x}"))),
+            ),
         ];
+        writeln!(f, "(means and variances: of the {of})")?;
         for (label, shown, cell) in &cells {
             if *shown {
                 write!(f, "{label:<32}")?;
@@ -623,8 +828,9 @@ fn split(part: fn(&GpuSplit) -> f64) -> Cell {
 mod tests {
     use super::*;
 
-    fn tiny(features: (Option<usize>, Option<usize>)) -> BenchReport {
+    fn tiny(features: (Option<usize>, Option<usize>), mode: BenchMode) -> BenchReport {
         let cfg = BenchConfig {
+            mode,
             pool_size: 3000,
             train: 50,
             bits: features.0,
@@ -637,12 +843,21 @@ mod tests {
         run_bench(&cfg).unwrap()
     }
 
+    fn select(acquisition: Acquisition, prune: bool) -> BenchMode {
+        BenchMode::Select {
+            acquisition,
+            batch: BatchSize::Count(30),
+            prune,
+        }
+    }
+
     #[test]
     fn tiny_cpu_runs_score_every_candidate() {
         for features in [(Some(256), None), (None, Some(8))] {
-            let r = tiny(features);
+            let r = tiny(features, BenchMode::Posterior);
             assert_eq!(r.run.candidates, 3000, "{features:?}");
             assert_eq!(r.run.tiles, 3);
+            assert_eq!((r.run.stages.mean, r.run.stages.variance), (3000, 3000));
             assert!(!r.run.gpu);
             assert!(r.cpu.is_none() && r.speedup_over_cpu.is_none());
             for x in [
@@ -657,7 +872,7 @@ mod tests {
             assert!(r.run.mean_of_var <= 1.0, "{r:?}");
             assert!(r.run.mean_of_mean.is_finite());
             assert_eq!(r.run.popcounts_per_second.is_some(), features.0.is_some());
-            assert!(r.run.gpu_split.is_none());
+            assert!(r.run.gpu_split.is_none() && r.run.batch_checksum.is_none());
             let text = r.to_string();
             assert!(
                 text.contains("candidates/s") && !text.contains("execute"),
@@ -667,12 +882,48 @@ mod tests {
         }
     }
 
+    /// The search's batch is the same pruned and brute force (checksum, means and variances);
+    /// pruned, fewer candidates get a variance, and the report says so.
+    #[test]
+    fn tiny_select_runs_prune_to_the_same_batch() {
+        for features in [(Some(256), None), (None, Some(8))] {
+            for acq in [
+                Acquisition::Ucb { beta: 2.0 },
+                Acquisition::Greedy,
+                Acquisition::Thompson,
+                Acquisition::Ei { xi: 0.0 },
+            ] {
+                let pruned = tiny(features, select(acq, true));
+                let brute = tiny(features, select(acq, false));
+                assert_eq!(pruned.keep, Some(30));
+                let (p, b) = (&pruned.run, &brute.run);
+                assert_eq!(p.batch_checksum, b.batch_checksum, "{features:?} {acq:?}");
+                assert_eq!(p.mean_of_mean.to_bits(), b.mean_of_mean.to_bits());
+                assert_eq!(p.mean_of_var.to_bits(), b.mean_of_var.to_bits());
+                assert!(p.batch_checksum.is_some());
+                assert!(p.stages.pruned && !b.stages.pruned);
+                assert_eq!((p.stages.mean, b.stages.variance), (3000, 3000));
+                assert!(
+                    p.stages.variance < 3000,
+                    "{features:?} {acq:?}: {:?}",
+                    p.stages
+                );
+                let text = pruned.to_string();
+                assert!(
+                    text.contains("pruned") && text.contains("batch checksum"),
+                    "{text}"
+                );
+            }
+        }
+    }
+
     /// The GPU path, on whatever adapter `GpuOptions::software()` finds (llvmpipe in CI, which
     /// must install it: like the parity suite, this fails rather than skips without one),
     /// against the CPU in the same run.
     #[test]
     fn tiny_gpu_run_agrees_with_the_cpu() {
         let cfg = BenchConfig {
+            mode: BenchMode::Posterior,
             pool_size: 3000,
             train: 50,
             bits: Some(256),
@@ -701,6 +952,19 @@ mod tests {
         assert!(
             text.contains("execute") && text.contains("GPU/CPU"),
             "{text}"
+        );
+        // The search on the GPU (brute force there) against the CPU's pruned one: the same
+        // batch up to float32 ties at its edge, so its means agree closely.
+        let r = run_bench(&BenchConfig {
+            mode: select(Acquisition::Ucb { beta: 2.0 }, true),
+            ..cfg
+        })
+        .unwrap();
+        let cpu = r.cpu.as_ref().expect("the CPU comparison");
+        assert!(!r.run.stages.pruned && cpu.stages.pruned, "{r:?}");
+        assert!(
+            (r.run.mean_of_mean - cpu.mean_of_mean).abs() < 1e-3,
+            "{r:?}"
         );
     }
 
@@ -775,6 +1039,14 @@ mod tests {
             },
             BenchConfig {
                 dim: Some(0),
+                ..BenchConfig::default()
+            },
+            BenchConfig {
+                mode: BenchMode::Select {
+                    acquisition: Acquisition::Ucb { beta: f32::NAN },
+                    batch: BatchSize::Count(3),
+                    prune: true,
+                },
                 ..BenchConfig::default()
             },
         ];

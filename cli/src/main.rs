@@ -57,7 +57,17 @@ fn run(cli: Cli) -> Result<()> {
             with_threads(threads, || diagnose(*args))
         }
         Command::Bench(args) => with_threads(args.threads, || {
+            use poolrank_cli::bench::BenchMode;
+            let mode = match args.posterior {
+                true => BenchMode::Posterior,
+                false => BenchMode::Select {
+                    acquisition: acquisition(&args.acq, args.beta, args.xi)?,
+                    batch: args.batch,
+                    prune: !args.no_prune,
+                },
+            };
             let cfg = poolrank_cli::bench::BenchConfig {
+                mode,
                 pool_size: args.pool_size,
                 train: args.train,
                 bits: args.bits,
@@ -168,6 +178,7 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     cfg.minimize = a.input.minimize;
     cfg.backend = a.backend;
     cfg.progress = !a.quiet;
+    cfg.prune = !a.no_prune;
     cfg.check_settings()?;
     let mut set = report::simulation_outputs(&a.out)
         .inputs([&pool.path, &labels.path])

@@ -131,7 +131,8 @@ def simulate(pool, y, **kwargs) -> SimulationResult:
     arguments are the command's flags (`strategies`, `init`, `batch`, `rounds`, `topk`, `reps`,
     `seed`, `minimize`, `batch_mode`, `objective`, `test`, `test_index`, `kernel`, `noise`,
     `signal_var`, `lengthscale`, `inducing`, `exact`, `refit`, `backend`, `beta`, `xi`, `features`,
-    `out`); sizes are counts (int) or fractions (float)."""
+    `out`, `prune`: `False` gives every candidate a variance each round, the picks are the
+    same); sizes are counts (int) or fractions (float)."""
     return SimulationResult(*_native._simulate(pool, y, **kwargs))
 
 

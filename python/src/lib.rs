@@ -653,7 +653,7 @@ fn mode_arg(name: &str) -> PyResult<BatchMode> {
     pool, y, strategies=None, init=None, batch=None, rounds=5, topk=None, reps=5, seed=0,
     minimize=false, batch_mode="topk", objective="find-best", test=0.2, test_index=None,
     kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
-    refit=true, backend="auto", beta=2.0, xi=0.0, features=None, out=None
+    refit=true, backend="auto", beta=2.0, xi=0.0, features=None, out=None, prune=true
 ))]
 #[allow(clippy::too_many_arguments)]
 fn _simulate<'py>(
@@ -683,6 +683,7 @@ fn _simulate<'py>(
     xi: f32,
     features: Option<&str>,
     out: Option<std::path::PathBuf>,
+    prune: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = pool.py();
     let input = Input::parse(pool, features)?;
@@ -712,6 +713,7 @@ fn _simulate<'py>(
     cfg.reps = reps;
     cfg.seed = seed;
     cfg.minimize = minimize;
+    cfg.prune = prune;
     cfg.mode = mode_arg(batch_mode)?;
     cfg.objective = objective_arg(objective)?;
     cfg.test = test;

@@ -45,6 +45,12 @@ def test_simulate_equals_the_cli(smooth, poolrank_cli, tmp_path):
     assert labeled.tolist() == [20, 40, 60, 80] and values.shape == (3, 4)
     assert (tmp_path / "py" / "recall.svg").exists()
     assert "random" in str(res)
+    assert res.summary["stages"] == cli["stages"] and cli["stages"]["pruned"]
+    brute = poolrank.simulate(x, y, strategies=["greedy", "ucb"], reps=3, rounds=3, init=20,
+                              batch=20, topk=15, seed=9, backend="cpu", prune=False)
+    assert brute.summary["stages"]["pruned"] is False
+    assert brute.summary["verdicts"] == res.summary["verdicts"]
+    assert np.array_equal(brute.curve("ucb(2)")[1], res.curve("ucb(2)")[1])
 
 
 def test_simulate_finds_that_active_learning_wins_on_a_smooth_function(smooth):

@@ -218,13 +218,7 @@ pub fn score_all_into<S: Scorer + ?Sized>(
             }),
     );
     out[first..].par_iter_mut().for_each(|s| {
-        s.score = score(
-            what.acq,
-            s.mean,
-            s.var,
-            (what.start + s.row) as u64,
-            what.ctx,
-        );
+        s.score = score(what.acq, s.mean, s.var, what.key(s.row) as u64, what.ctx);
     });
     Ok(())
 }
@@ -245,6 +239,13 @@ impl Scorer for AnyScorer {
         }
     }
 
+    fn mean_into(&self, tile: &Features, mean: &mut [f32]) -> Result<()> {
+        match self {
+            AnyScorer::Cpu(s) => s.mean_into(tile, mean),
+            AnyScorer::Gpu(s) => s.mean_into(tile, mean),
+        }
+    }
+
     fn best_into(&self, tile: &Features, what: &BestOf, out: &mut Vec<Scored>) -> Result<()> {
         match self {
             AnyScorer::Cpu(s) => s.best_into(tile, what, out),
@@ -262,6 +263,27 @@ impl Scorer for AnyScorer {
         match self {
             AnyScorer::Cpu(s) => s.best_pruned_into(tile, what, floor, out),
             AnyScorer::Gpu(s) => s.best_pruned_into(tile, what, floor, out),
+        }
+    }
+
+    fn best_pruned_with_mean(
+        &self,
+        tile: &Features,
+        what: &BestOf,
+        floor: &mut Floor,
+        out: &mut Vec<Scored>,
+        mean: &mut [f32],
+    ) -> Result<Option<Stages>> {
+        match self {
+            AnyScorer::Cpu(s) => s.best_pruned_with_mean(tile, what, floor, out, mean),
+            AnyScorer::Gpu(s) => s.best_pruned_with_mean(tile, what, floor, out, mean),
+        }
+    }
+
+    fn prunes(&self) -> bool {
+        match self {
+            AnyScorer::Cpu(s) => s.prunes(),
+            AnyScorer::Gpu(s) => s.prunes(),
         }
     }
 
@@ -325,9 +347,20 @@ pub struct BestOf<'a> {
     /// Sorted global rows that are not candidates (labeled, pending); any may lie outside the
     /// tile.
     pub skip: &'a [usize],
+    /// Each global row's key, where it is not the row itself: the index that keys its random
+    /// draws and breaks its ties (`simulate` draws a tie order per replicate). `None`: the
+    /// global row.
+    pub keys: Option<&'a [usize]>,
 }
 
 impl BestOf<'_> {
+    /// The key of the tile's row `row`: what keys its random draws and breaks its ties.
+    #[inline]
+    pub fn key(&self, row: usize) -> usize {
+        let g = self.start + row;
+        self.keys.map_or(g, |k| k[g])
+    }
+
     /// The global rows of `skip` that fall in a tile of `rows` rows starting at `start`.
     pub fn skipped_in(&self, rows: usize) -> &[usize] {
         let lo = self.skip.partition_point(|&g| g < self.start);
@@ -340,6 +373,17 @@ impl BestOf<'_> {
 pub trait Scorer: Sync {
     /// Fills `mean` and `var` (standardised latent mean and variance, one per row of `tile`).
     fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()>;
+
+    /// Fills `mean` (one per row of `tile`) with the standardised latent mean, the same bits
+    /// as [`Scorer::posterior_into`] gives. The default computes the whole posterior; a backend
+    /// may skip the variance.
+    ///
+    /// # Errors
+    /// As [`Scorer::posterior_into`].
+    fn mean_into(&self, tile: &Features, mean: &mut [f32]) -> Result<()> {
+        let mut var = vec![0f32; mean.len()];
+        self.posterior_into(tile, mean, &mut var)
+    }
 
     /// Appends to `out` every row of `tile` that can be among its best `what.keep` candidates
     /// (score descending, ties by row, NaN last; rows in `what.skip` never), with its score and
@@ -370,6 +414,29 @@ pub trait Scorer: Sync {
         let _ = floor;
         self.best_into(tile, what, out)?;
         Ok(None)
+    }
+
+    /// [`Scorer::best_pruned_into`], also filling `mean` (one per row of `tile`, skipped rows
+    /// too) with [`Scorer::mean_into`]'s bits: one pass where a caller needs every mean and
+    /// the best scores. The default makes the two calls.
+    ///
+    /// # Errors
+    /// As [`Scorer::posterior_into`].
+    fn best_pruned_with_mean(
+        &self,
+        tile: &Features,
+        what: &BestOf,
+        floor: &mut Floor,
+        out: &mut Vec<Scored>,
+        mean: &mut [f32],
+    ) -> Result<Option<Stages>> {
+        self.mean_into(tile, mean)?;
+        self.best_pruned_into(tile, what, floor, out)
+    }
+
+    /// True when [`Scorer::best_pruned_into`] prunes (else it is [`Scorer::best_into`]).
+    fn prunes(&self) -> bool {
+        false
     }
 
     /// A short name for logs and summaries.

@@ -47,6 +47,28 @@ impl PopcountSide {
     }
 }
 
+/// The Gram matrix `k(X, X)` of fingerprint rows (Tanimoto on bits, MinMax on counts), row-major
+/// `n × n`, `f64`: the same bits as [`crate::kernel::Kernel::gram`] (both are the ratio of the
+/// same exact integer counts), through the overlap block instead of one pair at a time.
+/// `None` for dense features.
+pub fn fingerprint_gram(x: &Features) -> Option<Vec<f64>> {
+    use rayon::prelude::*;
+    const ROWS: usize = 64;
+    let side = PopcountSide::new(x)?;
+    let n = x.len();
+    let mut out = vec![0f64; n * n];
+    out.par_chunks_mut(ROWS * n.max(1))
+        .enumerate()
+        .for_each_init(
+            || (Packed::default(), Vec::new()),
+            |(packed, counts), (c, block)| {
+                let r0 = c * ROWS;
+                side.block(x, r0..r0 + block.len() / n, 1.0, packed, counts, block);
+            },
+        );
+    Some(out)
+}
+
 /// The labeled side, packed and (when it pays) transposed.
 pub struct OverlapTrain {
     packed: Packed,
@@ -202,5 +224,82 @@ impl KsOut for f64 {
     fn ratio(c: f32, na: f32, nb: f32, s2: f32) -> Self {
         let (c, den) = (f64::from(c), f64::from(na) + f64::from(nb) - f64::from(c));
         f64::from(s2) * if den == 0.0 { 1.0 } else { c / den }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{Kernel, KernelKind};
+    use crate::rng::hash32;
+
+    fn bits(rows: usize, nbits: usize, density: u32) -> Features {
+        let words = crate::data::words_for(nbits);
+        let mut data = vec![0u64; rows * words];
+        for r in 0..rows {
+            for b in 0..nbits {
+                if hash32((r * nbits + b) as u32 ^ 0x9e37) % 1000 < density {
+                    data[r * words + b / 64] |= 1 << (b % 64);
+                }
+            }
+        }
+        Features::Bits { nbits, data }
+    }
+
+    fn counts(rows: usize, ndim: usize) -> Features {
+        let (mut indptr, mut indices, mut values) = (vec![0], Vec::new(), Vec::new());
+        for r in 0..rows {
+            for d in 0..ndim {
+                let h = hash32((r * ndim + d) as u32 ^ 0x51ed);
+                // Row 0 stays empty: 0/0 is 1.
+                if r > 0 && h.is_multiple_of(16) {
+                    indices.push(d as u32);
+                    values.push(1 + (h >> 8) % 7);
+                }
+            }
+            indptr.push(indices.len());
+        }
+        Features::Counts {
+            ndim,
+            indptr,
+            indices,
+            values,
+        }
+    }
+
+    /// The overlap Gram equals the pairwise one bit for bit: sparse and dense bit rows (the
+    /// transposed columns and the word-wise fallback), an empty row, counts, 0 and 1 rows.
+    #[test]
+    fn fingerprint_gram_is_the_pairwise_gram() {
+        let cases = [
+            (KernelKind::Tanimoto, bits(70, 300, 30)),
+            (KernelKind::Tanimoto, bits(67, 1000, 400)),
+            (KernelKind::Tanimoto, bits(1, 64, 500)),
+            (KernelKind::Tanimoto, bits(0, 64, 500)),
+            (KernelKind::MinMax, counts(90, 200)),
+            (KernelKind::MinMax, bits(33, 130, 100)),
+        ];
+        for (kind, x) in &cases {
+            let k = Kernel {
+                kind: *kind,
+                lengthscale: 1.0,
+            };
+            let want = k.gram(x);
+            let got = fingerprint_gram(x).unwrap();
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(
+                    g.to_bits(),
+                    w.to_bits(),
+                    "{kind:?} rows {} entry {i}",
+                    x.len()
+                );
+            }
+        }
+        let dense = Features::Dense {
+            dim: 2,
+            data: vec![0.0; 4],
+        };
+        assert!(fingerprint_gram(&dense).is_none());
     }
 }

@@ -339,7 +339,11 @@ pub fn fit_with(
         )
     };
 
-    let gram = kernel.gram(x);
+    let gram = match kernel.kind {
+        KernelKind::Tanimoto | KernelKind::MinMax => crate::backend::overlap::fingerprint_gram(x),
+        KernelKind::Rbf | KernelKind::Matern52 => None,
+    }
+    .unwrap_or_else(|| kernel.gram(x));
     let (chol, jitter) = cholesky_with_jitter(&gram, n, s2, n2)?;
     let mut alpha = Mat::<f64>::from_fn(n, 1, |i, _| ys[i]);
     solve_llt_in_place(&chol, &mut alpha);

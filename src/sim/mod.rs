@@ -18,14 +18,14 @@ pub mod verdict;
 use std::time::Instant;
 
 use crate::acquisition::{score, AcqContext, Acquisition};
-use crate::backend::{Backend, BackendChoice, GpuOptions, Scorer};
+use crate::backend::{Backend, BackendChoice, BestOf, GpuOptions, Scorer, Stages};
 use crate::data::{Features, IdList, Labels, Pool, Tile};
 use crate::engine::BatchSize;
 use crate::error::{Error, Result};
 use crate::gp::{fit_with, FittedGp, GpValidParams, Inducing, ModelSpec};
 use crate::join::{join, Pass, Rule};
 use crate::rng::{draw_u32, seeded_order};
-use crate::select::{choose_batch, BatchMode, Shortlisted, TopK};
+use crate::select::{choose_batch, BatchMode, Floor, Ranked, Shortlisted, TopK};
 use metrics::{k_best, rmse, spearman, TopTruth};
 use verdict::{compare, Comparison};
 
@@ -95,6 +95,9 @@ pub struct SimConfig {
     pub backend: BackendChoice,
     /// Show a progress bar over replicates, strategies and rounds on a terminal.
     pub progress: bool,
+    /// Pick each batch by the pruned search where the backend has one (the same picks; only
+    /// candidates that can enter the batch get a variance). `false`: every candidate's.
+    pub prune: bool,
 }
 
 impl SimConfig {
@@ -119,6 +122,7 @@ impl SimConfig {
             minimize: false,
             backend: BackendChoice::Auto,
             progress: false,
+            prune: true,
         }
     }
 
@@ -257,6 +261,9 @@ pub struct SimResult {
     pub seconds: f64,
     /// How the backend was chosen.
     pub backend: String,
+    /// How many candidates reached each stage of the picks, over every round, strategy and
+    /// replicate.
+    pub stages: Stages,
     /// The curves.
     #[serde(skip)]
     pub curves: Vec<CurvePoint>,
@@ -418,6 +425,7 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     let mut curves = Vec::new();
     let mut fits = Vec::new();
     let mut initial_sets = Vec::new();
+    let mut stages = Stages::default();
     let progress = crate::progress::progress_bar(
         cfg.progress,
         Some((cfg.reps * models.len() * (cfg.rounds + 1)) as u64),
@@ -447,7 +455,7 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
                 tie_key: &tie_key,
                 backend: &backend,
             };
-            run.campaign(&initial, name, rep, &mut curves, &mut fits)?;
+            stages += run.campaign(&initial, name, rep, &mut curves, &mut fits)?;
             progress.inc((cfg.rounds + 1) as u64);
         }
     }
@@ -470,6 +478,7 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
         fits,
         seconds: started.elapsed().as_secs_f64(),
         backend: backend.description.clone(),
+        stages,
         curves,
     })
 }
@@ -509,8 +518,9 @@ impl Run<'_> {
         rep: usize,
         curves: &mut Vec<CurvePoint>,
         fits: &mut Vec<FitRecord>,
-    ) -> Result<()> {
+    ) -> Result<Stages> {
         let n = self.y.len();
+        let mut stages = Stages::default();
         let mut labeled: Vec<usize> = initial.to_vec();
         let mut is_labeled = vec![false; n];
         for &i in &labeled {
@@ -536,7 +546,28 @@ impl Run<'_> {
                 inducing: gp.info.sparse.as_ref().map(|s| s.used),
             });
             let scorer = self.backend.prepare(&gp)?;
-            scorer.posterior_into(self.feats, &mut mean, &mut var)?;
+            let ctx = AcqContext {
+                best: gp.y_best as f32,
+                seed: self.seed,
+                round: round as u32,
+            };
+            // The metrics need every mean; the picks, the variance of those that can win.
+            let kept = if round == self.cfg.rounds {
+                scorer.mean_into(self.feats, &mut mean)?;
+                None
+            } else if self.cfg.prune && scorer.prunes() {
+                Some(self.shortlist_pruned(&scorer, &ctx, &is_labeled, &mut mean, &mut stages)?)
+            } else {
+                scorer.posterior_into(self.feats, &mut mean, &mut var)?;
+                let eligible = is_labeled.iter().filter(|&&l| !l).count();
+                stages += Stages {
+                    pruned: false,
+                    mean: eligible,
+                    variance: eligible,
+                    partial: 0,
+                };
+                Some(self.shortlist(&ctx, &is_labeled, &mean, &var))
+            };
             self.record(
                 &gp,
                 &scorer,
@@ -548,16 +579,14 @@ impl Run<'_> {
                 round,
                 curves,
             )?;
-            if round == self.cfg.rounds {
-                break;
-            }
-            let picks = self.pick(&gp, &is_labeled, &mean, &var, round)?;
+            let Some(kept) = kept else { break };
+            let picks = self.pick(&gp, &ctx, kept)?;
             for i in picks {
                 is_labeled[i] = true;
                 labeled.push(i);
             }
         }
-        Ok(())
+        Ok(stages)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -599,8 +628,8 @@ impl Run<'_> {
         push("pool_rmse", rmse(&pred, &truth));
         push("pool_spearman", spearman(&pred, &truth));
         if !self.test_y.is_empty() {
-            let (mut m, mut v) = (vec![0f32; self.test_y.len()], vec![0f32; self.test_y.len()]);
-            scorer.posterior_into(self.test_feats, &mut m, &mut v)?;
+            let mut m = vec![0f32; self.test_y.len()];
+            scorer.mean_into(self.test_feats, &mut m)?;
             let p: Vec<f64> = m.iter().map(|&v| gp.mean_to_labels(f64::from(v))).collect();
             push("test_rmse", rmse(&p, self.test_y));
             push("test_spearman", spearman(&p, self.test_y));
@@ -608,43 +637,84 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn pick(
+    /// How many candidates `pick` ranks: the batch, or the shortlist of a diverse batch.
+    fn keep(&self) -> usize {
+        match self.cfg.mode {
+            BatchMode::Diverse => (5 * self.batch).max(500),
+            BatchMode::TopK => self.batch,
+        }
+    }
+
+    /// The best [`Run::keep`] unlabeled candidates by score, ties by the replicate's key, from
+    /// every candidate's posterior.
+    fn shortlist(
         &self,
-        gp: &FittedGp,
+        ctx: &AcqContext,
         is_labeled: &[bool],
         mean: &[f32],
         var: &[f32],
-        round: usize,
-    ) -> Result<Vec<usize>> {
-        let ctx = AcqContext {
-            best: gp.y_best as f32,
-            seed: self.seed,
-            round: round as u32,
-        };
-        let diverse = self.cfg.mode == BatchMode::Diverse;
-        let keep = if diverse {
-            (5 * self.batch).max(500)
-        } else {
-            self.batch
-        };
-        let mut top = TopK::new(keep);
-        for i in 0..self.y.len() {
-            if !is_labeled[i] {
-                let key = self.tie_key[i];
-                top.push(score(self.acq, mean[i], var[i], key as u64, &ctx), key, i);
-            }
+    ) -> Vec<Ranked<Candidate>> {
+        let mut top = TopK::new(self.keep());
+        for i in (0..self.y.len()).filter(|&i| !is_labeled[i]) {
+            let key = self.tie_key[i];
+            let s = score(self.acq, mean[i], var[i], key as u64, ctx);
+            top.push(s, key, (i, mean[i], var[i]));
         }
-        let kept = top.into_sorted();
-        let rows: Vec<usize> = kept.iter().map(|r| r.item).collect();
-        if !diverse {
+        top.into_sorted()
+    }
+
+    /// [`Run::shortlist`] by the backend's pruned search: the same candidates, but only those
+    /// that can enter it get a variance. Fills `mean` with every row's mean on the way.
+    fn shortlist_pruned(
+        &self,
+        scorer: &dyn Scorer,
+        ctx: &AcqContext,
+        is_labeled: &[bool],
+        mean: &mut [f32],
+        stages: &mut Stages,
+    ) -> Result<Vec<Ranked<Candidate>>> {
+        let keep = self.keep();
+        let skip: Vec<usize> = (0..self.y.len()).filter(|&i| is_labeled[i]).collect();
+        let what = BestOf {
+            acq: self.acq,
+            ctx,
+            start: 0,
+            keep,
+            skip: &skip,
+            keys: Some(self.tie_key),
+        };
+        let (mut floor, mut best) = (Floor::new(keep), Vec::new());
+        let got = scorer.best_pruned_with_mean(self.feats, &what, &mut floor, &mut best, mean)?;
+        *stages += got.unwrap_or(Stages {
+            pruned: false,
+            mean: self.y.len() - skip.len(),
+            variance: self.y.len() - skip.len(),
+            partial: 0,
+        });
+        let mut top = TopK::new(keep);
+        for b in &best {
+            top.push(b.score, self.tie_key[b.row], (b.row, b.mean, b.var));
+        }
+        Ok(top.into_sorted())
+    }
+
+    /// The batch from the ranked shortlist: its head, or a diverse batch chosen from it.
+    fn pick(
+        &self,
+        gp: &FittedGp,
+        ctx: &AcqContext,
+        kept: Vec<Ranked<Candidate>>,
+    ) -> Result<Vec<usize>> {
+        let rows: Vec<usize> = kept.iter().map(|r| r.item.0).collect();
+        if self.cfg.mode != BatchMode::Diverse {
             return Ok(rows);
         }
         let short: Vec<Shortlisted> = kept
             .iter()
             .map(|r| Shortlisted {
                 index: r.index,
-                mean: mean[r.item],
-                var: var[r.item],
+                mean: r.item.1,
+                var: r.item.2,
             })
             .collect();
         let none = Features::empty(self.feats.kind());
@@ -652,7 +722,7 @@ impl Run<'_> {
             BatchMode::Diverse,
             gp,
             self.acq,
-            &ctx,
+            ctx,
             &short,
             &self.feats.select_rows(&rows),
             &none,
@@ -662,6 +732,9 @@ impl Run<'_> {
         Ok(picks.iter().map(|&(p, _)| rows[p]).collect())
     }
 }
+
+/// A shortlisted candidate of a round: its pool row, mean and variance.
+type Candidate = (usize, f32, f32);
 
 /// Fixes the hyperparameters of `gp` for later rounds.
 fn held(valid: &GpValidParams, gp: &FittedGp) -> Result<GpValidParams> {

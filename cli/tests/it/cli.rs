@@ -464,6 +464,57 @@ fn bench_and_devices_commands_run() {
     assert_eq!(r["run"]["candidates"], 3000);
     assert!(r["run"]["candidates_per_second"].as_f64().unwrap() > 0.0);
     assert!(r["inducing"].is_null(), "20 labels: the exact GP");
+    // The default: select's pruned search for the UCB top 1%, the same batch as --no-prune.
+    assert_eq!(
+        (r["mode"]["mode"].as_str(), r["keep"].as_u64()),
+        (Some("select"), Some(30))
+    );
+    assert_eq!(r["run"]["stages"]["pruned"], true);
+    let brute = poolrank(&[
+        "bench",
+        "--pool-size",
+        "3000",
+        "--train",
+        "20",
+        "--bits",
+        "256",
+        "--backend",
+        "cpu",
+        "--json",
+        "--no-prune",
+    ]);
+    assert!(
+        brute.status.success(),
+        "{}",
+        String::from_utf8_lossy(&brute.stderr)
+    );
+    let b: serde_json::Value = serde_json::from_slice(&brute.stdout).unwrap();
+    assert_eq!(b["run"]["stages"]["pruned"], false);
+    assert_eq!(b["run"]["batch_checksum"], r["run"]["batch_checksum"]);
+    let post = poolrank(&[
+        "bench",
+        "--pool-size",
+        "3000",
+        "--train",
+        "20",
+        "--bits",
+        "256",
+        "--backend",
+        "cpu",
+        "--json",
+        "--posterior",
+    ]);
+    assert!(
+        post.status.success(),
+        "{}",
+        String::from_utf8_lossy(&post.stderr)
+    );
+    let p: serde_json::Value = serde_json::from_slice(&post.stdout).unwrap();
+    assert_eq!(p["mode"]["mode"], "posterior");
+    assert_eq!(p["run"]["stages"]["variance"], 3000);
+    assert!(p["run"]["batch_checksum"].is_null());
+    let o = poolrank(&["bench", "--posterior", "--no-prune"]);
+    assert!(!o.status.success());
     let small = [
         "bench",
         "--pool-size",

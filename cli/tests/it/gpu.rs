@@ -438,6 +438,7 @@ fn check_best(scorer: &dyn Scorer, gp: &FittedGp, pool: &Features, acq: Acquisit
         start,
         keep,
         skip: &skip,
+        keys: None,
     };
     let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
     scorer.best_into(pool, &what, &mut on_gpu).unwrap();

@@ -270,6 +270,7 @@ fn pruned_tiles_keep_the_brute_force_top_k() {
                         start: t.start,
                         keep,
                         skip: &skip,
+                        keys: None,
                     };
                     let mut out = Vec::new();
                     score_all_into(&scorer, &tile, &what, &mut out).unwrap();

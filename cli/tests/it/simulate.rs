@@ -218,6 +218,9 @@ fn cli_writes_outputs_and_rejects_bad_input_leaving_nothing() {
             "10",
             "--reps",
             "3",
+            // The CPU prunes; a GPU (were one here) scores brute force.
+            "--backend",
+            "cpu",
             "--out",
             out,
         ]
@@ -242,6 +245,23 @@ fn cli_writes_outputs_and_rejects_bad_input_leaving_nothing() {
     )
     .unwrap();
     assert_eq!(summary["verdicts"].as_array().unwrap().len(), 2);
+    assert_eq!(summary["stages"]["pruned"], true);
+    // --no-prune: the same curves, every candidate given a variance.
+    let brute = p("brute");
+    let mut args = base(&brute);
+    args.extend(["--batch", "10", "--no-prune"].map(String::from));
+    let o = poolrank(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let brute_curves = std::fs::read_to_string(dir.path().join("brute/curves.csv")).unwrap();
+    assert_eq!(brute_curves, curves);
+    let stages: serde_json::Value = serde_json::from_str::<serde_json::Value>(
+        &std::fs::read_to_string(dir.path().join("brute/summary.json")).unwrap(),
+    )
+    .unwrap()["stages"]
+        .clone();
+    assert_eq!(stages["pruned"], false);
+    assert_eq!(stages["mean"], stages["variance"]);
+    assert!(summary["stages"]["variance"].as_u64() < stages["variance"].as_u64());
     let svg = std::fs::read_to_string(dir.path().join("good/recall.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("ucb(2)") && svg.contains("random"));
     let png = std::fs::read(dir.path().join("good/recall.png")).unwrap();
@@ -370,4 +390,56 @@ fn smooth_as_fingerprints_greedy_beats_random() {
         "{:#?}",
         r.verdicts
     );
+}
+
+/// The pruned picks are brute force's, round for round: every acquisition, both batch modes,
+/// dense features and fingerprints, one and two threads; and only some candidates got a
+/// variance.
+#[test]
+fn pruned_simulation_is_brute_force() {
+    let smooth = generate(Scenario::Smooth, 700, 2, 4).unwrap().pool;
+    let mut bits = generate(Scenario::Smooth, 700, 2, 4).unwrap().pool;
+    bits.features = poolrank::sim::synth::to_bits(&bits.features, 256, 1).unwrap();
+    let all = vec![
+        Acquisition::Greedy,
+        Acquisition::Ucb { beta: 2.0 },
+        Acquisition::Ucb { beta: -0.5 },
+        Acquisition::Ei { xi: 0.0 },
+        Acquisition::Pi { xi: 0.1 },
+        Acquisition::Thompson,
+        Acquisition::Variance,
+    ];
+    for (pool, mode) in [
+        (&smooth, poolrank::BatchMode::TopK),
+        (&bits, poolrank::BatchMode::TopK),
+        (&bits, poolrank::BatchMode::Diverse),
+    ] {
+        let mut cfg = config(all.clone());
+        cfg.reps = 2;
+        cfg.rounds = 3;
+        cfg.mode = mode;
+        let go = |prune: bool, threads: usize| {
+            let mut cfg = cfg.clone();
+            cfg.prune = prune;
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| simulate(pool, &cfg).unwrap())
+        };
+        let brute = go(false, 2);
+        assert!(!brute.stages.pruned);
+        assert_eq!(brute.stages.mean, brute.stages.variance);
+        for threads in [1, 2] {
+            let pruned = go(true, threads);
+            assert_eq!(pruned.curves, brute.curves, "{mode:?}, {threads} threads");
+            assert!(pruned.stages.pruned);
+            assert_eq!(pruned.stages.mean, brute.stages.mean);
+            assert!(
+                pruned.stages.variance < pruned.stages.mean,
+                "{mode:?}: {:?}",
+                pruned.stages
+            );
+        }
+    }
 }

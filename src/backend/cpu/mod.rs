@@ -191,6 +191,25 @@ impl Scorer for CpuScorer {
         check_finite_posterior(0, mean, var)
     }
 
+    fn mean_into(&self, tile: &Features, mean: &mut [f32]) -> Result<()> {
+        check_tile_kind(tile, self.kind)?;
+        check_dense_range(tile, self.train_abs_max)?;
+        assert_eq!(mean.len(), tile.len());
+        let n = self.n;
+        mean.par_chunks_mut(CHUNK).enumerate().for_each_init(
+            || (Packed::default(), Vec::new(), vec![0f32; CHUNK * n]),
+            |(packed, counts, ks), (c, mean)| {
+                let m = mean.len();
+                let ks = &mut ks[..m * n];
+                self.kernel_block(tile, c * CHUNK, m, packed, counts, ks);
+                for (i, out) in mean.iter_mut().enumerate() {
+                    *out = dot(&ks[i * n..(i + 1) * n], &self.alpha);
+                }
+            },
+        );
+        check_finite_posterior(0, mean, &vec![0.0; mean.len()])
+    }
+
     fn best_pruned_into(
         &self,
         tile: &Features,
@@ -198,7 +217,24 @@ impl Scorer for CpuScorer {
         floor: &mut Floor,
         out: &mut Vec<Scored>,
     ) -> Result<Option<Stages>> {
-        self.pruned_into(tile, what, floor, out).map(Some)
+        let mut mean = vec![0f32; tile.len()];
+        self.pruned_into(tile, what, floor, out, &mut mean)
+            .map(Some)
+    }
+
+    fn best_pruned_with_mean(
+        &self,
+        tile: &Features,
+        what: &BestOf,
+        floor: &mut Floor,
+        out: &mut Vec<Scored>,
+        mean: &mut [f32],
+    ) -> Result<Option<Stages>> {
+        self.pruned_into(tile, what, floor, out, mean).map(Some)
+    }
+
+    fn prunes(&self) -> bool {
+        true
     }
 
     fn name(&self) -> String {
@@ -229,13 +265,14 @@ impl CpuScorer {
         what: &BestOf,
         floor: &mut Floor,
         out: &mut Vec<Scored>,
+        mean: &mut [f32],
     ) -> Result<Stages> {
         check_tile_kind(tile, self.kind)?;
         check_dense_range(tile, self.train_abs_max)?;
         let rows = tile.len();
+        assert_eq!(mean.len(), rows);
         let n = self.n;
         let (acq, ctx) = (what.acq, what.ctx);
-        let mut mean = vec![0f32; rows];
         let mut bound = vec![0f32; rows];
         mean.par_chunks_mut(CHUNK)
             .zip(bound.par_chunks_mut(CHUNK))
@@ -249,7 +286,7 @@ impl CpuScorer {
                     self.kernel_block(tile, start, m, packed, counts, ks);
                     for (i, (out, b)) in mean.iter_mut().zip(bound.iter_mut()).enumerate() {
                         *out = dot(&ks[i * n..(i + 1) * n], &self.alpha);
-                        let g = (what.start + start + i) as u64;
+                        let g = what.key(start + i) as u64;
                         *b = score_bound(acq, *out, self.s2, g, ctx);
                     }
                 },
@@ -279,7 +316,7 @@ impl CpuScorer {
                 if !floor.admits(bound[r]) {
                     break;
                 }
-                floor.offer(bound[r], what.start + r);
+                floor.offer(bound[r], what.key(r));
                 keep.push(r);
             }
             let var = self.variance_of(tile, &keep);
@@ -310,12 +347,12 @@ impl CpuScorer {
                     .map_init(
                         || (Packed::default(), Vec::new(), Vec::new()),
                         |(packed, counts, ks), which| {
-                            self.staged(tile, which, &ends, &mean, what, seen, packed, counts, ks)
+                            self.staged(tile, which, &ends, mean, what, seen, packed, counts, ks)
                         },
                     )
                     .collect();
                 for (r, v) in done.into_iter().flatten() {
-                    let g = what.start + r;
+                    let g = what.key(r);
                     let s = score(acq, mean[r], v, g as u64, ctx);
                     floor.offer(s, g);
                     out.push(Scored {
@@ -377,7 +414,7 @@ impl CpuScorer {
             for i in 0..live {
                 let r = which[alive[i]];
                 let hi = finish(&acc[i], self.s2);
-                let g = (what.start + r) as u64;
+                let g = what.key(r) as u64;
                 if floor.admits(score_bound(what.acq, mean[r], hi, g, what.ctx)) {
                     if kept != i {
                         ks.copy_within(i * n..(i + 1) * n, kept * n);
@@ -543,10 +580,14 @@ mod tests {
                         start: 0,
                         keep: rows,
                         skip: &[],
+                        keys: None,
                     };
                     let mut floor = Floor::new(rows);
                     let mut out = Vec::new();
-                    let st = s.pruned_into(&tile, &what, &mut floor, &mut out).unwrap();
+                    let mut m = vec![0f32; rows];
+                    let st = s
+                        .pruned_into(&tile, &what, &mut floor, &mut out, &mut m)
+                        .unwrap();
                     assert_eq!((st.mean, st.variance, out.len()), (rows, rows, rows));
                     for o in &out {
                         assert_eq!(o.mean.to_bits(), mean[o.row].to_bits());
@@ -610,6 +651,7 @@ mod tests {
                         start,
                         keep,
                         skip: &skip,
+                        keys: None,
                     };
                     let best = |got: &[Scored]| {
                         let mut top = TopK::new(keep);
@@ -633,9 +675,14 @@ mod tests {
                             .unwrap();
                         let mut floor = Floor::new(keep);
                         let mut out = Vec::new();
+                        let mut m = vec![0f32; rows];
                         let st = pool
-                            .install(|| s.pruned_into(&tile, &what, &mut floor, &mut out))
+                            .install(|| s.pruned_into(&tile, &what, &mut floor, &mut out, &mut m))
                             .unwrap();
+                        assert_eq!(
+                            m.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                            mean.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                        );
                         let case = format!("n {n} {acq:?} keep {keep} threads {threads}");
                         assert_eq!(best(&out), want, "{case}");
                         for o in &out {

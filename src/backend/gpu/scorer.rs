@@ -382,7 +382,8 @@ impl Scorer for GpuScorer {
         if what.keep == 0 {
             return Ok(());
         }
-        if what.keep > SELECT_ROWS as usize {
+        // The select shader keys draws and ties by the global row.
+        if what.keep > SELECT_ROWS as usize || what.keys.is_some() {
             return score_all_into(self, tile, what, out);
         }
         let (code, param) = acquisition_code(what.acq);
