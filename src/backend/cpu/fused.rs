@@ -169,8 +169,9 @@ pub fn treesum(acc: &Acc) -> f32 {
     let mut w = LANES;
     while w > 1 {
         w /= 2;
-        for i in 0..w {
-            s[i] += s[i + w];
+        let (lo, hi) = s.split_at_mut(w);
+        for (a, &b) in lo.iter_mut().zip(&hi[..w]) {
+            *a += b;
         }
     }
     s[0]
@@ -192,12 +193,12 @@ mod portable {
         for (k, a) in ks.chunks_exact(n).zip(acc.iter_mut()) {
             let mut v = [0f32; LANES];
             for (wj, &kj) in w.chunks_exact(LANES).zip(&k[..cols]) {
-                for l in 0..LANES {
-                    v[l] = wj[l].mul_add(kj, v[l]);
+                for (vl, &wl) in v.iter_mut().zip(wj) {
+                    *vl = wl.mul_add(kj, *vl);
                 }
             }
-            for l in 0..LANES {
-                a[l] = v[l].mul_add(v[l], a[l]);
+            for (al, &vl) in a.iter_mut().zip(&v) {
+                *al = vl.mul_add(vl, *al);
             }
         }
     }
@@ -255,22 +256,19 @@ mod x86 {
                         _mm256_loadu_ps(wp.add(j * LANES + 8)),
                     )
                 };
-                for c in 0..MR2 {
+                for ((kc, l), h) in k.iter().zip(&mut lo).zip(&mut hi) {
                     // SAFETY: `j < cols ≤ n`, each row has `n` floats.
-                    let b = _mm256_set1_ps(unsafe { *k[c].add(j) });
-                    lo[c] = _mm256_fmadd_ps(w0, b, lo[c]);
-                    hi[c] = _mm256_fmadd_ps(w1, b, hi[c]);
+                    let b = _mm256_set1_ps(unsafe { *kc.add(j) });
+                    *l = _mm256_fmadd_ps(w0, b, *l);
+                    *h = _mm256_fmadd_ps(w1, b, *h);
                 }
             }
-            for (c, a) in accs.into_iter().enumerate() {
+            for ((a, l), h) in accs.into_iter().zip(lo).zip(hi) {
                 let p = a.as_mut_ptr();
                 // SAFETY: `a` holds 16 floats.
                 unsafe {
-                    _mm256_storeu_ps(p, _mm256_fmadd_ps(lo[c], lo[c], _mm256_loadu_ps(p)));
-                    _mm256_storeu_ps(
-                        p.add(8),
-                        _mm256_fmadd_ps(hi[c], hi[c], _mm256_loadu_ps(p.add(8))),
-                    );
+                    _mm256_storeu_ps(p, _mm256_fmadd_ps(l, l, _mm256_loadu_ps(p)));
+                    _mm256_storeu_ps(p.add(8), _mm256_fmadd_ps(h, h, _mm256_loadu_ps(p.add(8))));
                 }
             }
         }
@@ -290,16 +288,16 @@ mod x86 {
             for j in 0..cols {
                 // SAFETY: `j < cols`, so `16j + 16 ≤ w.len()`.
                 let wj = unsafe { _mm512_loadu_ps(wp.add(j * LANES)) };
-                for c in 0..MR5 {
+                for (kc, vc) in k.iter().zip(&mut v) {
                     // SAFETY: `j < cols ≤ n`, each row has `n` floats.
-                    let b = _mm512_set1_ps(unsafe { *k[c].add(j) });
-                    v[c] = _mm512_fmadd_ps(wj, b, v[c]);
+                    let b = _mm512_set1_ps(unsafe { *kc.add(j) });
+                    *vc = _mm512_fmadd_ps(wj, b, *vc);
                 }
             }
-            for (c, a) in accs.into_iter().enumerate() {
+            for (a, vc) in accs.into_iter().zip(v) {
                 let p = a.as_mut_ptr();
                 // SAFETY: `a` holds 16 floats.
-                unsafe { _mm512_storeu_ps(p, _mm512_fmadd_ps(v[c], v[c], _mm512_loadu_ps(p))) };
+                unsafe { _mm512_storeu_ps(p, _mm512_fmadd_ps(vc, vc, _mm512_loadu_ps(p))) };
             }
         }
     }
@@ -411,8 +409,7 @@ mod tests {
             let s2 = 4.0f32;
             let mut var = vec![0f32; m];
             p.variances(&ks, s2, &mut var);
-            for i in 0..m {
-                let k = &ks[i * n..(i + 1) * n];
+            for (i, (&got, k)) in var.iter().zip(ks.chunks_exact(n)).enumerate() {
                 let (mut q, mut mag) = (0f64, 0f64);
                 for r in 0..n {
                     let (mut v, mut a) = (0f64, 0f64);
@@ -426,9 +423,8 @@ mod tests {
                 let exact = (f64::from(s2) - q).max(0.0);
                 let tol = 4.0 * (n as f64 + 16.0) * f64::from(f32::EPSILON) * (mag + f64::from(s2));
                 assert!(
-                    (f64::from(var[i]) - exact).abs() <= tol,
-                    "n {n} row {i}: {} vs {exact} (tol {tol:e})",
-                    var[i]
+                    (f64::from(got) - exact).abs() <= tol,
+                    "n {n} row {i}: {got} vs {exact} (tol {tol:e})"
                 );
             }
         }
@@ -477,11 +473,11 @@ mod tests {
                 let second = acc.clone();
                 p.accumulate_on(isa, &ks, &mut acc, b..total);
                 prop_assert_eq!(bits(&acc), bits(&whole));
-                for i in 0..m {
-                    let last = finish(&whole[i], s2);
-                    for partial in [&first[i], &second[i]] {
+                for ((w, f), s) in whole.iter().zip(&first).zip(&second) {
+                    let last = finish(w, s2);
+                    for partial in [f, s] {
                         prop_assert!(finish(partial, s2) >= last);
-                        prop_assert!(partial.iter().zip(&whole[i]).all(|(x, y)| x <= y));
+                        prop_assert!(partial.iter().zip(w).all(|(x, y)| x <= y));
                     }
                 }
             }

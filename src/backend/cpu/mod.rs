@@ -528,14 +528,13 @@ mod tests {
                 1.0,
                 Par::Seq,
             );
-            for i in 0..m {
+            for (i, &got) in var.iter().enumerate() {
                 let q: f32 = (0..n).map(|r| v[(i, r)] * v[(i, r)]).sum();
                 let want = (s.s2 - q).max(0.0);
                 let tol = 8.0 * n as f32 * f32::EPSILON * (q + s.s2);
                 assert!(
-                    (var[i] - want).abs() <= tol,
-                    "n {n} row {i}: fused {} faer {want} (tol {tol:e})",
-                    var[i]
+                    (got - want).abs() <= tol,
+                    "n {n} row {i}: fused {got} faer {want} (tol {tol:e})"
                 );
             }
         }
@@ -658,12 +657,10 @@ mod tests {
                         for o in got {
                             top.push(o.score, start + o.row, o.var.to_bits());
                         }
-                        let v: Vec<_> = top
-                            .into_sorted()
+                        top.into_sorted()
                             .iter()
                             .map(|r| (r.index, r.score.to_bits(), r.item))
-                            .collect();
-                        v
+                            .collect::<Vec<_>>()
                     };
                     let mut all = Vec::new();
                     score_all_into(&s, &tile, &what, &mut all).unwrap();
@@ -696,7 +693,7 @@ mod tests {
                         } else {
                             assert!(st.partial >= st.variance, "{case}");
                         }
-                        dropped_at_a_stage += st.partial - st.partial.min(st.variance);
+                        dropped_at_a_stage += st.partial.saturating_sub(st.variance);
                     }
                 }
             }
