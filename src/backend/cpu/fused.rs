@@ -22,9 +22,16 @@ pub const LANES: usize = 16;
 /// `r ≡ l (mod 16)`. Start from zeros.
 pub type Acc = [f32; LANES];
 
-/// Candidates per block: the loop runs over panels outside and a block's candidates inside, so
-/// one panel (up to `64·n` bytes) is reused by the whole block while it is in cache.
-const BLOCK: usize = 48;
+/// Kernel-row floats per block of candidates: the loop runs over panels outside and a block's
+/// candidates inside, so one panel (up to `64·n` bytes) is reused by the whole block, and the
+/// block's rows (192 KB) and a panel stay in a 512 KB L2 together.
+const BLOCK_FLOATS: usize = 48 * 1000;
+
+/// Candidates per block for kernel rows of `n`: up to 48, at least 12 (a multiple of both
+/// steps' widths).
+fn block_rows(n: usize) -> usize {
+    (BLOCK_FLOATS / n.max(1) / 12 * 12).clamp(12, 48)
+}
 
 /// An instruction set the kernel can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +134,8 @@ impl PackedW {
         if acc.is_empty() || panels.is_empty() {
             return;
         }
-        for (ks, acc) in ks.chunks(BLOCK * n).zip(acc.chunks_mut(BLOCK)) {
+        let block = block_rows(n);
+        for (ks, acc) in ks.chunks(block * n).zip(acc.chunks_mut(block)) {
             for p in panels.clone() {
                 let w = &self.data[self.starts[p]..self.starts[p + 1]];
                 let cols = panel_cols(n, p);
@@ -372,8 +380,9 @@ mod tests {
             if !isa.is_available() {
                 continue;
             }
-            for n in [1usize, 7, 16, 33, 100] {
-                let m = 2 * BLOCK + 11;
+            for n in [1usize, 7, 16, 33, 100, 2100] {
+                let block = block_rows(n);
+                let m = 2 * block + 11;
                 let (_, p, ks) = problem(n, m, n as u64);
                 let all = bits(&run(&p, isa, &ks, 0..p.panels()));
                 for i in 0..m {
@@ -381,7 +390,7 @@ mod tests {
                     assert_eq!(bits(&alone)[0], all[i], "{isa:?} n {n} row {i} alone");
                 }
                 // Shuffled and truncated: row `order[i]` at place `i` of a block of `len`.
-                for len in [1usize, 3, 6, 13, BLOCK, BLOCK + 1, m] {
+                for len in [1usize, 3, 6, 13, block, block + 1, m] {
                     let order: Vec<usize> = (0..len).map(|i| (i * 37 + len) % m).collect();
                     let sub: Vec<f32> = order
                         .iter()
