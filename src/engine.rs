@@ -636,6 +636,7 @@ fn score_pool(
                 pruned: false,
                 mean: eligible,
                 variance: eligible,
+                partial: 0,
             }
         });
         for s in &best {

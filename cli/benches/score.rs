@@ -5,8 +5,11 @@
 //! - `score`: mean + sd for N candidates against n labels. The fingerprints are the real
 //!   Enamine 10k Morgan fingerprints shipped with the demo (labels: 1000 of them chosen with a
 //!   fixed seed; pool: all 10,449 repeated to N), as bits for Tanimoto and counts for MinMax.
-//! - `variance`: the variance product alone (`s2 − rowsum((Ks·Wᵀ)²)`) on a given `Ks` block;
-//!   GFLOP/s = N·n² / time (the multiply-adds of the triangular product, counted twice).
+//! - `variance`: the variance product alone (`s2 − rowsum((Ks·Wᵀ)²)`) on a given `Ks` block,
+//!   the scorer's fused kernel (`variance/cpu/fused/n1000/N20000`) against faer's triangular
+//!   GEMM and row sums of squares, in the same chunks of `CHUNK` rows
+//!   (`variance/cpu/faer-tri-gemm/...`); GFLOP/s = N·n² / time (the multiply-adds of the
+//!   triangular product, counted twice).
 //! - `gpu_vs_cpu`: `score`'s Tanimoto case on both backends, same inputs, one after the other
 //!   (`gpu_vs_cpu/gpu/tanimoto-2048/n1000/N200000`, `gpu_vs_cpu/cpu/...`). The GPU half needs a
 //!   hardware adapter (`GpuOptions::default()`: software ones only with
@@ -18,19 +21,22 @@
 //!   and the best 1% of the pool kept, UCB (β = 2) and greedy. The pool is synthetic: the
 //!   Enamine fingerprints repeated to N with four bits of each copy moved at random, so no two
 //!   rows are the same; the labels are 1000 of the originals. It prints how many candidates
-//!   got a variance.
+//!   got a variance, and how many a staged bound from a prefix of `W`'s rows.
 //!
 //! `POOLRANK_BENCH_N` changes N for `score` and `gpu_vs_cpu` (default 200000).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use faer::linalg::matmul::triangular::{matmul, BlockStructure};
+use faer::{Accum, Mat, MatRef, Par};
 use poolrank::acquisition::{AcqContext, Acquisition};
-use poolrank::backend::{BestOf, CpuScorer, GpuContext, GpuOptions, GpuScorer, Scorer};
+use poolrank::backend::{BestOf, CpuScorer, GpuContext, GpuOptions, GpuScorer, Scorer, CHUNK};
 use poolrank::data::{Features, NpzCountsReader, PoolReader, Tile};
 use poolrank::gp::{fit, FittedGp, GpParams};
 use poolrank::kernel::KernelKind;
 use poolrank::rng::seeded_order;
 use poolrank::select::{Floor, TopK};
 use poolrank_cli::demo::DemoFiles;
+use rayon::prelude::*;
 
 fn enamine_counts() -> Features {
     let files = DemoFiles::unpack().unwrap();
@@ -105,11 +111,53 @@ fn bench_variance(c: &mut Criterion) {
         let mut var = vec![0f32; rows];
         group.throughput(Throughput::Elements(rows as u64));
         group.bench_function(
-            BenchmarkId::new(format!("cpu/tri-gemm/n{n}"), format!("N{rows}")),
+            BenchmarkId::new(format!("cpu/fused/n{n}"), format!("N{rows}")),
             |b| b.iter(|| scorer.variance_from_ks(&ks, &mut var)),
+        );
+        let w = gp.chol_inverse();
+        let wt = Mat::<f32>::from_fn(n, n, |j, r| w[(r, j)] as f32);
+        let s2 = gp.signal_var as f32;
+        group.bench_function(
+            BenchmarkId::new(format!("cpu/faer-tri-gemm/n{n}"), format!("N{rows}")),
+            |b| b.iter(|| faer_variance(&wt, s2, &ks, &mut var)),
         );
     }
     group.finish();
+}
+
+/// `max(s2 − rowsum((Ks·Wᵀ)²), 0)` through faer's triangular GEMM, in parallel chunks of
+/// `CHUNK` rows: the CPU scorer's product before the fused kernel.
+fn faer_variance(wt: &Mat<f32>, s2: f32, ks: &[f32], var: &mut [f32]) {
+    let n = wt.nrows();
+    var.par_chunks_mut(CHUNK)
+        .zip(ks.par_chunks(CHUNK * n))
+        .for_each_init(
+            || Mat::<f32>::zeros(CHUNK, n),
+            |v, (var, ks)| {
+                let m = var.len();
+                let mut v = v.as_mut().subrows_mut(0, m);
+                matmul(
+                    v.as_mut(),
+                    BlockStructure::Rectangular,
+                    Accum::Replace,
+                    MatRef::from_row_major_slice(ks, m, n),
+                    BlockStructure::Rectangular,
+                    wt.as_ref(),
+                    BlockStructure::TriangularUpper,
+                    1.0,
+                    Par::Seq,
+                );
+                var.fill(0.0);
+                for r in 0..n {
+                    for (acc, x) in var.iter_mut().zip(v.as_ref().col(r).iter()) {
+                        *acc += x * x;
+                    }
+                }
+                for x in var.iter_mut() {
+                    *x = (s2 - *x).max(0.0);
+                }
+            },
+        );
 }
 
 fn bench_gpu_vs_cpu(c: &mut Criterion) {
@@ -210,7 +258,7 @@ fn bench_prune(c: &mut Criterion) {
             let run = || {
                 let mut top = TopK::new(keep);
                 let mut floor = Floor::new(keep);
-                let (mut out, mut exact) = (Vec::new(), 0);
+                let (mut out, mut exact, mut partial) = (Vec::new(), 0, 0);
                 for (start, tile) in &tiles {
                     let what = BestOf {
                         acq,
@@ -227,6 +275,7 @@ fn bench_prune(c: &mut Criterion) {
                             .unwrap()
                             .unwrap();
                         exact += st.variance;
+                        partial += st.partial;
                     } else {
                         scorer.best_into(tile, &what, &mut out).unwrap();
                         exact += tile.len();
@@ -235,11 +284,14 @@ fn bench_prune(c: &mut Criterion) {
                         top.push(s.score, start + s.row, ());
                     }
                 }
-                (top, exact)
+                (top, exact, partial)
             };
-            let (_, exact) = run();
+            let (_, exact, partial) = run();
             let mode = if prune { "pruned" } else { "brute" };
-            println!("prune/{mode}/{acq_name}: {exact} of {big_n} candidates got a variance");
+            println!(
+                "prune/{mode}/{acq_name}: {exact} of {big_n} candidates got a variance, \
+                 {partial} a bound from a prefix of W's rows"
+            );
             group.bench_function(
                 BenchmarkId::new(
                     format!("{mode}/{acq_name}/{name}/n{n}"),

@@ -416,6 +416,7 @@ impl Job<'_> {
                 pruned: false,
                 mean: tile.len(),
                 variance: tile.len(),
+                partial: 0,
             };
             tally.sum_mean += mean.iter().map(|&m| f64::from(m)).sum::<f64>();
             tally.sum_var += var.iter().map(|&v| f64::from(v)).sum::<f64>();
@@ -472,6 +473,7 @@ impl Job<'_> {
                 pruned: false,
                 mean: tile.len(),
                 variance: tile.len(),
+                partial: 0,
             });
             Ok(())
         })?;

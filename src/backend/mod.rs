@@ -305,6 +305,10 @@ pub struct Stages {
     pub mean: usize,
     /// Candidates that got an exact variance (all of them without pruning).
     pub variance: usize,
+    /// Candidates whose variance was started in stages: they got a bound from a prefix of the
+    /// rows of `W = L⁻¹`, and those still admitted went on; `variance` counts the ones that
+    /// reached the end (0 without pruning, or when `W` is a single stage).
+    pub partial: usize,
 }
 
 impl std::ops::AddAssign for Stages {
@@ -312,6 +316,7 @@ impl std::ops::AddAssign for Stages {
         self.pruned |= o.pruned;
         self.mean += o.mean;
         self.variance += o.variance;
+        self.partial += o.partial;
     }
 }
 

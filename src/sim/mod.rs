@@ -564,6 +564,7 @@ impl Run<'_> {
                     pruned: false,
                     mean: eligible,
                     variance: eligible,
+                    partial: 0,
                 };
                 Some(self.shortlist(&ctx, &is_labeled, &mean, &var))
             };
@@ -688,6 +689,7 @@ impl Run<'_> {
             pruned: false,
             mean: self.y.len() - skip.len(),
             variance: self.y.len() - skip.len(),
+            partial: 0,
         });
         let mut top = TopK::new(keep);
         for b in &best {

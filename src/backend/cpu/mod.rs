@@ -2,13 +2,15 @@
 //!
 //! Per chunk of [`CHUNK`] pool rows (one rayon task, all scratch in cache): the kernel block
 //! `Ks = s2·k(chunk, X)` (popcounts for fingerprints, direct distances for dense features), the
-//! mean `Ks·alpha`, and the variance `s2 − rowsum((Ks·Wᵀ)²)` through faer's triangular GEMM,
-//! which skips the zero half of `W = L⁻¹`. Chunk boundaries are fixed multiples of `CHUNK`
-//! from the start of the tile, so results do not depend on the number of threads.
+//! mean `Ks·alpha`, and the variance `s2 − ‖W·k‖²` through the fused kernel of [`fused`], which
+//! skips the zero half of `W = L⁻¹` and gives each row the same bits whatever the other rows
+//! of its block, so results depend neither on the number of threads nor on the chunking.
 
-use faer::linalg::matmul::triangular::{matmul, BlockStructure};
-use faer::{Accum, Mat, MatRef, Par};
+pub mod fused;
+
 use rayon::prelude::*;
+
+use fused::{finish, Acc, PackedW, LANES};
 
 use super::encode::Packed;
 use super::overlap::PopcountSide;
@@ -45,8 +47,8 @@ pub struct CpuScorer {
     n: usize,
     s2: f32,
     alpha: Vec<f32>,
-    /// `Wᵀ`, upper triangular, `n × n`.
-    wt: Mat<f32>,
+    /// `W = L⁻¹` in the fused kernel's panels.
+    w: PackedW,
     /// The labeled features' kind; pool tiles must have the same.
     kind: FeatureKind,
     /// The largest magnitude of the labeled dense features, to rule out `f32` overflow.
@@ -67,13 +69,13 @@ impl CpuScorer {
             fps => Train::Popcount(PopcountSide::new(fps).expect("fingerprint features")),
         };
         let w = gp.chol_inverse();
-        let wt = Mat::<f32>::from_fn(n, n, |j, r| w[(r, j)] as f32);
+        let w = PackedW::new(n, |r, j| w[(r, j)] as f32);
         CpuScorer {
             train,
             n,
             s2: gp.signal_var as f32,
             alpha: gp.alpha.iter().map(|&a| a as f32).collect(),
-            wt,
+            w,
             kind: gp.train.kind(),
             train_abs_max: dense_abs_max(&gp.train),
         }
@@ -138,37 +140,7 @@ impl CpuScorer {
         assert_eq!(ks.len(), var.len() * n);
         var.par_chunks_mut(CHUNK)
             .zip(ks.par_chunks(CHUNK * n))
-            .for_each_init(
-                || Mat::<f32>::zeros(CHUNK, n),
-                |v, (var, ks)| self.variance_rows(ks, v, var),
-            );
-    }
-
-    /// The variance of up to [`CHUNK`] rows: `V = Ks·Wᵀ` by faer's triangular GEMM into the
-    /// scratch `v`, then the row sums of squares.
-    fn variance_rows(&self, ks: &[f32], v: &mut Mat<f32>, var: &mut [f32]) {
-        let (m, n) = (var.len(), self.n);
-        let mut v = v.as_mut().subrows_mut(0, m);
-        matmul(
-            v.as_mut(),
-            BlockStructure::Rectangular,
-            Accum::Replace,
-            MatRef::from_row_major_slice(ks, m, n),
-            BlockStructure::Rectangular,
-            self.wt.as_ref(),
-            BlockStructure::TriangularUpper,
-            1.0,
-            Par::Seq,
-        );
-        var.fill(0.0);
-        for r in 0..n {
-            for (acc, x) in var.iter_mut().zip(v.as_ref().col(r).iter()) {
-                *acc += x * x;
-            }
-        }
-        for x in var.iter_mut() {
-            *x = (self.s2 - *x).max(0.0);
-        }
+            .for_each(|(var, ks)| self.w.variances(ks, self.s2, var));
     }
 }
 
@@ -204,15 +176,8 @@ impl Scorer for CpuScorer {
             .zip(var.par_chunks_mut(CHUNK))
             .enumerate()
             .for_each_init(
-                || {
-                    (
-                        Packed::default(),
-                        Vec::new(),
-                        vec![0f32; CHUNK * n],
-                        Mat::<f32>::zeros(CHUNK, n),
-                    )
-                },
-                |(packed, counts, ks, v), (c, (mean, var))| {
+                || (Packed::default(), Vec::new(), vec![0f32; CHUNK * n]),
+                |(packed, counts, ks), (c, (mean, var))| {
                     let start = c * CHUNK;
                     let m = mean.len();
                     let ks = &mut ks[..m * n];
@@ -220,7 +185,7 @@ impl Scorer for CpuScorer {
                     for (i, out) in mean.iter_mut().enumerate() {
                         *out = dot(&ks[i * n..(i + 1) * n], &self.alpha);
                     }
-                    self.variance_rows(ks, v, var);
+                    self.w.variances(ks, self.s2, var);
                 },
             );
         check_finite_posterior(0, mean, var)
@@ -281,13 +246,16 @@ impl CpuScorer {
     /// The pruned pass over one tile. First the kernel block and the mean of every row, in
     /// parallel chunks, and from them the bound of each eligible row's score at the prior
     /// variance: the variance computed here is `max(s2 − ‖W·k‖², 0)`, never above `s2` in
-    /// `f32` either. Then the rows best bound first, in
-    /// waves of one chunk per thread: each wave takes the next rows whose bound reaches the
-    /// threshold, recomputes their kernel rows and gets their variance through the same
-    /// product, in blocks of the heights brute force used ([`CpuScorer::variance_of`]: a
-    /// row's bits do not depend on the other rows of such a block, tested below), and the
-    /// exact scores raise the threshold for the next wave. Once the best remaining bound is
-    /// below it, the rest of the tile is dropped.
+    /// `f32` either. Then the rows best bound first, in waves of one chunk per thread: each
+    /// wave takes the next rows whose bound reaches the threshold and recomputes their kernel
+    /// rows; the fused kernel then runs over `W`'s panels in stages ([`stage_ends`]), and after
+    /// each stage but the last a row's bound is recomputed at the variance of the rows of `W`
+    /// done so far, `max(s2 − Σ V[r]², 0)`, which only falls as rows are added and is never
+    /// below the final variance; a row whose bound falls below the threshold gets no further
+    /// panels. The rows that reach the end have exactly brute force's bits (the kernel is
+    /// resumable and a row's bits do not depend on the other rows), and their exact scores
+    /// raise the threshold for the next wave. Once the best remaining bound is below it, the
+    /// rest of the tile is dropped.
     ///
     /// `greedy` and `random` are their own bound: their survivors are the rows that enter the
     /// threshold's top-k as they come, and get a variance only for the `sd` of the picks.
@@ -332,6 +300,7 @@ impl CpuScorer {
                 pruned: false,
                 mean: eligible,
                 variance: eligible,
+                partial: 0,
             });
         }
         let mut order: Vec<usize> = (0..rows)
@@ -340,7 +309,7 @@ impl CpuScorer {
         // Best bound first (a NaN bound, which proves nothing, first of all).
         order.sort_unstable_by(|&a, &b| bound[b].total_cmp(&bound[a]).then(a.cmp(&b)));
         let eligible = order.len();
-        let mut exact = 0;
+        let (mut exact, mut partial) = (0, 0);
         if !uses_variance(acq) {
             let mut keep = Vec::new();
             for &r in &order {
@@ -359,6 +328,7 @@ impl CpuScorer {
                 var: v,
             }));
         } else {
+            let ends = stage_ends(self.w.panels());
             let wave = CHUNK * rayon::current_num_threads().max(1);
             let mut next = 0;
             while next < order.len() {
@@ -371,8 +341,17 @@ impl CpuScorer {
                     break;
                 }
                 let take = &order[next..end];
-                let var = self.variance_of(tile, take);
-                for (&r, &v) in take.iter().zip(&var) {
+                let seen: &Floor = floor;
+                let done: Vec<Vec<(usize, f32)>> = take
+                    .par_chunks(CHUNK)
+                    .map_init(
+                        || (Packed::default(), Vec::new(), Vec::new()),
+                        |(packed, counts, ks), which| {
+                            self.staged(tile, which, &ends, mean, what, seen, packed, counts, ks)
+                        },
+                    )
+                    .collect();
+                for (r, v) in done.into_iter().flatten() {
                     let g = what.key(r);
                     let s = score(acq, mean[r], v, g as u64, ctx);
                     floor.offer(s, g);
@@ -382,8 +361,11 @@ impl CpuScorer {
                         mean: mean[r],
                         var: v,
                     });
+                    exact += 1;
                 }
-                exact += take.len();
+                if ends.len() > 1 {
+                    partial += take.len();
+                }
                 next = end;
             }
         }
@@ -391,75 +373,102 @@ impl CpuScorer {
             pruned: true,
             mean: eligible,
             variance: exact,
+            partial,
         })
     }
 
+    /// The staged variance of the given rows of `tile` (one wave's chunk): their kernel rows,
+    /// then `W`'s panels up to each of `ends` in turn, dropping after each stage but the last
+    /// the rows whose bound at the partial variance `floor` no longer admits. Returns the rows
+    /// that reached the end with their variance, brute force's bits.
+    #[allow(clippy::too_many_arguments)]
+    fn staged(
+        &self,
+        tile: &Features,
+        which: &[usize],
+        ends: &[usize],
+        mean: &[f32],
+        what: &BestOf,
+        floor: &Floor,
+        packed: &mut Packed,
+        counts: &mut Vec<u8>,
+        ks: &mut Vec<f32>,
+    ) -> Vec<(usize, f32)> {
+        let n = self.n;
+        let m = which.len();
+        ks.resize(m * n, 0.0);
+        self.kernel_block(&tile.select_rows(which), 0, m, packed, counts, ks);
+        // `alive[i]`: the place in `which` of the row whose kernel row and sums are at `i`.
+        let mut alive: Vec<usize> = (0..m).collect();
+        let mut acc: Vec<Acc> = vec![[0.0; LANES]; m];
+        let mut from = 0;
+        for (s, &to) in ends.iter().enumerate() {
+            let live = alive.len();
+            self.w
+                .accumulate(&ks[..live * n], &mut acc[..live], from..to);
+            from = to;
+            if s + 1 == ends.len() {
+                break;
+            }
+            let mut kept = 0;
+            for i in 0..live {
+                let r = which[alive[i]];
+                let hi = finish(&acc[i], self.s2);
+                let g = what.key(r) as u64;
+                if floor.admits(score_bound(what.acq, mean[r], hi, g, what.ctx)) {
+                    if kept != i {
+                        ks.copy_within(i * n..(i + 1) * n, kept * n);
+                        acc[kept] = acc[i];
+                        alive[kept] = alive[i];
+                    }
+                    kept += 1;
+                }
+            }
+            alive.truncate(kept);
+            if kept == 0 {
+                break;
+            }
+        }
+        alive
+            .iter()
+            .zip(&acc)
+            .map(|(&a, acc)| (which[a], finish(acc, self.s2)))
+            .collect()
+    }
+
     /// The variance of the given rows of `tile`, bit for bit what [`Scorer::posterior_into`]
-    /// gives them: their kernel rows again, then the same product in blocks of the same
-    /// height brute force used. Rows of full chunks go through full-height blocks of `CHUNK`
-    /// rows (zero rows pad the last one); rows of the tile's last, partial chunk through one
-    /// block of that chunk's height, each at its own place. faer's product gives a row the
-    /// same bits at any place of a block of a given height, but not in every height (a
-    /// one-row block differs for some `n`), so the heights are kept.
+    /// gives them: their kernel rows again, then the fused product, in parallel chunks (a
+    /// row's bits do not depend on the other rows of its block).
     fn variance_of(&self, tile: &Features, rows: &[usize]) -> Vec<f32> {
         let n = self.n;
-        let tail_start = tile.len() / CHUNK * CHUNK;
-        let (full, tail): (Vec<usize>, Vec<usize>) =
-            (0..rows.len()).partition(|&i| rows[i] < tail_start);
         let mut var = vec![0f32; rows.len()];
-        let full_var: Vec<Vec<f32>> = full
-            .par_chunks(CHUNK)
-            .map_init(
-                || {
-                    (
-                        Packed::default(),
-                        Vec::new(),
-                        vec![0f32; CHUNK * n],
-                        Mat::<f32>::zeros(CHUNK, n),
-                    )
-                },
-                |(packed, counts, ks, v), which| {
+        var.par_chunks_mut(CHUNK)
+            .zip(rows.par_chunks(CHUNK))
+            .for_each_init(
+                || (Packed::default(), Vec::new(), Vec::new()),
+                |(packed, counts, ks), (var, which)| {
                     let m = which.len();
-                    let sub = tile.select_rows(&which.iter().map(|&i| rows[i]).collect::<Vec<_>>());
-                    ks.fill(0.0);
-                    self.kernel_block(&sub, 0, m, packed, counts, &mut ks[..m * n]);
-                    let mut out = vec![0f32; CHUNK];
-                    self.variance_rows(ks, v, &mut out);
-                    out.truncate(m);
-                    out
+                    ks.resize(m * n, 0.0);
+                    self.kernel_block(&tile.select_rows(which), 0, m, packed, counts, ks);
+                    self.w.variances(ks, self.s2, var);
                 },
-            )
-            .collect();
-        for (which, got) in full.chunks(CHUNK).zip(full_var) {
-            for (&i, g) in which.iter().zip(got) {
-                var[i] = g;
-            }
-        }
-        if !tail.is_empty() {
-            let h = tile.len() - tail_start;
-            let sub = tile.select_rows(&tail.iter().map(|&i| rows[i]).collect::<Vec<_>>());
-            let mut ks_sub = vec![0f32; tail.len() * n];
-            self.kernel_block(
-                &sub,
-                0,
-                tail.len(),
-                &mut Packed::default(),
-                &mut Vec::new(),
-                &mut ks_sub,
             );
-            let mut ks = vec![0f32; h * n];
-            for (k, &i) in tail.iter().enumerate() {
-                let at = rows[i] - tail_start;
-                ks[at * n..(at + 1) * n].copy_from_slice(&ks_sub[k * n..(k + 1) * n]);
-            }
-            let mut out = vec![0f32; h];
-            self.variance_rows(&ks, &mut Mat::<f32>::zeros(h, n), &mut out);
-            for &i in &tail {
-                var[i] = out[rows[i] - tail_start];
-            }
-        }
         var
     }
+}
+
+/// The panel counts after which the pruned pass recomputes bounds, for `W` in `panels` panels:
+/// about 1/8, 1/4 and 1/2 of the rows, then all of them (the work up to a stage grows as the
+/// square of its rows, so the early stages are cheap). Ascending, distinct, ending at `panels`.
+fn stage_ends(panels: usize) -> Vec<usize> {
+    let mut ends: Vec<usize> = [8, 4, 2]
+        .iter()
+        .map(|&d| panels.div_ceil(d))
+        .filter(|&p| p > 0 && p < panels)
+        .collect();
+    ends.push(panels);
+    ends.dedup();
+    ends
 }
 
 #[cfg(test)]
@@ -469,6 +478,10 @@ mod tests {
     use crate::gp::{fit, GpParams};
 
     fn scorer(n: usize, seed: u32) -> CpuScorer {
+        CpuScorer::new(&model(n, seed))
+    }
+
+    fn model(n: usize, seed: u32) -> crate::gp::FittedGp {
         let dim = 3;
         let data = (0..n * dim)
             .map(|i| {
@@ -482,44 +495,61 @@ mod tests {
         p.signal_var = Some(1.3);
         p.noise = Some(0.05);
         p.lengthscale = Some(0.9);
-        CpuScorer::new(&fit(&p.check(x.kind()).unwrap(), &x, &y).unwrap())
+        fit(&p.check(x.kind()).unwrap(), &x, &y).unwrap()
     }
 
-    /// A row's variance through faer's product is the same bits in any full-height block
-    /// (`CHUNK` rows, zero rows around it, at any position) as in the full chunk brute force
-    /// used, and a partial chunk of two rows or more agrees too. A one-row block need not
-    /// (for n = 4..6 faer takes another path there, and some rows' last bits differ), so the
-    /// pruned path never uses a block height brute force did not (see `variance_of`).
+    /// The fused product against faer's triangular GEMM `V = Ks·Wᵀ` (the product this
+    /// scorer used before) and row sums of squares: the same variance within `f32` rounding
+    /// of `n`-term sums.
     #[test]
-    fn variance_of_a_row_is_the_same_in_any_full_height_block() {
-        for n in (1usize..=40).chain([64, 129, 300]) {
-            let s = scorer(n, n as u32);
-            let ks: Vec<f32> = (0..CHUNK * n)
+    fn fused_variance_agrees_with_faer() {
+        use faer::linalg::matmul::triangular::{matmul, BlockStructure};
+        use faer::{Accum, Mat, MatRef, Par};
+        for n in [1usize, 5, 16, 17, 40, 129, 300] {
+            let gp = model(n, n as u32);
+            let s = CpuScorer::new(&gp);
+            let m = 77;
+            let ks: Vec<f32> = (0..m * n)
                 .map(|i| (crate::rng::hash32(i as u32 * 7 + 1) >> 8) as f32 / 16_777_216.0)
                 .collect();
-            let mut v = Mat::<f32>::zeros(CHUNK, n);
-            let mut full = vec![0f32; CHUNK];
-            s.variance_rows(&ks, &mut v, &mut full);
-            for m in 1..=CHUNK {
-                let mut part = vec![0f32; m];
-                s.variance_rows(&ks[..m * n], &mut v, &mut part);
-                let rows: Vec<usize> = (0..m).map(|i| (i * 61 + m * 13) % CHUNK).collect();
-                let mut pad: Vec<f32> = rows
-                    .iter()
-                    .flat_map(|&r| ks[r * n..(r + 1) * n].iter().copied())
-                    .collect();
-                pad.resize(CHUNK * n, 0.0);
-                let mut got = vec![0f32; CHUNK];
-                s.variance_rows(&pad, &mut v, &mut got);
-                for (i, &r) in rows.iter().enumerate() {
-                    assert_eq!(got[i].to_bits(), full[r].to_bits(), "n {n}, m {m}, row {r}");
-                }
-                if m > 1 {
-                    for (p, f) in part.iter().zip(&full) {
-                        assert_eq!(p.to_bits(), f.to_bits(), "n {n}, part {m}");
-                    }
-                }
+            let mut var = vec![0f32; m];
+            s.variance_from_ks(&ks, &mut var);
+            let w = gp.chol_inverse();
+            let wt = Mat::<f32>::from_fn(n, n, |j, r| w[(r, j)] as f32);
+            let mut v = Mat::<f32>::zeros(m, n);
+            matmul(
+                v.as_mut(),
+                BlockStructure::Rectangular,
+                Accum::Replace,
+                MatRef::from_row_major_slice(&ks, m, n),
+                BlockStructure::Rectangular,
+                wt.as_ref(),
+                BlockStructure::TriangularUpper,
+                1.0,
+                Par::Seq,
+            );
+            for (i, &got) in var.iter().enumerate() {
+                let q: f32 = (0..n).map(|r| v[(i, r)] * v[(i, r)]).sum();
+                let want = (s.s2 - q).max(0.0);
+                let tol = 8.0 * n as f32 * f32::EPSILON * (q + s.s2);
+                assert!(
+                    (got - want).abs() <= tol,
+                    "n {n} row {i}: fused {got} faer {want} (tol {tol:e})"
+                );
             }
+        }
+    }
+
+    #[test]
+    fn stages_end_at_every_panel_count() {
+        assert_eq!(stage_ends(1), vec![1]);
+        assert_eq!(stage_ends(2), vec![1, 2]);
+        assert_eq!(stage_ends(3), vec![1, 2, 3]);
+        assert_eq!(stage_ends(7), vec![1, 2, 4, 7]);
+        assert_eq!(stage_ends(63), vec![8, 16, 32, 63]);
+        for p in 1..200 {
+            let e = stage_ends(p);
+            assert!(e.windows(2).all(|w| w[0] < w[1]) && e[0] > 0 && *e.last().unwrap() == p);
         }
     }
 
@@ -570,5 +600,104 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The staged pruned pass keeps brute force's best `keep`, index for index and bit for
+    /// bit, on tiles whose rows come three times each (ties at every threshold), for n = 1,
+    /// below 16, 16, not a multiple of 16 and several panels, with skipped rows, on one
+    /// thread and three (other waves); and its partial bounds do drop candidates.
+    #[test]
+    fn staged_pruning_keeps_brute_force_best() {
+        use crate::select::TopK;
+        let acqs = [
+            Acquisition::Greedy,
+            Acquisition::Ucb { beta: 2.0 },
+            Acquisition::Ucb { beta: -0.5 },
+            Acquisition::Ei { xi: 0.0 },
+            Acquisition::Pi { xi: 0.1 },
+            Acquisition::Thompson,
+            Acquisition::Variance,
+            Acquisition::Random,
+        ];
+        let (dim, rows, start) = (3, 2 * CHUNK + 57, 1000);
+        let distinct = rows.div_ceil(3);
+        let base: Vec<f32> = (0..distinct * dim)
+            .map(|i| (crate::rng::hash32(i as u32 * 5 + 2) >> 8) as f32 / 4_194_304.0 - 2.0)
+            .collect();
+        let data = (0..rows)
+            .flat_map(|i| {
+                let b = (i * 7) % distinct;
+                base[b * dim..(b + 1) * dim].to_vec()
+            })
+            .collect();
+        let tile = Features::Dense { dim, data };
+        let skip = [start + 3, start + 50, start + rows - 1];
+        let ctx = AcqContext {
+            best: 0.5,
+            seed: 9,
+            round: 2,
+        };
+        let mut dropped_at_a_stage = 0;
+        for n in [1usize, 5, 16, 17, 40, 100] {
+            let s = scorer(n, 11 + n as u32);
+            let (mut mean, mut var) = (vec![0f32; rows], vec![0f32; rows]);
+            s.posterior_into(&tile, &mut mean, &mut var).unwrap();
+            for acq in acqs {
+                for keep in [1usize, 10, 50] {
+                    let what = BestOf {
+                        acq,
+                        ctx: &ctx,
+                        start,
+                        keep,
+                        skip: &skip,
+                        keys: None,
+                    };
+                    let best = |got: &[Scored]| {
+                        let mut top = TopK::new(keep);
+                        for o in got {
+                            top.push(o.score, start + o.row, o.var.to_bits());
+                        }
+                        top.into_sorted()
+                            .iter()
+                            .map(|r| (r.index, r.score.to_bits(), r.item))
+                            .collect::<Vec<_>>()
+                    };
+                    let mut all = Vec::new();
+                    score_all_into(&s, &tile, &what, &mut all).unwrap();
+                    let want = best(&all);
+                    for threads in [1, 3] {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .unwrap();
+                        let mut floor = Floor::new(keep);
+                        let mut out = Vec::new();
+                        let mut m = vec![0f32; rows];
+                        let st = pool
+                            .install(|| s.pruned_into(&tile, &what, &mut floor, &mut out, &mut m))
+                            .unwrap();
+                        assert_eq!(
+                            m.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                            mean.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                        );
+                        let case = format!("n {n} {acq:?} keep {keep} threads {threads}");
+                        assert_eq!(best(&out), want, "{case}");
+                        for o in &out {
+                            assert_eq!(o.var.to_bits(), var[o.row].to_bits(), "{case}");
+                            assert_eq!(o.mean.to_bits(), mean[o.row].to_bits(), "{case}");
+                        }
+                        assert_eq!(st.variance, out.len(), "{case}");
+                        assert!(st.variance <= st.mean, "{case}");
+                        if n <= 16 || !uses_variance(acq) {
+                            assert_eq!(st.partial, 0, "{case}");
+                        } else {
+                            assert!(st.partial >= st.variance, "{case}");
+                        }
+                        dropped_at_a_stage += st.partial.saturating_sub(st.variance);
+                    }
+                }
+            }
+        }
+        assert!(dropped_at_a_stage > 0);
     }
 }
