@@ -181,8 +181,9 @@ pub struct BenchRun {
     pub candidates_per_second: f64,
     /// How many candidates reached each stage (all of them in `posterior` mode).
     pub stages: Stages,
-    /// Variance product, `stages.variance·n² / score_seconds`, GFLOP/s: the variances computed
-    /// over the whole scoring time.
+    /// Variance product, `stages.variance·n² / score_seconds`, GFLOP/s: the full variances
+    /// computed over the whole scoring time (the pruned pass's partial stages, prefixes of `W`,
+    /// are not counted).
     pub gemm_gflops: f64,
     /// 64-bit popcounts of the kernel block, `candidates·n·⌈bits/64⌉ / score_seconds`; fingerprints
     /// only.
