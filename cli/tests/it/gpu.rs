@@ -712,6 +712,7 @@ fn check_pruned(
 /// The GPU prunes for real: with the threshold carried from chunk to chunk and tile to tile,
 /// most rows get no variance, and the batch is still brute force's.
 #[test]
+#[allow(clippy::single_range_in_vec_init)] // a list of tiles, here one
 fn gpu_pruning_skips_most_variances() {
     let (gp, pool) = bits_case(36, 60, 3000, 1024, KernelKind::Tanimoto);
     let chunked = GpuScorer::with_limits(

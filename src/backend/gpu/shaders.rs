@@ -413,7 +413,7 @@ mod tests {
         assert_eq!(SURVEY_POSTERIOR_ARGS, SURVIVOR_LANES);
         assert_eq!(SURVEY_SELECT_ARGS, SURVEY_POSTERIOR_ARGS + 3);
         assert_eq!(SURVEY_TOTAL, SURVEY_SELECT_ARGS + 3);
-        assert!(SURVEY_TOTAL < SURVEY_WORDS);
+        const { assert!(SURVEY_TOTAL < SURVEY_WORDS) };
         assert_eq!(SURVIVOR_LANES, POSTERIOR_ROWS);
         let empty = empty_survey();
         assert_eq!(empty[SURVEY_POSTERIOR_ARGS as usize..][..3], [0, 1, 1]);
