@@ -9,6 +9,11 @@
 // W may be split in panels of rows (when n^2 floats exceed one storage binding); one dispatch
 // per panel, each adding its sum of squares to var_out, the last one turning it into the variance.
 //
+// With FLAG_SURVIVORS workgroup g owns entry g of each survivor lane (prelude.wgsl) instead
+// of rows 64g..64g+64: a survivor sits at the place of its workgroup it has in brute force, and
+// nothing of a row's arithmetic reads another row, so its variance has brute force's bits.
+// FLAG_NO_VARIANCE skips the product (the mean alone, for the bound pass).
+//
 // A 16 x 16 workgroup owns 64 pool rows; each thread accumulates a 4 x 4 register tile of V
 // (rows 4*lid.y.., columns 4*lid.x..) with vec4 reads from workgroup memory.
 //
@@ -28,6 +33,9 @@ const PB_THREADS: u32 = 256u;
 @group(0) @binding(3) var<storage, read> w_panel: array<f32>;
 @group(0) @binding(4) var<storage, read_write> mean_out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> var_out: array<f32>;
+// The bound pass's survivors by lane, and its survey (counts first).
+@group(0) @binding(6) var<storage, read> survivors: array<u32>;
+@group(0) @binding(7) var<storage, read> survey: array<u32>;
 
 // tile_k[k * 16 + g] holds ks rows 4g..4g+4 (of the workgroup's 64) at contraction index k.
 var<workgroup> tile_k: array<vec4<f32>, 256>;
@@ -57,9 +65,20 @@ fn reduce_rows(local: vec4<f32>, lid: vec3<u32>, t: u32) -> f32 {
     return s;
 }
 
-// Stages ks[row0 + m][j] and W[c0 + m][j] (zero outside the block) at contraction index sk.
-fn stage(m: u32, sk: u32, j: u32, row0: u32, c0: u32, kend: u32) {
-    let row = row0 + m;
+// The chunk row at place m of workgroup g, or one past every row (NO_SURVIVOR) where none.
+fn row_at(g: u32, m: u32) -> u32 {
+    if ((params.flags & FLAG_SURVIVORS) != 0u) {
+        if (g < survey[m]) {
+            return survivors[m * params.lane_cap + g];
+        }
+        return NO_SURVIVOR;
+    }
+    return g * PB_ROWS + m;
+}
+
+// Stages ks[row_at(g, m)][j] and W[c0 + m][j] (zero outside the block) at contraction index sk.
+fn stage(m: u32, sk: u32, j: u32, g: u32, c0: u32, kend: u32) {
+    let row = row_at(g, m);
     var a = 0.0;
     if (row < params.rows && j < kend) {
         a = ks[row * params.n + j];
@@ -117,24 +136,25 @@ fn main(
 ) {
     let n = params.n;
     let rows = params.rows;
-    let row0 = wg.x * PB_ROWS;
+    let g = wg.x;
     let p1 = params.panel_end;
+    let product = (params.flags & FLAG_NO_VARIANCE) == 0u;
     // Staging coordinates: each thread loads 4 elements of each tile, one contraction index
     // (t % 16, so neighbouring threads read neighbouring words) and 4 rows 16 apart.
     let sk = t % PB_K;
     let sr = t / PB_K;
 
     var ssq = vec4<f32>(0.0);
-    for (var c0 = params.panel_start; c0 < p1; c0 += PB_COLS) {
+    for (var c0 = params.panel_start; product && c0 < p1; c0 += PB_COLS) {
         // Only j < kend can meet a nonzero W[r][j] for the rows r < c0 + 64 of this tile.
         let kend = min(c0 + PB_COLS, p1);
         var acc = array<vec4<f32>, 4>();
         for (var k0 = 0u; k0 < kend; k0 += PB_K) {
             let j = k0 + sk;
-            stage(sr, sk, j, row0, c0, kend);
-            stage(sr + 16u, sk, j, row0, c0, kend);
-            stage(sr + 32u, sk, j, row0, c0, kend);
-            stage(sr + 48u, sk, j, row0, c0, kend);
+            stage(sr, sk, j, g, c0, kend);
+            stage(sr + 16u, sk, j, g, c0, kend);
+            stage(sr + 32u, sk, j, g, c0, kend);
+            stage(sr + 48u, sk, j, g, c0, kend);
             workgroupBarrier();
             mac4(&acc, 0u, lid.y, lid.x);
             mac4(&acc, 4u, lid.y, lid.x);
@@ -151,23 +171,28 @@ fn main(
     }
 
     let first = (params.flags & FLAG_FIRST_PANEL) != 0u;
+    let with_mean = (params.flags & FLAG_MEAN) != 0u;
     var msum = vec4<f32>(0.0);
-    if (first) {
-        let r = row0 + lid.y * 4u;
+    if (with_mean) {
+        let m = lid.y * 4u;
+        let r = vec4<u32>(row_at(g, m), row_at(g, m + 1u), row_at(g, m + 2u), row_at(g, m + 3u));
         for (var j = lid.x; j < n; j += 16u) {
             let k = vec4<f32>(
-                ks_or_zero(r, j),
-                ks_or_zero(r + 1u, j),
-                ks_or_zero(r + 2u, j),
-                ks_or_zero(r + 3u, j),
+                ks_or_zero(r.x, j),
+                ks_or_zero(r.y, j),
+                ks_or_zero(r.z, j),
+                ks_or_zero(r.w, j),
             );
             msum += k * alpha[j];
         }
     }
 
     let s = reduce_rows(ssq, lid, t);
-    let row = row0 + t;
-    if (t < PB_ROWS && row < rows) {
+    var row = NO_SURVIVOR;
+    if (t < PB_ROWS) {
+        row = row_at(g, t);
+    }
+    if (product && row < rows) {
         var total = s;
         if (!first) {
             total += var_out[row];
@@ -178,9 +203,9 @@ fn main(
             var_out[row] = total;
         }
     }
-    if (first) {
+    if (with_mean) {
         let m = reduce_rows(msum, lid, t);
-        if (t < PB_ROWS && row < rows) {
+        if (row < rows) {
             mean_out[row] = m;
         }
     }

@@ -28,14 +28,36 @@ struct PosteriorParams {
     flags: u32,
     // Prior variance s2 * k(x, x) = s2 for every kernel poolrank has.
     s2: f32,
+    // Entries per lane of the survivors list (FLAG_SURVIVORS).
+    lane_cap: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
-// The first panel writes the mean and starts the sum of squares; the others add to it.
+// The first panel starts the sum of squares; the others add to it.
 const FLAG_FIRST_PANEL: u32 = 1u;
 // The last panel turns the sum of squares into the variance.
 const FLAG_LAST_PANEL: u32 = 2u;
+// Writes the mean (with the first panel, or alone with FLAG_NO_VARIANCE).
+const FLAG_MEAN: u32 = 4u;
+// Skips the product with W: the mean only.
+const FLAG_NO_VARIANCE: u32 = 8u;
+// The rows are the survivors of the bound pass, not rows 0..rows (see SURVIVOR_LANES).
+const FLAG_SURVIVORS: u32 = 16u;
+
+// ---- Survivors of the bound pass (shaders/bound.wgsl).
+//
+// A surviving chunk row r is appended to lane r % SURVIVOR_LANES, so that in the posterior it
+// takes the same place in its 64-row workgroup as in the brute-force dispatch (workgroup g
+// runs entry g of every lane): a row's variance goes through the very instructions, thread and
+// register it gets in brute force, whatever rows share its workgroup. `survey` holds each
+// lane's count, then the posterior's and the select's indirect dispatch arguments, then the
+// total.
+const SURVIVOR_LANES: u32 = 64u;
+const SURVEY_POSTERIOR_ARGS: u32 = 64u;
+const SURVEY_SELECT_ARGS: u32 = 67u;
+const SURVEY_TOTAL: u32 = 70u;
+const SURVEY_WORDS: u32 = 72u;
+const NO_SURVIVOR: u32 = 0xffffffffu;
 
 // ---- Acquisition (mirrors src/acquisition/mod.rs; the random words are bit for bit the CPU's).
 
@@ -56,6 +78,14 @@ struct SelectParams {
     param: f32,
     // Best standardised label so far (EI, PI).
     best: f32,
+    // The bound pass keeps rows whose bound is not below this.
+    threshold: f32,
+    // Prior variance (the bound pass).
+    s2: f32,
+    // FLAG_SURVIVORS: score the survivors of the bound pass.
+    flags: u32,
+    // Entries per lane of the survivors list.
+    lane_cap: u32,
     _pad0: u32,
     _pad1: u32,
 }

@@ -6,6 +6,10 @@
 // writes its first `keep` entries. The host merges those (keep x workgroups values instead of
 // one per row) with the same order, so the chunk's top `keep` is exact.
 //
+// With FLAG_SURVIVORS the workgroups own the survivors of the bound pass instead (entry e of
+// workgroup w is entry (w * SB_ROWS + e) / 64 of lane (w * SB_ROWS + e) % 64), dispatched
+// indirectly, so only they are scored; a candidate's row is still its chunk row.
+//
 // Keys: an f32 score maps to a u32 whose unsigned order is the float order; NaN maps to 1,
 // below every number, as the CPU's top-k puts NaN last; an absent row is key 0 with row
 // 0xffffffff, after everything.
@@ -27,55 +31,12 @@ struct Candidate {
 // Bit r of word r / 32: row r is not a candidate.
 @group(0) @binding(3) var<storage, read> skip: array<u32>;
 @group(0) @binding(4) var<storage, read_write> best_out: array<Candidate>;
+// The bound pass's survivors by lane, and its survey (counts first).
+@group(0) @binding(5) var<storage, read> survivors: array<u32>;
+@group(0) @binding(6) var<storage, read> survey: array<u32>;
 
 var<workgroup> keys: array<u32, 1024>;
 var<workgroup> rows: array<u32, 1024>;
-
-fn acquire(mean: f32, variance: f32, row: u32) -> f32 {
-    let sd = sqrt(max(variance, 0.0));
-    switch params.acq {
-        case ACQ_GREEDY: {
-            return mean;
-        }
-        case ACQ_UCB: {
-            return mean + params.param * sd;
-        }
-        case ACQ_EI: {
-            let gain = mean - params.best - params.param;
-            if (sd > 0.0) {
-                let z = gain / sd;
-                return gain * normal_cdf(z) + sd * normal_pdf(z);
-            }
-            return max(gain, 0.0);
-        }
-        case ACQ_PI: {
-            let gain = mean - params.best - params.param;
-            if (sd > 0.0) {
-                return normal_cdf(gain / sd);
-            }
-            return select(0.0, 1.0, gain > 0.0);
-        }
-        case ACQ_VARIANCE: {
-            return max(variance, 0.0);
-        }
-        default: {
-            // The global index, 64 bits in halves.
-            let lo = params.start_lo + row;
-            let hi = params.start_hi + select(0u, 1u, lo < row);
-            if (params.acq == ACQ_THOMPSON) {
-                let w1 = draw_u32(params.seed_lo, params.seed_hi, params.round, lo, hi, 1u);
-                let w2 = draw_u32(params.seed_lo, params.seed_hi, params.round, lo, hi, 2u);
-                let u1 = f32((w1 >> 8u) + 1u) * (1.0 / 16777216.0);
-                let u2 = uniform01(w2);
-                // cos(2 pi u2) = -cos(2 pi u2 - pi): the argument stays in [-pi, pi), where
-                // Vulkan bounds the error of cos.
-                let c = -cos(6.28318531 * u2 - 3.14159265);
-                return mean + sd * (sqrt(-2.0 * log(u1)) * c);
-            }
-            return uniform01(draw_u32(params.seed_lo, params.seed_hi, params.round, lo, hi, 0u));
-        }
-    }
-}
 
 fn order_key(s: f32) -> u32 {
     let b = bitcast<u32>(s);
@@ -93,8 +54,17 @@ fn before(ka: u32, ra: u32, kb: u32, rb: u32) -> bool {
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let base = wid.x * SB_ROWS;
+    let pruned = (params.flags & FLAG_SURVIVORS) != 0u;
     for (var e = t; e < SB_ROWS; e += SB_THREADS) {
-        let row = base + e;
+        var row = base + e;
+        if (pruned) {
+            let lane = row % SURVIVOR_LANES;
+            let pos = row / SURVIVOR_LANES;
+            row = NO_ROW;
+            if (pos < survey[lane]) {
+                row = survivors[lane * params.lane_cap + pos];
+            }
+        }
         var key = 0u;
         var at = NO_ROW;
         if (row < params.rows && (skip[row >> 5u] & (1u << (row & 31u))) == 0u) {

@@ -254,7 +254,8 @@ pub(crate) struct SimulateArgs {
     pub(crate) hold_hyperparameters: bool,
     /// Give every candidate a variance each round (brute force) instead of only those that
     /// can enter the batch (or the shortlist of a diverse batch); the picks are the same
-    /// either way. The GPU backend always scores brute force for now.
+    /// either way. The GPU backend scores brute force here (its pruned pass keys ties by the
+    /// pool row, not by a replicate's tie order).
     #[arg(long)]
     pub(crate) no_prune: bool,
     /// Worker threads [default: all cores].
@@ -449,7 +450,7 @@ pub(crate) struct SelectArgs {
     pub(crate) max_sim: Option<f64>,
     /// Compute every candidate's variance (brute force) instead of skipping those whose bound
     /// cannot reach the batch or the shortlist; the batch is the same either way. The GPU
-    /// backend always scores brute force for now.
+    /// backend scores brute force when more than 1,024 are kept (the batch or the shortlist).
     #[arg(long)]
     pub(crate) no_prune: bool,
     #[command(flatten)]

@@ -400,7 +400,8 @@ pub trait Scorer: Sync {
     /// reach `floor`'s threshold, before computing its variance, and must record in `floor`
     /// every exact score it appends. Returns the rows that reached each stage, or `None` when
     /// the backend does not prune: then it has done exactly [`Scorer::best_into`] (the
-    /// default; the GPU backend keeps it for now).
+    /// default; the GPU backend where it cannot prune: rows keyed by [`BestOf::keys`], or more
+    /// to keep than one select workgroup holds).
     ///
     /// # Errors
     /// As [`Scorer::posterior_into`].

@@ -25,10 +25,11 @@ use poolrank::acquisition::{score as acquire, AcqContext, Acquisition};
 use poolrank::backend::gpu::{
     list_adapters, GpuContext, GpuGram, GpuOptions, GpuScorer, TileLimits,
 };
-use poolrank::backend::{BestOf, CpuScorer, Scored, Scorer};
+use poolrank::backend::{BestOf, CpuScorer, Scored, Scorer, Stages};
 use poolrank::data::Features;
 use poolrank::gp::{fit, CpuGram, FittedGp, GpParams, GramAccumulator, Inducing};
 use poolrank::kernel::{Kernel, KernelKind};
+use poolrank::select::{Floor, TopK};
 use poolrank::Error;
 
 /// The shared device; panics with what to install when there is none.
@@ -261,21 +262,86 @@ macro_rules! parity_suite {
                 let s = <$backend>::scorer(&gp);
                 for acq in ACQUISITIONS {
                     for keep in [1, 9, 300] {
-                        check_best(s.as_ref(), &gp, &pool, acq, keep);
+                        check_best(s.as_ref(), &gp, &pool, acq, keep, false);
                     }
                 }
                 // More than one workgroup keeps: the CPU scores every row.
-                check_best(s.as_ref(), &gp, &pool, Acquisition::Ucb { beta: 1.0 }, 2000);
+                let ucb = Acquisition::Ucb { beta: 1.0 };
+                check_best(s.as_ref(), &gp, &pool, ucb, 2000, false);
+                check_best(s.as_ref(), &gp, &pool, ucb, 2000, true);
             }
 
             #[test]
             fn top_k_on_counts_and_dense_features() {
                 let (gp, pool) = counts_case(32, 60, 1500, 255);
                 let s = <$backend>::scorer(&gp);
-                check_best(s.as_ref(), &gp, &pool, Acquisition::Ucb { beta: 2.0 }, 50);
+                check_best(
+                    s.as_ref(),
+                    &gp,
+                    &pool,
+                    Acquisition::Ucb { beta: 2.0 },
+                    50,
+                    false,
+                );
+                check_best(
+                    s.as_ref(),
+                    &gp,
+                    &pool,
+                    Acquisition::Ucb { beta: 2.0 },
+                    50,
+                    true,
+                );
                 let (gp, pool) = dense_case(33, 20, 1300, 129, KernelKind::Matern52);
                 let s = <$backend>::scorer(&gp);
-                check_best(s.as_ref(), &gp, &pool, Acquisition::Ei { xi: 0.0 }, 50);
+                check_best(
+                    s.as_ref(),
+                    &gp,
+                    &pool,
+                    Acquisition::Ei { xi: 0.0 },
+                    50,
+                    false,
+                );
+                check_best(
+                    s.as_ref(),
+                    &gp,
+                    &pool,
+                    Acquisition::Ei { xi: 0.0 },
+                    50,
+                    true,
+                );
+            }
+
+            #[test]
+            fn pruned_batch_is_brute_force_for_every_acquisition() {
+                let (gp, pool) = bits_case(31, 45, 2600, 1024, KernelKind::Tanimoto);
+                let s = <$backend>::scorer(&gp);
+                for acq in PRUNE_ACQS {
+                    for keep in [1, 9, 300] {
+                        let tiles = [0..1000, 1000..1001, 1001..2600];
+                        check_pruned(s.as_ref(), &pool, acq, keep, &tiles, 7);
+                        check_best(s.as_ref(), &gp, &pool, acq, keep, true);
+                    }
+                }
+            }
+
+            #[test]
+            fn pruned_batch_with_ties_n_1_and_a_batch_beyond_the_pool() {
+                // Each pool row three times: ties at every threshold, broken by index.
+                let (gp, base) = bits_case(34, 30, 200, 1024, KernelKind::Tanimoto);
+                let pool = tripled(&base);
+                let s = <$backend>::scorer(&gp);
+                let (gp1, pool1) = counts_case(35, 1, 150, 3);
+                let s1 = <$backend>::scorer(&gp1);
+                for acq in PRUNE_ACQS {
+                    for keep in [1, 2, 4, 50] {
+                        check_pruned(s.as_ref(), &pool, acq, keep, &[0..600], 5);
+                        check_pruned(s.as_ref(), &pool, acq, keep, &[0..301, 301..600], 5);
+                    }
+                    check_pruned(s1.as_ref(), &pool1, acq, 1, &[0..150], 11);
+                    check_pruned(s1.as_ref(), &pool1, acq, 7, &[0..80, 80..150], 11);
+                    // More to keep than eligible rows: everything survives.
+                    check_pruned(s1.as_ref(), &pool1, acq, 1000, &[0..150], 11);
+                }
             }
 
             #[test]
@@ -422,8 +488,16 @@ fn ranked(mut s: Vec<Scored>) -> Vec<Scored> {
     s
 }
 
-/// A backend's acquisition and top-k against the CPU's for one acquisition and `keep`.
-fn check_best(scorer: &dyn Scorer, gp: &FittedGp, pool: &Features, acq: Acquisition, keep: usize) {
+/// A backend's acquisition and top-k (its pruned pass with `pruned`) against the CPU's brute
+/// force for one acquisition and `keep`.
+fn check_best(
+    scorer: &dyn Scorer,
+    gp: &FittedGp,
+    pool: &Features,
+    acq: Acquisition,
+    keep: usize,
+    pruned: bool,
+) {
     // Near 2^32, so the shader's 64-bit index carries into its high half inside the tile.
     let start = (1usize << 32) - 40;
     let skip: Vec<usize> = (0..pool.len()).step_by(7).map(|r| start + r).collect();
@@ -441,7 +515,14 @@ fn check_best(scorer: &dyn Scorer, gp: &FittedGp, pool: &Features, acq: Acquisit
         keys: None,
     };
     let (mut on_gpu, mut on_cpu) = (Vec::new(), Vec::new());
-    scorer.best_into(pool, &what, &mut on_gpu).unwrap();
+    if pruned {
+        let mut floor = Floor::new(keep);
+        scorer
+            .best_pruned_into(pool, &what, &mut floor, &mut on_gpu)
+            .unwrap();
+    } else {
+        scorer.best_into(pool, &what, &mut on_gpu).unwrap();
+    }
     CpuScorer::new(gp)
         .best_into(pool, &what, &mut on_cpu)
         .unwrap();
@@ -520,7 +601,260 @@ fn device_top_k_across_chunks() {
     )
     .unwrap();
     for acq in ACQUISITIONS {
-        check_best(&tiny, &gp, &pool, acq, 1024);
+        check_best(&tiny, &gp, &pool, acq, 1024, false);
+        check_best(&tiny, &gp, &pool, acq, 1024, true);
+    }
+}
+
+/// What the pruned pass is tested with: every acquisition, UCB with a negative `beta` (its
+/// score falls with the sd), PI below and above the incumbent (`xi = -3`: the bound is 1).
+const PRUNE_ACQS: [Acquisition; 9] = [
+    Acquisition::Greedy,
+    Acquisition::Ucb { beta: 2.0 },
+    Acquisition::Ucb { beta: -0.5 },
+    Acquisition::Ei { xi: 0.05 },
+    Acquisition::Pi { xi: 0.0 },
+    Acquisition::Pi { xi: -3.0 },
+    Acquisition::Variance,
+    Acquisition::Thompson,
+    Acquisition::Random,
+];
+
+/// Each row of `base` three times, the copies spread over the pool.
+fn tripled(base: &Features) -> Features {
+    let mut pool = Features::empty(base.kind());
+    for i in 0..3 * base.len() {
+        pool.push_row_from(base, (i * 7) % base.len());
+    }
+    pool
+}
+
+/// A top-k's entries as `(score bits, global row, (mean bits, variance bits))`, best first.
+type Batch = Vec<(u32, usize, (u32, u32))>;
+
+fn batch(top: TopK<(u32, u32)>) -> Batch {
+    top.into_sorted()
+        .into_iter()
+        .map(|r| (r.score.to_bits(), r.index, r.item))
+        .collect()
+}
+
+fn push_all(top: &mut TopK<(u32, u32)>, start: usize, out: &[Scored]) {
+    for s in out {
+        top.push(s.score, start + s.row, (s.mean.to_bits(), s.var.to_bits()));
+    }
+}
+
+/// The pool cut into `tiles` (one `Floor` carried across them, as the engine does) through
+/// `scorer`'s pruned pass, and its brute force (`best_into`): the same batch, index for index
+/// and bit for bit. Every `skip_every`-th row is skipped. Returns the pruned pass's stages.
+fn check_pruned(
+    scorer: &dyn Scorer,
+    pool: &Features,
+    acq: Acquisition,
+    keep: usize,
+    tiles: &[std::ops::Range<usize>],
+    skip_every: usize,
+) -> Stages {
+    let ctx = AcqContext {
+        best: 0.4,
+        seed: 0x0bad_cafe_1234_5678,
+        round: 2,
+    };
+    let skip: Vec<usize> = (0..pool.len()).step_by(skip_every).collect();
+    let (mut brute, mut pruned) = (TopK::new(keep), TopK::new(keep));
+    let mut floor = Floor::new(keep);
+    let mut stages = Stages::default();
+    for t in tiles {
+        let tile = pool.select_rows(&t.clone().collect::<Vec<_>>());
+        let what = BestOf {
+            acq,
+            ctx: &ctx,
+            start: t.start,
+            keep,
+            skip: &skip,
+            keys: None,
+        };
+        let mut out = Vec::new();
+        scorer.best_into(&tile, &what, &mut out).unwrap();
+        push_all(&mut brute, t.start, &out);
+        out.clear();
+        let got = scorer
+            .best_pruned_into(&tile, &what, &mut floor, &mut out)
+            .unwrap();
+        let eligible = tile.len() - what.skipped_in(tile.len()).len();
+        let got = got.unwrap_or(Stages {
+            pruned: false,
+            mean: eligible,
+            variance: eligible,
+        });
+        assert_eq!(got.mean, eligible, "{}: {acq:?}", scorer.name());
+        assert!(got.variance <= got.mean, "{}: {got:?}", scorer.name());
+        stages += got;
+        push_all(&mut pruned, t.start, &out);
+    }
+    let (pruned, brute) = (batch(pruned), batch(brute));
+    assert_eq!(
+        pruned.len(),
+        keep.min(pool.len() - skip.len()),
+        "{}: {acq:?} keep {keep}",
+        scorer.name()
+    );
+    assert_eq!(
+        pruned,
+        brute,
+        "{}: {acq:?} keep {keep} tiles {tiles:?}",
+        scorer.name()
+    );
+    stages
+}
+
+/// The GPU prunes for real: with the threshold carried from chunk to chunk and tile to tile,
+/// most rows get no variance, and the batch is still brute force's.
+#[test]
+#[allow(clippy::single_range_in_vec_init)] // a list of tiles, here one
+fn gpu_pruning_skips_most_variances() {
+    let (gp, pool) = bits_case(36, 60, 3000, 1024, KernelKind::Tanimoto);
+    let chunked = GpuScorer::with_limits(
+        ctx(),
+        &gp,
+        TileLimits {
+            max_rows: Some(256),
+            max_block_bytes: None,
+        },
+    )
+    .unwrap();
+    let whole = GpuScorer::new(ctx(), &gp).unwrap();
+    assert!(whole.prunes() && chunked.prunes());
+    for acq in [
+        Acquisition::Greedy,
+        Acquisition::Ucb { beta: 2.0 },
+        Acquisition::Ei { xi: 0.0 },
+        Acquisition::Thompson,
+    ] {
+        // One tile in chunks of 256 rows: the threshold lags one chunk.
+        let st = check_pruned(&chunked, &pool, acq, 5, &[0..3000], 9);
+        assert!(st.pruned, "{acq:?}");
+        assert!(2 * st.variance < st.mean, "{acq:?}: {st:?}");
+        // Tiles of one chunk each: the threshold comes from the floor passed in.
+        let tiles: Vec<_> = (0..3000).step_by(500).map(|a| a..a + 500).collect();
+        let st = check_pruned(&whole, &pool, acq, 5, &tiles, 9);
+        assert!(2 * st.variance < st.mean, "{acq:?}: {st:?}");
+    }
+}
+
+/// The bound of every row the device scores at least its exact score: with the floor already
+/// holding the brute-force batch, so that the threshold is exactly its `keep`-th score, every
+/// row of that batch must still survive the bound pass (a bound a rounding below its score
+/// would drop it), for every acquisition, on one chunk and on chunks of a few rows with `W` in
+/// panels. Each chunk is its own tile and starts from that floor (re-offering the batch's own
+/// rows would raise the threshold past them).
+#[test]
+fn gpu_bounds_hold_at_the_threshold() {
+    let (gp, pool) = dense_case(37, 100, 2000, 3, KernelKind::Rbf);
+    let tiny = GpuScorer::with_limits(
+        ctx(),
+        &gp,
+        TileLimits {
+            max_rows: Some(300),
+            max_block_bytes: Some(160 * 100),
+        },
+    )
+    .unwrap();
+    assert!(tiny.panels() >= 2 && tiny.rows_per_dispatch() < 300);
+    let whole = GpuScorer::new(ctx(), &gp).unwrap();
+    assert!(whole.rows_per_dispatch() >= pool.len());
+    let ctx = AcqContext {
+        best: 0.3,
+        seed: 77,
+        round: 4,
+    };
+    for s in [&whole, &tiny] {
+        let step = s.rows_per_dispatch();
+        for acq in PRUNE_ACQS {
+            for keep in [1, 40, 1000] {
+                let what = BestOf {
+                    acq,
+                    ctx: &ctx,
+                    start: 0,
+                    keep,
+                    skip: &[],
+                    keys: None,
+                };
+                let mut out = Vec::new();
+                s.best_into(&pool, &what, &mut out).unwrap();
+                let mut brute = TopK::new(keep);
+                push_all(&mut brute, 0, &out);
+                let want = batch(brute);
+                let mut at_batch = Floor::new(keep);
+                for &(score, row, _) in &want {
+                    at_batch.offer(f32::from_bits(score), row);
+                }
+                let mut pruned = TopK::new(keep);
+                let mut st = Stages::default();
+                for a in (0..pool.len()).step_by(step) {
+                    let t = a..(a + step).min(pool.len());
+                    let tile = pool.select_rows(&t.clone().collect::<Vec<_>>());
+                    let what = BestOf { start: a, ..what };
+                    out.clear();
+                    let mut floor = at_batch.clone();
+                    st += s
+                        .best_pruned_into(&tile, &what, &mut floor, &mut out)
+                        .unwrap()
+                        .unwrap();
+                    push_all(&mut pruned, a, &out);
+                }
+                assert_eq!(batch(pruned), want, "{acq:?} keep {keep} step {step}");
+                // Every row's variance bound is s2, and PI above the incumbent is bounded by 1.
+                let prunable = !matches!(acq, Acquisition::Variance | Acquisition::Pi { .. });
+                if keep == 1 && prunable {
+                    assert!(st.variance < st.mean, "{acq:?}: {st:?}");
+                }
+            }
+        }
+    }
+}
+
+/// `select --backend gpu` writes the same batch pruned and with `--no-prune`.
+#[test]
+fn gpu_select_pruned_writes_the_brute_force_file() {
+    let f = crate::prune::files(900, 30, 4, 18);
+    let d = f.dir.path();
+    std::fs::write(d.join("pending.txt"), f.pending.ids.join("\n") + "\n").unwrap();
+    for acq in ["ucb", "ei", "thompson", "greedy"] {
+        let run = |no_prune: bool| {
+            let tag = if no_prune { "brute" } else { "pruned" };
+            let (out, summary) = (d.join(format!("{tag}.csv")), d.join(format!("{tag}.json")));
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_poolrank"));
+            cmd.current_dir(d)
+                .env("POOLRANK_ALLOW_SOFTWARE_GPU", "1")
+                .args(["select", "--pool", "p.fps", "--labels", "l.csv"])
+                .args(["--pending", "pending.txt", "--batch", "15", "--acq", acq])
+                .args(["--backend", "gpu", "--quiet", "--tile", "250"])
+                .args(["--signal-var", "1.2", "--noise", "0.05"])
+                .arg("--out")
+                .arg(&out)
+                .arg("--summary")
+                .arg(&summary);
+            if no_prune {
+                cmd.arg("--no-prune");
+            }
+            let o = cmd.output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let s: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+            (std::fs::read(&out).unwrap(), s["stages"].clone())
+        };
+        let (pruned, brute) = (run(false), run(true));
+        assert!(!pruned.0.is_empty());
+        assert_eq!(pruned.0, brute.0, "{acq}");
+        assert_eq!(pruned.1["pruned"], true, "{acq}");
+        assert_eq!(brute.1["pruned"], false, "{acq}");
+        assert!(
+            pruned.1["variance"].as_u64() < pruned.1["mean"].as_u64(),
+            "{acq}: {}",
+            pruned.1
+        );
     }
 }
 

@@ -36,12 +36,12 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
 
 /// A fingerprint pool whose rows come in groups of three identical ones (ties at every
 /// threshold), with labels and pending ids.
-struct Files {
-    dir: tempfile::TempDir,
-    pending: IdList,
+pub(crate) struct Files {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) pending: IdList,
 }
 
-fn files(rows: usize, labeled: usize, pending: usize, seed: u64) -> Files {
+pub(crate) fn files(rows: usize, labeled: usize, pending: usize, seed: u64) -> Files {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(seed);
     let base = random_bits(&mut rng, rows.div_ceil(3), 256, 0.08);

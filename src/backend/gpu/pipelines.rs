@@ -20,6 +20,8 @@ pub enum PipelineKey {
     Posterior,
     /// The acquisition and per-workgroup top-k (`shaders/select.wgsl`).
     Select,
+    /// The pruned pass's bounds and survivors (`shaders/bound.wgsl`).
+    Bound,
     /// The sparse fit's per-tile `KᵀK` and `Kᵀy` (`shaders/gram.wgsl`).
     Gram,
 }
@@ -40,6 +42,7 @@ impl PipelineKey {
             PipelineKey::Dense { matern: true } => "dense matern52",
             PipelineKey::Posterior => "posterior",
             PipelineKey::Select => "select",
+            PipelineKey::Bound => "bound",
             PipelineKey::Gram => "gram",
         }
     }
@@ -50,6 +53,7 @@ impl PipelineKey {
             PipelineKey::Dense { .. } => shaders::DENSE,
             PipelineKey::Posterior => shaders::POSTERIOR,
             PipelineKey::Select => shaders::SELECT,
+            PipelineKey::Bound => shaders::BOUND,
             PipelineKey::Gram => shaders::GRAM,
         }
     }
@@ -60,8 +64,11 @@ impl PipelineKey {
         match self {
             PipelineKey::Popcount => &[Uniform, Read, Read, Read, Read, ReadWrite],
             PipelineKey::Dense { .. } => &[Uniform, Read, Read, ReadWrite],
-            PipelineKey::Posterior => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite],
-            PipelineKey::Select => &[Uniform, Read, Read, Read, ReadWrite],
+            PipelineKey::Posterior => {
+                &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, Read, Read]
+            }
+            PipelineKey::Select => &[Uniform, Read, Read, Read, ReadWrite, Read, Read],
+            PipelineKey::Bound => &[Uniform, Read, Read, ReadWrite, ReadWrite],
             PipelineKey::Gram => &[Uniform, Read, Read, ReadWrite],
         }
     }

@@ -3,7 +3,14 @@
 //! the kernel block into `ks` (which stays on the device), one posterior dispatch per panel of
 //! `W`, optionally the acquisition with its per-workgroup top-k, and the read-back (the mean and
 //! the variance, or the kept candidates).
+//!
+//! The pruned pass ([`Scorer::best_pruned_into`]) puts two dispatches between the kernel block
+//! and the product with `W`: every row's mean, then the bound of its score at the prior
+//! variance, which appends the rows that can still reach the running threshold to a survivors
+//! list; the posterior and the select then run over the survivors only, dispatched indirectly
+//! with the sizes the bound pass wrote.
 
+use std::cell::Cell;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,18 +19,21 @@ use super::context::GpuContext;
 use super::pipelines::{Pipeline, PipelineKey};
 use super::plan::{default_rows, plan, Budget, Plan};
 use super::shaders::{
-    acquisition_code, key_to_score, PosteriorParams, SelectParams, CANDIDATE_BYTES,
-    FLAG_FIRST_PANEL, FLAG_LAST_PANEL, INVOCATIONS, POSTERIOR_ROWS, SELECT_ROWS, WORKGROUP_BYTES,
+    acquisition_code, empty_survey, key_to_score, PosteriorParams, SelectParams, CANDIDATE_BYTES,
+    FLAG_FIRST_PANEL, FLAG_LAST_PANEL, FLAG_MEAN, FLAG_NO_VARIANCE, FLAG_SURVIVORS, INVOCATIONS,
+    POSTERIOR_ROWS, SELECT_ROWS, SURVEY_POSTERIOR_ARGS, SURVEY_SELECT_ARGS, SURVEY_TOTAL,
+    SURVEY_WORDS, SURVIVOR_LANES, WORKGROUP_BYTES,
 };
 use super::side::{Encoded, KernelBlock, KernelSide, RowScratch};
 use super::stream::{Slot, Split, Stream};
 use crate::backend::{
     check_dense_range, check_finite_posterior, check_tile_kind, dense_abs_max, score_all_into,
-    BestOf, Scored, Scorer,
+    BestOf, Scored, Scorer, Stages,
 };
 use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
 use crate::gp::FittedGp;
+use crate::select::Floor;
 
 /// Caps below the device's limits, to bound memory or to exercise the tiling in tests.
 #[derive(Clone, Copy, Debug, Default)]
@@ -52,10 +62,16 @@ struct Chunk {
     skip: wgpu::Buffer,
     /// What the select workgroups keep.
     best: wgpu::Buffer,
+    /// The bound pass's survey: lane counts and indirect dispatch arguments.
+    survey: wgpu::Buffer,
     panel_params: Vec<wgpu::Buffer>,
     select_params: wgpu::Buffer,
+    /// The pruned pass's mean dispatch (the posterior shader without the product).
+    mean_params: wgpu::Buffer,
     posterior_groups: Vec<wgpu::BindGroup>,
     select_group: wgpu::BindGroup,
+    mean_group: wgpu::BindGroup,
+    bound_group: wgpu::BindGroup,
 }
 
 /// The GPU backend prepared for one round.
@@ -71,13 +87,20 @@ pub struct GpuScorer {
     /// The labeled rows on the device, and how pool rows are encoded against them.
     side: KernelSide,
     plan: Plan,
+    /// Entries per lane of the survivors list: at most this many rows of a chunk have the
+    /// same remainder modulo [`SURVIVOR_LANES`].
+    lane_cap: u32,
     posterior: Pipeline,
     select: Pipeline,
+    bound: Pipeline,
     stream: Stream<Chunk>,
     scratch: Mutex<Scratch>,
 }
 
 const F32: u64 = 4;
+
+/// Bytes of the survey at the head of a pruned chunk's read-back.
+const SURVEY_BYTES: u64 = SURVEY_WORDS as u64 * F32;
 
 impl GpuScorer {
     /// Prepares the round on `ctx`: tiles from the device's limits, uploads the training side,
@@ -131,6 +154,8 @@ impl GpuScorer {
         let side = train.upload(ctx, gp.kernel.kind, "train");
         let posterior = ctx.pipeline(PipelineKey::Posterior);
         let select = ctx.pipeline(PipelineKey::Select);
+        let bound = ctx.pipeline(PipelineKey::Bound);
+        let lane_cap = cap.div_ceil(u64::from(SURVIVOR_LANES));
 
         let alpha: Vec<f32> = gp.alpha.iter().map(|&a| a as f32).collect();
         let alpha = ctx.upload("poolrank alpha", bytemuck::cast_slice(&alpha));
@@ -158,9 +183,22 @@ impl GpuScorer {
             let var = ctx.buffer(&label("variance"), cap * F32, from_device);
             let best = ctx.buffer(&label("best candidates"), best_bytes, from_device);
             let skip = ctx.buffer(&label("skipped rows"), (cap / 32 + 1) * F32, to_device);
+            // The bound pass's survivors, SURVIVOR_LANES lanes of lane_cap rows (only the
+            // bind groups hold it).
+            let survivors = ctx.buffer(
+                &label("survivors"),
+                lane_cap * u64::from(SURVIVOR_LANES) * F32,
+                wgpu::BufferUsages::STORAGE,
+            );
+            let survey = ctx.buffer(
+                &label("survey"),
+                SURVEY_BYTES,
+                from_device | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::INDIRECT,
+            );
             let params_of =
                 |what: &str, bytes: usize| ctx.buffer(&label(what), bytes as u64, uniform);
             let select_params = params_of("select params", std::mem::size_of::<SelectParams>());
+            let mean_params = params_of("mean params", std::mem::size_of::<PosteriorParams>());
             let mut panel_params = Vec::with_capacity(plan.panels.len());
             let mut posterior_groups = Vec::with_capacity(plan.panels.len());
             for (p, wbuf) in plan.panels.iter().zip(&w_panels) {
@@ -172,14 +210,44 @@ impl GpuScorer {
                 posterior_groups.push(ctx.bind_group(
                     &posterior,
                     &label(&format!("posterior bind group {rows}")),
-                    &[&params, &block.ks, &alpha, wbuf, &mean, &var],
+                    &[
+                        &params, &block.ks, &alpha, wbuf, &mean, &var, &survivors, &survey,
+                    ],
                 ));
                 panel_params.push(params);
             }
             let select_group = ctx.bind_group(
                 &select,
                 &label("select bind group"),
-                &[&select_params, &mean, &var, &skip, &best],
+                &[
+                    &select_params,
+                    &mean,
+                    &var,
+                    &skip,
+                    &best,
+                    &survivors,
+                    &survey,
+                ],
+            );
+            // The product is skipped, so any panel of W does.
+            let mean_group = ctx.bind_group(
+                &posterior,
+                &label("mean bind group"),
+                &[
+                    &mean_params,
+                    &block.ks,
+                    &alpha,
+                    &w_panels[0],
+                    &mean,
+                    &var,
+                    &survivors,
+                    &survey,
+                ],
+            );
+            let bound_group = ctx.bind_group(
+                &bound,
+                &label("bound bind group"),
+                &[&select_params, &mean, &skip, &survivors, &survey],
             );
             Chunk {
                 block,
@@ -187,13 +255,18 @@ impl GpuScorer {
                 var,
                 skip,
                 best,
+                survey,
                 panel_params,
                 select_params,
+                mean_params,
                 posterior_groups,
                 select_group,
+                mean_group,
+                bound_group,
             }
         };
-        let stream = Stream::new(ctx, "poolrank", (2 * cap * F32).max(best_bytes), chunk);
+        let staging = (2 * cap * F32).max(SURVEY_BYTES + best_bytes);
+        let stream = Stream::new(ctx, "poolrank", staging, chunk);
         ctx.check("preparing the GPU scorer")?;
         Ok(GpuScorer {
             ctx: ctx.clone(),
@@ -204,8 +277,10 @@ impl GpuScorer {
             train_abs_max: dense_abs_max(&gp.train),
             side,
             plan,
+            lane_cap: lane_cap as u32,
             posterior,
             select,
+            bound,
             stream,
             scratch: Mutex::new(Scratch::default()),
         })
@@ -224,6 +299,10 @@ impl GpuScorer {
     /// Records chunk `rows` of a tile whose rows and parameters are already written to
     /// `slot`: the kernel block, the posterior and, with `select`, the acquisition and the
     /// per-workgroup top-k; then the copy to the read-back buffer. Returns the bytes to read.
+    ///
+    /// With [`FLAG_SURVIVORS`] in `select`'s flags, the pruned pass: the mean and the bound
+    /// pass first, then the posterior and the select over the survivors, and the read-back
+    /// starts with the survey.
     fn record(
         &self,
         slot: &Slot<Chunk>,
@@ -234,25 +313,39 @@ impl GpuScorer {
         let sl = &slot.buffers;
         let queue = self.ctx.queue();
         let (rows32, n32) = (rows as u32, self.n as u32);
+        let pruned = select.is_some_and(|p| p.flags & FLAG_SURVIVORS != 0);
         let last = self.plan.panels.len() - 1;
+        let params_of = |range: &Range<usize>, flags| PosteriorParams {
+            rows: rows32,
+            n: n32,
+            panel_start: range.start as u32,
+            panel_end: range.end as u32,
+            flags,
+            s2: self.s2,
+            lane_cap: self.lane_cap,
+            ..Default::default()
+        };
         for (p, (range, buf)) in self.plan.panels.iter().zip(&sl.panel_params).enumerate() {
             let mut flags = 0;
             if p == 0 {
                 flags |= FLAG_FIRST_PANEL;
+                if !pruned {
+                    flags |= FLAG_MEAN;
+                }
             }
             if p == last {
                 flags |= FLAG_LAST_PANEL;
             }
-            let params = PosteriorParams {
-                rows: rows32,
-                n: n32,
-                panel_start: range.start as u32,
-                panel_end: range.end as u32,
-                flags,
-                s2: self.s2,
-                ..Default::default()
-            };
+            if pruned {
+                flags |= FLAG_SURVIVORS;
+            }
+            let params = params_of(range, flags);
             queue.write_buffer(buf, 0, bytemuck::bytes_of(&params));
+        }
+        if pruned {
+            let params = params_of(&self.plan.panels[0], FLAG_MEAN | FLAG_NO_VARIANCE);
+            queue.write_buffer(&sl.mean_params, 0, bytemuck::bytes_of(&params));
+            queue.write_buffer(&sl.survey, 0, bytemuck::cast_slice(&empty_survey()));
         }
         if let Some(params) = select {
             queue.write_buffer(&sl.select_params, 0, bytemuck::bytes_of(params));
@@ -267,19 +360,44 @@ impl GpuScorer {
             self.side.dispatch(&mut pass, &sl.block, rows);
             // wgpu orders the dispatches: each reads what the previous one wrote.
             pass.set_pipeline(&self.posterior.pipeline);
+            if pruned {
+                pass.set_bind_group(0, &sl.mean_group, &[]);
+                pass.dispatch_workgroups(rows32.div_ceil(POSTERIOR_ROWS), 1, 1);
+                pass.set_pipeline(&self.bound.pipeline);
+                pass.set_bind_group(0, &sl.bound_group, &[]);
+                pass.dispatch_workgroups(rows32.div_ceil(INVOCATIONS), 1, 1);
+                pass.set_pipeline(&self.posterior.pipeline);
+            }
+            let args = |word: u32| u64::from(word) * F32;
             for group in &sl.posterior_groups {
                 pass.set_bind_group(0, group, &[]);
-                pass.dispatch_workgroups(rows32.div_ceil(POSTERIOR_ROWS), 1, 1);
+                if pruned {
+                    pass.dispatch_workgroups_indirect(&sl.survey, args(SURVEY_POSTERIOR_ARGS));
+                } else {
+                    pass.dispatch_workgroups(rows32.div_ceil(POSTERIOR_ROWS), 1, 1);
+                }
             }
             if select.is_some() {
                 pass.set_pipeline(&self.select.pipeline);
                 pass.set_bind_group(0, &sl.select_group, &[]);
-                pass.dispatch_workgroups(groups, 1, 1);
+                if pruned {
+                    pass.dispatch_workgroups_indirect(&sl.survey, args(SURVEY_SELECT_ARGS));
+                } else {
+                    pass.dispatch_workgroups(groups, 1, 1);
+                }
             }
         }
         let bytes = rows as u64 * F32;
         let var_at = self.plan.rows as u64 * F32;
         match select {
+            // The survivors' select dispatch has at most as many workgroups as brute force's:
+            // ⌈64 ⌈rows / 64⌉ / 1024⌉ = ⌈rows / 1024⌉.
+            Some(p) if pruned => {
+                let kept = u64::from(groups) * u64::from(p.keep) * CANDIDATE_BYTES;
+                encoder.copy_buffer_to_buffer(&sl.survey, 0, &slot.staging, 0, SURVEY_BYTES);
+                encoder.copy_buffer_to_buffer(&sl.best, 0, &slot.staging, SURVEY_BYTES, kept);
+                SURVEY_BYTES + kept
+            }
             Some(p) => {
                 let kept = u64::from(groups) * u64::from(p.keep) * CANDIDATE_BYTES;
                 encoder.copy_buffer_to_buffer(&sl.best, 0, &slot.staging, 0, kept);
@@ -370,6 +488,70 @@ impl GpuScorer {
     }
 }
 
+impl GpuScorer {
+    /// Writes the skip mask of chunk `range` of a tile to `chunk` (through the scratch
+    /// `words`) and returns the select shader's parameters for it.
+    fn select_params(
+        &self,
+        what: &BestOf,
+        chunk: &Chunk,
+        range: Range<usize>,
+        words: &mut Vec<u32>,
+    ) -> SelectParams {
+        let (global, rows) = (what.start + range.start, range.len());
+        let lo = what.skip.partition_point(|&g| g < global);
+        let hi = what.skip.partition_point(|&g| g < global + rows);
+        words.clear();
+        words.resize(rows / 32 + 1, 0);
+        for &g in &what.skip[lo..hi] {
+            let r = g - global;
+            words[r / 32] |= 1 << (r % 32);
+        }
+        self.ctx
+            .queue()
+            .write_buffer(&chunk.skip, 0, bytemuck::cast_slice(words));
+        let (code, param) = acquisition_code(what.acq);
+        SelectParams {
+            rows: rows as u32,
+            keep: what.keep.min(rows) as u32,
+            acq: code,
+            round: what.ctx.round,
+            seed_lo: what.ctx.seed as u32,
+            seed_hi: (what.ctx.seed >> 32) as u32,
+            start_lo: global as u32,
+            start_hi: (global as u64 >> 32) as u32,
+            param,
+            best: what.ctx.best,
+            ..Default::default()
+        }
+    }
+}
+
+/// The select shader's candidates of a chunk starting at tile row `start`, each
+/// `[key, row, mean bits, variance bits]`, less the absent ones.
+fn candidates(start: usize, back: &[u8]) -> impl Iterator<Item = Scored> + '_ {
+    let kept: &[[u32; 4]] = bytemuck::cast_slice(back);
+    kept.iter()
+        .filter(|c| c[1] != u32::MAX)
+        .map(move |c| Scored {
+            row: start + c[1] as usize,
+            score: key_to_score(c[0]),
+            mean: f32::from_bits(c[2]),
+            var: f32::from_bits(c[3]),
+        })
+}
+
+/// Only the kept rows come back; a non-finite one among them is as telling as any.
+fn check_kept(kept: &[Scored]) -> Result<()> {
+    match kept
+        .iter()
+        .find(|s| !(s.mean.is_finite() && s.var.is_finite()))
+    {
+        Some(s) => check_finite_posterior(s.row, &[s.mean], &[s.var]),
+        None => Ok(()),
+    }
+}
+
 impl Scorer for GpuScorer {
     fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
         self.posterior_into_timed(tile, mean, var)?;
@@ -386,54 +568,73 @@ impl Scorer for GpuScorer {
         if what.keep > SELECT_ROWS as usize || what.keys.is_some() {
             return score_all_into(self, tile, what, out);
         }
-        let (code, param) = acquisition_code(what.acq);
         let prepare = |chunk: &Chunk, range: Range<usize>, words: &mut Vec<u32>| {
-            let (global, rows) = (what.start + range.start, range.len());
-            let lo = what.skip.partition_point(|&g| g < global);
-            let hi = what.skip.partition_point(|&g| g < global + rows);
-            words.clear();
-            words.resize(rows / 32 + 1, 0);
-            for &g in &what.skip[lo..hi] {
-                let r = g - global;
-                words[r / 32] |= 1 << (r % 32);
-            }
-            self.ctx
-                .queue()
-                .write_buffer(&chunk.skip, 0, bytemuck::cast_slice(words));
+            Some(self.select_params(what, chunk, range, words))
+        };
+        let first_kept = out.len();
+        let read = |rows: Range<usize>, back: &[u8]| {
+            out.extend(candidates(rows.start, back));
+        };
+        self.run_chunks(tile, prepare, read)?;
+        check_kept(&out[first_kept..])
+    }
+
+    /// On the device, chunk by chunk: the mean of every row and the bound of its score at the
+    /// prior variance (`shaders/bound.wgsl`), then the posterior and the select over the rows
+    /// whose bound reaches the threshold only. The threshold is `floor`'s when the chunk is
+    /// recorded; each chunk's kept candidates are offered to `floor` as they are read back, so
+    /// with two chunks in flight the threshold lags one chunk, still a lower bound of the
+    /// `keep`-th best. A survivor's variance has brute force's bits (it takes its brute-force
+    /// place in its posterior workgroup), so the kept rows are [`Scorer::best_into`]'s. Keys,
+    /// or more than 1,024 to keep, fall back to [`Scorer::best_into`] (`None`).
+    fn best_pruned_into(
+        &self,
+        tile: &Features,
+        what: &BestOf,
+        floor: &mut Floor,
+        out: &mut Vec<Scored>,
+    ) -> Result<Option<Stages>> {
+        if what.keep == 0 || what.keep > SELECT_ROWS as usize || what.keys.is_some() {
+            self.best_into(tile, what, out)?;
+            return Ok(None);
+        }
+        let threshold = Cell::new(floor.threshold());
+        let prepare = |chunk: &Chunk, range: Range<usize>, words: &mut Vec<u32>| {
             Some(SelectParams {
-                rows: rows as u32,
-                keep: what.keep.min(rows) as u32,
-                acq: code,
-                round: what.ctx.round,
-                seed_lo: what.ctx.seed as u32,
-                seed_hi: (what.ctx.seed >> 32) as u32,
-                start_lo: global as u32,
-                start_hi: (global as u64 >> 32) as u32,
-                param,
-                best: what.ctx.best,
-                ..Default::default()
+                threshold: threshold.get(),
+                s2: self.s2,
+                flags: FLAG_SURVIVORS,
+                lane_cap: self.lane_cap,
+                ..self.select_params(what, chunk, range, words)
             })
         };
         let first_kept = out.len();
-        // The select shader's candidates: `[key, row, mean bits, variance bits]` each.
+        let mut survivors = 0;
         let read = |rows: Range<usize>, back: &[u8]| {
-            let kept: &[[u32; 4]] = bytemuck::cast_slice(back);
-            out.extend(kept.iter().filter(|c| c[1] != u32::MAX).map(|c| Scored {
-                row: rows.start + c[1] as usize,
-                score: key_to_score(c[0]),
-                mean: f32::from_bits(c[2]),
-                var: f32::from_bits(c[3]),
-            }));
+            let (survey, kept) = back.split_at(SURVEY_BYTES as usize);
+            let survey: &[u32] = bytemuck::cast_slice(survey);
+            survivors += survey[SURVEY_TOTAL as usize] as usize;
+            // Only the select workgroups that ran wrote candidates.
+            let groups = survey[SURVEY_SELECT_ARGS as usize] as usize;
+            let keep = what.keep.min(rows.len());
+            let kept = &kept[..groups * keep * CANDIDATE_BYTES as usize];
+            for s in candidates(rows.start, kept) {
+                floor.offer(s.score, what.key(s.row));
+                out.push(s);
+            }
+            threshold.set(floor.threshold());
         };
         self.run_chunks(tile, prepare, read)?;
-        // Only the kept rows come back; a non-finite one among them is as telling as any.
-        match out[first_kept..]
-            .iter()
-            .find(|s| !(s.mean.is_finite() && s.var.is_finite()))
-        {
-            Some(s) => check_finite_posterior(s.row, &[s.mean], &[s.var]),
-            None => Ok(()),
-        }
+        check_kept(&out[first_kept..])?;
+        Ok(Some(Stages {
+            pruned: true,
+            mean: tile.len() - what.skipped_in(tile.len()).len(),
+            variance: survivors,
+        }))
+    }
+
+    fn prunes(&self) -> bool {
+        true
     }
 
     fn name(&self) -> String {

@@ -27,7 +27,15 @@ pub const POSTERIOR: &str = concat!(
 /// The acquisition and the per-workgroup top-k.
 pub const SELECT: &str = concat!(
     include_str!("../../../shaders/prelude.wgsl"),
+    include_str!("../../../shaders/acquire.wgsl"),
     include_str!("../../../shaders/select.wgsl")
+);
+
+/// The pruned pass's bound of each row's score from its mean, and the survivors list.
+pub const BOUND: &str = concat!(
+    include_str!("../../../shaders/prelude.wgsl"),
+    include_str!("../../../shaders/acquire.wgsl"),
+    include_str!("../../../shaders/bound.wgsl")
 );
 
 /// The sparse fit's per-tile product `KᵀK` (lower block triangle) and `Kᵀy`.
@@ -38,11 +46,12 @@ pub const GRAM: &str = concat!(
 
 /// Every shader with its name, for validation.
 #[cfg(test)]
-pub const ALL: [(&str, &str); 5] = [
+pub const ALL: [(&str, &str); 6] = [
     ("popcount", POPCOUNT),
     ("dense", DENSE),
     ("posterior", POSTERIOR),
     ("select", SELECT),
+    ("bound", BOUND),
     ("gram", GRAM),
 ];
 
@@ -81,10 +90,40 @@ pub const INVOCATIONS: u32 = 256;
 /// Workgroup memory the largest shader declares (the posterior's three 4 KiB tiles).
 pub const WORKGROUP_BYTES: u32 = 3 * 4096;
 
-/// Bit 0 of [`PosteriorParams::flags`]: the first panel of `W` (writes the mean).
+/// Bit 0 of [`PosteriorParams::flags`]: the first panel of `W` (starts the sum of squares).
 pub const FLAG_FIRST_PANEL: u32 = 1;
 /// Bit 1 of [`PosteriorParams::flags`]: the last panel of `W` (writes the variance).
 pub const FLAG_LAST_PANEL: u32 = 2;
+/// Bit 2 of [`PosteriorParams::flags`]: writes the mean.
+pub const FLAG_MEAN: u32 = 4;
+/// Bit 3 of [`PosteriorParams::flags`]: the mean only, no product with `W`.
+pub const FLAG_NO_VARIANCE: u32 = 8;
+/// Bit 4 of [`PosteriorParams::flags`] and [`SelectParams::flags`]: the rows are the bound
+/// pass's survivors.
+pub const FLAG_SURVIVORS: u32 = 16;
+
+/// Lanes of the survivors list: a surviving chunk row `r` goes to lane `r % 64`, its place in
+/// a posterior workgroup (`SURVIVOR_LANES`, equal to [`POSTERIOR_ROWS`]).
+pub const SURVIVOR_LANES: u32 = 64;
+/// Words of the bound pass's survey: the lanes' counts, then the posterior's and the select's
+/// indirect dispatch arguments (`x, y, z` each), then the survivors' total, padded.
+pub const SURVEY_WORDS: u32 = 72;
+/// Word of the survey where the posterior's dispatch arguments start.
+pub const SURVEY_POSTERIOR_ARGS: u32 = 64;
+/// Word of the survey where the select's dispatch arguments start.
+pub const SURVEY_SELECT_ARGS: u32 = 67;
+/// Word of the survey that counts the survivors.
+pub const SURVEY_TOTAL: u32 = 70;
+
+/// The survey before a bound pass: no survivors, and dispatch arguments `(0, 1, 1)`.
+pub fn empty_survey() -> [u32; SURVEY_WORDS as usize] {
+    let mut words = [0; SURVEY_WORDS as usize];
+    for args in [SURVEY_POSTERIOR_ARGS, SURVEY_SELECT_ARGS] {
+        words[args as usize + 1] = 1;
+        words[args as usize + 2] = 1;
+    }
+    words
+}
 
 /// Mirror of the WGSL `KernelParams`.
 #[repr(C)]
@@ -124,10 +163,10 @@ pub struct PosteriorParams {
     pub flags: u32,
     /// Prior variance `s2`.
     pub s2: f32,
+    /// Entries per lane of the survivors list ([`FLAG_SURVIVORS`]).
+    pub lane_cap: u32,
     /// Padding.
     pub _pad0: u32,
-    /// Padding.
-    pub _pad1: u32,
 }
 
 /// Mirror of the WGSL `SelectParams`.
@@ -154,6 +193,14 @@ pub struct SelectParams {
     pub param: f32,
     /// Best standardised label (EI, PI).
     pub best: f32,
+    /// The bound pass keeps the rows whose bound is not below it.
+    pub threshold: f32,
+    /// Prior variance (the bound pass).
+    pub s2: f32,
+    /// [`FLAG_SURVIVORS`]: the select scores the bound pass's survivors.
+    pub flags: u32,
+    /// Entries per lane of the survivors list.
+    pub lane_cap: u32,
     /// Padding.
     pub _pad0: u32,
     /// Padding.
@@ -286,8 +333,8 @@ mod tests {
             ("panel_end", offset_of!(PosteriorParams, panel_end)),
             ("flags", offset_of!(PosteriorParams, flags)),
             ("s2", offset_of!(PosteriorParams, s2)),
+            ("lane_cap", offset_of!(PosteriorParams, lane_cap)),
             ("_pad0", offset_of!(PosteriorParams, _pad0)),
-            ("_pad1", offset_of!(PosteriorParams, _pad1)),
         ];
         assert_eq!(members.len(), want.len());
         for ((got, off), (name, want_off)) in members.iter().zip(want) {
@@ -297,9 +344,15 @@ mod tests {
 
     #[test]
     fn select_params_mirror_matches_the_wgsl_layout() {
+        // The select and bound shaders share the struct (and the acquisition code).
+        for (name, src) in [("select", SELECT), ("bound", BOUND)] {
+            select_params_match(&parse(name, src));
+        }
+    }
+
+    fn select_params_match(module: &naga::Module) {
         use std::mem::{offset_of, size_of};
-        let module = parse("select", SELECT);
-        let (size, members) = wgsl_layout(&module, "SelectParams");
+        let (size, members) = wgsl_layout(module, "SelectParams");
         assert_eq!(size as usize, size_of::<SelectParams>());
         assert_eq!(size % 16, 0);
         let want = [
@@ -313,6 +366,10 @@ mod tests {
             ("start_hi", offset_of!(SelectParams, start_hi)),
             ("param", offset_of!(SelectParams, param)),
             ("best", offset_of!(SelectParams, best)),
+            ("threshold", offset_of!(SelectParams, threshold)),
+            ("s2", offset_of!(SelectParams, s2)),
+            ("flags", offset_of!(SelectParams, flags)),
+            ("lane_cap", offset_of!(SelectParams, lane_cap)),
             ("_pad0", offset_of!(SelectParams, _pad0)),
             ("_pad1", offset_of!(SelectParams, _pad1)),
         ];
@@ -320,8 +377,6 @@ mod tests {
         for ((got, off), (name, want_off)) in members.iter().zip(want) {
             assert_eq!((got.as_str(), *off as usize), (name, want_off));
         }
-        let (size, _) = wgsl_layout(&module, "Candidate");
-        assert_eq!(u64::from(size), CANDIDATE_BYTES);
         let acqs = [
             ("ACQ_GREEDY", Acquisition::Greedy),
             ("ACQ_UCB", Acquisition::Ucb { beta: 2.0 }),
@@ -332,10 +387,38 @@ mod tests {
             ("ACQ_RANDOM", Acquisition::Random),
         ];
         for (name, acq) in acqs {
-            assert_eq!(constant(&module, name), acquisition_code(acq).0, "{name}");
+            assert_eq!(constant(module, name), acquisition_code(acq).0, "{name}");
         }
+        assert_eq!(constant(module, "FLAG_SURVIVORS"), FLAG_SURVIVORS);
+        assert_eq!(constant(module, "SURVIVOR_LANES"), SURVIVOR_LANES);
+    }
+
+    #[test]
+    fn select_and_bound_constants_match() {
+        let module = parse("select", SELECT);
+        let (size, _) = wgsl_layout(&module, "Candidate");
+        assert_eq!(u64::from(size), CANDIDATE_BYTES);
         assert_eq!(constant(&module, "SB_ROWS"), SELECT_ROWS);
         assert_eq!(constant(&module, "SB_THREADS"), INVOCATIONS);
+        let module = parse("bound", BOUND);
+        assert_eq!(constant(&module, "BD_THREADS"), INVOCATIONS);
+        assert_eq!(constant(&module, "SURVEY_WORDS"), SURVEY_WORDS);
+        assert_eq!(
+            constant(&module, "SURVEY_POSTERIOR_ARGS"),
+            SURVEY_POSTERIOR_ARGS
+        );
+        assert_eq!(constant(&module, "SURVEY_SELECT_ARGS"), SURVEY_SELECT_ARGS);
+        assert_eq!(constant(&module, "SURVEY_TOTAL"), SURVEY_TOTAL);
+        // The survey's words: counts, two sets of dispatch arguments, the total, in order.
+        assert_eq!(SURVEY_POSTERIOR_ARGS, SURVIVOR_LANES);
+        assert_eq!(SURVEY_SELECT_ARGS, SURVEY_POSTERIOR_ARGS + 3);
+        assert_eq!(SURVEY_TOTAL, SURVEY_SELECT_ARGS + 3);
+        const { assert!(SURVEY_TOTAL < SURVEY_WORDS) };
+        assert_eq!(SURVIVOR_LANES, POSTERIOR_ROWS);
+        let empty = empty_survey();
+        assert_eq!(empty[SURVEY_POSTERIOR_ARGS as usize..][..3], [0, 1, 1]);
+        assert_eq!(empty[SURVEY_SELECT_ARGS as usize..][..3], [0, 1, 1]);
+        assert_eq!(empty[SURVEY_TOTAL as usize], 0);
     }
 
     #[test]
@@ -410,6 +493,9 @@ mod tests {
         let value = |name: &str| constant(&module, name);
         assert_eq!(value("FLAG_FIRST_PANEL"), FLAG_FIRST_PANEL);
         assert_eq!(value("FLAG_LAST_PANEL"), FLAG_LAST_PANEL);
+        assert_eq!(value("FLAG_MEAN"), FLAG_MEAN);
+        assert_eq!(value("FLAG_NO_VARIANCE"), FLAG_NO_VARIANCE);
+        assert_eq!(value("FLAG_SURVIVORS"), FLAG_SURVIVORS);
         assert_eq!(value("PB_ROWS"), POSTERIOR_ROWS);
         assert_eq!(value("PB_THREADS"), INVOCATIONS);
     }
