@@ -200,11 +200,26 @@ pub fn score_all_into<S: Scorer + ?Sized>(
     what: &BestOf,
     out: &mut Vec<Scored>,
 ) -> Result<()> {
-    use rayon::prelude::*;
     let rows = tile.len();
     let (mut mean, mut var) = (vec![0.0; rows], vec![0.0; rows]);
     scorer.posterior_into(tile, &mut mean, &mut var)?;
-    check_finite_posterior(0, &mean, &var)?;
+    score_posterior_into(what, &mean, &var, out)
+}
+
+/// Appends every row of a tile that is not skipped, scored on the CPU from its posterior
+/// (`mean` and `var`, one per row).
+///
+/// # Errors
+/// [`Error::InvalidParam`] for a non-finite mean or variance.
+pub fn score_posterior_into(
+    what: &BestOf,
+    mean: &[f32],
+    var: &[f32],
+    out: &mut Vec<Scored>,
+) -> Result<()> {
+    use rayon::prelude::*;
+    let rows = mean.len();
+    check_finite_posterior(0, mean, var)?;
     let skip = what.skipped_in(rows);
     let first = out.len();
     out.extend(

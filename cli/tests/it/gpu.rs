@@ -687,6 +687,7 @@ fn check_pruned(
             pruned: false,
             mean: eligible,
             variance: eligible,
+            partial: 0,
         });
         assert_eq!(got.mean, eligible, "{}: {acq:?}", scorer.name());
         assert!(got.variance <= got.mean, "{}: {got:?}", scorer.name());
