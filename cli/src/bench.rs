@@ -954,15 +954,16 @@ mod tests {
             text.contains("execute") && text.contains("GPU/CPU"),
             "{text}"
         );
-        // The search on the GPU (brute force there) against the CPU's pruned one: the same
-        // batch up to float32 ties at its edge, so its means agree closely.
+        // The search on the GPU against the CPU's, both pruned: the same batch up to float32
+        // ties at its edge, so its means agree closely.
         let r = run_bench(&BenchConfig {
             mode: select(Acquisition::Ucb { beta: 2.0 }, true),
             ..cfg
         })
         .unwrap();
         let cpu = r.cpu.as_ref().expect("the CPU comparison");
-        assert!(!r.run.stages.pruned && cpu.stages.pruned, "{r:?}");
+        assert!(r.run.stages.pruned && cpu.stages.pruned, "{r:?}");
+        assert!(r.run.stages.variance < r.run.stages.mean, "{r:?}");
         assert!(
             (r.run.mean_of_mean - cpu.mean_of_mean).abs() < 1e-3,
             "{r:?}"

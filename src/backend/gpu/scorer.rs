@@ -28,8 +28,7 @@ use super::side::{Encoded, KernelBlock, KernelSide, RowScratch};
 use super::stream::{Slot, Split, Stream};
 use crate::backend::{
     check_dense_range, check_finite_posterior, check_tile_kind, dense_abs_max, score_all_into,
-    score_posterior_into,
-    BestOf, Scored, Scorer, Stages,
+    score_posterior_into, BestOf, Scored, Scorer, Stages,
 };
 use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
