@@ -632,12 +632,7 @@ fn score_pool(
         };
         stages += pruned.unwrap_or_else(|| {
             let eligible = tile.len() - what.skipped_in(tile.len()).len();
-            Stages {
-                pruned: false,
-                mean: eligible,
-                variance: eligible,
-                partial: 0,
-            }
+            Stages::brute_force(eligible)
         });
         for s in &best {
             let g = tile.start + s.row;

@@ -51,11 +51,10 @@ pub(crate) enum Command {
     Featurize(FeaturizeArgs),
 }
 
+/// `--acq` with its weights, as `select`, `diagnose` and `bench` take them.
 #[derive(clap::Args, Debug)]
-pub(crate) struct DiagnoseArgs {
-    #[command(flatten)]
-    pub(crate) input: InputArgs,
-    /// Acquisition function whose batch is examined.
+pub(crate) struct AcqArgs {
+    /// Acquisition function.
     #[arg(long, value_parser = acquisitions(), default_value = "ucb")]
     pub(crate) acq: String,
     /// UCB's weight on the standard deviation.
@@ -64,6 +63,21 @@ pub(crate) struct DiagnoseArgs {
     /// EI/PI margin, in standard deviations of the labels.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) xi: f32,
+}
+
+impl AcqArgs {
+    /// The acquisition asked for.
+    pub(crate) fn get(&self) -> Result<Acquisition> {
+        acquisition(&self.acq, self.beta, self.xi)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct DiagnoseArgs {
+    #[command(flatten)]
+    pub(crate) input: InputArgs,
+    #[command(flatten)]
+    pub(crate) acq: AcqArgs,
     /// Batch size: a count (100) or a fraction of the pool (0.01).
     #[arg(long, default_value = "0.01", value_parser = BatchSize::parse)]
     pub(crate) batch: BatchSize,
@@ -173,15 +187,8 @@ pub(crate) struct BenchArgs {
     /// `select`'s search for the best --batch by --acq.
     #[arg(long, conflicts_with_all = ["acq", "batch", "no_prune"])]
     pub(crate) posterior: bool,
-    /// The acquisition the search ranks by.
-    #[arg(long, value_parser = acquisitions(), default_value = "ucb")]
-    pub(crate) acq: String,
-    /// UCB's weight on the standard deviation.
-    #[arg(long, default_value_t = 2.0)]
-    pub(crate) beta: f32,
-    /// EI/PI margin, in label standard deviations.
-    #[arg(long, default_value_t = 0.0)]
-    pub(crate) xi: f32,
+    #[command(flatten)]
+    pub(crate) acq: AcqArgs,
     /// Candidates the search keeps: a count or a fraction of the pool.
     #[arg(long, default_value = "0.01", value_parser = BatchSize::parse)]
     pub(crate) batch: BatchSize,
@@ -428,15 +435,8 @@ pub(crate) struct SelectArgs {
     /// Batch size: a count (100) or a fraction of the pool (0.01).
     #[arg(long, default_value = "100", value_parser = BatchSize::parse)]
     pub(crate) batch: BatchSize,
-    /// Acquisition function.
-    #[arg(long, value_parser = acquisitions(), default_value = "ucb")]
-    pub(crate) acq: String,
-    /// UCB's weight on the standard deviation.
-    #[arg(long, default_value_t = 2.0)]
-    pub(crate) beta: f32,
-    /// EI/PI margin, in standard deviations of the labels.
-    #[arg(long, default_value_t = 0.0)]
-    pub(crate) xi: f32,
+    #[command(flatten)]
+    pub(crate) acq: AcqArgs,
     #[command(flatten)]
     pub(crate) model: ModelArgs,
     /// How the batch is formed from the scores.

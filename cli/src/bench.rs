@@ -413,12 +413,7 @@ impl Job<'_> {
             for (acc, d) in tally.split.iter_mut().zip(s) {
                 *acc += d;
             }
-            tally.stages += Stages {
-                pruned: false,
-                mean: tile.len(),
-                variance: tile.len(),
-                partial: 0,
-            };
+            tally.stages += Stages::brute_force(tile.len());
             tally.sum_mean += mean.iter().map(|&m| f64::from(m)).sum::<f64>();
             tally.sum_var += var.iter().map(|&v| f64::from(v)).sum::<f64>();
             Ok(())
@@ -470,12 +465,7 @@ impl Job<'_> {
                 top.push(b.score, start + b.row, (b.mean, b.var));
             }
             tally.scoring += t.elapsed();
-            tally.stages += stages.unwrap_or(Stages {
-                pruned: false,
-                mean: tile.len(),
-                variance: tile.len(),
-                partial: 0,
-            });
+            tally.stages += stages.unwrap_or(Stages::brute_force(tile.len()));
             Ok(())
         })?;
         let top = top.into_sorted();

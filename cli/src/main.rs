@@ -4,8 +4,8 @@
 mod args;
 
 use args::{
-    acquisition, in_flags, Cli, Command, DiagnoseArgs, FeaturizeArgs, FitArgs, SelectArgs,
-    SimulateArgs, SynthArgs,
+    in_flags, Cli, Command, DiagnoseArgs, FeaturizeArgs, FitArgs, SelectArgs, SimulateArgs,
+    SynthArgs,
 };
 
 use std::process::ExitCode;
@@ -61,7 +61,7 @@ fn run(cli: Cli) -> Result<()> {
             let mode = match args.posterior {
                 true => BenchMode::Posterior,
                 false => BenchMode::Select {
-                    acquisition: acquisition(&args.acq, args.beta, args.xi)?,
+                    acquisition: args.acq.get()?,
                     batch: args.batch,
                     prune: !args.no_prune,
                 },
@@ -307,7 +307,7 @@ fn diagnose(a: DiagnoseArgs) -> Result<()> {
     let (pool, labels) = a.input.specs();
     let mut cfg = DiagnoseConfig::default();
     cfg.select.model = a.model.spec();
-    cfg.select.acquisition = acquisition(&a.acq, a.beta, a.xi)?;
+    cfg.select.acquisition = a.acq.get()?;
     cfg.select.minimize = a.input.minimize;
     cfg.select.batch = a.batch;
     a.run.apply(&mut cfg.select);
@@ -388,7 +388,7 @@ fn select(a: SelectArgs) -> Result<()> {
     pool_notes(&pool)?;
     let mut params = SelectParams {
         model: a.model.spec(),
-        acquisition: acquisition(&a.acq, a.beta, a.xi)?,
+        acquisition: a.acq.get()?,
         minimize: a.minimize,
         batch: a.batch,
         mode: a.batch_mode,

@@ -295,13 +295,6 @@ impl Scorer for AnyScorer {
         }
     }
 
-    fn prunes(&self) -> bool {
-        match self {
-            AnyScorer::Cpu(s) => s.prunes(),
-            AnyScorer::Gpu(s) => s.prunes(),
-        }
-    }
-
     fn name(&self) -> String {
         match self {
             AnyScorer::Cpu(s) => s.name(),
@@ -324,6 +317,18 @@ pub struct Stages {
     /// rows of `W = L⁻¹`, and those still admitted went on; `variance` counts the ones that
     /// reached the end (0 without pruning, or when `W` is a single stage).
     pub partial: usize,
+}
+
+impl Stages {
+    /// Brute force's stages: every one of `eligible` candidates got its mean and its variance.
+    pub fn brute_force(eligible: usize) -> Self {
+        Stages {
+            pruned: false,
+            mean: eligible,
+            variance: eligible,
+            partial: 0,
+        }
+    }
 }
 
 impl std::ops::AddAssign for Stages {
@@ -434,7 +439,9 @@ pub trait Scorer: Sync {
 
     /// [`Scorer::best_pruned_into`], also filling `mean` (one per row of `tile`, skipped rows
     /// too) with [`Scorer::mean_into`]'s bits: one pass where a caller needs every mean and
-    /// the best scores. The default makes the two calls.
+    /// the best scores. The default does not prune: one [`Scorer::posterior_into`] pass, every
+    /// row scored on the CPU (`None`), which is also what the GPU backend does (its pruned
+    /// pass keys ties by the pool row, so rows keyed by [`BestOf::keys`] cannot take it).
     ///
     /// # Errors
     /// As [`Scorer::posterior_into`].
@@ -446,13 +453,11 @@ pub trait Scorer: Sync {
         out: &mut Vec<Scored>,
         mean: &mut [f32],
     ) -> Result<Option<Stages>> {
-        self.mean_into(tile, mean)?;
-        self.best_pruned_into(tile, what, floor, out)
-    }
-
-    /// True when [`Scorer::best_pruned_into`] prunes (else it is [`Scorer::best_into`]).
-    fn prunes(&self) -> bool {
-        false
+        let _ = floor;
+        let mut var = vec![0f32; tile.len()];
+        self.posterior_into(tile, mean, &mut var)?;
+        score_posterior_into(what, mean, &var, out)?;
+        Ok(None)
     }
 
     /// A short name for logs and summaries.

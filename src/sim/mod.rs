@@ -555,17 +555,12 @@ impl Run<'_> {
             let kept = if round == self.cfg.rounds {
                 scorer.mean_into(self.feats, &mut mean)?;
                 None
-            } else if self.cfg.prune && scorer.prunes() {
+            } else if self.cfg.prune {
                 Some(self.shortlist_pruned(&scorer, &ctx, &is_labeled, &mut mean, &mut stages)?)
             } else {
                 scorer.posterior_into(self.feats, &mut mean, &mut var)?;
                 let eligible = is_labeled.iter().filter(|&&l| !l).count();
-                stages += Stages {
-                    pruned: false,
-                    mean: eligible,
-                    variance: eligible,
-                    partial: 0,
-                };
+                stages += Stages::brute_force(eligible);
                 Some(self.shortlist(&ctx, &is_labeled, &mean, &var))
             };
             self.record(
@@ -685,12 +680,7 @@ impl Run<'_> {
         };
         let (mut floor, mut best) = (Floor::new(keep), Vec::new());
         let got = scorer.best_pruned_with_mean(self.feats, &what, &mut floor, &mut best, mean)?;
-        *stages += got.unwrap_or(Stages {
-            pruned: false,
-            mean: self.y.len() - skip.len(),
-            variance: self.y.len() - skip.len(),
-            partial: 0,
-        });
+        *stages += got.unwrap_or(Stages::brute_force(self.y.len() - skip.len()));
         let mut top = TopK::new(keep);
         for b in &best {
             top.push(b.score, self.tie_key[b.row], (b.row, b.mean, b.var));

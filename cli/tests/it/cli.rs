@@ -447,20 +447,25 @@ fn demo_runs_without_inputs() {
 
 #[test]
 fn bench_and_devices_commands_run() {
-    let o = poolrank(&[
-        "bench",
-        "--pool-size",
-        "3000",
-        "--train",
-        "20",
-        "--bits",
-        "256",
-        "--backend",
-        "cpu",
-        "--json",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // A 3,000-candidate bench on the CPU, as JSON, with `extra` flags.
+    let bench = |extra: &[&str]| -> serde_json::Value {
+        let base = [
+            "bench",
+            "--pool-size",
+            "3000",
+            "--train",
+            "20",
+            "--bits",
+            "256",
+            "--backend",
+            "cpu",
+            "--json",
+        ];
+        let o = poolrank(&[&base[..], extra].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let r = bench(&[]);
     assert_eq!(r["run"]["candidates"], 3000);
     assert!(r["run"]["candidates_per_second"].as_f64().unwrap() > 0.0);
     assert!(r["inducing"].is_null(), "20 labels: the exact GP");
@@ -470,46 +475,10 @@ fn bench_and_devices_commands_run() {
         (Some("select"), Some(30))
     );
     assert_eq!(r["run"]["stages"]["pruned"], true);
-    let brute = poolrank(&[
-        "bench",
-        "--pool-size",
-        "3000",
-        "--train",
-        "20",
-        "--bits",
-        "256",
-        "--backend",
-        "cpu",
-        "--json",
-        "--no-prune",
-    ]);
-    assert!(
-        brute.status.success(),
-        "{}",
-        String::from_utf8_lossy(&brute.stderr)
-    );
-    let b: serde_json::Value = serde_json::from_slice(&brute.stdout).unwrap();
+    let b = bench(&["--no-prune"]);
     assert_eq!(b["run"]["stages"]["pruned"], false);
     assert_eq!(b["run"]["batch_checksum"], r["run"]["batch_checksum"]);
-    let post = poolrank(&[
-        "bench",
-        "--pool-size",
-        "3000",
-        "--train",
-        "20",
-        "--bits",
-        "256",
-        "--backend",
-        "cpu",
-        "--json",
-        "--posterior",
-    ]);
-    assert!(
-        post.status.success(),
-        "{}",
-        String::from_utf8_lossy(&post.stderr)
-    );
-    let p: serde_json::Value = serde_json::from_slice(&post.stdout).unwrap();
+    let p = bench(&["--posterior"]);
     assert_eq!(p["mode"]["mode"], "posterior");
     assert_eq!(p["run"]["stages"]["variance"], 3000);
     assert!(p["run"]["batch_checksum"].is_null());

@@ -683,12 +683,7 @@ fn check_pruned(
             .best_pruned_into(&tile, &what, &mut floor, &mut out)
             .unwrap();
         let eligible = tile.len() - what.skipped_in(tile.len()).len();
-        let got = got.unwrap_or(Stages {
-            pruned: false,
-            mean: eligible,
-            variance: eligible,
-            partial: 0,
-        });
+        let got = got.unwrap_or(Stages::brute_force(eligible));
         assert_eq!(got.mean, eligible, "{}: {acq:?}", scorer.name());
         assert!(got.variance <= got.mean, "{}: {got:?}", scorer.name());
         stages += got;
@@ -726,7 +721,6 @@ fn gpu_pruning_skips_most_variances() {
     )
     .unwrap();
     let whole = GpuScorer::new(ctx(), &gp).unwrap();
-    assert!(whole.prunes() && chunked.prunes());
     for acq in [
         Acquisition::Greedy,
         Acquisition::Ucb { beta: 2.0 },
@@ -740,6 +734,7 @@ fn gpu_pruning_skips_most_variances() {
         // Tiles of one chunk each: the threshold comes from the floor passed in.
         let tiles: Vec<_> = (0..3000).step_by(500).map(|a| a..a + 500).collect();
         let st = check_pruned(&whole, &pool, acq, 5, &tiles, 9);
+        assert!(st.pruned, "{acq:?}");
         assert!(2 * st.variance < st.mean, "{acq:?}: {st:?}");
     }
 }

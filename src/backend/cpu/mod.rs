@@ -144,6 +144,40 @@ impl CpuScorer {
     }
 }
 
+impl CpuScorer {
+    /// In parallel chunks of [`CHUNK`] rows of `tile`: the kernel block and the mean of each
+    /// row into `mean`, then `then(start, ks, mean, side)` with the chunk's first tile row, its
+    /// kernel block (row-major, `n` columns), its means and its rows of `side` (one entry per
+    /// tile row, whatever the caller computes from the block: variances, bounds, nothing).
+    fn block_and_mean<T: Send>(
+        &self,
+        tile: &Features,
+        mean: &mut [f32],
+        side: &mut [T],
+        then: impl Fn(usize, &[f32], &[f32], &mut [T]) + Sync,
+    ) {
+        let n = self.n;
+        assert_eq!(mean.len(), tile.len());
+        assert_eq!(side.len(), tile.len());
+        mean.par_chunks_mut(CHUNK)
+            .zip(side.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each_init(
+                || (Packed::default(), Vec::new(), vec![0f32; CHUNK * n]),
+                |(packed, counts, ks), (c, (mean, side))| {
+                    let start = c * CHUNK;
+                    let m = mean.len();
+                    let ks = &mut ks[..m * n];
+                    self.kernel_block(tile, start, m, packed, counts, ks);
+                    for (i, out) in mean.iter_mut().enumerate() {
+                        *out = dot(&ks[i * n..(i + 1) * n], &self.alpha);
+                    }
+                    then(start, ks, mean, side);
+                },
+            );
+    }
+}
+
 /// Dot product with 16 independent partial sums (vectorisable, and the same summation order
 /// on every call).
 #[inline]
@@ -168,45 +202,17 @@ impl Scorer for CpuScorer {
     fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
         check_tile_kind(tile, self.kind)?;
         check_dense_range(tile, self.train_abs_max)?;
-        let rows = tile.len();
-        assert_eq!(mean.len(), rows);
-        assert_eq!(var.len(), rows);
-        let n = self.n;
-        mean.par_chunks_mut(CHUNK)
-            .zip(var.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each_init(
-                || (Packed::default(), Vec::new(), vec![0f32; CHUNK * n]),
-                |(packed, counts, ks), (c, (mean, var))| {
-                    let start = c * CHUNK;
-                    let m = mean.len();
-                    let ks = &mut ks[..m * n];
-                    self.kernel_block(tile, start, m, packed, counts, ks);
-                    for (i, out) in mean.iter_mut().enumerate() {
-                        *out = dot(&ks[i * n..(i + 1) * n], &self.alpha);
-                    }
-                    self.w.variances(ks, self.s2, var);
-                },
-            );
+        assert_eq!(var.len(), tile.len());
+        self.block_and_mean(tile, mean, var, |_, ks, _, var| {
+            self.w.variances(ks, self.s2, var)
+        });
         check_finite_posterior(0, mean, var)
     }
 
     fn mean_into(&self, tile: &Features, mean: &mut [f32]) -> Result<()> {
         check_tile_kind(tile, self.kind)?;
         check_dense_range(tile, self.train_abs_max)?;
-        assert_eq!(mean.len(), tile.len());
-        let n = self.n;
-        mean.par_chunks_mut(CHUNK).enumerate().for_each_init(
-            || (Packed::default(), Vec::new(), vec![0f32; CHUNK * n]),
-            |(packed, counts, ks), (c, mean)| {
-                let m = mean.len();
-                let ks = &mut ks[..m * n];
-                self.kernel_block(tile, c * CHUNK, m, packed, counts, ks);
-                for (i, out) in mean.iter_mut().enumerate() {
-                    *out = dot(&ks[i * n..(i + 1) * n], &self.alpha);
-                }
-            },
-        );
+        self.block_and_mean(tile, mean, &mut vec![(); tile.len()], |_, _, _, _| {});
         check_finite_posterior(0, mean, &vec![0.0; mean.len()])
     }
 
@@ -231,10 +237,6 @@ impl Scorer for CpuScorer {
         mean: &mut [f32],
     ) -> Result<Option<Stages>> {
         self.pruned_into(tile, what, floor, out, mean).map(Some)
-    }
-
-    fn prunes(&self) -> bool {
-        true
     }
 
     fn name(&self) -> String {
@@ -270,38 +272,19 @@ impl CpuScorer {
         check_tile_kind(tile, self.kind)?;
         check_dense_range(tile, self.train_abs_max)?;
         let rows = tile.len();
-        assert_eq!(mean.len(), rows);
-        let n = self.n;
         let (acq, ctx) = (what.acq, what.ctx);
         let mut bound = vec![0f32; rows];
-        mean.par_chunks_mut(CHUNK)
-            .zip(bound.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each_init(
-                || (Packed::default(), Vec::new(), vec![0f32; CHUNK * n]),
-                |(packed, counts, ks), (c, (mean, bound))| {
-                    let start = c * CHUNK;
-                    let m = mean.len();
-                    let ks = &mut ks[..m * n];
-                    self.kernel_block(tile, start, m, packed, counts, ks);
-                    for (i, (out, b)) in mean.iter_mut().zip(bound.iter_mut()).enumerate() {
-                        *out = dot(&ks[i * n..(i + 1) * n], &self.alpha);
-                        let g = what.key(start + i) as u64;
-                        *b = score_bound(acq, *out, self.s2, g, ctx);
-                    }
-                },
-            );
+        self.block_and_mean(tile, mean, &mut bound, |start, _, mean, bound| {
+            for (i, (&m, b)) in mean.iter().zip(bound.iter_mut()).enumerate() {
+                *b = score_bound(acq, m, self.s2, what.key(start + i) as u64, ctx);
+            }
+        });
         let skip = what.skipped_in(rows);
         if mean.iter().any(|m| !m.is_finite()) {
             // Brute force, whose error names the row and its posterior; nothing is pruned.
             score_all_into(self, tile, what, out)?;
             let eligible = rows - skip.len();
-            return Ok(Stages {
-                pruned: false,
-                mean: eligible,
-                variance: eligible,
-                partial: 0,
-            });
+            return Ok(Stages::brute_force(eligible));
         }
         let mut order: Vec<usize> = (0..rows)
             .filter(|&r| skip.binary_search(&(what.start + r)).is_err())

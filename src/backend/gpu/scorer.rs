@@ -28,7 +28,7 @@ use super::side::{Encoded, KernelBlock, KernelSide, RowScratch};
 use super::stream::{Slot, Split, Stream};
 use crate::backend::{
     check_dense_range, check_finite_posterior, check_tile_kind, dense_abs_max, score_all_into,
-    score_posterior_into, BestOf, Scored, Scorer, Stages,
+    BestOf, Scored, Scorer, Stages,
 };
 use crate::data::{FeatureKind, Features};
 use crate::error::{Error, Result};
@@ -632,31 +632,6 @@ impl Scorer for GpuScorer {
             variance: survivors,
             partial: 0,
         }))
-    }
-
-    /// Keyed rows (`simulate`'s tie order) are not pruned on the device: then one posterior
-    /// pass gives every mean and the scores on the CPU, instead of a mean pass and a posterior
-    /// pass.
-    fn best_pruned_with_mean(
-        &self,
-        tile: &Features,
-        what: &BestOf,
-        floor: &mut Floor,
-        out: &mut Vec<Scored>,
-        mean: &mut [f32],
-    ) -> Result<Option<Stages>> {
-        if what.keys.is_none() {
-            self.mean_into(tile, mean)?;
-            return self.best_pruned_into(tile, what, floor, out);
-        }
-        let mut var = vec![0f32; tile.len()];
-        self.posterior_into(tile, mean, &mut var)?;
-        score_posterior_into(what, mean, &var, out)?;
-        Ok(None)
-    }
-
-    fn prunes(&self) -> bool {
-        true
     }
 
     fn name(&self) -> String {
