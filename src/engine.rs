@@ -417,18 +417,164 @@ pub fn run_select_model(
 ) -> Result<Selection> {
     let started = Instant::now();
     let mut seconds = Timings::default();
-    let labels = Labels {
-        source: "the model's labels".into(),
-        ids: model.labeled_ids().to_vec(),
-        values: model.label_values().to_vec(),
-        lines: Vec::new(),
-    };
-    let loc = locate(params, pool, &labels, pending, Rule::Present)?;
+    let loc = locate(params, pool, &model_labels(model), pending, Rule::Present)?;
     seconds.locate = started.elapsed().as_secs_f64();
     model.check_features(loc.kind, pool.provenance()?.as_deref(), pool.name())?;
     let batch = check_batch(params, &loc)?;
     let backend = Backend::new(params.backend, &GpuOptions::default())?;
     score_round(params, pool, model, &backend, &loc, batch, seconds, started)
+}
+
+/// The labels a saved model was fitted on, as the join takes them.
+fn model_labels(model: &FittedModel) -> Labels {
+    Labels {
+        source: "the model's labels".into(),
+        ids: model.labeled_ids().to_vec(),
+        values: model.label_values().to_vec(),
+        lines: Vec::new(),
+    }
+}
+
+/// One candidate a shard keeps: what a part holds of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardRow {
+    /// Acquisition score (standardised units; larger is better).
+    pub score: f32,
+    /// Its global row: the shard's first row plus its row in the shard.
+    pub index: usize,
+    /// Its id.
+    pub id: String,
+    /// Posterior mean in label units.
+    pub mean: f64,
+    /// Posterior latent standard deviation in label units.
+    pub sd: f64,
+}
+
+/// Counts and timings of [`run_score_shard`].
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ShardSummary {
+    /// Rows of the shard.
+    pub rows: usize,
+    /// The model's labeled candidates found in it.
+    pub labeled: usize,
+    /// Pending candidates found in it (not also labeled).
+    pub pending: usize,
+    /// Candidates scored and eligible (neither labeled nor pending).
+    pub candidates: usize,
+    /// Candidates kept: the best `k`, or every candidate when it has fewer.
+    pub kept: usize,
+    /// Backend that scored the shard.
+    pub backend: String,
+    /// How many candidates reached each stage of the scoring.
+    pub stages: Stages,
+    /// Seconds: reading the shard (the join), scoring, everything.
+    pub seconds: ShardTimings,
+}
+
+/// Wall-clock seconds of [`run_score_shard`].
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ShardTimings {
+    /// The first pass (ids of the labeled and pending candidates).
+    pub locate: f64,
+    /// The second pass: scoring every tile.
+    pub score: f64,
+    /// Everything.
+    pub total: f64,
+}
+
+/// A shard's best candidates under a saved model.
+#[derive(Clone, Debug)]
+pub struct ShardScores {
+    /// The best `k` candidates of the shard, best first.
+    pub rows: Vec<ShardRow>,
+    /// What was done.
+    pub summary: ShardSummary,
+}
+
+/// Scores one shard of a pool with a saved model and keeps its best `k` candidates, exactly
+/// as [`run_select_model`] ranks them on the whole pool: `pool`'s rows carry their global
+/// rows (a [`crate::shard::ShardPool`] starts at the shard's offset), which key the random
+/// draws and break ties, so the best `k` of the union of the shards' best `k` is the
+/// one-process batch. The model's labeled ids and the `pending` ids the shard lacks are simply
+/// absent from it (the merge checks the pending ones across shards). `params.batch`,
+/// `params.model` and `params.minimize` are not used.
+///
+/// # Errors
+/// [`Error::InvalidParam`] for a diverse batch or a similarity cap (a shard keeps a top-k
+/// only, for now); [`Error::FeatureMismatch`] when the shard's features are not the model's;
+/// the join's, the backend's and the reader's.
+pub fn run_score_shard(
+    params: &SelectValidParams,
+    pool: &dyn Pool,
+    model: &FittedModel,
+    pending: &IdList,
+    k: usize,
+) -> Result<ShardScores> {
+    if params.mode == BatchMode::Diverse || params.max_sim.is_some() {
+        return Err(Error::param(
+            "mode",
+            "a shard keeps the top k by score; diverse batches and a similarity cap are not \
+             supported across shards yet (score the whole pool with `select`)",
+        ));
+    }
+    let started = Instant::now();
+    let loc = locate(params, pool, &model_labels(model), pending, Rule::Shard)?;
+    let locate_s = started.elapsed().as_secs_f64();
+    model.check_features(loc.kind, pool.provenance()?.as_deref(), pool.name())?;
+    let gp = model.gp();
+    let candidates = loc.pool_size - loc.excluded.len();
+    let keep = k.min(candidates);
+    let backend = Backend::new(params.backend, &GpuOptions::default())?;
+    let t = Instant::now();
+    let scorer = backend.prepare(gp)?;
+    let ctx = AcqContext {
+        best: gp.y_best as f32,
+        seed: params.seed,
+        round: params.round,
+    };
+    let (kept, stages) = match keep {
+        0 => (TopK::new(0), Stages::default()),
+        _ => score_pool(
+            params,
+            pool,
+            &scorer,
+            &ctx,
+            &loc.excluded,
+            keep,
+            false,
+            loc.pool_size,
+        )?,
+    };
+    let score_s = t.elapsed().as_secs_f64();
+    let sign = model.sign();
+    let rows: Vec<ShardRow> = kept
+        .into_sorted()
+        .into_iter()
+        .map(|r| ShardRow {
+            score: r.score,
+            index: r.index,
+            id: r.item.id,
+            mean: sign * gp.mean_to_labels(f64::from(r.item.mean)),
+            sd: gp.sd_to_labels(f64::from(r.item.var)),
+        })
+        .collect();
+    Ok(ShardScores {
+        summary: ShardSummary {
+            rows: loc.pool_size,
+            labeled: loc.train_rows.len(),
+            pending: loc.other_rows.len(),
+            candidates,
+            kept: rows.len(),
+            backend: scorer.name(),
+            stages,
+            seconds: ShardTimings {
+                locate: locate_s,
+                score: score_s,
+                total: started.elapsed().as_secs_f64(),
+            },
+        },
+        rows,
+    })
 }
 
 /// The batch size for this pool, if that many candidates are neither labeled nor pending.

@@ -15,9 +15,11 @@ use crate::progress::progress_bar;
 pub enum Rule {
     /// Every labeled id is in the pool (the labels were measured on this pool).
     All,
-    /// Labeled ids the pool lacks are left out (a saved model scoring a shard or another
-    /// library).
+    /// Labeled ids the pool lacks are left out (a saved model scoring another library).
     Present,
+    /// Labeled ids and ids of the other list that the pool lacks are left out: one shard of a
+    /// pool, scored on its own (`score-shard`); the merge checks the pending ids across shards.
+    Shard,
     /// Every pool row is labeled (a retrospective simulation); labels the pool lacks are left
     /// out, and the labeled rows' features are not kept (the caller keeps every tile).
     Every,
@@ -135,7 +137,7 @@ pub fn join(
             }
         }
         on_tile(&tile);
-        pool_size = tile.start + tile.len();
+        pool_size += tile.len();
         progress.inc(tile.len() as u64);
     }
     progress.finish_and_clear();
@@ -175,7 +177,7 @@ pub fn join(
         .filter(|(i, s)| other_of.contains_key(s.as_str()) && other_rows[*i].is_none())
         .map(|(_, s)| s.clone())
         .collect();
-    if !other_missing.is_empty() {
+    if !other_missing.is_empty() && pass.rule != Rule::Shard {
         return Err(Error::UnknownIds {
             path: other.source.clone(),
             count: other_missing.len(),

@@ -29,6 +29,7 @@
 //! - [`report`]: every output file, through one mechanism ([`report::output`]): checked against
 //!   the inputs before any work, staged, and renamed into place all or none.
 //! - [`diagnose`]: the report on whether active learning is likely to beat random here.
+//! - [`shard`]: a pool scored in shards on a cluster (job arrays, Ray) and merged exactly.
 //!
 //! Memory is bounded by the tile size plus the labeled set, never by the pool size.
 //!
@@ -94,6 +95,7 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod select;
+pub mod shard;
 pub mod sim;
 
 pub use acquisition::Acquisition;

@@ -49,6 +49,138 @@ pub(crate) enum Command {
     /// Turn SMILES (.smi, or CSV/TSV with a SMILES column) into RDKit-identical Morgan
     /// fingerprints: a count .npz (plus ids) or an FPS file.
     Featurize(FeaturizeArgs),
+    /// Write a shard list: a sharded pool's files in order, each with its row count, for
+    /// `score-shard` (README "Past one machine").
+    ShardList(ShardListArgs),
+    /// Score one task's shards with a saved model and write a part (their best --k
+    /// candidates) for `merge`; the task comes from --index or the job array's index.
+    ScoreShard(Box<ScoreShardArgs>),
+    /// Merge the parts of a sharded run into the batch `select` would pick on the whole pool,
+    /// refusing a missing, duplicated or foreign part.
+    Merge(MergeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ShardListArgs {
+    /// The shard files, in pool order.
+    #[arg(required = true, value_name = "SHARD")]
+    pub(crate) shards: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) read: ShardReadArgs,
+    /// Worker threads counting rows [default: all cores].
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Where to write the list (paths as given, relative to the list's folder when relative).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+}
+
+/// How every shard of a sharded pool is read.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ShardReadArgs {
+    /// Shard format when the file names do not tell it.
+    #[arg(long, value_name = "FORMAT", value_parser = named::<PoolFormat>())]
+    pub(crate) pool_format: Option<PoolFormat>,
+    /// Id column of CSV shards.
+    #[arg(long, default_value = "id", value_name = "NAME")]
+    pub(crate) id_col: String,
+    /// SMILES column of CSV shards.
+    #[arg(long, default_value = "smiles", value_name = "NAME")]
+    pub(crate) smiles_col: String,
+}
+
+impl ShardReadArgs {
+    /// A file pool with these options.
+    pub(crate) fn pool(&self, path: &std::path::Path) -> FilePool {
+        let mut pool = FilePool::new(path);
+        pool.format = self.pool_format;
+        pool.id_col = self.id_col.clone();
+        pool.smiles_col = self.smiles_col.clone();
+        pool
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ScoreShardArgs {
+    /// The saved model (`poolrank fit --save-model`): its labeled candidates are excluded in
+    /// every shard, and its direction is used.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) model: PathBuf,
+    /// The shard list (`poolrank shard-list`).
+    #[arg(long, value_name = "FILE", required_unless_present = "pool")]
+    pub(crate) shard_list: Option<PathBuf>,
+    /// The task: shards INDEX × --per-task onwards of the list [default: the job array's
+    /// index, from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX].
+    #[arg(long, requires = "shard_list")]
+    pub(crate) index: Option<usize>,
+    /// Shards per task.
+    #[arg(long, default_value_t = 1, requires = "shard_list")]
+    pub(crate) per_task: usize,
+    /// Shard files named directly, in pool order (repeat the flag), instead of a list.
+    #[arg(long, value_name = "FILE", conflicts_with = "shard_list")]
+    pub(crate) pool: Vec<PathBuf>,
+    /// With --pool: the global row of the first file's first row.
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "ROW",
+        conflicts_with = "shard_list"
+    )]
+    pub(crate) row_offset: usize,
+    #[command(flatten)]
+    pub(crate) read: ShardReadArgs,
+    /// Candidates the part keeps: at least the batch the merge will pick.
+    #[arg(long)]
+    pub(crate) k: usize,
+    #[command(flatten)]
+    pub(crate) acq: AcqArgs,
+    /// Ids already sent for measurement (one per line), the same file for every task: never
+    /// picked.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pending: Option<PathBuf>,
+    /// Compute every candidate's variance (brute force); the part is the same either way.
+    #[arg(long)]
+    pub(crate) no_prune: bool,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// Round number (gives each round its own random draws).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) round: u32,
+    /// Where to write the part; `{index}` stands for the task's index.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct MergeArgs {
+    /// The parts (shell-expanded, or a quoted pattern with `*` and `?` in the file name).
+    #[arg(long, required = true, num_args = 1.., value_name = "PART")]
+    pub(crate) parts: Vec<PathBuf>,
+    /// The batch: the best K of all parts (at most the --k they were scored with).
+    #[arg(long)]
+    pub(crate) k: usize,
+    /// The shard list the parts were scored from: checked against theirs, and it names the
+    /// shards of a missing task.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) shard_list: Option<PathBuf>,
+    /// The model the parts must have been scored with.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) model: Option<PathBuf>,
+    /// Check every shard's checksum, not only its size and time.
+    #[arg(long, conflicts_with = "no_shard_check")]
+    pub(crate) verify_shards: bool,
+    /// Do not check the shard files (they are not reachable from here).
+    #[arg(long)]
+    pub(crate) no_shard_check: bool,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Where to write the batch (CSV: rank,id,index,score,mean,sd, as `select`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+    /// Where to write a JSON summary (parts, counts, settings, timings).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) summary: Option<PathBuf>,
 }
 
 /// `--acq` with its weights, as `select`, `diagnose` and `bench` take them.

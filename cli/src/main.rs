@@ -2,6 +2,7 @@
 //! checked parameters, make one call, write the outputs all or none.
 
 mod args;
+mod shard;
 
 use args::{
     in_flags, Cli, Command, DiagnoseArgs, FeaturizeArgs, FitArgs, SelectArgs, SimulateArgs,
@@ -105,6 +106,12 @@ fn run(cli: Cli) -> Result<()> {
             let threads = args.threads;
             with_threads(threads, || featurize(args))
         }
+        Command::ShardList(args) => with_threads(args.threads, || shard::shard_list(args)),
+        Command::ScoreShard(args) => {
+            let threads = args.run.threads;
+            with_threads(threads, || shard::score_shard(*args))
+        }
+        Command::Merge(args) => with_threads(args.threads, || shard::merge(args)),
         Command::Demo(args) => with_threads(args.threads, || {
             let report = poolrank_cli::demo::run(args.seed)?;
             print!("{report}");

@@ -9,7 +9,7 @@
 use crate::rng::{draw_u32, normal_draw, uniform};
 
 /// How candidates are scored; larger is better.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "name", rename_all = "lowercase")]
 pub enum Acquisition {
     /// The posterior mean (pure exploitation).

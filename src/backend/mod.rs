@@ -304,7 +304,7 @@ impl Scorer for AnyScorer {
 }
 
 /// How many candidates reached each stage of pass 2.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stages {
     /// The backend pruned: candidates whose bound fell below the running threshold got no
     /// variance.

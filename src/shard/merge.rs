@@ -1,0 +1,494 @@
+//! The merge: the best `k` rows of the parts, after checking that they are the parts of one
+//! run, all of them, each once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::backend::Stages;
+use crate::engine::{Pick, ShardRow};
+use crate::error::{Error, Result};
+use crate::select::TopK;
+
+use super::part::{ModelStamp, Part, PartMeta, PartSettings};
+use super::ShardList;
+
+/// What the merge checks of the shard files the parts name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ShardCheck {
+    /// Size and modification time (the checksum when they differ).
+    #[default]
+    Stat,
+    /// The checksum of every shard (reads them all).
+    Verify,
+    /// Nothing (the shards are not reachable from where the merge runs).
+    Skip,
+}
+
+/// How to merge.
+#[derive(Clone, Debug, Default)]
+pub struct MergeParams<'a> {
+    /// The batch: the best `k` of all parts.
+    pub k: usize,
+    /// The shard list the parts were scored from: checked against theirs, and it names the
+    /// shards of a missing task.
+    pub list: Option<&'a ShardList>,
+    /// The CRC-32 (8 hex digits) of the model the parts must have been scored with.
+    pub model_crc32: Option<String>,
+    /// What to check of the shard files.
+    pub shards: ShardCheck,
+}
+
+/// What the merge found and did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MergeSummary {
+    /// Parts merged.
+    pub parts: usize,
+    /// Tasks of the shard list (`None` for shards named directly).
+    pub tasks: Option<usize>,
+    /// Rows of the pool the parts cover.
+    pub rows: usize,
+    /// The model's labeled candidates found in the shards.
+    pub labeled: usize,
+    /// Pending candidates found in the shards.
+    pub pending: usize,
+    /// Candidates scored and eligible, over all shards.
+    pub candidates: usize,
+    /// The batch size.
+    pub batch: usize,
+    /// The model.
+    pub model: ModelStamp,
+    /// The scoring settings.
+    pub settings: PartSettings,
+    /// How many candidates reached each stage, over all shards (`pruned`: some shard pruned).
+    pub stages: Stages,
+    /// Parts per backend that scored them.
+    pub backends: BTreeMap<String, usize>,
+    /// Seconds the tasks took, added up.
+    pub task_seconds: f64,
+    /// Seconds of the merge.
+    pub seconds: f64,
+}
+
+/// The merged batch and what was done.
+#[derive(Clone, Debug)]
+pub struct Merged {
+    /// The batch, best first, as `select` on the whole pool picks it.
+    pub picks: Vec<Pick>,
+    /// What was done.
+    pub summary: MergeSummary,
+}
+
+/// Merges the parts at `paths` into the best `params.k` candidates: the batch one process
+/// picks on the whole pool. The parts are read in parallel, each whole but one at a time per
+/// thread, so memory holds a part and `k` rows per thread, not every part's rows.
+///
+/// # Errors
+/// [`Error::Format`] naming the part: one that does not read, one given twice, one scored with
+/// another model, other settings or another shard list, two parts of one task, a task
+/// without a part (naming its shards when `params.list` is given), parts whose rows do not
+/// join up, a part that kept fewer than `k`; naming the shard: a shard that changed since it
+/// was scored or cannot be read ([`ShardCheck`]); [`Error::InvalidParam`] (`pending`) when
+/// the shards did not find every pending id exactly once; [`Error::BatchTooLarge`].
+pub fn merge(paths: &[PathBuf], params: &MergeParams) -> Result<Merged> {
+    let started = Instant::now();
+    if paths.is_empty() {
+        return Err(Error::param("parts", "no part to merge"));
+    }
+    let mut order: Vec<&PathBuf> = paths.iter().collect();
+    order.sort();
+    if let Some(w) = order.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::format(
+            w[0],
+            "the part is given twice; each part is merged once",
+        ));
+    }
+    let k = params.k;
+    // Every part's meta in path order; the rows through one top-k per thread.
+    let (mut metas, mut errors, top) = order
+        .par_iter()
+        .enumerate()
+        .fold(
+            || (Vec::new(), Vec::new(), TopK::<ShardRow>::new(k)),
+            |(mut metas, mut errors, mut top), (i, path)| {
+                match read_into(path, &mut top) {
+                    Ok(meta) => metas.push((i, meta)),
+                    Err(e) => errors.push((i, e)),
+                }
+                (metas, errors, top)
+            },
+        )
+        .reduce(
+            || (Vec::new(), Vec::new(), TopK::new(k)),
+            |(mut m, mut e, mut t), (m2, e2, t2)| {
+                m.extend(m2);
+                e.extend(e2);
+                t.merge(t2);
+                (m, e, t)
+            },
+        );
+    if !errors.is_empty() {
+        errors.sort_by_key(|(i, _)| *i);
+        return Err(errors.swap_remove(0).1);
+    }
+    metas.sort_by_key(|(i, _)| *i);
+    let metas: Vec<(&Path, PartMeta)> = metas
+        .into_iter()
+        .map(|(i, m)| (order[i].as_path(), m))
+        .collect();
+    check_same_run(&metas, params)?;
+    let tasks = check_coverage(&metas, params.list)?;
+    check_kept(&metas, k)?;
+    check_pending(&metas)?;
+    check_shards(&metas, params.shards)?;
+
+    let (first_path, first) = &metas[0];
+    let _ = first_path;
+    let mut summary = MergeSummary {
+        parts: metas.len(),
+        tasks,
+        rows: 0,
+        labeled: 0,
+        pending: 0,
+        candidates: 0,
+        batch: k,
+        model: first.model.clone(),
+        settings: first.settings.clone(),
+        stages: Stages::default(),
+        backends: BTreeMap::new(),
+        task_seconds: 0.0,
+        seconds: 0.0,
+    };
+    for (_, m) in &metas {
+        let s = &m.summary;
+        summary.rows += s.rows;
+        summary.labeled += s.labeled;
+        summary.pending += s.pending;
+        summary.candidates += s.candidates;
+        summary.stages.pruned |= s.stages.pruned;
+        summary.stages.mean += s.stages.mean;
+        summary.stages.variance += s.stages.variance;
+        summary.stages.partial += s.stages.partial;
+        *summary.backends.entry(s.backend.clone()).or_default() += 1;
+        summary.task_seconds += s.seconds.total;
+    }
+    if k > summary.candidates {
+        return Err(Error::BatchTooLarge {
+            batch: k,
+            available: summary.candidates,
+        });
+    }
+    let picks = top
+        .into_sorted()
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| Pick {
+            rank: i + 1,
+            id: r.item.id,
+            index: r.index,
+            score: r.score,
+            mean: r.item.mean,
+            sd: r.item.sd,
+        })
+        .collect();
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(Merged { picks, summary })
+}
+
+/// Reads one part, offering its rows to `top`; every row must lie in the part's rows.
+fn read_into(path: &Path, top: &mut TopK<ShardRow>) -> Result<PartMeta> {
+    let part = Part::read(path)?;
+    let (start, end) = (part.meta.task.start, part.meta.task.end);
+    let mut line = 3;
+    part.for_each_row(|score, index, whole| {
+        line += 1;
+        if !(start..end).contains(&index) {
+            return Err(Error::parse(
+                path,
+                line,
+                format!("row {index} is outside the part's rows {start}..{end}"),
+            ));
+        }
+        if top.accepts(score, index) {
+            top.push(score, index, whole()?);
+        }
+        Ok(())
+    })?;
+    Ok(part.meta)
+}
+
+/// One model, one set of settings, one way of naming the shards.
+fn check_same_run(metas: &[(&Path, PartMeta)], params: &MergeParams) -> Result<()> {
+    let (first_path, first) = &metas[0];
+    if let Some(want) = &params.model_crc32 {
+        if &first.model.crc32 != want {
+            return Err(Error::format(
+                first_path,
+                format!(
+                    "was scored with the model {} (checksum {}), not the one given (checksum {want})",
+                    first.model.path.display(),
+                    first.model.crc32
+                ),
+            ));
+        }
+    }
+    for (path, m) in &metas[1..] {
+        if m.model.crc32 != first.model.crc32 {
+            return Err(Error::format(
+                path,
+                format!(
+                    "was scored with another model: {} (checksum {}), while {} was scored with {} (checksum {})",
+                    m.model.path.display(),
+                    m.model.crc32,
+                    first_path.display(),
+                    first.model.path.display(),
+                    first.model.crc32
+                ),
+            ));
+        }
+        if let Some((name, ours, theirs)) = first.settings.difference(&m.settings) {
+            return Err(Error::format(
+                path,
+                format!(
+                    "was scored with another {name}: {theirs}, while {} was scored with {ours}; \
+                     the parts of one merge come from one set of score-shard settings",
+                    first_path.display()
+                ),
+            ));
+        }
+        let list = |m: &PartMeta| {
+            m.task
+                .list
+                .as_ref()
+                .map(|l| (l.crc32.clone(), l.tasks, l.per_task))
+        };
+        if list(m) != list(first) {
+            let name = |m: &PartMeta| match &m.task.list {
+                Some(l) => format!(
+                    "the shard list {} (checksum {}, {} tasks)",
+                    l.path.display(),
+                    l.crc32,
+                    l.tasks
+                ),
+                None => "shards named directly".to_string(),
+            };
+            return Err(Error::format(
+                path,
+                format!(
+                    "comes from {}, while {} comes from {}",
+                    name(m),
+                    first_path.display(),
+                    name(first)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every task once, and rows that join up from 0; returns the list's task count.
+fn check_coverage(metas: &[(&Path, PartMeta)], list: Option<&ShardList>) -> Result<Option<usize>> {
+    let (first_path, first) = &metas[0];
+    let Some(stamp) = &first.task.list else {
+        // Shards named directly: the rows must join up from 0 (a missing last part cannot be
+        // told).
+        let mut by_start: Vec<&(&Path, PartMeta)> = metas.iter().collect();
+        by_start.sort_by_key(|(_, m)| (m.task.start, m.task.end));
+        let mut covered = 0;
+        let mut last: Option<&Path> = None;
+        for (path, m) in by_start {
+            if m.task.start > covered {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "starts at row {}, but no part covers rows {covered}..{}: a part is missing",
+                        m.task.start, m.task.start
+                    ),
+                ));
+            }
+            if m.task.start < covered {
+                let other = last.map_or(String::new(), |p| p.display().to_string());
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "covers rows {}..{}, which overlap those of {other}: a shard was scored twice",
+                        m.task.start, m.task.end
+                    ),
+                ));
+            }
+            covered = m.task.end;
+            last = Some(path);
+        }
+        return Ok(None);
+    };
+    if let Some(list) = list {
+        let crc = format!("{:08x}", list.checksum);
+        if crc != stamp.crc32 {
+            return Err(Error::format(
+                &list.path,
+                format!(
+                    "is not the shard list the parts were scored from (its checksum is {crc}; {} names {} with checksum {})",
+                    first_path.display(),
+                    stamp.path.display(),
+                    stamp.crc32
+                ),
+            ));
+        }
+    }
+    let mut holder: Vec<Option<usize>> = vec![None; stamp.tasks];
+    for (i, (path, m)) in metas.iter().enumerate() {
+        let index = m.task.index.filter(|&t| t < stamp.tasks).ok_or_else(|| {
+            Error::format(
+                path,
+                format!(
+                    "names no task of the list's {} (a damaged part)",
+                    stamp.tasks
+                ),
+            )
+        })?;
+        if let Some(j) = holder[index] {
+            return Err(Error::format(
+                path,
+                format!(
+                    "holds task {index}, as {} does: a task was scored twice; merge one of them",
+                    metas[j].0.display()
+                ),
+            ));
+        }
+        holder[index] = Some(i);
+    }
+    let missing: Vec<usize> = (0..stamp.tasks).filter(|&t| holder[t].is_none()).collect();
+    if let Some(&t) = missing.first() {
+        let shards = match list {
+            Some(list) => {
+                let range = list.task(t, stamp.per_task)?;
+                let names: Vec<String> = list.shards[range]
+                    .iter()
+                    .map(|s| s.path.display().to_string())
+                    .collect();
+                format!(" (shards {})", names.join(", "))
+            }
+            None => String::new(),
+        };
+        let more = match missing.len() {
+            1 => String::new(),
+            n => format!("; {} tasks have none in all: {}", n, short_list(&missing)),
+        };
+        return Err(Error::format(
+            &stamp.path,
+            format!(
+                "no part for task {t}{shards} of its {} tasks{more}; score it with `poolrank score-shard --shard-list {} --index {t}`",
+                stamp.tasks,
+                stamp.path.display()
+            ),
+        ));
+    }
+    let mut covered = 0;
+    for slot in &holder {
+        let (path, m) = &metas[slot.expect("every task has a part")];
+        if m.task.start != covered {
+            return Err(Error::format(
+                path,
+                format!(
+                    "task {} starts at row {}, but the tasks before it end at row {covered}: the \
+                     parts were scored from lists with other row counts",
+                    m.task.index.unwrap_or(0),
+                    m.task.start
+                ),
+            ));
+        }
+        covered = m.task.end;
+    }
+    Ok(Some(stamp.tasks))
+}
+
+/// `1, 2, 5, … (12 in all)`.
+fn short_list(items: &[usize]) -> String {
+    let shown: Vec<String> = items.iter().take(10).map(|t| t.to_string()).collect();
+    match items.len() > 10 {
+        true => format!("{}, …", shown.join(", ")),
+        false => shown.join(", "),
+    }
+}
+
+/// Each part kept its best `k` (or every candidate it had).
+fn check_kept(metas: &[(&Path, PartMeta)], k: usize) -> Result<()> {
+    for (path, m) in metas {
+        let s = &m.summary;
+        if s.kept < k && s.kept < s.candidates {
+            return Err(Error::format(
+                path,
+                format!(
+                    "kept its best {} of {} candidates, fewer than the batch of {k}: score the tasks with --k {k} or more",
+                    s.kept, s.candidates
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The shards found every pending id exactly once, together.
+fn check_pending(metas: &[(&Path, PartMeta)]) -> Result<()> {
+    let Some(pending) = &metas[0].1.settings.pending else {
+        return Ok(());
+    };
+    let found: usize = metas.iter().map(|(_, m)| m.summary.pending).sum();
+    if found < pending.ids {
+        return Err(Error::param(
+            "pending",
+            format!(
+                "the shards found {found} of the {} pending ids: {} are in no shard (select on the whole pool would refuse them)",
+                pending.ids,
+                pending.ids - found
+            ),
+        ));
+    }
+    if found > pending.ids {
+        return Err(Error::param(
+            "pending",
+            format!(
+                "the shards found {found} rows of the {} pending ids: some id is in more than one shard",
+                pending.ids
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// No shard changed since its part was scored.
+fn check_shards(metas: &[(&Path, PartMeta)], check: ShardCheck) -> Result<()> {
+    if check == ShardCheck::Skip {
+        return Ok(());
+    }
+    let stamps: Vec<(&Path, &super::part::ShardStamp)> = metas
+        .iter()
+        .flat_map(|(p, m)| m.shards.iter().map(move |s| (*p, s)))
+        .collect();
+    let found: Vec<Option<Error>> = stamps
+        .par_iter()
+        .map(|(part, s)| match s.file.changed(check == ShardCheck::Verify) {
+            Ok(None) => None,
+            Ok(Some(what)) => Some(Error::format(
+                &s.file.path,
+                format!(
+                    "changed since {} scored it: {what}; score its task again",
+                    part.display()
+                ),
+            )),
+            Err(e) => Some(Error::format(
+                &s.file.path,
+                format!(
+                    "cannot be checked against {}: {e}; merge with --no-shard-check where the shards are not reachable",
+                    part.display()
+                ),
+            )),
+        })
+        .collect();
+    match found.into_iter().flatten().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
