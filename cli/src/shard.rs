@@ -234,16 +234,16 @@ pub(crate) fn merge(a: MergeArgs) -> Result<()> {
         .outputs(a.summary.as_ref())
         .check()?;
     let list = a.shard_list.as_deref().map(ShardList::read).transpose()?;
-    let model_crc32 = a
+    let model_xxh3 = a
         .model
         .as_deref()
-        .map(|m| FileStamp::of(m).map(|s| s.crc32))
+        .map(|m| FileStamp::of(m).map(|s| s.xxh3))
         .transpose()?;
     anyhow::ensure!(a.k > 0, "--k must be at least 1");
     let params = MergeParams {
         k: a.k,
         list: list.as_ref(),
-        model_crc32,
+        model_xxh3,
         shards: match (a.verify_shards, a.no_shard_check) {
             (true, _) => ShardCheck::Verify,
             (_, true) => ShardCheck::Skip,

@@ -35,8 +35,8 @@ pub struct MergeParams<'a> {
     /// The shard list the parts were scored from: checked against theirs, and it names the
     /// shards of a missing task.
     pub list: Option<&'a ShardList>,
-    /// The CRC-32 (8 hex digits) of the model the parts must have been scored with.
-    pub model_crc32: Option<String>,
+    /// The XXH3-64 checksum (16 hex digits) of the model the parts must have been scored with.
+    pub model_xxh3: Option<String>,
     /// What to check of the shard files.
     pub shards: ShardCheck,
 }
@@ -222,29 +222,29 @@ fn read_into(path: &Path, top: &mut TopK<ShardRow>) -> Result<PartMeta> {
 /// One model, one set of settings, one way of naming the shards.
 fn check_same_run(metas: &[(&Path, PartMeta)], params: &MergeParams) -> Result<()> {
     let (first_path, first) = &metas[0];
-    if let Some(want) = &params.model_crc32 {
-        if &first.model.crc32 != want {
+    if let Some(want) = &params.model_xxh3 {
+        if &first.model.xxh3 != want {
             return Err(Error::format(
                 first_path,
                 format!(
                     "was scored with the model {} (checksum {}), not the one given (checksum {want})",
                     first.model.path.display(),
-                    first.model.crc32
+                    first.model.xxh3
                 ),
             ));
         }
     }
     for (path, m) in &metas[1..] {
-        if m.model.crc32 != first.model.crc32 {
+        if m.model.xxh3 != first.model.xxh3 {
             return Err(Error::format(
                 path,
                 format!(
                     "was scored with another model: {} (checksum {}), while {} was scored with {} (checksum {})",
                     m.model.path.display(),
-                    m.model.crc32,
+                    m.model.xxh3,
                     first_path.display(),
                     first.model.path.display(),
-                    first.model.crc32
+                    first.model.xxh3
                 ),
             ));
         }
@@ -262,14 +262,14 @@ fn check_same_run(metas: &[(&Path, PartMeta)], params: &MergeParams) -> Result<(
             m.task
                 .list
                 .as_ref()
-                .map(|l| (l.crc32.clone(), l.tasks, l.per_task))
+                .map(|l| (l.xxh3.clone(), l.tasks, l.per_task))
         };
         if list(m) != list(first) {
             let name = |m: &PartMeta| match &m.task.list {
                 Some(l) => format!(
                     "the shard list {} (checksum {}, {} tasks)",
                     l.path.display(),
-                    l.crc32,
+                    l.xxh3,
                     l.tasks
                 ),
                 None => "shards named directly".to_string(),
@@ -324,15 +324,15 @@ fn check_coverage(metas: &[(&Path, PartMeta)], list: Option<&ShardList>) -> Resu
         return Ok(None);
     };
     if let Some(list) = list {
-        let crc = format!("{:08x}", list.checksum);
-        if crc != stamp.crc32 {
+        let crc = format!("{:016x}", list.checksum);
+        if crc != stamp.xxh3 {
             return Err(Error::format(
                 &list.path,
                 format!(
                     "is not the shard list the parts were scored from (its checksum is {crc}; {} names {} with checksum {})",
                     first_path.display(),
                     stamp.path.display(),
-                    stamp.crc32
+                    stamp.xxh3
                 ),
             ));
         }

@@ -63,8 +63,8 @@ pub struct ShardList {
     pub path: PathBuf,
     /// Its shards, in order.
     pub shards: Vec<ListedShard>,
-    /// CRC-32 of the list's bytes: parts of one list carry it.
-    pub checksum: u32,
+    /// XXH3-64 of the list's bytes: parts of one list carry it.
+    pub checksum: u64,
 }
 
 impl ShardList {
@@ -125,7 +125,7 @@ impl ShardList {
         Ok(ShardList {
             path: path.to_path_buf(),
             shards,
-            checksum: crc32fast::hash(&bytes),
+            checksum: xxhash_rust::xxh3::xxh3_64(&bytes),
         })
     }
 
@@ -221,7 +221,7 @@ impl ShardTask {
             pool,
             list: Some(ListStamp {
                 path: list.path.clone(),
-                crc32: format!("{:08x}", list.checksum),
+                xxh3: format!("{:016x}", list.checksum),
                 shards: list.shards.len(),
                 per_task,
                 tasks: list.tasks(per_task),
@@ -280,7 +280,7 @@ pub fn score_task(
         shards.push(ShardStamp { file, start, rows });
         start += rows;
     }
-    let model_crc = FileStamp::of(model_path)?.crc32;
+    let model_xxh3 = FileStamp::of(model_path)?.xxh3;
     let labeled: std::collections::HashSet<&str> =
         model.labeled_ids().iter().map(String::as_str).collect();
     let pending_stamp = (!pending.ids.is_empty()).then(|| {
@@ -293,7 +293,10 @@ pub fn score_task(
         distinct.sort_unstable();
         distinct.dedup();
         PendingStamp {
-            crc32: format!("{:08x}", crc32fast::hash(pending.ids.join("\n").as_bytes())),
+            xxh3: format!(
+                "{:016x}",
+                xxhash_rust::xxh3::xxh3_64(pending.ids.join("\n").as_bytes())
+            ),
             ids: distinct.len(),
         }
     });
@@ -301,7 +304,7 @@ pub fn score_task(
         poolrank: env!("CARGO_PKG_VERSION").to_string(),
         model: ModelStamp {
             path: model_path.to_path_buf(),
-            crc32: model_crc,
+            xxh3: model_xxh3,
             labeled: model.labeled_ids().len(),
         },
         settings: PartSettings {
@@ -332,8 +335,8 @@ pub struct FileStamp {
     pub size: u64,
     /// Its modification time, nanoseconds since the Unix epoch (0 when the system has none).
     pub modified_ns: u64,
-    /// CRC-32 of its bytes, as 8 hex digits.
-    pub crc32: String,
+    /// XXH3-64 of its bytes, as 16 hex digits.
+    pub xxh3: String,
 }
 
 impl FileStamp {
@@ -344,7 +347,7 @@ impl FileStamp {
     pub fn of(path: &Path) -> Result<Self> {
         let (size, modified_ns) = stat(path)?;
         let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut hasher = crc32fast::Hasher::new();
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = match file.read(&mut buf) {
@@ -359,7 +362,7 @@ impl FileStamp {
             path: path.to_path_buf(),
             size,
             modified_ns,
-            crc32: format!("{:08x}", hasher.finalize()),
+            xxh3: format!("{:016x}", hasher.digest()),
         })
     }
 
@@ -377,8 +380,8 @@ impl FileStamp {
         let now = FileStamp::of(&self.path)?;
         Ok(if now.size != self.size {
             Some(format!("its size is {} bytes, was {}", now.size, self.size))
-        } else if now.crc32 != self.crc32 {
-            Some(format!("its checksum is {}, was {}", now.crc32, self.crc32))
+        } else if now.xxh3 != self.xxh3 {
+            Some(format!("its checksum is {}, was {}", now.xxh3, self.xxh3))
         } else {
             None
         })
@@ -439,7 +442,10 @@ mod tests {
         let path = dir.path().join("a.fps");
         std::fs::write(&path, "abc").unwrap();
         let stamp = FileStamp::of(&path).unwrap();
-        assert_eq!(stamp.crc32, format!("{:08x}", crc32fast::hash(b"abc")));
+        assert_eq!(
+            stamp.xxh3,
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(b"abc"))
+        );
         assert_eq!(stamp.changed(true).unwrap(), None);
         std::fs::write(&path, "abd").unwrap();
         let what = stamp.changed(true).unwrap().unwrap();

@@ -3,17 +3,17 @@
 //! ```text
 //! #poolrank-part 1
 //! #meta {"poolrank":"0.1.0","model":{…},"settings":{…},"task":{…},"shards":[…],"summary":{…}}
-//! #score	index	id	mean	sd
-//! 2.5131	1047	Z1234	-7.25	0.31
+//! #score  index  id  mean  sd
+//! 2.5131  1047  Z1234  -7.25  0.31
 //! …
-//! #end	1000	5d41402a
+//! #end  1000  5d41402a
 //! ```
 //!
-//! The rows are the shard's best `k`, best first: the score as `f32`, the global row, the id
-//! (tab, newline, carriage return and backslash escaped as `\t`, `\n`, `\r`, `\\`), the mean
-//! and sd in label units as `f64`, every number in its shortest form that reads back to the
-//! same bits. The last line gives the number of rows and the CRC-32 of every byte before it,
-//! so a truncated or altered part is refused.
+//! Fields are separated by tabs. The rows are the shard's best `k`, best first: the score as
+//! `f32`, the global row, the id (tab, newline, carriage return and backslash escaped as `\t`,
+//! `\n`, `\r`, `\\`), the mean and sd in label units as `f64`, every number in its shortest
+//! form that reads back to the same bits. The last line gives the number of rows and the
+//! CRC-32 of every byte before it, so a truncated or altered part is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -35,8 +35,8 @@ const END: &str = "#end\t";
 pub struct ModelStamp {
     /// The model file as the task named it.
     pub path: PathBuf,
-    /// CRC-32 of the model file's bytes (8 hex digits).
-    pub crc32: String,
+    /// XXH3-64 of the model file's bytes (16 hex digits).
+    pub xxh3: String,
     /// Its labeled candidates.
     pub labeled: usize,
 }
@@ -44,8 +44,8 @@ pub struct ModelStamp {
 /// The pending candidates a part excluded.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingStamp {
-    /// CRC-32 of the ids, one per line, in the file's order.
-    pub crc32: String,
+    /// XXH3-64 of the ids, one per line, in the file's order.
+    pub xxh3: String,
     /// Distinct pending ids that are not also labeled: the shards together must find each once.
     pub ids: usize,
 }
@@ -69,7 +69,7 @@ impl PartSettings {
     /// The first setting in which `other` differs, as `(name, ours, theirs)`.
     pub fn difference(&self, other: &PartSettings) -> Option<(&'static str, String, String)> {
         let pending = |p: &Option<PendingStamp>| match p {
-            Some(p) => format!("{} ids (checksum {})", p.ids, p.crc32),
+            Some(p) => format!("{} ids (checksum {})", p.ids, p.xxh3),
             None => "none".to_string(),
         };
         [
@@ -93,8 +93,8 @@ impl PartSettings {
 pub struct ListStamp {
     /// The list file as the task named it.
     pub path: PathBuf,
-    /// CRC-32 of its bytes.
-    pub crc32: String,
+    /// XXH3-64 of its bytes.
+    pub xxh3: String,
     /// Shards it names.
     pub shards: usize,
     /// Shards per task.
@@ -364,7 +364,7 @@ mod tests {
             poolrank: "test".into(),
             model: ModelStamp {
                 path: "m.model".into(),
-                crc32: "00000001".into(),
+                xxh3: "0000000000000001".into(),
                 labeled: 3,
             },
             settings: PartSettings {

@@ -13,5 +13,6 @@ mod io;
 mod prune;
 mod scoring;
 mod select;
+mod shard;
 mod simulate;
 mod sparse;
