@@ -448,6 +448,23 @@ pub struct ShardRow {
     pub mean: f64,
     /// Posterior latent standard deviation in label units.
     pub sd: f64,
+    /// Latent posterior mean (standardised units), for the batch policy of the merge.
+    pub latent_mean: f32,
+    /// Latent posterior variance (standardised units).
+    pub latent_var: f32,
+    /// Its features, when the batch policy needs them (a diverse batch, a similarity cap).
+    pub row: Option<Features>,
+}
+
+/// A pending candidate a shard holds, as the merge's batch policy needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingRow {
+    /// Its place in the pending list.
+    pub place: usize,
+    /// Its global row.
+    pub index: usize,
+    /// Its features.
+    pub row: Features,
 }
 
 /// Counts and timings of [`run_score_shard`].
@@ -485,8 +502,14 @@ pub struct ShardTimings {
 /// A shard's best candidates under a saved model.
 #[derive(Clone, Debug)]
 pub struct ShardScores {
-    /// The best `k` candidates of the shard, best first.
+    /// The best `k` candidates of the shard (or its shortlist's), best first.
     pub rows: Vec<ShardRow>,
+    /// The shard's features.
+    pub features: FeatureKind,
+    /// The shortlist size a diverse batch or a similarity cap keeps (`None` for a top-k).
+    pub shortlist: Option<usize>,
+    /// With a shortlist: the pending candidates the shard holds, with their features.
+    pub pending: Vec<PendingRow>,
     /// What was done.
     pub summary: ShardSummary,
 }
@@ -495,14 +518,16 @@ pub struct ShardScores {
 /// as [`run_select_model`] ranks them on the whole pool: `pool`'s rows carry their global
 /// rows (a [`crate::shard::ShardPool`] starts at the shard's offset), which key the random
 /// draws and break ties, so the best `k` of the union of the shards' best `k` is the
-/// one-process batch. The model's labeled ids and the `pending` ids the shard lacks are simply
-/// absent from it (the merge checks the pending ones across shards). `params.batch`,
-/// `params.model` and `params.minimize` are not used.
+/// one-process batch. With a diverse batch or a similarity cap (`params.mode`,
+/// `params.max_sim`) for a batch of `k`, the shard keeps its best of the shortlist's size
+/// instead, with their features and those of the pending candidates it holds, and the merge
+/// picks from the union's shortlist. The model's labeled ids and the `pending` ids the shard
+/// lacks are simply absent from it (the merge checks the pending ones across shards).
+/// `params.batch`, `params.model` and `params.minimize` are not used.
 ///
 /// # Errors
-/// [`Error::InvalidParam`] for a diverse batch or a similarity cap (a shard keeps a top-k
-/// only, for now); [`Error::FeatureMismatch`] when the shard's features are not the model's;
-/// the join's, the backend's and the reader's.
+/// [`Error::InvalidParam`] for a shortlist smaller than `k`; [`Error::FeatureMismatch`] when
+/// the shard's features are not the model's; the join's, the backend's and the reader's.
 pub fn run_score_shard(
     params: &SelectValidParams,
     pool: &dyn Pool,
@@ -510,20 +535,18 @@ pub fn run_score_shard(
     pending: &IdList,
     k: usize,
 ) -> Result<ShardScores> {
-    if params.mode == BatchMode::Diverse || params.max_sim.is_some() {
-        return Err(Error::param(
-            "mode",
-            "a shard keeps the top k by score; diverse batches and a similarity cap are not \
-             supported across shards yet (score the whole pool with `select`)",
-        ));
-    }
+    let needs_shortlist = params.mode == BatchMode::Diverse || params.max_sim.is_some();
+    // The whole pool's shortlist before it is capped at the pool's candidates.
+    let shortlist = needs_shortlist
+        .then(|| crate::select::shortlist_size(params.shortlist, k, usize::MAX))
+        .transpose()?;
     let started = Instant::now();
     let loc = locate(params, pool, &model_labels(model), pending, Rule::Shard)?;
     let locate_s = started.elapsed().as_secs_f64();
     model.check_features(loc.kind, pool.provenance()?.as_deref(), pool.name())?;
     let gp = model.gp();
     let candidates = loc.pool_size - loc.excluded.len();
-    let keep = k.min(candidates);
+    let keep = shortlist.unwrap_or(k).min(candidates);
     let backend = Backend::new(params.backend, &GpuOptions::default())?;
     let t = Instant::now();
     let scorer = backend.prepare(gp)?;
@@ -541,7 +564,7 @@ pub fn run_score_shard(
             &ctx,
             &loc.excluded,
             keep,
-            false,
+            needs_shortlist,
             loc.pool_size,
         )?,
     };
@@ -556,9 +579,25 @@ pub fn run_score_shard(
             id: r.item.id,
             mean: sign * gp.mean_to_labels(f64::from(r.item.mean)),
             sd: gp.sd_to_labels(f64::from(r.item.var)),
+            latent_mean: r.item.mean,
+            latent_var: r.item.var,
+            row: r.item.row,
         })
         .collect();
+    let pending = match needs_shortlist {
+        true => (0..loc.other_rows.len())
+            .map(|i| PendingRow {
+                place: loc.other_places[i],
+                index: loc.other_rows[i],
+                row: loc.other.select_rows(&[i]),
+            })
+            .collect(),
+        false => Vec::new(),
+    };
     Ok(ShardScores {
+        features: loc.kind,
+        shortlist,
+        pending,
         summary: ShardSummary {
             rows: loc.pool_size,
             labeled: loc.train_rows.len(),

@@ -54,6 +54,8 @@ pub struct Joined {
     pub other: Features,
     /// Their rows in the pool.
     pub other_rows: Vec<usize>,
+    /// Their places in the other list.
+    pub other_places: Vec<usize>,
     /// The rows that are labeled or in the other list, sorted.
     pub excluded: Vec<usize>,
 }
@@ -192,6 +194,7 @@ pub fn join(
         train_rows: Vec::with_capacity(labels.ids.len()),
         other: Features::empty(kind),
         other_rows: Vec::with_capacity(other_of.len()),
+        other_places: Vec::with_capacity(other_of.len()),
         excluded: Vec::new(),
     };
     for (l, slot) in label_rows.into_iter().enumerate() {
@@ -203,9 +206,12 @@ pub fn join(
             joined.train_rows.push(global);
         }
     }
-    for (global, row) in other_rows.into_iter().flatten() {
-        joined.other.push_row_from(&row, 0);
-        joined.other_rows.push(global);
+    for (place, slot) in other_rows.into_iter().enumerate() {
+        if let Some((global, row)) = slot {
+            joined.other.push_row_from(&row, 0);
+            joined.other_rows.push(global);
+            joined.other_places.push(place);
+        }
     }
     let mut excluded = joined.train_rows.clone();
     excluded.extend(&joined.other_rows);

@@ -135,9 +135,21 @@ pub(crate) struct ScoreShardArgs {
     #[command(flatten)]
     pub(crate) acq: AcqArgs,
     /// Ids already sent for measurement (one per line), the same file for every task: never
-    /// picked.
+    /// picked; the diverse mode treats them as already in the batch.
     #[arg(long, value_name = "FILE")]
     pub(crate) pending: Option<PathBuf>,
+    /// How the merge forms the batch: `diverse` (and --max-sim) make each task keep its best of
+    /// the shortlist's size, with their features, and the merge picks from the union's
+    /// shortlist with the model.
+    #[arg(long, value_parser = named::<BatchMode>(), default_value = "topk")]
+    pub(crate) batch_mode: BatchMode,
+    /// Shortlist of the diverse mode and the similarity cap, for the whole pool [default:
+    /// max(5 × k, 500)].
+    #[arg(long, value_name = "N")]
+    pub(crate) shortlist: Option<usize>,
+    /// No two picks more similar than this (kernel similarity, 0 to 1).
+    #[arg(long, value_name = "SIM")]
+    pub(crate) max_sim: Option<f64>,
     /// Compute every candidate's variance (brute force); the part is the same either way.
     #[arg(long)]
     pub(crate) no_prune: bool,
@@ -163,7 +175,8 @@ pub(crate) struct MergeArgs {
     /// shards of a missing task.
     #[arg(long, value_name = "FILE")]
     pub(crate) shard_list: Option<PathBuf>,
-    /// The model the parts must have been scored with.
+    /// The model the parts must have been scored with; needed to pick a diverse batch (or one
+    /// under a similarity cap) from the parts' shortlist.
     #[arg(long, value_name = "FILE")]
     pub(crate) model: Option<PathBuf>,
     /// Check every shard's checksum, not only its size and time.
@@ -687,6 +700,7 @@ pub(crate) const FLAGS: &[(&str, &str)] = &[
     ("index", "--index"),
     ("pending", "--pending"),
     ("parts", "--parts"),
+    ("model", "--model"),
     ("n", "--n"),
     ("bits", "--bits"),
     ("radius", "--radius"),

@@ -136,6 +136,9 @@ pub(crate) fn score_shard(a: ScoreShardArgs) -> Result<()> {
     anyhow::ensure!(a.k > 0, "--k must be at least 1");
     let mut params = SelectParams {
         acquisition: a.acq.get()?,
+        mode: a.batch_mode,
+        shortlist: a.shortlist,
+        max_sim: a.max_sim,
         round: a.round,
         prune: !a.no_prune,
         ..SelectParams::default()
@@ -144,9 +147,10 @@ pub(crate) fn score_shard(a: ScoreShardArgs) -> Result<()> {
     let params = params.check()?;
     let model = poolrank::FittedModel::load(&a.model)?;
     let pending = IdList::read_or_empty(a.pending.as_deref())?;
-    let (meta, rows) = shard::score_task(&params, &task, &model, &a.model, &pending, a.k)?;
-    shard::write_part(&mut set, &out, &meta, &rows)?;
+    let part = shard::score_task(&params, &task, &model, &a.model, &pending, a.k)?;
+    shard::write_part(&mut set, &out, &part)?;
     set.commit()?;
+    let meta = &part.meta;
     let s = &meta.summary;
     let task_name = match meta.task.index {
         Some(i) => format!("task {i}"),
@@ -239,6 +243,11 @@ pub(crate) fn merge(a: MergeArgs) -> Result<()> {
         .as_deref()
         .map(|m| FileStamp::of(m).map(|s| s.xxh3))
         .transpose()?;
+    let model = a
+        .model
+        .as_deref()
+        .map(poolrank::FittedModel::load)
+        .transpose()?;
     anyhow::ensure!(a.k > 0, "--k must be at least 1");
     let params = MergeParams {
         k: a.k,
@@ -249,6 +258,7 @@ pub(crate) fn merge(a: MergeArgs) -> Result<()> {
             (_, true) => ShardCheck::Skip,
             _ => ShardCheck::Stat,
         },
+        model: model.as_ref(),
     };
     let merged = shard::merge(&parts, &params)?;
     report::write_batch_csv(&mut set, &a.out, &merged.picks)?;

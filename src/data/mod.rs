@@ -24,7 +24,7 @@ pub use npz::{read_npz_provenance, NpzCountsReader};
 use crate::error::{Error, InputFault, Result};
 
 /// What kind of features a pool holds, and their width.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum FeatureKind {
     /// Binary fingerprints of `nbits` bits.

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::gp::FittedGp;
 
 /// How the batch is formed from the ranked candidates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BatchMode {
     /// The best `batch` scores.

@@ -7,10 +7,13 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::acquisition::AcqContext;
 use crate::backend::Stages;
-use crate::engine::{Pick, ShardRow};
+use crate::data::Features;
+use crate::engine::{PendingRow, Pick, ShardRow};
 use crate::error::{Error, Result};
-use crate::select::TopK;
+use crate::model::FittedModel;
+use crate::select::{choose_batch, Shortlisted, TopK};
 
 use super::part::{ModelStamp, Part, PartMeta, PartSettings};
 use super::ShardList;
@@ -39,6 +42,9 @@ pub struct MergeParams<'a> {
     pub model_xxh3: Option<String>,
     /// What to check of the shard files.
     pub shards: ShardCheck,
+    /// The model, which a diverse batch or a similarity cap needs to pick from the merged
+    /// shortlist (its checksum must then be given too).
+    pub model: Option<&'a FittedModel>,
 }
 
 /// What the merge found and did.
@@ -106,27 +112,42 @@ pub fn merge(paths: &[PathBuf], params: &MergeParams) -> Result<Merged> {
         ));
     }
     let k = params.k;
+    // The first part tells how many rows to keep: the batch, or the shortlist.
+    let first = Part::read(order[0])?;
+    let keep = first.meta.settings.shortlist.unwrap_or(k);
+    drop(first);
     // Every part's meta in path order; the rows through one top-k per thread.
-    let (mut metas, mut errors, top) = order
+    let (mut metas, mut errors, mut pending, top) = order
         .par_iter()
         .enumerate()
         .fold(
-            || (Vec::new(), Vec::new(), TopK::<ShardRow>::new(k)),
-            |(mut metas, mut errors, mut top), (i, path)| {
+            || {
+                (
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    TopK::<ShardRow>::new(keep),
+                )
+            },
+            |(mut metas, mut errors, mut pending, mut top), (i, path)| {
                 match read_into(path, &mut top) {
-                    Ok(meta) => metas.push((i, meta)),
+                    Ok((meta, p)) => {
+                        metas.push((i, meta));
+                        pending.extend(p);
+                    }
                     Err(e) => errors.push((i, e)),
                 }
-                (metas, errors, top)
+                (metas, errors, pending, top)
             },
         )
         .reduce(
-            || (Vec::new(), Vec::new(), TopK::new(k)),
-            |(mut m, mut e, mut t), (m2, e2, t2)| {
+            || (Vec::new(), Vec::new(), Vec::new(), TopK::new(keep)),
+            |(mut m, mut e, mut p, mut t), (m2, e2, p2, t2)| {
                 m.extend(m2);
                 e.extend(e2);
+                p.extend(p2);
                 t.merge(t2);
-                (m, e, t)
+                (m, e, p, t)
             },
         );
     if !errors.is_empty() {
@@ -140,12 +161,11 @@ pub fn merge(paths: &[PathBuf], params: &MergeParams) -> Result<Merged> {
         .collect();
     check_same_run(&metas, params)?;
     let tasks = check_coverage(&metas, params.list)?;
-    check_kept(&metas, k)?;
+    check_kept(&metas, k, keep)?;
     check_pending(&metas)?;
     check_shards(&metas, params.shards)?;
 
-    let (first_path, first) = &metas[0];
-    let _ = first_path;
+    let first = &metas[0].1;
     let mut summary = MergeSummary {
         parts: metas.len(),
         tasks,
@@ -180,25 +200,42 @@ pub fn merge(paths: &[PathBuf], params: &MergeParams) -> Result<Merged> {
             available: summary.candidates,
         });
     }
-    let picks = top
-        .into_sorted()
+    let kept = top.into_sorted();
+    let chosen: Vec<(usize, f32)> = match first.settings.shortlist {
+        None => kept.iter().enumerate().map(|(i, r)| (i, r.score)).collect(),
+        Some(_) => {
+            let model = params.model.ok_or_else(|| {
+                Error::param(
+                    "model",
+                    "the parts hold a shortlist (a diverse batch or a similarity cap): the merge picks from it with the model, so give the model",
+                )
+            })?;
+            pending.sort_by_key(|p| p.place);
+            pick_from_shortlist(model, &first.settings, first.features, &kept, &pending, k)?
+        }
+    };
+    let picks = chosen
         .into_iter()
         .enumerate()
-        .map(|(i, r)| Pick {
-            rank: i + 1,
-            id: r.item.id,
-            index: r.index,
-            score: r.score,
-            mean: r.item.mean,
-            sd: r.item.sd,
+        .map(|(rank, (i, score))| {
+            let r = &kept[i];
+            Pick {
+                rank: rank + 1,
+                id: r.item.id.clone(),
+                index: r.index,
+                score,
+                mean: r.item.mean,
+                sd: r.item.sd,
+            }
         })
         .collect();
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(Merged { picks, summary })
 }
 
-/// Reads one part, offering its rows to `top`; every row must lie in the part's rows.
-fn read_into(path: &Path, top: &mut TopK<ShardRow>) -> Result<PartMeta> {
+/// Reads one part, offering its rows to `top`; every row must lie in the part's rows. Returns
+/// its meta and its pending candidates.
+fn read_into(path: &Path, top: &mut TopK<ShardRow>) -> Result<(PartMeta, Vec<PendingRow>)> {
     let part = Part::read(path)?;
     let (start, end) = (part.meta.task.start, part.meta.task.end);
     let mut line = 3;
@@ -216,7 +253,57 @@ fn read_into(path: &Path, top: &mut TopK<ShardRow>) -> Result<PartMeta> {
         }
         Ok(())
     })?;
-    Ok(part.meta)
+    Ok((part.meta, part.pending))
+}
+
+/// The batch policy of `select` on the merged shortlist `kept` (best first) with the pending
+/// candidates (in the pending list's order).
+fn pick_from_shortlist(
+    model: &FittedModel,
+    settings: &PartSettings,
+    kind: crate::data::FeatureKind,
+    kept: &[crate::select::Ranked<ShardRow>],
+    pending: &[PendingRow],
+    batch: usize,
+) -> Result<Vec<(usize, f32)>> {
+    let gp = model.gp();
+    let short: Vec<Shortlisted> = kept
+        .iter()
+        .map(|r| Shortlisted {
+            index: r.index,
+            mean: r.item.latent_mean,
+            var: r.item.latent_var,
+        })
+        .collect();
+    let mut feats = Features::empty(kind);
+    for r in kept {
+        let row = r
+            .item
+            .row
+            .as_ref()
+            .expect("a shortlist part's rows have features");
+        feats.push_row_from(row, 0);
+    }
+    let mut others = Features::empty(kind);
+    for p in pending {
+        others.push_row_from(&p.row, 0);
+    }
+    let ctx = AcqContext {
+        best: gp.y_best as f32,
+        seed: settings.seed,
+        round: settings.round,
+    };
+    choose_batch(
+        settings.mode,
+        gp,
+        settings.acquisition,
+        &ctx,
+        &short,
+        &feats,
+        &others,
+        batch,
+        settings.max_sim,
+    )
 }
 
 /// One model, one set of settings, one way of naming the shards.
@@ -413,11 +500,21 @@ fn short_list(items: &[usize]) -> String {
     }
 }
 
-/// Each part kept its best `k` (or every candidate it had).
-fn check_kept(metas: &[(&Path, PartMeta)], k: usize) -> Result<()> {
+/// Each part kept its best `keep` (the batch `k` or the shortlist), or every candidate it had;
+/// a shortlist was made for this batch.
+fn check_kept(metas: &[(&Path, PartMeta)], k: usize, keep: usize) -> Result<()> {
     for (path, m) in metas {
         let s = &m.summary;
-        if s.kept < k && s.kept < s.candidates {
+        if m.settings.shortlist.is_some() && m.settings.k != k {
+            return Err(Error::format(
+                path,
+                format!(
+                    "holds the shortlist of a batch of {}: a diverse batch or a similarity cap merges to that batch only (merge with --k {}, or score with --k {k})",
+                    m.settings.k, m.settings.k
+                ),
+            ));
+        }
+        if s.kept < keep && s.kept < s.candidates {
             return Err(Error::format(
                 path,
                 format!(

@@ -31,11 +31,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use merge::{merge, MergeParams, MergeSummary, Merged, ShardCheck};
-pub use part::{read_part_meta, write_part, PartMeta, PartSettings, PartTask};
+pub use part::{read_part_meta, write_part, PartData, PartMeta, PartSettings, PartTask};
 pub use pool::{count_rows, ShardPool};
 
 use crate::data::IdList;
-use crate::engine::{run_score_shard, SelectValidParams, ShardRow};
+use crate::engine::{run_score_shard, SelectValidParams};
 use crate::error::{Error, Result};
 use crate::model::FittedModel;
 use crate::pool::FilePool;
@@ -244,7 +244,8 @@ impl ShardTask {
 }
 
 /// Scores one task with a saved model (read from `model_path`) and returns its part: the
-/// best `k` candidates and the meta the merge checks. Each shard file is stamped (size, time,
+/// best `k` candidates (or the shortlist's, [`run_score_shard`]) and the meta the merge
+/// checks. Each shard file is stamped (size, time,
 /// checksum) before it is scored, and a file that changes while it is scored is refused.
 ///
 /// # Errors
@@ -257,7 +258,7 @@ pub fn score_task(
     model_path: &Path,
     pending: &IdList,
     k: usize,
-) -> Result<(PartMeta, Vec<ShardRow>)> {
+) -> Result<PartData> {
     let files = task.pool.files();
     let stamps: Vec<FileStamp> = files
         .iter()
@@ -307,11 +308,15 @@ pub fn score_task(
             xxh3: model_xxh3,
             labeled: model.labeled_ids().len(),
         },
+        features: scored.features,
         settings: PartSettings {
             acquisition: params.acquisition,
             seed: params.seed,
             round: params.round,
             k,
+            mode: params.mode,
+            max_sim: params.max_sim,
+            shortlist: scored.shortlist,
             pending: pending_stamp,
         },
         task: PartTask {
@@ -323,7 +328,11 @@ pub fn score_task(
         shards,
         summary: scored.summary,
     };
-    Ok((meta, scored.rows))
+    Ok(PartData {
+        meta,
+        pending: scored.pending,
+        rows: scored.rows,
+    })
 }
 
 /// A file as a part records it: enough to tell that it changed since.

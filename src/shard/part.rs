@@ -2,32 +2,41 @@
 //!
 //! ```text
 //! #poolrank-part 1
-//! #meta {"poolrank":"0.1.0","model":{…},"settings":{…},"task":{…},"shards":[…],"summary":{…}}
-//! #score  index  id  mean  sd
-//! 2.5131  1047  Z1234  -7.25  0.31
+//! #meta {"poolrank":"0.1.0","model":{…},"features":{…},"settings":{…},"task":{…},…}
+//! #score  index  id  mean  sd  zmean  zvar
+//! 2.5131  1047  Z1234  -7.25  0.31  1.204  0.0871
 //! …
 //! #end  1000  5d41402a
 //! ```
 //!
 //! Fields are separated by tabs. The rows are the shard's best `k`, best first: the score as
 //! `f32`, the global row, the id (tab, newline, carriage return and backslash escaped as `\t`,
-//! `\n`, `\r`, `\\`), the mean and sd in label units as `f64`, every number in its shortest
-//! form that reads back to the same bits. The last line gives the number of rows and the
-//! CRC-32 of every byte before it, so a truncated or altered part is refused.
+//! `\n`, `\r`, `\\`), the mean and sd in label units as `f64`, the latent mean and variance
+//! (standardised) as `f32`, every number in its shortest form that reads back to the same
+//! bits. With a shortlist (a diverse batch, a similarity cap) each row also has its features
+//! in a last column, and the pending candidates the shard holds come before the rows as
+//! `#pending  PLACE  INDEX  FEATURES` lines (their place in the pending list, their global
+//! row). Features are written as a fingerprint's 64-bit words in hex (16 digits each), a
+//! count row's `index:count` pairs or a dense row's values, comma-separated. The last line
+//! gives the number of rows and the CRC-32 of every byte before it, so a truncated or altered
+//! part is refused.
 
 use std::path::{Path, PathBuf};
 
 use crate::acquisition::Acquisition;
-use crate::engine::{ShardRow, ShardSummary};
+use crate::data::{words_for, FeatureKind, Features};
+use crate::engine::{PendingRow, ShardRow, ShardSummary};
 use crate::error::{Error, Result};
 use crate::report::OutputSet;
+use crate::select::BatchMode;
 
 use super::FileStamp;
 
 /// The first line of every part.
 pub const MAGIC: &str = "#poolrank-part 1";
 const META: &str = "#meta ";
-const COLUMNS: &str = "#score\tindex\tid\tmean\tsd";
+const COLUMNS: &str = "#score\tindex\tid\tmean\tsd\tzmean\tzvar";
+const PENDING: &str = "#pending\t";
 const END: &str = "#end\t";
 
 /// The model a part was scored with.
@@ -59,8 +68,14 @@ pub struct PartSettings {
     pub seed: u64,
     /// Round number.
     pub round: u32,
-    /// Candidates each task keeps.
+    /// The batch: each task keeps its best `k` (or its best of the shortlist's size).
     pub k: usize,
+    /// Top-k or diverse.
+    pub mode: BatchMode,
+    /// The similarity cap between picks.
+    pub max_sim: Option<f64>,
+    /// The shortlist a diverse batch or a similarity cap picks from (`None` for a top-k).
+    pub shortlist: Option<usize>,
     /// The pending candidates, when there are any.
     pub pending: Option<PendingStamp>,
 }
@@ -81,6 +96,21 @@ impl PartSettings {
             ("seed", self.seed.to_string(), other.seed.to_string()),
             ("round", self.round.to_string(), other.round.to_string()),
             ("k", self.k.to_string(), other.k.to_string()),
+            (
+                "batch mode",
+                format!("{:?}", self.mode),
+                format!("{:?}", other.mode),
+            ),
+            (
+                "similarity cap",
+                format!("{:?}", self.max_sim),
+                format!("{:?}", other.max_sim),
+            ),
+            (
+                "shortlist",
+                format!("{:?}", self.shortlist),
+                format!("{:?}", other.shortlist),
+            ),
             ("pending", pending(&self.pending), pending(&other.pending)),
         ]
         .into_iter()
@@ -136,6 +166,8 @@ pub struct PartMeta {
     pub poolrank: String,
     /// The model.
     pub model: ModelStamp,
+    /// The pool's features.
+    pub features: FeatureKind,
     /// The settings.
     pub settings: PartSettings,
     /// The rows it covers.
@@ -146,34 +178,133 @@ pub struct PartMeta {
     pub summary: ShardSummary,
 }
 
-/// Writes a part: `meta` and `rows` (best first) into the declared output `path` of `set`.
+/// What a part holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartData {
+    /// Its meta line.
+    pub meta: PartMeta,
+    /// With a shortlist: the pending candidates the shard holds.
+    pub pending: Vec<PendingRow>,
+    /// The shard's best candidates, best first.
+    pub rows: Vec<ShardRow>,
+}
+
+/// Writes a part into the declared output `path` of `set`.
 ///
 /// # Errors
 /// [`Error::Io`] naming the part.
-pub fn write_part(
-    set: &mut OutputSet,
-    path: &Path,
-    meta: &PartMeta,
-    rows: &[ShardRow],
-) -> Result<()> {
-    let bytes = part_bytes(meta, rows);
+pub fn write_part(set: &mut OutputSet, path: &Path, part: &PartData) -> Result<()> {
+    let bytes = part_bytes(part);
     set.write(path, |w| w.write_all(&bytes))
 }
 
 /// The bytes of a part.
-pub fn part_bytes(meta: &PartMeta, rows: &[ShardRow]) -> Vec<u8> {
+pub fn part_bytes(part: &PartData) -> Vec<u8> {
     use std::fmt::Write as _;
-    let mut s = String::with_capacity(512 + rows.len() * 64);
+    let PartData {
+        meta,
+        pending,
+        rows,
+    } = part;
+    let mut s = String::with_capacity(512 + rows.len() * 80);
     let json = serde_json::to_string(meta).expect("a part's meta serialises");
-    let _ = write!(s, "{MAGIC}\n{META}{json}\n{COLUMNS}\n");
+    let _ = write!(s, "{MAGIC}\n{META}{json}\n");
+    for p in pending {
+        let _ = write!(s, "{PENDING}{}\t{}\t", p.place, p.index);
+        encode_features(&p.row, &mut s);
+        s.push('\n');
+    }
+    s.push_str(COLUMNS);
+    if meta.settings.shortlist.is_some() {
+        s.push_str("\tfeatures");
+    }
+    s.push('\n');
     for r in rows {
         let _ = write!(s, "{}\t{}\t", r.score, r.index);
         escape_into(&r.id, &mut s);
-        let _ = writeln!(s, "\t{}\t{}", r.mean, r.sd);
+        let _ = write!(
+            s,
+            "\t{}\t{}\t{}\t{}",
+            r.mean, r.sd, r.latent_mean, r.latent_var
+        );
+        if let Some(f) = &r.row {
+            s.push('\t');
+            encode_features(f, &mut s);
+        }
+        s.push('\n');
     }
     let crc = crc32fast::hash(s.as_bytes());
     let _ = writeln!(s, "{END}{}\t{crc:08x}", rows.len());
     s.into_bytes()
+}
+
+/// One row of features as text (see the module doc).
+fn encode_features(f: &Features, out: &mut String) {
+    use std::fmt::Write as _;
+    match f {
+        Features::Bits { data, .. } => {
+            for w in data {
+                let _ = write!(out, "{w:016x}");
+            }
+        }
+        Features::Counts {
+            indices, values, ..
+        } => {
+            for (n, (i, c)) in indices.iter().zip(values).enumerate() {
+                let _ = write!(out, "{}{i}:{c}", if n > 0 { "," } else { "" });
+            }
+        }
+        Features::Dense { data, .. } => {
+            for (n, v) in data.iter().enumerate() {
+                let _ = write!(out, "{}{v}", if n > 0 { "," } else { "" });
+            }
+        }
+    }
+}
+
+/// One row of features of `kind` from its text; `None` when it does not read.
+fn decode_features(kind: FeatureKind, text: &str) -> Option<Features> {
+    let items = || text.split(',').filter(|s| !s.is_empty());
+    Some(match kind {
+        FeatureKind::Bits { nbits } => {
+            let words = words_for(nbits);
+            if text.len() != 16 * words || !text.is_ascii() {
+                return None;
+            }
+            let data = (0..words)
+                .map(|w| u64::from_str_radix(&text[16 * w..16 * w + 16], 16).ok())
+                .collect::<Option<Vec<u64>>>()?;
+            Features::Bits { nbits, data }
+        }
+        FeatureKind::Counts { ndim } => {
+            let (mut indices, mut values) = (Vec::new(), Vec::new());
+            for item in items() {
+                let (i, c) = item.split_once(':')?;
+                let (i, c): (u32, u32) = (i.parse().ok()?, c.parse().ok()?);
+                let ascending = indices.last().is_none_or(|&last| i > last);
+                if !ascending || i as usize >= ndim || c == 0 {
+                    return None;
+                }
+                indices.push(i);
+                values.push(c);
+            }
+            Features::Counts {
+                ndim,
+                indptr: vec![0, indices.len()],
+                indices,
+                values,
+            }
+        }
+        FeatureKind::Dense { dim } => {
+            let data = items()
+                .map(|v| v.parse::<f32>().ok())
+                .collect::<Option<Vec<f32>>>()?;
+            if data.len() != dim {
+                return None;
+            }
+            Features::Dense { dim, data }
+        }
+    })
 }
 
 fn escape_into(id: &str, out: &mut String) {
@@ -221,6 +352,8 @@ pub struct Part {
     pub path: PathBuf,
     /// Its meta line.
     pub meta: PartMeta,
+    /// The pending candidates it holds (with a shortlist).
+    pub pending: Vec<PendingRow>,
     text: String,
     /// Byte offset of the first row, and its 1-based line.
     body: (usize, usize),
@@ -270,11 +403,48 @@ impl Part {
             .ok_or_else(|| Error::parse(path, 2, "expected the `#meta` line"))?;
         let meta: PartMeta = serde_json::from_str(meta_line)
             .map_err(|e| Error::parse(path, 2, format!("the meta line does not read: {e}")))?;
-        let cols_end = meta_end + 1 + text[meta_end + 1..].find('\n').ok_or_else(truncated)?;
-        if &text[meta_end + 1..cols_end] != COLUMNS {
-            return Err(Error::parse(path, 3, format!("expected {COLUMNS:?}")));
+        // The pending lines, then the column names.
+        let mut at = meta_end + 1;
+        let mut line_no = 3;
+        let mut pending = Vec::new();
+        loop {
+            let line_end = at + text[at..end].find('\n').ok_or_else(truncated)?;
+            let line = &text[at..line_end];
+            at = line_end + 1;
+            let Some(fields) = line.strip_prefix(PENDING) else {
+                let want = match meta.settings.shortlist {
+                    Some(_) => format!("{COLUMNS}\tfeatures"),
+                    None => COLUMNS.to_string(),
+                };
+                if line != want {
+                    return Err(Error::parse(path, line_no, format!("expected {want:?}")));
+                }
+                break;
+            };
+            let bad = || {
+                Error::parse(
+                    path,
+                    line_no,
+                    format!(
+                        "expected #pending, its place, its row and its {} features",
+                        meta.features
+                    ),
+                )
+            };
+            let mut f = fields.split('\t');
+            let (Some(place), Some(index), Some(row), None) =
+                (f.next(), f.next(), f.next(), f.next())
+            else {
+                return Err(bad());
+            };
+            pending.push(PendingRow {
+                place: place.parse().map_err(|_| bad())?,
+                index: index.parse().map_err(|_| bad())?,
+                row: decode_features(meta.features, row).ok_or_else(bad)?,
+            });
+            line_no += 1;
         }
-        let body = cols_end + 1;
+        let body = at;
         let rows = text[body.min(end)..end]
             .bytes()
             .filter(|&b| b == b'\n')
@@ -291,8 +461,9 @@ impl Part {
         Ok(Part {
             path: path.to_path_buf(),
             meta,
+            pending,
             text,
-            body: (body, 4),
+            body: (body, line_no + 1),
             end,
         })
     }
@@ -308,6 +479,7 @@ impl Part {
         mut f: impl FnMut(f32, usize, &dyn Fn() -> Result<ShardRow>) -> Result<()>,
     ) -> Result<()> {
         let (start, first_line) = self.body;
+        let kind = self.meta.settings.shortlist.map(|_| self.meta.features);
         for (i, line) in self.text[start.min(self.end)..self.end]
             .split_terminator('\n')
             .enumerate()
@@ -323,21 +495,39 @@ impl Part {
                 .next()
                 .and_then(|s| s.parse().ok())
                 .ok_or_else(|| bad("index: expected a row number"))?;
-            let rest = fields.next().ok_or_else(|| bad("expected 5 fields"))?;
+            let rest = fields.next().ok_or_else(|| bad("expected 7 fields"))?;
             let whole = || -> Result<ShardRow> {
                 let mut f = rest.split('\t');
-                let (Some(id), Some(mean), Some(sd), None) =
-                    (f.next(), f.next(), f.next(), f.next())
+                let fields = [f.next(), f.next(), f.next(), f.next(), f.next()];
+                let row = match kind {
+                    Some(kind) => Some(
+                        f.next()
+                            .and_then(|t| decode_features(kind, t))
+                            .ok_or_else(|| bad(&format!("features: expected {kind} features")))?,
+                    ),
+                    None => None,
+                };
+                let ([Some(id), Some(mean), Some(sd), Some(zmean), Some(zvar)], None) =
+                    (fields, f.next())
                 else {
-                    return Err(bad("expected 5 fields: score, index, id, mean, sd"));
+                    return Err(bad(
+                        "expected the fields score, index, id, mean, sd, zmean, zvar (and features with a shortlist)",
+                    ));
+                };
+                let number = |s: &str, what: &str| {
+                    s.parse::<f64>()
+                        .map_err(|_| bad(&format!("{what}: expected a number")))
                 };
                 Ok(ShardRow {
                     score,
                     index,
                     id: unescape(id)
                         .ok_or_else(|| bad("id: a backslash escape other than \\t \\n \\r \\\\"))?,
-                    mean: mean.parse().map_err(|_| bad("mean: expected a number"))?,
-                    sd: sd.parse().map_err(|_| bad("sd: expected a number"))?,
+                    mean: number(mean, "mean")?,
+                    sd: number(sd, "sd")?,
+                    latent_mean: zmean.parse().map_err(|_| bad("zmean: expected a number"))?,
+                    latent_var: zvar.parse().map_err(|_| bad("zvar: expected a number"))?,
+                    row,
                 })
             };
             f(score, index, &whole)?;
@@ -359,7 +549,7 @@ mod tests {
     use super::*;
     use crate::backend::Stages;
 
-    pub(crate) fn meta(kept: usize) -> PartMeta {
+    fn meta(kept: usize, features: FeatureKind, shortlist: Option<usize>) -> PartMeta {
         PartMeta {
             poolrank: "test".into(),
             model: ModelStamp {
@@ -367,11 +557,15 @@ mod tests {
                 xxh3: "0000000000000001".into(),
                 labeled: 3,
             },
+            features,
             settings: PartSettings {
                 acquisition: Acquisition::Ucb { beta: 2.0 },
                 seed: 1,
                 round: 0,
                 k: 2,
+                mode: BatchMode::TopK,
+                max_sim: None,
+                shortlist,
                 pending: None,
             },
             task: PartTask {
@@ -390,51 +584,109 @@ mod tests {
         }
     }
 
-    #[test]
-    fn rows_and_meta_read_back_to_the_same_bits() {
-        let rows = vec![
-            ShardRow {
-                score: 0.1 + 0.2,
-                index: 7,
-                id: "a\tb\\c\nd".into(),
-                mean: -1.0 / 3.0,
-                sd: 1e-300,
-            },
-            ShardRow {
-                score: f32::MIN_POSITIVE,
-                index: 2,
-                id: "Z12".into(),
-                mean: 5.0,
-                sd: 0.0,
-            },
-        ];
+    fn row(score: f32, index: usize, id: &str, features: Option<Features>) -> ShardRow {
+        ShardRow {
+            score,
+            index,
+            id: id.into(),
+            mean: -1.0 / 3.0 + index as f64,
+            sd: 1e-300,
+            latent_mean: 0.1 + 0.2,
+            latent_var: f32::MIN_POSITIVE,
+            row: features,
+        }
+    }
+
+    /// Writes `part`, reads it back whole.
+    fn round_trip(part: &PartData) -> PartData {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.part");
-        std::fs::write(&path, part_bytes(&meta(2), &rows)).unwrap();
-        let part = Part::read(&path).unwrap();
-        assert_eq!(part.meta, meta(2));
-        let mut back = Vec::new();
-        part.for_each_row(|s, i, whole| {
+        std::fs::write(&path, part_bytes(part)).unwrap();
+        let read = Part::read(&path).unwrap();
+        let mut rows = Vec::new();
+        read.for_each_row(|s, i, whole| {
             let r = whole()?;
             assert_eq!((s.to_bits(), i), (r.score.to_bits(), r.index));
-            back.push(r);
+            rows.push(r);
             Ok(())
         })
         .unwrap();
-        assert_eq!(back, rows);
-        assert_eq!(back[0].mean.to_bits(), rows[0].mean.to_bits());
+        PartData {
+            meta: read.meta,
+            pending: read.pending,
+            rows,
+        }
+    }
+
+    #[test]
+    fn rows_and_meta_read_back_to_the_same_bits() {
+        let kind = FeatureKind::Bits { nbits: 70 };
+        let part = PartData {
+            meta: meta(2, kind, None),
+            pending: Vec::new(),
+            rows: vec![
+                row(0.1 + 0.2, 7, "a\tb\\c\nd\re", None),
+                row(f32::MIN_POSITIVE, 2, "Z12", None),
+            ],
+        };
+        let back = round_trip(&part);
+        assert_eq!(back, part);
+        assert_eq!(back.rows[0].mean.to_bits(), part.rows[0].mean.to_bits());
+        assert_eq!(back.rows[0].id, "a\tb\\c\nd\re");
+    }
+
+    #[test]
+    fn shortlist_features_and_pending_rows_read_back() {
+        let bits = Features::Bits {
+            nbits: 70,
+            data: vec![u64::MAX, 0b10_1010],
+        };
+        let counts = |pairs: &[(u32, u32)]| Features::Counts {
+            ndim: 2048,
+            indptr: vec![0, pairs.len()],
+            indices: pairs.iter().map(|p| p.0).collect(),
+            values: pairs.iter().map(|p| p.1).collect(),
+        };
+        let dense = Features::Dense {
+            dim: 3,
+            data: vec![0.1, -1e-30, 3.5e7],
+        };
+        for (kind, a, b) in [
+            (bits.kind(), bits.clone(), bits.clone()),
+            (
+                FeatureKind::Counts { ndim: 2048 },
+                counts(&[(0, 1), (7, 300), (2047, 2)]),
+                counts(&[]),
+            ),
+            (dense.kind(), dense.clone(), dense.clone()),
+        ] {
+            let part = PartData {
+                meta: meta(2, kind, Some(500)),
+                pending: vec![PendingRow {
+                    place: 3,
+                    index: 9,
+                    row: b.clone(),
+                }],
+                rows: vec![row(2.0, 1, "x", Some(a)), row(1.0, 4, "y", Some(b))],
+            };
+            assert_eq!(round_trip(&part), part, "{kind}");
+        }
+        assert!(decode_features(FeatureKind::Counts { ndim: 8 }, "3:1,2:1").is_none());
+        assert!(decode_features(FeatureKind::Counts { ndim: 8 }, "8:1").is_none());
+        assert!(decode_features(FeatureKind::Counts { ndim: 8 }, "1:0").is_none());
+        assert!(decode_features(FeatureKind::Dense { dim: 2 }, "1,2,3").is_none());
+        assert!(decode_features(FeatureKind::Bits { nbits: 64 }, "00ff").is_none());
     }
 
     #[test]
     fn truncated_altered_and_foreign_files_are_refused() {
-        let rows = vec![ShardRow {
-            score: 1.0,
-            index: 0,
-            id: "x".into(),
-            mean: 0.0,
-            sd: 1.0,
-        }];
-        let good = part_bytes(&meta(1), &rows);
+        let kind = FeatureKind::Dense { dim: 2 };
+        let part = |kept| PartData {
+            meta: meta(kept, kind, None),
+            pending: Vec::new(),
+            rows: vec![row(1.0, 0, "x", None)],
+        };
+        let good = part_bytes(&part(1));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.part");
         let check = |bytes: &[u8], want: &str| {
@@ -448,8 +700,7 @@ mod tests {
         altered[at] = b'y';
         check(&altered, "checksum");
         check(b"id,score\n1,2\n", "not a poolrank part");
-        // A row count that is not the meta's: a part whose rows were cut and re-summed.
-        let short = part_bytes(&meta(2), &rows);
-        check(&short, "holds 1 rows");
+        // A row count that is not the meta's.
+        check(&part_bytes(&part(2)), "holds 1 rows");
     }
 }

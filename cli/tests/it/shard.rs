@@ -247,6 +247,46 @@ fn pending_ids_tasks_of_several_shards_and_a_smaller_merge() {
 }
 
 #[test]
+fn diverse_batches_and_a_similarity_cap_pick_from_the_union_shortlist() {
+    let f = Fixture::fps();
+    std::fs::write(f.path("pending.txt"), "m5\nm700\nm2999\nm138\n").unwrap();
+    let (pending, model) = (f.p("pending.txt"), f.p("m.model"));
+    let cases: [(&str, &[&str]); 3] = [
+        ("diverse", &["--batch-mode", "diverse", "--acq", "ucb"]),
+        ("cap", &["--max-sim", "0.4", "--acq", "thompson"]),
+        (
+            "both",
+            &[
+                "--batch-mode",
+                "diverse",
+                "--max-sim",
+                "0.5",
+                "--shortlist",
+                "90",
+                "--acq",
+                "ei",
+            ],
+        ),
+    ];
+    for (name, flags) in cases {
+        let flags = [flags, &["--pending", &pending]].concat();
+        let want = f.one_process(&f.p("full.fps"), &[&flags[..], &["--batch", "15"]].concat());
+        assert_eq!(want.lines().count(), 16, "{want}");
+        for i in 0..8 {
+            ok(&f.score(name, Some(i), &[&flags[..], &["--k", "15"]].concat(), &[]));
+        }
+        ok(&f.merge(name, 15, &["--model", &model]));
+        assert_eq!(f.batch(name), want, "{name}: the merged batch differs");
+    }
+    // The shortlist's features are in the parts, the policy needs the model and this batch.
+    fails(&f.merge("diverse", 15, &[]), &["--model", "shortlist"]);
+    fails(
+        &f.merge("diverse", 10, &["--model", &model]),
+        &["shortlist of a batch of 15", "--k 15"],
+    );
+}
+
+#[test]
 fn array_shards_without_ids_take_their_global_rows() {
     let f = Fixture {
         dir: tempfile::tempdir().unwrap(),
