@@ -216,7 +216,9 @@ fn pending_ids_tasks_of_several_shards_and_a_smaller_merge() {
         ));
     }
     let summary = f.p("three/summary.json");
-    ok(&f.merge("three", 25, &["--summary", &summary]));
+    ok(&f.merge("three", 25, &["--threads", "1"]));
+    assert_eq!(f.batch("three"), want);
+    ok(&f.merge("three", 25, &["--summary", &summary, "--threads", "2"]));
     assert_eq!(f.batch("three"), want);
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
