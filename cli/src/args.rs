@@ -701,6 +701,8 @@ pub(crate) const FLAGS: &[(&str, &str)] = &[
     ("pending", "--pending"),
     ("parts", "--parts"),
     ("model", "--model"),
+    ("k", "--k"),
+    ("pool", "--pool"),
     ("n", "--n"),
     ("bits", "--bits"),
     ("radius", "--radius"),

@@ -1,13 +1,12 @@
 //! `shard-list`, `score-shard` and `merge`: a pool scored in shards on a cluster and merged
 //! exactly (the library's `poolrank::shard`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 
-use poolrank::data::IdList;
-use poolrank::shard::{self, FileStamp, MergeParams, ShardCheck, ShardList, ShardTask};
+use poolrank::shard::{self, ShardCheck, TaskSource};
 use poolrank::{report, SelectParams};
 
 use crate::args::{MergeArgs, ScoreShardArgs, ShardListArgs};
@@ -100,40 +99,17 @@ fn task_index(given: Option<usize>) -> Result<usize> {
 }
 
 pub(crate) fn score_shard(a: ScoreShardArgs) -> Result<()> {
-    let (task, out) = match &a.shard_list {
-        Some(list_path) => {
-            let index = task_index(a.index)?;
-            let list = ShardList::read(list_path)?;
-            let like = a.read.pool(Path::new(""));
-            let task = ShardTask::from_list(&list, index, a.per_task, &like)?;
-            let out = PathBuf::from(
-                a.out
-                    .to_string_lossy()
-                    .replace("{index}", &index.to_string()),
-            );
-            (task, out)
-        }
-        None => {
-            let files = a.pool.iter().map(|p| a.read.pool(p)).collect();
-            (ShardTask::from_files(files, a.row_offset), a.out.clone())
-        }
+    let source = match &a.shard_list {
+        Some(list) => TaskSource::List {
+            list: list.clone(),
+            index: task_index(a.index)?,
+            per_task: a.per_task,
+        },
+        None => TaskSource::Files {
+            paths: a.pool.clone(),
+            row_offset: a.row_offset,
+        },
     };
-    let shards: Vec<&Path> = task.pool.files().iter().map(|f| f.path.as_path()).collect();
-    let ids: Vec<&Path> = task
-        .pool
-        .files()
-        .iter()
-        .filter_map(|f| f.ids.as_deref())
-        .collect();
-    let mut set = report::Outputs::new()
-        .input(&a.model)
-        .inputs(a.shard_list.as_ref())
-        .inputs(&shards)
-        .inputs(&ids)
-        .inputs(a.pending.as_ref())
-        .output(&out)
-        .check()?;
-    anyhow::ensure!(a.k > 0, "--k must be at least 1");
     let mut params = SelectParams {
         acquisition: a.acq.get()?,
         mode: a.batch_mode,
@@ -145,11 +121,16 @@ pub(crate) fn score_shard(a: ScoreShardArgs) -> Result<()> {
     };
     a.run.apply(&mut params);
     let params = params.check()?;
-    let model = poolrank::FittedModel::load(&a.model)?;
-    let pending = IdList::read_or_empty(a.pending.as_deref())?;
-    let part = shard::score_task(&params, &task, &model, &a.model, &pending, a.k)?;
-    shard::write_part(&mut set, &out, &part)?;
-    set.commit()?;
+    let like = a.read.pool(Path::new(""));
+    let (part, out) = shard::score_shard_files(
+        &params,
+        &source,
+        &like,
+        &a.model,
+        a.pending.as_deref(),
+        a.k,
+        &a.out,
+    )?;
     let meta = &part.meta;
     let s = &meta.summary;
     let task_name = match meta.task.index {
@@ -171,101 +152,21 @@ pub(crate) fn score_shard(a: ScoreShardArgs) -> Result<()> {
     Ok(())
 }
 
-/// The files `pattern` names: itself when it is a file or has no wildcard, else the files of
-/// its folder whose names match it (`*` any run of characters, `?` one), sorted.
-fn expand(pattern: &Path) -> Result<Vec<PathBuf>> {
-    let name = pattern
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if pattern.exists() || !name.contains(['*', '?']) {
-        return Ok(vec![pattern.to_path_buf()]);
-    }
-    let folder = pattern
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(folder).with_context(|| format!("{}", folder.display()))? {
-        let entry = entry.with_context(|| format!("{}", folder.display()))?;
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if wildcard(name.as_bytes(), file.as_bytes()) && entry.path().is_file() {
-            found.push(match pattern.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.join(&file),
-                _ => PathBuf::from(&file),
-            });
-        }
-    }
-    if found.is_empty() {
-        bail!("{}: no file matches the pattern", pattern.display());
-    }
-    found.sort();
-    Ok(found)
-}
-
-/// True when `text` matches `pattern` (`*` any run, `?` one byte).
-fn wildcard(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == text[t]) {
-            p += 1;
-            t += 1;
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, t));
-            p += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
-
 pub(crate) fn merge(a: MergeArgs) -> Result<()> {
-    let mut parts = Vec::new();
-    for p in &a.parts {
-        parts.extend(expand(p)?);
-    }
-    let mut set = report::Outputs::new()
-        .inputs(&parts)
-        .inputs(a.shard_list.as_ref())
-        .inputs(a.model.as_ref())
-        .output(&a.out)
-        .outputs(a.summary.as_ref())
-        .check()?;
-    let list = a.shard_list.as_deref().map(ShardList::read).transpose()?;
-    let model_xxh3 = a
-        .model
-        .as_deref()
-        .map(|m| FileStamp::of(m).map(|s| s.xxh3))
-        .transpose()?;
-    let model = a
-        .model
-        .as_deref()
-        .map(poolrank::FittedModel::load)
-        .transpose()?;
-    anyhow::ensure!(a.k > 0, "--k must be at least 1");
-    let params = MergeParams {
-        k: a.k,
-        list: list.as_ref(),
-        model_xxh3,
-        shards: match (a.verify_shards, a.no_shard_check) {
-            (true, _) => ShardCheck::Verify,
-            (_, true) => ShardCheck::Skip,
-            _ => ShardCheck::Stat,
-        },
-        model: model.as_ref(),
+    let check = match (a.verify_shards, a.no_shard_check) {
+        (true, _) => ShardCheck::Verify,
+        (_, true) => ShardCheck::Skip,
+        _ => ShardCheck::Stat,
     };
-    let merged = shard::merge(&parts, &params)?;
-    report::write_batch_csv(&mut set, &a.out, &merged.picks)?;
-    if let Some(path) = &a.summary {
-        report::write_json(&mut set, path, &merged.summary)?;
-    }
-    set.commit()?;
+    let merged = shard::merge_files(
+        &a.parts,
+        a.k,
+        a.shard_list.as_deref(),
+        a.model.as_deref(),
+        check,
+        Some(&a.out),
+        a.summary.as_deref(),
+    )?;
     let s = &merged.summary;
     eprintln!(
         "merged {} part(s) ({} rows, {} candidates) in {:.2} s: picked {} with {}; wrote {}",
@@ -278,21 +179,4 @@ pub(crate) fn merge(a: MergeArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wildcard;
-
-    #[test]
-    fn wildcards_match_as_a_shell_does() {
-        assert!(wildcard(b"part-*.part", b"part-12.part"));
-        assert!(wildcard(b"part-*.part", b"part-.part"));
-        assert!(!wildcard(b"part-*.part", b"part-12.parts"));
-        assert!(wildcard(b"p?rt*", b"part-1"));
-        assert!(!wildcard(b"p?rt*", b"prt-1"));
-        assert!(wildcard(b"*", b""));
-        assert!(wildcard(b"*a*b", b"xxaxxb"));
-        assert!(!wildcard(b"*a*b", b"xxaxxc"));
-    }
 }

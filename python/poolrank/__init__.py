@@ -10,8 +10,10 @@ from ._native import (
     PoolFile,
     __version__,
     devices,
+    merge,
     open_pool,
     read_pool,
+    score_shard,
     select,
 )
 from .results import Diagnosis, SimulationResult, diagnose, simulate
@@ -25,6 +27,8 @@ __all__ = [
     "open_pool",
     "read_pool",
     "select",
+    "score_shard",
+    "merge",
     "simulate",
     "diagnose",
     "SimulationResult",

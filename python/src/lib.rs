@@ -5,6 +5,7 @@
 
 mod convert;
 mod pool;
+mod shard;
 
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::create_exception;
@@ -867,6 +868,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_diagnose, m)?)?;
     m.add_function(wrap_pyfunction!(open_pool, m)?)?;
     m.add_function(wrap_pyfunction!(read_pool, m)?)?;
+    m.add_function(wrap_pyfunction!(shard::score_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(shard::merge, m)?)?;
     m.add("DeviceError", m.py().get_type::<DeviceError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -1,0 +1,160 @@
+//! `score_shard` and `merge`: the sharded run of the command line (`poolrank::shard`), for
+//! Python workers and drivers (Ray tasks, notebooks). Both release the GIL.
+
+use std::path::PathBuf;
+
+use numpy::PyArray1;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use poolrank::pool::FilePool;
+use poolrank::shard::{self, ShardCheck, TaskSource};
+use poolrank::SelectParams;
+
+use crate::{acquisition_arg, backend_choice, mode_arg, named, py_err, to_py};
+
+/// Scores one task's shards with a saved model and writes its part to `out` (`{index}` in it
+/// stands for the task's index): task `index` of `shard_list` (tasks of `per_task` shards),
+/// or the files `pool` whose first row is global row `row_offset`. The settings are
+/// `select`'s; `k` is the batch the merge will pick. Returns the part's meta as a dict.
+#[pyfunction]
+#[pyo3(signature = (
+    model, out, k, shard_list=None, index=None, per_task=1, pool=None, row_offset=0,
+    acq="ucb", beta=2.0, xi=0.0, seed=0, round=0, pending=None, batch_mode="topk",
+    shortlist=None, max_sim=None, backend="auto", prune=true, tile_rows=65_536,
+    pool_format=None, id_col="id", smiles_col="smiles"
+))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn score_shard<'py>(
+    py: Python<'py>,
+    model: PathBuf,
+    out: PathBuf,
+    k: usize,
+    shard_list: Option<PathBuf>,
+    index: Option<usize>,
+    per_task: usize,
+    pool: Option<Vec<PathBuf>>,
+    row_offset: usize,
+    acq: &str,
+    beta: f32,
+    xi: f32,
+    seed: u64,
+    round: u32,
+    pending: Option<PathBuf>,
+    batch_mode: &str,
+    shortlist: Option<usize>,
+    max_sim: Option<f64>,
+    backend: &str,
+    prune: bool,
+    tile_rows: usize,
+    pool_format: Option<&str>,
+    id_col: &str,
+    smiles_col: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let source = match (shard_list, pool) {
+        (Some(list), None) => TaskSource::List {
+            list,
+            index: index
+                .ok_or_else(|| PyValueError::new_err("shard_list needs the task's index"))?,
+            per_task,
+        },
+        (None, Some(paths)) => TaskSource::Files { paths, row_offset },
+        _ => {
+            return Err(PyValueError::new_err(
+                "give either shard_list (with index) or pool (a list of shard files)",
+            ))
+        }
+    };
+    let params = SelectParams {
+        acquisition: acquisition_arg(acq, beta, xi)?,
+        mode: mode_arg(batch_mode)?,
+        shortlist,
+        max_sim,
+        seed,
+        round,
+        tile_rows,
+        backend: backend_choice(backend)?,
+        prune,
+        ..SelectParams::default()
+    }
+    .check()
+    .map_err(py_err)?;
+    let mut like = FilePool::new("");
+    like.format = pool_format.map(|f| named("pool_format", f)).transpose()?;
+    like.id_col = id_col.to_string();
+    like.smiles_col = smiles_col.to_string();
+    let pending = pending.as_deref();
+    let (part, _) = py
+        .detach(|| shard::score_shard_files(&params, &source, &like, &model, pending, k, &out))
+        .map_err(py_err)?;
+    to_py(py, &part.meta)
+}
+
+/// Merges the parts (paths, or patterns with `*` and `?` in the file name) into the best `k`:
+/// the batch `select` picks on the whole pool. Returns `(batch, summary)`: the batch as
+/// columns (`rank`, `index`, `score`, `mean`, `sd` as NumPy arrays, `id` a list) and the
+/// summary as a dict; with `out` (and `summary`), also writes the batch CSV (and the JSON).
+/// `shards` is `"stat"` (size and time), `"verify"` (checksums) or `"skip"`.
+#[pyfunction]
+#[pyo3(signature = (parts, k, out=None, summary=None, shard_list=None, model=None, shards="stat"))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn merge<'py>(
+    py: Python<'py>,
+    parts: Vec<PathBuf>,
+    k: usize,
+    out: Option<PathBuf>,
+    summary: Option<PathBuf>,
+    shard_list: Option<PathBuf>,
+    model: Option<PathBuf>,
+    shards: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let check = match shards {
+        "stat" => ShardCheck::Stat,
+        "verify" => ShardCheck::Verify,
+        "skip" => ShardCheck::Skip,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "shards: expected \"stat\", \"verify\" or \"skip\", got {other:?}"
+            )))
+        }
+    };
+    let merged = py
+        .detach(|| {
+            shard::merge_files(
+                &parts,
+                k,
+                shard_list.as_deref(),
+                model.as_deref(),
+                check,
+                out.as_deref(),
+                summary.as_deref(),
+            )
+        })
+        .map_err(py_err)?;
+    let p = &merged.picks;
+    let batch = pyo3::types::PyDict::new(py);
+    batch.set_item(
+        "rank",
+        PyArray1::from_vec(py, p.iter().map(|p| p.rank as i64).collect()),
+    )?;
+    batch.set_item("id", p.iter().map(|p| p.id.as_str()).collect::<Vec<_>>())?;
+    batch.set_item(
+        "index",
+        PyArray1::from_vec(py, p.iter().map(|p| p.index as i64).collect()),
+    )?;
+    batch.set_item(
+        "score",
+        PyArray1::from_vec(py, p.iter().map(|p| f64::from(p.score)).collect()),
+    )?;
+    batch.set_item(
+        "mean",
+        PyArray1::from_vec(py, p.iter().map(|p| p.mean).collect()),
+    )?;
+    batch.set_item(
+        "sd",
+        PyArray1::from_vec(py, p.iter().map(|p| p.sd).collect()),
+    )?;
+    Ok((batch, to_py(py, &merged.summary)?)
+        .into_pyobject(py)?
+        .into_any())
+}

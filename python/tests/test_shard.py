@@ -1,0 +1,84 @@
+"""poolrank.score_shard and poolrank.merge: shards scored from Python merge to the batch the
+command line's `select --model` picks on the whole pool, byte for byte."""
+
+import numpy as np
+import pytest
+
+import poolrank
+
+SIZES = [700, 1, 1299, 1000]
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory, poolrank_cli):
+    rng = np.random.default_rng(5)
+    bits = rng.random((3000, 256)) < 0.1
+    y = bits[:, :20].sum(1) + rng.normal(scale=0.3, size=3000)
+    labeled = rng.choice(3000, size=90, replace=False)
+    d = tmp_path_factory.mktemp("sharded")
+    packed = np.packbits(bits, axis=1)
+    np.save(d / "pool.npy", packed)
+    start = 0
+    for i, n in enumerate(SIZES):
+        np.save(d / f"s{i}.npy", packed[start : start + n])
+        start += n
+    with open(d / "labels.csv", "w") as f:
+        f.write("id,score\n")
+        for i in labeled:
+            f.write(f"{i},{float(y[i])!r}\n")
+    poolrank_cli(
+        "fit", "--pool", d / "pool.npy", "--labels", d / "labels.csv", "--quiet",
+        "--save-model", d / "m.model",
+    )
+    poolrank_cli("shard-list", "--out", d / "list.tsv", *[d / f"s{i}.npy" for i in range(4)])
+    return d
+
+
+@pytest.mark.parametrize("acq", ["ucb", "thompson", "random"])
+def test_python_shards_merge_to_the_cli_batch(sharded, poolrank_cli, acq):
+    d = sharded
+    want = d / f"one-{acq}.csv"
+    poolrank_cli(
+        "select", "--pool", d / "pool.npy", "--model", d / "m.model", "--batch", 20,
+        "--acq", acq, "--seed", 4, "--quiet", "--out", want,
+    )
+    parts = d / acq
+    parts.mkdir()
+    for i in range(4):
+        meta = poolrank.score_shard(
+            d / "m.model", parts / "part-{index}.part", 20, shard_list=d / "list.tsv",
+            index=i, acq=acq, seed=4, backend="cpu",
+        )
+        assert meta["task"]["index"] == i
+        assert meta["task"]["end"] - meta["task"]["start"] == SIZES[i]
+    out = parts / "batch.csv"
+    batch, summary = poolrank.merge([parts / "part-*.part"], 20, out=out)
+    assert out.read_text() == want.read_text()
+    assert summary["parts"] == 4 and summary["rows"] == 3000
+    assert list(batch["rank"]) == list(range(1, 21))
+    np.testing.assert_array_equal(batch["id"], [str(i) for i in batch["index"]])
+
+
+def test_direct_files_and_errors(sharded):
+    d = sharded
+    parts = d / "direct"
+    parts.mkdir()
+    poolrank.score_shard(d / "m.model", parts / "part-0.part", 10, pool=[d / "s0.npy", d / "s1.npy"])
+    # The last two shards start at row 701; a gap where the first part is missing.
+    poolrank.score_shard(
+        d / "m.model", parts / "part-1.part", 10, pool=[d / "s2.npy", d / "s3.npy"], row_offset=701
+    )
+    batch, _ = poolrank.merge([parts / "part-0.part", parts / "part-1.part"], 10)
+    assert len(batch["index"]) == 10
+    with pytest.raises(ValueError, match="no part covers rows 0..701"):
+        poolrank.merge([parts / "part-1.part"], 10)
+    with pytest.raises(ValueError, match="given twice"):
+        poolrank.merge([parts / "part-0.part", parts / "part-0.part", parts / "part-1.part"], 10)
+    with pytest.raises(ValueError, match="give either shard_list"):
+        poolrank.score_shard(d / "m.model", parts / "x.part", 10)
+    with pytest.raises(ValueError, match="task 4 is past the end"):
+        poolrank.score_shard(d / "m.model", parts / "x.part", 10, shard_list=d / "list.tsv", index=4)
+    with pytest.raises(ValueError, match="no file matches"):
+        poolrank.merge([parts / "none-*.part"], 10)
+    with pytest.raises(ValueError, match="shards"):
+        poolrank.merge([parts / "part-0.part"], 10, shards="sometimes")
