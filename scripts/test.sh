@@ -16,7 +16,7 @@ venv="${POOLRANK_VENV:-target/py-venv}"
 rm -rf "$venv"
 python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --upgrade pip
-"$venv/bin/pip" install --quiet "maturin>=1.9,<2" numpy scipy pytest rdkit
+"$venv/bin/pip" install --quiet "maturin>=1.9,<2" numpy scipy pytest rdkit "ray==2.60.0"
 VIRTUAL_ENV="$(cd "$venv" && pwd)" PATH="$(cd "$venv" && pwd)/bin:$PATH" \
     maturin develop --quiet
 "$venv/bin/python" -m pytest -q python/tests

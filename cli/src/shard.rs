@@ -4,10 +4,9 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use rayon::prelude::*;
 
 use poolrank::shard::{self, ShardCheck, TaskSource};
-use poolrank::{report, SelectParams};
+use poolrank::SelectParams;
 
 use crate::args::{MergeArgs, ScoreShardArgs, ShardListArgs};
 
@@ -19,63 +18,8 @@ const INDEX_VARS: [&str; 3] = [
 ];
 
 pub(crate) fn shard_list(a: ShardListArgs) -> Result<()> {
-    let mut set = report::Outputs::new()
-        .inputs(&a.shards)
-        .output(&a.out)
-        .check()?;
-    let folder = a
-        .out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let folder = folder
-        .canonicalize()
-        .with_context(|| format!("{}: the list's folder", folder.display()))?;
-    let lines: Vec<String> = a
-        .shards
-        .par_iter()
-        .map(|path| -> Result<String> {
-            let mut pool = a.read.pool(path);
-            let ids = poolrank::featurize::ids_path(path);
-            let npz = path.to_string_lossy().to_lowercase().ends_with(".npz");
-            if npz && ids.is_file() {
-                pool.ids = Some(ids.clone());
-            }
-            let rows = shard::count_rows(&pool)?;
-            let name = |p: &Path| -> Result<String> {
-                let full = p
-                    .canonicalize()
-                    .with_context(|| format!("{}: a shard", p.display()))?;
-                let shown = full.strip_prefix(&folder).unwrap_or(&full);
-                let s = shown.to_string_lossy().into_owned();
-                if s.contains(['\t', '\n', '\r']) {
-                    bail!(
-                        "{}: a path with a tab or a line break cannot be listed",
-                        p.display()
-                    );
-                }
-                Ok(s)
-            };
-            let mut line = format!("{}\t{rows}", name(path)?);
-            if let Some(ids) = &pool.ids {
-                line.push('\t');
-                line.push_str(&name(ids)?);
-            }
-            Ok(line)
-        })
-        .collect::<Result<_>>()?;
-    set.write(&a.out, |w| {
-        writeln!(
-            w,
-            "# poolrank shard list: PATH<TAB>ROWS[<TAB>IDS], in pool order; paths relative to this file's folder"
-        )?;
-        for line in &lines {
-            writeln!(w, "{line}")?;
-        }
-        Ok(())
-    })?;
-    set.commit()?;
-    eprintln!("listed {} shard(s) in {}", lines.len(), a.out.display());
+    let n = shard::write_shard_list(&a.shards, &a.read.pool(Path::new("")), &a.out)?;
+    eprintln!("listed {n} shard(s) in {}", a.out.display());
     Ok(())
 }
 

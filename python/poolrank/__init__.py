@@ -15,6 +15,7 @@ from ._native import (
     read_pool,
     score_shard,
     select,
+    shard_list,
 )
 from .results import Diagnosis, SimulationResult, diagnose, simulate
 
@@ -29,6 +30,7 @@ __all__ = [
     "select",
     "score_shard",
     "merge",
+    "shard_list",
     "simulate",
     "diagnose",
     "SimulationResult",

@@ -13,6 +13,32 @@ use poolrank::SelectParams;
 
 use crate::{acquisition_arg, backend_choice, mode_arg, named, py_err, to_py};
 
+/// Writes a shard list to `out`: each shard's rows (counted in parallel), in the order given,
+/// paths relative to the list's folder when they lie under it. Returns the number of shards.
+#[pyfunction]
+#[pyo3(signature = (shards, out, pool_format=None, id_col="id", smiles_col="smiles"))]
+pub(crate) fn shard_list(
+    py: Python<'_>,
+    shards: Vec<PathBuf>,
+    out: PathBuf,
+    pool_format: Option<&str>,
+    id_col: &str,
+    smiles_col: &str,
+) -> PyResult<usize> {
+    let like = reading(pool_format, id_col, smiles_col)?;
+    py.detach(|| shard::write_shard_list(&shards, &like, &out))
+        .map_err(py_err)
+}
+
+/// The reading options of every shard.
+fn reading(pool_format: Option<&str>, id_col: &str, smiles_col: &str) -> PyResult<FilePool> {
+    let mut like = FilePool::new("");
+    like.format = pool_format.map(|f| named("pool_format", f)).transpose()?;
+    like.id_col = id_col.to_string();
+    like.smiles_col = smiles_col.to_string();
+    Ok(like)
+}
+
 /// Scores one task's shards with a saved model and writes its part to `out` (`{index}` in it
 /// stands for the task's index): task `index` of `shard_list` (tasks of `per_task` shards),
 /// or the files `pool` whose first row is global row `row_offset`. The settings are
@@ -79,10 +105,7 @@ pub(crate) fn score_shard<'py>(
     }
     .check()
     .map_err(py_err)?;
-    let mut like = FilePool::new("");
-    like.format = pool_format.map(|f| named("pool_format", f)).transpose()?;
-    like.id_col = id_col.to_string();
-    like.smiles_col = smiles_col.to_string();
+    let like = reading(pool_format, id_col, smiles_col)?;
     let pending = pending.as_deref();
     let (part, _) = py
         .detach(|| shard::score_shard_files(&params, &source, &like, &model, pending, k, &out))

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 pub use merge::{merge, MergeParams, MergeSummary, Merged, ShardCheck};
 pub use part::{read_part_meta, write_part, PartData, PartMeta, PartSettings, PartTask};
 pub use pool::{count_rows, ShardPool};
-pub use run::{expand, merge_files, score_shard_files, TaskSource};
+pub use run::{expand, merge_files, score_shard_files, write_shard_list, TaskSource};
 
 use crate::data::IdList;
 use crate::engine::{run_score_shard, SelectValidParams};

@@ -36,6 +36,70 @@ pub enum TaskSource {
     },
 }
 
+/// `shard-list`: counts the rows of each shard at `paths` (in parallel; a `.npy`/`.npz` by its
+/// header, a text file by a pass) and writes the list to `out`, all or nothing: one line per
+/// shard, with the `.ids.txt` that `featurize` wrote beside a `.npz`, paths relative to the
+/// list's folder when they lie under it (absolute otherwise). `like` gives the reading
+/// options. Returns the number of shards.
+///
+/// # Errors
+/// [`Error::OutputRefused`]; [`Error::Io`] for a shard or folder that cannot be resolved;
+/// [`Error::Format`] for a path with a tab or a line break; the readers'.
+pub fn write_shard_list(paths: &[PathBuf], like: &FilePool, out: &Path) -> Result<usize> {
+    use rayon::prelude::*;
+    let mut set = Outputs::new().inputs(paths).output(out).check()?;
+    let folder = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let folder = folder.canonicalize().map_err(|e| Error::io(folder, e))?;
+    let name = |p: &Path| -> Result<String> {
+        let full = p.canonicalize().map_err(|e| Error::io(p, e))?;
+        let shown = full.strip_prefix(&folder).unwrap_or(&full);
+        let s = shown.to_string_lossy().into_owned();
+        if s.contains(['\t', '\n', '\r']) {
+            return Err(Error::format(
+                p,
+                "a path with a tab or a line break cannot be listed",
+            ));
+        }
+        Ok(s)
+    };
+    let lines: Vec<String> = paths
+        .par_iter()
+        .map(|path| -> Result<String> {
+            let mut pool = FilePool {
+                path: path.clone(),
+                ..like.clone()
+            };
+            let ids = crate::featurize::ids_path(path);
+            let npz = path.to_string_lossy().to_lowercase().ends_with(".npz");
+            if npz && ids.is_file() {
+                pool.ids = Some(ids);
+            }
+            let rows = super::count_rows(&pool)?;
+            let mut line = format!("{}\t{rows}", name(path)?);
+            if let Some(ids) = &pool.ids {
+                line.push('\t');
+                line.push_str(&name(ids)?);
+            }
+            Ok(line)
+        })
+        .collect::<Result<_>>()?;
+    set.write(out, |w| {
+        writeln!(
+            w,
+            "# poolrank shard list: PATH<TAB>ROWS[<TAB>IDS], in pool order; paths relative to this file's folder"
+        )?;
+        for line in &lines {
+            writeln!(w, "{line}")?;
+        }
+        Ok(())
+    })?;
+    set.commit()?;
+    Ok(lines.len())
+}
+
 /// `score-shard`: scores the task's shards with the model at `model` (and the pending ids in
 /// `pending`, one per line) and writes its part to `out` (`{index}` in it stands for the
 /// task's index), all or nothing. `like` gives every shard's reading options (format, id and
