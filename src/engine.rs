@@ -523,7 +523,9 @@ pub struct ShardScores {
 /// instead, with their features and those of the pending candidates it holds, and the merge
 /// picks from the union's shortlist. The model's labeled ids and the `pending` ids the shard
 /// lacks are simply absent from it (the merge checks the pending ones across shards).
-/// `params.batch`, `params.model` and `params.minimize` are not used.
+/// `params.batch`, `params.model` and `params.minimize` are not used; `backend` scores
+/// (`params.backend` is not used: a worker keeps one backend, its GPU opened once, for many
+/// shards).
 ///
 /// # Errors
 /// [`Error::InvalidParam`] for a shortlist smaller than `k`; [`Error::FeatureMismatch`] when
@@ -534,6 +536,7 @@ pub fn run_score_shard(
     model: &FittedModel,
     pending: &IdList,
     k: usize,
+    backend: &Backend,
 ) -> Result<ShardScores> {
     let needs_shortlist = params.mode == BatchMode::Diverse || params.max_sim.is_some();
     // The whole pool's shortlist before it is capped at the pool's candidates.
@@ -547,7 +550,6 @@ pub fn run_score_shard(
     let gp = model.gp();
     let candidates = loc.pool_size - loc.excluded.len();
     let keep = shortlist.unwrap_or(k).min(candidates);
-    let backend = Backend::new(params.backend, &GpuOptions::default())?;
     let t = Instant::now();
     let scorer = backend.prepare(gp)?;
     let ctx = AcqContext {

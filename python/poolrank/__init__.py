@@ -13,11 +13,20 @@ from ._native import (
     merge,
     open_pool,
     read_pool,
-    score_shard,
+    ShardScorer,
     select,
     shard_list,
 )
 from .results import Diagnosis, SimulationResult, diagnose, simulate
+
+
+def score_shard(model, out, k, *, backend="auto", **options):
+    """Scores one task's shards with the saved model at ``model`` and writes its part to
+    ``out``: one call of :class:`ShardScorer` (which a worker keeps to score many tasks with
+    the model read and the GPU opened once). ``options`` are those of
+    :meth:`ShardScorer.score`. Returns the part's meta as a dict."""
+    return ShardScorer(model, backend).score(out, k, **options)
+
 
 __all__ = [
     "GP",
@@ -29,6 +38,7 @@ __all__ = [
     "read_pool",
     "select",
     "score_shard",
+    "ShardScorer",
     "merge",
     "shard_list",
     "simulate",

@@ -149,31 +149,37 @@ def shard_list(
     id_col: str = "id",
     smiles_col: str = "smiles",
 ) -> int: ...
-def score_shard(
-    model: Path,
-    out: Path,
-    k: int,
-    shard_list: Optional[Path] = None,
-    index: Optional[int] = None,
-    per_task: int = 1,
-    pool: Optional[list[Path]] = None,
-    row_offset: int = 0,
-    acq: Literal["greedy", "ucb", "ei", "pi", "variance", "thompson", "random"] = "ucb",
-    beta: float = 2.0,
-    xi: float = 0.0,
-    seed: int = 0,
-    round: int = 0,
-    pending: Optional[Path] = None,
-    batch_mode: Literal["topk", "diverse"] = "topk",
-    shortlist: Optional[int] = None,
-    max_sim: Optional[float] = None,
-    backend: BackendName = "auto",
-    prune: bool = True,
-    tile_rows: int = 65536,
-    pool_format: Optional[str] = None,
-    id_col: str = "id",
-    smiles_col: str = "smiles",
-) -> dict[str, Any]: ...
+class ShardScorer:
+    """A worker's scorer: the saved model read once and the backend opened once."""
+
+    def __init__(self, model: Path, backend: BackendName = "auto") -> None: ...
+    @property
+    def backend(self) -> str: ...
+    def score(
+        self,
+        out: Path,
+        k: int,
+        shard_list: Optional[Path] = None,
+        index: Optional[int] = None,
+        per_task: int = 1,
+        pool: Optional[list[Path]] = None,
+        row_offset: int = 0,
+        acq: Literal["greedy", "ucb", "ei", "pi", "variance", "thompson", "random"] = "ucb",
+        beta: float = 2.0,
+        xi: float = 0.0,
+        seed: int = 0,
+        round: int = 0,
+        pending: Optional[Path] = None,
+        batch_mode: Literal["topk", "diverse"] = "topk",
+        shortlist: Optional[int] = None,
+        max_sim: Optional[float] = None,
+        prune: bool = True,
+        tile_rows: int = 65536,
+        pool_format: Optional[str] = None,
+        id_col: str = "id",
+        smiles_col: str = "smiles",
+    ) -> dict[str, Any]: ...
+
 def merge(
     parts: list[Path],
     k: int,

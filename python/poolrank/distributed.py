@@ -4,8 +4,9 @@
 The model travels once through Ray's object store (``ray.put``); the shards are read where
 the workers run (a shared disk, paths in the shard list made absolute). CPU shards run as Ray
 tasks, retried when a worker dies or raises (``max_retries``, ``retry_exceptions``); GPU
-workers run as actors that keep their process, and the model file, from task to task (Ray
-would otherwise start a fresh worker for every GPU task). The driver keeps at most
+workers run as actors that keep their process, the model read and the GPU opened
+(:class:`poolrank.ShardScorer`) from task to task (Ray would otherwise start a fresh worker
+for every GPU task). The driver keeps at most
 ``max_in_flight`` tasks submitted (``ray.wait``), writes each part as it arrives and merges
 them with :func:`poolrank.merge`. The engine releases the GIL while it scores.
 
@@ -73,13 +74,12 @@ def _maybe_crash(index: int) -> None:
         os._exit(1)
 
 
-def _score_in(folder: pathlib.Path, index: int, settings: dict) -> bytes:
-    """Scores task ``index`` with the model, list and pending files in ``folder``."""
+def _score_in(scorer, folder: pathlib.Path, index: int, settings: dict) -> bytes:
+    """Scores task ``index`` with ``scorer`` and the list and pending files in ``folder``."""
     _maybe_crash(index)
     part = folder / f"part-{index}.part"
     pending = folder / "pending.txt"
-    _native.score_shard(
-        folder / "model.model",
+    scorer.score(
         part,
         shard_list=folder / "shards.tsv",
         index=index,
@@ -100,25 +100,30 @@ def _stage(folder: pathlib.Path, model: bytes, shard_list: bytes, pending: bytes
 
 def _task(model: bytes, shard_list: bytes, pending: bytes | None, index: int, settings: dict) -> bytes:
     """One CPU task: the model and list as files in a temporary folder, then the part's bytes."""
+    settings = dict(settings)
     threads = settings.pop("threads", None)
+    backend = settings.pop("backend")
     if threads:
         # Read by the engine's thread pool when it first starts in this worker process.
         os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
     with tempfile.TemporaryDirectory(prefix="poolrank-task-") as d:
         folder = pathlib.Path(d)
         _stage(folder, model, shard_list, pending)
-        return _score_in(folder, index, settings)
+        scorer = _native.ShardScorer(folder / "model.model", backend)
+        return _score_in(scorer, folder, index, settings)
 
 
 class _Worker:
-    """A long-lived worker (a GPU actor): the model and list written once, then any task."""
+    """A long-lived worker (a GPU actor): the model read and the backend (its GPU) opened once,
+    then any number of tasks."""
 
-    def __init__(self, model: bytes, shard_list: bytes, pending: bytes | None):
+    def __init__(self, model: bytes, shard_list: bytes, pending: bytes | None, backend: str):
         self.folder = pathlib.Path(tempfile.mkdtemp(prefix="poolrank-actor-"))
         _stage(self.folder, model, shard_list, pending)
+        self.scorer = _native.ShardScorer(self.folder / "model.model", backend)
 
     def score(self, index: int, settings: dict) -> bytes:
-        return _score_in(self.folder, index, dict(settings))
+        return _score_in(self.scorer, self.folder, index, dict(settings))
 
 
 def score_pool(
@@ -192,12 +197,14 @@ def score_pool(
             tile_rows=tile_rows, **read_options,
         )
         if actors > 0:
-            settings["backend"] = backend or "gpu"
             actor_class = ray.remote(_Worker).options(
                 num_gpus=gpus_per_actor, num_cpus=cpus_per_task,
                 max_restarts=max_retries, max_task_retries=max_retries,
             )
-            workers = [actor_class.remote(model_ref, list_ref, pending_ref) for _ in range(actors)]
+            workers = [
+                actor_class.remote(model_ref, list_ref, pending_ref, backend or "gpu")
+                for _ in range(actors)
+            ]
             idle = list(workers)
             limit = actors
 
@@ -205,12 +212,11 @@ def score_pool(
                 worker = idle.pop()
                 return worker.score.remote(i, settings), worker
         else:
-            settings["backend"] = backend or "cpu"
             remote = ray.remote(_task).options(
                 num_cpus=cpus_per_task, max_retries=max_retries, retry_exceptions=True,
             )
             limit = max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)) // cpus_per_task)
-            task_settings = dict(settings, threads=cpus_per_task)
+            task_settings = dict(settings, threads=cpus_per_task, backend=backend or "cpu")
 
             def submit(i):
                 return remote.remote(model_ref, list_ref, pending_ref, i, dict(task_settings)), None

@@ -868,7 +868,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_diagnose, m)?)?;
     m.add_function(wrap_pyfunction!(open_pool, m)?)?;
     m.add_function(wrap_pyfunction!(read_pool, m)?)?;
-    m.add_function(wrap_pyfunction!(shard::score_shard, m)?)?;
+    m.add_class::<shard::PyShardScorer>()?;
     m.add_function(wrap_pyfunction!(shard::merge, m)?)?;
     m.add_function(wrap_pyfunction!(shard::shard_list, m)?)?;
     m.add("DeviceError", m.py().get_type::<DeviceError>())?;

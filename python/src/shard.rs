@@ -39,78 +39,102 @@ fn reading(pool_format: Option<&str>, id_col: &str, smiles_col: &str) -> PyResul
     Ok(like)
 }
 
-/// Scores one task's shards with a saved model and writes its part to `out` (`{index}` in it
-/// stands for the task's index): task `index` of `shard_list` (tasks of `per_task` shards),
-/// or the files `pool` whose first row is global row `row_offset`. The settings are
-/// `select`'s; `k` is the batch the merge will pick. Returns the part's meta as a dict.
-#[pyfunction]
-#[pyo3(signature = (
-    model, out, k, shard_list=None, index=None, per_task=1, pool=None, row_offset=0,
-    acq="ucb", beta=2.0, xi=0.0, seed=0, round=0, pending=None, batch_mode="topk",
-    shortlist=None, max_sim=None, backend="auto", prune=true, tile_rows=65_536,
-    pool_format=None, id_col="id", smiles_col="smiles"
-))]
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn score_shard<'py>(
-    py: Python<'py>,
-    model: PathBuf,
-    out: PathBuf,
-    k: usize,
-    shard_list: Option<PathBuf>,
-    index: Option<usize>,
-    per_task: usize,
-    pool: Option<Vec<PathBuf>>,
-    row_offset: usize,
-    acq: &str,
-    beta: f32,
-    xi: f32,
-    seed: u64,
-    round: u32,
-    pending: Option<PathBuf>,
-    batch_mode: &str,
-    shortlist: Option<usize>,
-    max_sim: Option<f64>,
-    backend: &str,
-    prune: bool,
-    tile_rows: usize,
-    pool_format: Option<&str>,
-    id_col: &str,
-    smiles_col: &str,
-) -> PyResult<Bound<'py, PyAny>> {
-    let source = match (shard_list, pool) {
-        (Some(list), None) => TaskSource::List {
-            list,
-            index: index
-                .ok_or_else(|| PyValueError::new_err("shard_list needs the task's index"))?,
-            per_task,
-        },
-        (None, Some(paths)) => TaskSource::Files { paths, row_offset },
-        _ => {
-            return Err(PyValueError::new_err(
-                "give either shard_list (with index) or pool (a list of shard files)",
-            ))
-        }
-    };
-    let params = SelectParams {
-        acquisition: acquisition_arg(acq, beta, xi)?,
-        mode: mode_arg(batch_mode)?,
-        shortlist,
-        max_sim,
-        seed,
-        round,
-        tile_rows,
-        backend: backend_choice(backend)?,
-        prune,
-        ..SelectParams::default()
+/// A worker's scorer: the saved model read once and the backend opened once (a GPU worker
+/// keeps its device), then `score` for any number of tasks. `poolrank.score_shard` is one
+/// call of it.
+#[pyclass(name = "ShardScorer", module = "poolrank")]
+pub(crate) struct PyShardScorer(shard::ShardScorer);
+
+#[pymethods]
+impl PyShardScorer {
+    #[new]
+    #[pyo3(signature = (model, backend="auto"))]
+    fn new(py: Python<'_>, model: PathBuf, backend: &str) -> PyResult<Self> {
+        let choice = backend_choice(backend)?;
+        py.detach(|| shard::ShardScorer::open(&model, choice))
+            .map(PyShardScorer)
+            .map_err(py_err)
     }
-    .check()
-    .map_err(py_err)?;
-    let like = reading(pool_format, id_col, smiles_col)?;
-    let pending = pending.as_deref();
-    let (part, _) = py
-        .detach(|| shard::score_shard_files(&params, &source, &like, &model, pending, k, &out))
+
+    /// What the backend is.
+    #[getter]
+    fn backend(&self) -> &str {
+        self.0.backend()
+    }
+
+    /// Scores one task's shards and writes its part to `out` (`{index}` in it stands for the
+    /// task's index): task `index` of `shard_list` (tasks of `per_task` shards), or the files
+    /// `pool` whose first row is global row `row_offset`. The settings are `select`'s; `k` is
+    /// the batch the merge will pick. Returns the part's meta as a dict.
+    #[pyo3(signature = (
+        out, k, shard_list=None, index=None, per_task=1, pool=None, row_offset=0,
+        acq="ucb", beta=2.0, xi=0.0, seed=0, round=0, pending=None, batch_mode="topk",
+        shortlist=None, max_sim=None, prune=true, tile_rows=65_536,
+        pool_format=None, id_col="id", smiles_col="smiles"
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn score<'py>(
+        &self,
+        py: Python<'py>,
+        out: PathBuf,
+        k: usize,
+        shard_list: Option<PathBuf>,
+        index: Option<usize>,
+        per_task: usize,
+        pool: Option<Vec<PathBuf>>,
+        row_offset: usize,
+        acq: &str,
+        beta: f32,
+        xi: f32,
+        seed: u64,
+        round: u32,
+        pending: Option<PathBuf>,
+        batch_mode: &str,
+        shortlist: Option<usize>,
+        max_sim: Option<f64>,
+        prune: bool,
+        tile_rows: usize,
+        pool_format: Option<&str>,
+        id_col: &str,
+        smiles_col: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let source = match (shard_list, pool) {
+            (Some(list), None) => TaskSource::List {
+                list,
+                index: index
+                    .ok_or_else(|| PyValueError::new_err("shard_list needs the task's index"))?,
+                per_task,
+            },
+            (None, Some(paths)) => TaskSource::Files { paths, row_offset },
+            _ => {
+                return Err(PyValueError::new_err(
+                    "give either shard_list (with index) or pool (a list of shard files)",
+                ))
+            }
+        };
+        let params = SelectParams {
+            acquisition: acquisition_arg(acq, beta, xi)?,
+            mode: mode_arg(batch_mode)?,
+            shortlist,
+            max_sim,
+            seed,
+            round,
+            tile_rows,
+            prune,
+            ..SelectParams::default()
+        }
+        .check()
         .map_err(py_err)?;
-    to_py(py, &part.meta)
+        let like = reading(pool_format, id_col, smiles_col)?;
+        let pending = pending.as_deref();
+        let (part, _) = py
+            .detach(|| {
+                self.0
+                    .score_files(&params, &source, &like, pending, k, &out)
+            })
+            .map_err(py_err)?;
+        to_py(py, &part.meta)
+    }
 }
 
 /// Merges the parts (paths, or patterns with `*` and `?` in the file name) into the best `k`:

@@ -82,3 +82,19 @@ def test_direct_files_and_errors(sharded):
         poolrank.merge([parts / "none-*.part"], 10)
     with pytest.raises(ValueError, match="shards"):
         poolrank.merge([parts / "part-0.part"], 10, shards="sometimes")
+
+
+def test_one_scorer_for_many_tasks(sharded):
+    d = sharded
+    scorer = poolrank.ShardScorer(d / "m.model", "cpu")
+    assert "cpu" in scorer.backend
+    for folder, score in [
+        ("reused", lambda out, i: scorer.score(out, 20, shard_list=d / "list.tsv", index=i)),
+        ("fresh", lambda out, i: poolrank.score_shard(
+            d / "m.model", out, 20, shard_list=d / "list.tsv", index=i, backend="cpu")),
+    ]:
+        (d / folder).mkdir()
+        for i in range(4):
+            score(d / folder / f"part-{i}.part", i)
+        poolrank.merge([d / folder / "part-*.part"], 20, out=d / folder / "batch.csv")
+    assert (d / "reused" / "batch.csv").read_text() == (d / "fresh" / "batch.csv").read_text()

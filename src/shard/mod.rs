@@ -36,6 +36,7 @@ pub use part::{read_part_meta, write_part, PartData, PartMeta, PartSettings, Par
 pub use pool::{count_rows, ShardPool};
 pub use run::{expand, merge_files, score_shard_files, write_shard_list, TaskSource};
 
+use crate::backend::{Backend, BackendChoice, GpuOptions};
 use crate::data::IdList;
 use crate::engine::{run_score_shard, SelectValidParams};
 use crate::error::{Error, Result};
@@ -245,96 +246,130 @@ impl ShardTask {
     }
 }
 
-/// Scores one task with a saved model (read from `model_path`) and returns its part: the
-/// best `k` candidates (or the shortlist's, [`run_score_shard`]) and the meta the merge
-/// checks. Each shard file is stamped (size, time,
-/// checksum) before it is scored, and a file that changes while it is scored is refused.
-///
-/// # Errors
-/// [`Error::Format`] naming a shard that changed while it was scored or whose rows are not the
-/// list's; [`run_score_shard`]'s; [`Error::Io`].
-pub fn score_task(
-    params: &SelectValidParams,
-    task: &ShardTask,
-    model: &FittedModel,
-    model_path: &Path,
-    pending: &IdList,
-    k: usize,
-) -> Result<PartData> {
-    let files = task.pool.files();
-    let stamps: Vec<FileStamp> = files
-        .iter()
-        .map(|f| FileStamp::of(&f.path))
-        .collect::<Result<_>>()?;
-    let scored = run_score_shard(params, &task.pool, model, pending, k)?;
-    for s in &stamps {
-        if let Some(what) = s.changed(false)? {
-            return Err(Error::format(
-                &s.path,
-                format!("changed while it was scored: {what}; score the task again"),
-            ));
-        }
+/// A worker's scorer: a saved model read once (its checksum with it) and a backend opened
+/// once (a GPU worker keeps its device), for any number of tasks.
+pub struct ShardScorer {
+    model: FittedModel,
+    path: PathBuf,
+    xxh3: String,
+    backend: Backend,
+}
+
+impl ShardScorer {
+    /// Reads the model at `model` and opens `backend`.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; the model file's errors; the backend's.
+    pub fn open(model: &Path, backend: BackendChoice) -> Result<Self> {
+        let bytes = std::fs::read(model).map_err(|e| Error::io(model, e))?;
+        Ok(ShardScorer {
+            model: FittedModel::from_bytes(&bytes, model)?,
+            path: model.to_path_buf(),
+            xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
+            backend: Backend::new(backend, &GpuOptions::default())?,
+        })
     }
-    let counted = task.pool.counted_rows();
-    let mut start = task.pool.start();
-    let mut shards = Vec::with_capacity(files.len());
-    for (file, rows) in stamps.into_iter().zip(counted) {
-        let rows = rows.ok_or_else(|| Error::format(&file.path, "was not read to its end"))?;
-        shards.push(ShardStamp { file, start, rows });
-        start += rows;
+
+    /// The model file.
+    pub fn model_path(&self) -> &Path {
+        &self.path
     }
-    let model_xxh3 = FileStamp::of(model_path)?.xxh3;
-    let labeled: std::collections::HashSet<&str> =
-        model.labeled_ids().iter().map(String::as_str).collect();
-    let pending_stamp = (!pending.ids.is_empty()).then(|| {
-        let mut distinct: Vec<&str> = pending
-            .ids
+
+    /// What the backend is.
+    pub fn backend(&self) -> &str {
+        &self.backend.description
+    }
+
+    /// Scores one task and returns its part: the best `k` candidates (or the shortlist's,
+    /// [`run_score_shard`]) and the meta the merge checks. Each shard file is stamped (size,
+    /// time, checksum) before it is scored, and a file that changes while it is scored is
+    /// refused. `params.backend` is not used (the scorer's backend is).
+    ///
+    /// # Errors
+    /// [`Error::Format`] naming a shard that changed while it was scored or whose rows are not
+    /// the list's; [`run_score_shard`]'s; [`Error::Io`].
+    pub fn score(
+        &self,
+        params: &SelectValidParams,
+        task: &ShardTask,
+        pending: &IdList,
+        k: usize,
+    ) -> Result<PartData> {
+        let model = &self.model;
+        let files = task.pool.files();
+        let stamps: Vec<FileStamp> = files
             .iter()
-            .map(String::as_str)
-            .filter(|id| !labeled.contains(id))
-            .collect();
-        distinct.sort_unstable();
-        distinct.dedup();
-        PendingStamp {
-            xxh3: format!(
-                "{:016x}",
-                xxhash_rust::xxh3::xxh3_64(pending.ids.join("\n").as_bytes())
-            ),
-            ids: distinct.len(),
+            .map(|f| FileStamp::of(&f.path))
+            .collect::<Result<_>>()?;
+        let scored = run_score_shard(params, &task.pool, model, pending, k, &self.backend)?;
+        for s in &stamps {
+            if let Some(what) = s.changed(false)? {
+                return Err(Error::format(
+                    &s.path,
+                    format!("changed while it was scored: {what}; score the task again"),
+                ));
+            }
         }
-    });
-    let meta = PartMeta {
-        poolrank: env!("CARGO_PKG_VERSION").to_string(),
-        model: ModelStamp {
-            path: model_path.to_path_buf(),
-            xxh3: model_xxh3,
-            labeled: model.labeled_ids().len(),
-        },
-        features: scored.features,
-        settings: PartSettings {
-            acquisition: params.acquisition,
-            seed: params.seed,
-            round: params.round,
-            k,
-            mode: params.mode,
-            max_sim: params.max_sim,
-            shortlist: scored.shortlist,
-            pending: pending_stamp,
-        },
-        task: PartTask {
-            list: task.list.clone(),
-            index: task.index,
-            start: task.pool.start(),
-            end: start,
-        },
-        shards,
-        summary: scored.summary,
-    };
-    Ok(PartData {
-        meta,
-        pending: scored.pending,
-        rows: scored.rows,
-    })
+        let counted = task.pool.counted_rows();
+        let mut start = task.pool.start();
+        let mut shards = Vec::with_capacity(files.len());
+        for (file, rows) in stamps.into_iter().zip(counted) {
+            let rows = rows.ok_or_else(|| Error::format(&file.path, "was not read to its end"))?;
+            shards.push(ShardStamp { file, start, rows });
+            start += rows;
+        }
+        let labeled: std::collections::HashSet<&str> =
+            model.labeled_ids().iter().map(String::as_str).collect();
+        let pending_stamp = (!pending.ids.is_empty()).then(|| {
+            let mut distinct: Vec<&str> = pending
+                .ids
+                .iter()
+                .map(String::as_str)
+                .filter(|id| !labeled.contains(id))
+                .collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            PendingStamp {
+                xxh3: format!(
+                    "{:016x}",
+                    xxhash_rust::xxh3::xxh3_64(pending.ids.join("\n").as_bytes())
+                ),
+                ids: distinct.len(),
+            }
+        });
+        let meta = PartMeta {
+            poolrank: env!("CARGO_PKG_VERSION").to_string(),
+            model: ModelStamp {
+                path: self.path.clone(),
+                xxh3: self.xxh3.clone(),
+                labeled: model.labeled_ids().len(),
+            },
+            features: scored.features,
+            settings: PartSettings {
+                acquisition: params.acquisition,
+                seed: params.seed,
+                round: params.round,
+                k,
+                mode: params.mode,
+                max_sim: params.max_sim,
+                shortlist: scored.shortlist,
+                pending: pending_stamp,
+            },
+            task: PartTask {
+                list: task.list.clone(),
+                index: task.index,
+                start: task.pool.start(),
+                end: start,
+            },
+            shards,
+            summary: scored.summary,
+        };
+        Ok(PartData {
+            meta,
+            pending: scored.pending,
+            rows: scored.rows,
+        })
+    }
 }
 
 /// A file as a part records it: enough to tell that it changed since.

@@ -11,8 +11,8 @@ use crate::pool::FilePool;
 use crate::report::{self, Outputs};
 
 use super::{
-    merge, score_task, write_part, FileStamp, MergeParams, Merged, PartData, ShardCheck, ShardList,
-    ShardTask,
+    merge, write_part, FileStamp, MergeParams, Merged, PartData, ShardCheck, ShardList,
+    ShardScorer, ShardTask,
 };
 
 /// Where a task's shards come from.
@@ -100,14 +100,13 @@ pub fn write_shard_list(paths: &[PathBuf], like: &FilePool, out: &Path) -> Resul
     Ok(lines.len())
 }
 
-/// `score-shard`: scores the task's shards with the model at `model` (and the pending ids in
-/// `pending`, one per line) and writes its part to `out` (`{index}` in it stands for the
-/// task's index), all or nothing. `like` gives every shard's reading options (format, id and
-/// SMILES columns). Returns the part.
+/// `score-shard`: scores the task's shards with the model at `model` on `params.backend` (and
+/// the pending ids in `pending`, one per line) and writes its part to `out` (`{index}` in it
+/// stands for the task's index), all or nothing. `like` gives every shard's reading options
+/// (format, id and SMILES columns). Returns the part and the path written.
 ///
 /// # Errors
-/// [`Error::OutputRefused`] for an output that is also an input; [`Error::InvalidParam`] for a
-/// `k` of 0; [`score_task`]'s; the readers'.
+/// As [`ShardScorer::open`] and [`ShardScorer::score_files`].
 pub fn score_shard_files(
     params: &SelectValidParams,
     source: &TaskSource,
@@ -117,53 +116,71 @@ pub fn score_shard_files(
     k: usize,
     out: &Path,
 ) -> Result<(PartData, PathBuf)> {
-    if k == 0 {
-        return Err(Error::param("k", "must be at least 1"));
-    }
-    let (task, out, list) = match source {
-        TaskSource::List {
-            list,
-            index,
-            per_task,
-        } => {
-            let shards = ShardList::read(list)?;
-            let task = ShardTask::from_list(&shards, *index, *per_task, like)?;
-            let out = out.to_string_lossy().replace("{index}", &index.to_string());
-            (task, PathBuf::from(out), Some(list))
+    ShardScorer::open(model, params.backend)?.score_files(params, source, like, pending, k, out)
+}
+
+impl ShardScorer {
+    /// [`score_shard_files`] with this scorer's model and backend.
+    ///
+    /// # Errors
+    /// [`Error::OutputRefused`] for an output that is also an input; [`Error::InvalidParam`]
+    /// for a `k` of 0 or no shard; [`ShardScorer::score`]'s; the readers'.
+    pub fn score_files(
+        &self,
+        params: &SelectValidParams,
+        source: &TaskSource,
+        like: &FilePool,
+        pending: Option<&Path>,
+        k: usize,
+        out: &Path,
+    ) -> Result<(PartData, PathBuf)> {
+        if k == 0 {
+            return Err(Error::param("k", "must be at least 1"));
         }
-        TaskSource::Files { paths, row_offset } => {
-            if paths.is_empty() {
-                return Err(Error::param("pool", "no shard file to score"));
+        let (task, out, list) = match source {
+            TaskSource::List {
+                list,
+                index,
+                per_task,
+            } => {
+                let shards = ShardList::read(list)?;
+                let task = ShardTask::from_list(&shards, *index, *per_task, like)?;
+                let out = out.to_string_lossy().replace("{index}", &index.to_string());
+                (task, PathBuf::from(out), Some(list))
             }
-            let files = paths
-                .iter()
-                .map(|p| FilePool {
-                    path: p.clone(),
-                    ..like.clone()
-                })
-                .collect();
-            (
-                ShardTask::from_files(files, *row_offset),
-                out.to_path_buf(),
-                None,
-            )
-        }
-    };
-    let files = task.pool.files();
-    let mut set = Outputs::new()
-        .input(model)
-        .inputs(list)
-        .inputs(files.iter().map(|f| &f.path))
-        .inputs(files.iter().filter_map(|f| f.ids.as_ref()))
-        .inputs(pending)
-        .output(&out)
-        .check()?;
-    let fitted = FittedModel::load(model)?;
-    let pending = IdList::read_or_empty(pending)?;
-    let part = score_task(params, &task, &fitted, model, &pending, k)?;
-    write_part(&mut set, &out, &part)?;
-    set.commit()?;
-    Ok((part, out))
+            TaskSource::Files { paths, row_offset } => {
+                if paths.is_empty() {
+                    return Err(Error::param("pool", "no shard file to score"));
+                }
+                let files = paths
+                    .iter()
+                    .map(|p| FilePool {
+                        path: p.clone(),
+                        ..like.clone()
+                    })
+                    .collect();
+                (
+                    ShardTask::from_files(files, *row_offset),
+                    out.to_path_buf(),
+                    None,
+                )
+            }
+        };
+        let files = task.pool.files();
+        let mut set = Outputs::new()
+            .input(self.model_path())
+            .inputs(list)
+            .inputs(files.iter().map(|f| &f.path))
+            .inputs(files.iter().filter_map(|f| f.ids.as_ref()))
+            .inputs(pending)
+            .output(&out)
+            .check()?;
+        let pending = IdList::read_or_empty(pending)?;
+        let part = self.score(params, &task, &pending, k)?;
+        write_part(&mut set, &out, &part)?;
+        set.commit()?;
+        Ok((part, out))
+    }
 }
 
 /// `merge`: the parts at `parts` (each a file, or a pattern with `*` and `?` in its file
