@@ -155,14 +155,10 @@ impl PackedW {
             Isa::Portable => self.blocks::<6>(ks, acc, panels, portable::step::<6>),
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU has AVX2 and FMA (asserted above).
-            Isa::Avx2 => self.blocks::<{ x86::MR2 }>(ks, acc, panels, |w, kp, v, first, done| unsafe {
-                x86::step_avx2(w, kp, v, first, done)
-            }),
+            Isa::Avx2 => unsafe { x86::blocks_avx2(self, ks, acc, panels) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU has AVX-512F (asserted above).
-            Isa::Avx512 => self.blocks::<{ x86::MR5 }>(ks, acc, panels, |w, kp, v, first, done| unsafe {
-                x86::step_avx512(w, kp, v, first, done)
-            }),
+            Isa::Avx512 => unsafe { x86::blocks_avx512(self, ks, acc, panels) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => unreachable!("asserted available"),
         }
@@ -174,6 +170,7 @@ impl PackedW {
     /// every step of the block; `step(w, kp, v, first, done)` runs the panel's slice `w` over the
     /// packed rows `kp` from `v` (from zeros when `first`), and adds `v²` into `done` (the step's
     /// real accumulators) at the panel's last slice, or else keeps `v` for the next one.
+    #[inline(always)]
     fn blocks<const MR: usize>(
         &self,
         ks: &[f32],
@@ -183,60 +180,61 @@ impl PackedW {
     ) {
         let n = self.n;
         let cols = panel_cols(n, panels.end - 1);
-        SCRATCH.with_borrow_mut(|(packed, vs)| {
-            for (ks, acc) in ks.chunks(MC * n).zip(acc.chunks_mut(MC)) {
-                let m = acc.len();
-                let steps = m.div_ceil(MR);
-                packed.resize(steps * MR * KC, 0.0);
-                vs.resize(panels.len() * steps * MR, [0.0; LANES]);
-                for jc in (0..cols).step_by(KC) {
-                    let kc = KC.min(cols - jc);
-                    // Step `s` holds `kc` columns of `MR` floats: its rows `MR·s..`, the block's
-                    // last one repeated past its end (into `v` only, never into `acc`).
-                    for (s, dst) in packed.chunks_exact_mut(MR * kc).take(steps).enumerate() {
-                        let rows: [&[f32]; MR] = std::array::from_fn(|c| {
-                            &ks[(s * MR + c).min(m - 1) * n + jc..][..kc]
-                        });
-                        for (j, d) in dst.chunks_exact_mut(MR).enumerate() {
-                            for (d, r) in d.iter_mut().zip(&rows) {
-                                *d = r[j];
-                            }
-                        }
-                    }
-                    // Panels before `jc / 16` ended in an earlier slice.
-                    let first_panel = |jc: usize| panels.start.max(jc / LANES);
-                    for p in first_panel(jc)..panels.end {
-                        let end = panel_cols(n, p).min(jc + kc);
-                        let last = end == panel_cols(n, p);
-                        let w = &self.data[self.starts[p] + jc * LANES..][..(end - jc) * LANES];
-                        // The next slice of `W` the loop runs, fetched a share per step.
-                        let next = if p + 1 < panels.end {
-                            let e = panel_cols(n, p + 1).min(jc + kc);
-                            &self.data[self.starts[p + 1] + jc * LANES..][..(e - jc) * LANES]
-                        } else if jc + kc < cols {
-                            let (q, j2) = (first_panel(jc + kc), jc + kc);
-                            let e = panel_cols(n, q).min(j2 + KC);
-                            &self.data[self.starts[q] + j2 * LANES..][..(e - j2) * LANES]
-                        } else {
-                            &[]
-                        };
-                        let share = next.len().div_ceil(steps * LANES) * LANES;
-                        let v = &mut vs[(p - panels.start) * steps * MR..];
-                        for s in 0..steps {
-                            if let Some(nv) = v.get((s + 1) * MR..(s + 2) * MR) {
-                                nv.iter().for_each(|a| prefetch(a.as_ptr()));
-                            }
-                            if let Some(nw) = next.get(s * share..) {
-                                nw.chunks(LANES).take(share / LANES).for_each(|c| prefetch(c.as_ptr()));
-                            }
-                            let vs: &mut [Acc; MR] = (&mut v[s * MR..][..MR]).try_into().unwrap();
-                            let done = last.then(|| &mut acc[s * MR..((s + 1) * MR).min(m)]);
-                            step(w, &packed[s * MR * kc..][..MR * (end - jc)], vs, jc == 0, done);
+        // Out of the thread-local for the loop, so that it compiles with the caller's features.
+        let (mut packed, mut vs) = SCRATCH.take();
+        for (ks, acc) in ks.chunks(MC * n).zip(acc.chunks_mut(MC)) {
+            let m = acc.len();
+            let steps = m.div_ceil(MR);
+            packed.resize(steps * MR * KC, 0.0);
+            vs.resize(panels.len() * steps * MR, [0.0; LANES]);
+            for jc in (0..cols).step_by(KC) {
+                let kc = KC.min(cols - jc);
+                // Step `s` holds `kc` columns of `MR` floats: its rows `MR·s..`, the block's
+                // last one repeated past its end (into `v` only, never into `acc`).
+                for (s, dst) in packed.chunks_exact_mut(MR * kc).take(steps).enumerate() {
+                    let rows: [&[f32]; MR] = std::array::from_fn(|c| {
+                        &ks[(s * MR + c).min(m - 1) * n + jc..][..kc]
+                    });
+                    for (j, d) in dst.chunks_exact_mut(MR).enumerate() {
+                        for (d, r) in d.iter_mut().zip(&rows) {
+                            *d = r[j];
                         }
                     }
                 }
+                // Panels before `jc / 16` ended in an earlier slice.
+                let first_panel = |jc: usize| panels.start.max(jc / LANES);
+                for p in first_panel(jc)..panels.end {
+                    let end = panel_cols(n, p).min(jc + kc);
+                    let last = end == panel_cols(n, p);
+                    let w = &self.data[self.starts[p] + jc * LANES..][..(end - jc) * LANES];
+                    // The next slice of `W` the loop runs, fetched a share per step.
+                    let next = if p + 1 < panels.end {
+                        let e = panel_cols(n, p + 1).min(jc + kc);
+                        &self.data[self.starts[p + 1] + jc * LANES..][..(e - jc) * LANES]
+                    } else if jc + kc < cols {
+                        let (q, j2) = (first_panel(jc + kc), jc + kc);
+                        let e = panel_cols(n, q).min(j2 + KC);
+                        &self.data[self.starts[q] + j2 * LANES..][..(e - j2) * LANES]
+                    } else {
+                        &[]
+                    };
+                    let share = next.len().div_ceil(steps * LANES) * LANES;
+                    let v = &mut vs[(p - panels.start) * steps * MR..];
+                    for s in 0..steps {
+                        if let Some(nv) = v.get((s + 1) * MR..(s + 2) * MR) {
+                            nv.iter().for_each(|a| prefetch(a.as_ptr()));
+                        }
+                        if let Some(nw) = next.get(s * share..) {
+                            nw.chunks(LANES).take(share / LANES).for_each(|c| prefetch(c.as_ptr()));
+                        }
+                        let vs: &mut [Acc; MR] = (&mut v[s * MR..][..MR]).try_into().unwrap();
+                        let done = last.then(|| &mut acc[s * MR..((s + 1) * MR).min(m)]);
+                        step(w, &packed[s * MR * kc..][..MR * (end - jc)], vs, jc == 0, done);
+                    }
+                }
             }
-        });
+        }
+        SCRATCH.set((packed, vs));
     }
 
     /// The variances `max(s2 − ‖W·k‖², 0)` of the candidates of `ks` (row-major, `n` columns),
@@ -311,13 +309,32 @@ mod portable {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Acc, LANES};
+    use super::{Acc, PackedW, LANES};
+    use std::ops::Range;
     use std::arch::x86_64::*;
 
     /// Candidates per AVX2 step: 12 `ymm` of `v`, two of `W`'s column, one broadcast.
     pub(super) const MR2: usize = 6;
     /// Candidates per AVX-512 step: 12 `zmm` of `v`, one of `W`'s column, one broadcast.
     pub(super) const MR5: usize = 12;
+
+    /// [`PackedW::blocks`] with AVX2 + FMA steps, compiled as one function for those features.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn blocks_avx2(w: &PackedW, ks: &[f32], acc: &mut [Acc], panels: Range<usize>) {
+        w.blocks::<MR2>(ks, acc, panels, |w, kp, v, first, done| {
+            // SAFETY: called from a function with AVX2 and FMA.
+            unsafe { step_avx2(w, kp, v, first, done) }
+        });
+    }
+
+    /// [`PackedW::blocks`] with AVX-512F steps, compiled as one function for that feature.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn blocks_avx512(w: &PackedW, ks: &[f32], acc: &mut [Acc], panels: Range<usize>) {
+        w.blocks::<MR5>(ks, acc, panels, |w, kp, v, first, done| {
+            // SAFETY: called from a function with AVX-512F.
+            unsafe { step_avx512(w, kp, v, first, done) }
+        });
+    }
 
     /// One step of six candidates over a slice of a panel (see [`super::PackedW::blocks`]),
     /// AVX2 + FMA.
