@@ -322,8 +322,7 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn blocks_avx2(w: &PackedW, ks: &[f32], acc: &mut [Acc], panels: Range<usize>) {
         w.blocks::<MR2>(ks, acc, panels, |w, kp, v, first, done| {
-            // SAFETY: called from a function with AVX2 and FMA.
-            unsafe { step_avx2(w, kp, v, first, done) }
+            step_avx2(w, kp, v, first, done)
         });
     }
 
@@ -331,8 +330,7 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) fn blocks_avx512(w: &PackedW, ks: &[f32], acc: &mut [Acc], panels: Range<usize>) {
         w.blocks::<MR5>(ks, acc, panels, |w, kp, v, first, done| {
-            // SAFETY: called from a function with AVX-512F.
-            unsafe { step_avx512(w, kp, v, first, done) }
+            step_avx512(w, kp, v, first, done)
         });
     }
 
