@@ -1,6 +1,7 @@
-//! The fused variance product: `‖W·k‖²` for a block of candidates, `W = L⁻¹`, without storing
-//! `V = W·k` beyond registers, resumable panel by panel so that a prefix of `W`'s rows bounds the
-//! variance from above (the pruned pass's staged bounds).
+//! The fused variance product: `‖W·k‖²` for a block of candidates, `W = L⁻¹`, without forming
+//! `V = W·k` (each candidate keeps 16 running lanes per panel of `W`), resumable panel by panel
+//! so that a prefix of `W`'s rows bounds the variance from above (the pruned pass's staged
+//! bounds).
 //!
 //! `W` is packed once per round into panels of [`LANES`] consecutive rows: panel `p` holds rows
 //! `16p..16p + 16` and columns `0..min(16p + 16, n)`, column-major (`16` floats per column), with
@@ -12,6 +13,20 @@
 //! every block of candidates and at any place in it, so a candidate's bits depend on nothing
 //! but its kernel row. Every `acc` lane only grows (`fl(v² + a) ≥ a`), so after any prefix of
 //! the panels `max(s2 − treesum(acc), 0)` is at least the final variance.
+//!
+//! # Blocking
+//!
+//! As in a GEMM, the candidates run in blocks of [`MC`] and `W`'s columns in slices of [`KC`].
+//! Per block and slice the block's kernel rows are packed `MR`-interleaved (`MR = 6` on AVX2
+//! and the portable path, `12` on AVX-512F: a step's broadcasts for one column are adjacent);
+//! then every panel with columns in the slice, in ascending order, runs its slice of `W` for
+//! every step of `MR` candidates. A panel's slice (16 KB) stays in L1 across the block's steps
+//! and the packed rows (192 KB) in L2 across the panels, so `W` comes from L3 once per block.
+//! Between slices a step's `v` (16 floats per candidate and panel) waits in a scratch buffer:
+//! storing and reloading it leaves each lane's chain as it is, the bits of one pass over the
+//! panel's columns. A panel adds `v²` into `acc` at its last slice, and panels end in ascending
+//! order (panel `p` at column `16p + 16`), so `acc` takes the panels in order. While a step
+//! runs, the next step's `v` and a share of the next slice of `W` are prefetched.
 
 use std::cell::RefCell;
 use std::ops::Range;
