@@ -207,9 +207,8 @@ impl PackedW {
                 // Step `s` holds `kc` columns of `MR` floats: its rows `MR·s..`, the block's
                 // last one repeated past its end (into `v` only, never into `acc`).
                 for (s, dst) in packed.chunks_exact_mut(MR * kc).take(steps).enumerate() {
-                    let rows: [&[f32]; MR] = std::array::from_fn(|c| {
-                        &ks[(s * MR + c).min(m - 1) * n + jc..][..kc]
-                    });
+                    let rows: [&[f32]; MR] =
+                        std::array::from_fn(|c| &ks[(s * MR + c).min(m - 1) * n + jc..][..kc]);
                     for (j, d) in dst.chunks_exact_mut(MR).enumerate() {
                         for (d, r) in d.iter_mut().zip(&rows) {
                             *d = r[j];
@@ -240,11 +239,19 @@ impl PackedW {
                             nv.iter().for_each(|a| prefetch(a.as_ptr()));
                         }
                         if let Some(nw) = next.get(s * share..) {
-                            nw.chunks(LANES).take(share / LANES).for_each(|c| prefetch(c.as_ptr()));
+                            nw.chunks(LANES)
+                                .take(share / LANES)
+                                .for_each(|c| prefetch(c.as_ptr()));
                         }
                         let vs: &mut [Acc; MR] = (&mut v[s * MR..][..MR]).try_into().unwrap();
                         let done = last.then(|| &mut acc[s * MR..((s + 1) * MR).min(m)]);
-                        step(w, &packed[s * MR * kc..][..MR * (end - jc)], vs, jc == 0, done);
+                        step(
+                            w,
+                            &packed[s * MR * kc..][..MR * (end - jc)],
+                            vs,
+                            jc == 0,
+                            done,
+                        );
                     }
                 }
             }
@@ -325,8 +332,8 @@ mod portable {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Acc, PackedW, LANES};
-    use std::ops::Range;
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// Candidates per AVX2 step: 12 `ymm` of `v`, two of `W`'s column, one broadcast.
     pub(super) const MR2: usize = 6;
@@ -554,6 +561,26 @@ mod tests {
                         assert_eq!(got[i], all[r], "{isa:?} n {n} len {len} row {r}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The blocked loop at the AVX-512 path's width (twelve candidates per step: its packing,
+    /// tails and scratch), run with portable steps, gives the six-wide bits, resumed or not.
+    #[test]
+    fn twelve_wide_steps_give_the_same_bits() {
+        for n in [1usize, 17, 100, 300, 530] {
+            for m in [1usize, 11, 12, 13, 25, MC + 13] {
+                let (_, p, ks) = problem(n, m, 7 * n as u64 + m as u64);
+                let want = bits(&run(&p, Isa::Portable, &ks, 0..p.panels()));
+                let mut acc = vec![[0f32; LANES]; m];
+                let cut = p.panels() / 3;
+                for panels in [0..cut, cut..p.panels()] {
+                    if !panels.is_empty() {
+                        p.blocks::<12>(&ks, &mut acc, panels, portable::step::<12>);
+                    }
+                }
+                assert_eq!(bits(&acc), want, "n {n} m {m}");
             }
         }
     }
