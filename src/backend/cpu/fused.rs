@@ -1,6 +1,7 @@
-//! The fused variance product: `‖W·k‖²` for a block of candidates, `W = L⁻¹`, without storing
-//! `V = W·k` beyond registers, resumable panel by panel so that a prefix of `W`'s rows bounds the
-//! variance from above (the pruned pass's staged bounds).
+//! The fused variance product: `‖W·k‖²` for a block of candidates, `W = L⁻¹`, without forming
+//! `V = W·k` (each candidate keeps 16 running lanes per panel of `W`), resumable panel by panel
+//! so that a prefix of `W`'s rows bounds the variance from above (the pruned pass's staged
+//! bounds).
 //!
 //! `W` is packed once per round into panels of [`LANES`] consecutive rows: panel `p` holds rows
 //! `16p..16p + 16` and columns `0..min(16p + 16, n)`, column-major (`16` floats per column), with
@@ -12,8 +13,28 @@
 //! every block of candidates and at any place in it, so a candidate's bits depend on nothing
 //! but its kernel row. Every `acc` lane only grows (`fl(v² + a) ≥ a`), so after any prefix of
 //! the panels `max(s2 − treesum(acc), 0)` is at least the final variance.
+//!
+//! # Blocking
+//!
+//! As in a GEMM, the candidates run in blocks of [`MC`] and `W`'s columns in slices of [`KC`].
+//! Per block and slice the block's kernel rows are packed `MR`-interleaved (`MR = 6` on AVX2
+//! and the portable path, `12` on AVX-512F: a step's broadcasts for one column are adjacent);
+//! then every panel with columns in the slice, in ascending order, runs its slice of `W` for
+//! every step of `MR` candidates. A panel's slice (16 KB) stays in L1 across the block's steps
+//! and the packed rows (192 KB) in L2 across the panels, so `W` comes from L3 once per block.
+//! Between slices a step's `v` (16 floats per candidate and panel) waits in a scratch buffer:
+//! storing and reloading it leaves each lane's chain as it is, the bits of one pass over the
+//! panel's columns. A panel adds `v²` into `acc` at its last slice, and panels end in ascending
+//! order (panel `p` at column `16p + 16`), so `acc` takes the panels in order. While a step
+//! runs, the next step's `v` and a share of the next slice of `W` are prefetched.
 
+use std::cell::RefCell;
 use std::ops::Range;
+
+thread_local! {
+    /// Per thread: a block's packed kernel rows for one slice, and every step's `v` per panel.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<Acc>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
 
 /// Rows of `W` per panel, and lanes of a candidate's accumulator.
 pub const LANES: usize = 16;
@@ -22,16 +43,27 @@ pub const LANES: usize = 16;
 /// `r ≡ l (mod 16)`. Start from zeros.
 pub type Acc = [f32; LANES];
 
-/// Kernel-row floats per block of candidates: the loop runs over panels outside and a block's
-/// candidates inside, so one panel (up to `64·n` bytes) is reused by the whole block, and the
-/// block's rows (192 KB) and a panel stay in a 512 KB L2 together.
-const BLOCK_FLOATS: usize = 48 * 1000;
-
-/// Candidates per block for kernel rows of `n`: up to 48, at least 12 (a multiple of both
-/// steps' widths).
-fn block_rows(n: usize) -> usize {
-    (BLOCK_FLOATS / n.max(1) / 12 * 12).clamp(12, 48)
+/// Asks the cache for the line holding `p` (a hint: reads nothing, faults never).
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch only hints the cache; it reads nothing and cannot fault.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
+
+/// Columns of `W` per slice: a panel's slice (`64·KC` bytes, 16 KB) stays in a 32 KB L1 beside
+/// a step's packed kernel rows (`4·MR·KC` bytes).
+const KC: usize = 256;
+
+/// Candidates per block: their packed slices (`4·KC` bytes each, 192 KB) stay in a 512 KB L2
+/// while every panel's slice of `W` streams past them, so `W` is read from L3 once per block.
+/// A multiple of both steps' widths.
+const MC: usize = 192;
 
 /// An instruction set the kernel can run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,24 +166,97 @@ impl PackedW {
         if acc.is_empty() || panels.is_empty() {
             return;
         }
-        let block = block_rows(n);
-        for (ks, acc) in ks.chunks(block * n).zip(acc.chunks_mut(block)) {
-            for p in panels.clone() {
-                let w = &self.data[self.starts[p]..self.starts[p + 1]];
-                let cols = panel_cols(n, p);
-                match isa {
-                    Isa::Portable => portable::panel(w, cols, ks, n, acc),
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: the CPU has AVX2 and FMA (asserted above).
-                    Isa::Avx2 => unsafe { x86::panel_avx2(w, cols, ks, n, acc) },
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: the CPU has AVX-512F (asserted above).
-                    Isa::Avx512 => unsafe { x86::panel_avx512(w, cols, ks, n, acc) },
-                    #[cfg(not(target_arch = "x86_64"))]
-                    _ => unreachable!("asserted available"),
+        match isa {
+            Isa::Portable => self.blocks::<6>(ks, acc, panels, portable::step::<6>),
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2 and FMA (asserted above).
+            Isa::Avx2 => unsafe { x86::blocks_avx2(self, ks, acc, panels) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX-512F (asserted above).
+            Isa::Avx512 => unsafe { x86::blocks_avx512(self, ks, acc, panels) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("asserted available"),
+        }
+    }
+
+    /// The blocked loop around a step of `MR` candidates (see the module doc): per block of
+    /// [`MC`] candidates and slice of [`KC`] columns, the block's kernel rows packed
+    /// `MR`-interleaved, then every panel that has columns in the slice, in ascending order, for
+    /// every step of the block; `step(w, kp, v, first, done)` runs the panel's slice `w` over the
+    /// packed rows `kp` from `v` (from zeros when `first`), and adds `v²` into `done` (the step's
+    /// real accumulators) at the panel's last slice, or else keeps `v` for the next one.
+    #[inline(always)]
+    fn blocks<const MR: usize>(
+        &self,
+        ks: &[f32],
+        acc: &mut [Acc],
+        panels: Range<usize>,
+        step: impl Fn(&[f32], &[f32], &mut [Acc; MR], bool, Option<&mut [Acc]>),
+    ) {
+        let n = self.n;
+        let cols = panel_cols(n, panels.end - 1);
+        // Out of the thread-local for the loop, so that it compiles with the caller's features.
+        let (mut packed, mut vs) = SCRATCH.take();
+        for (ks, acc) in ks.chunks(MC * n).zip(acc.chunks_mut(MC)) {
+            let m = acc.len();
+            let steps = m.div_ceil(MR);
+            packed.resize(steps * MR * KC, 0.0);
+            vs.resize(panels.len() * steps * MR, [0.0; LANES]);
+            for jc in (0..cols).step_by(KC) {
+                let kc = KC.min(cols - jc);
+                // Step `s` holds `kc` columns of `MR` floats: its rows `MR·s..`, the block's
+                // last one repeated past its end (into `v` only, never into `acc`).
+                for (s, dst) in packed.chunks_exact_mut(MR * kc).take(steps).enumerate() {
+                    let rows: [&[f32]; MR] =
+                        std::array::from_fn(|c| &ks[(s * MR + c).min(m - 1) * n + jc..][..kc]);
+                    for (j, d) in dst.chunks_exact_mut(MR).enumerate() {
+                        for (d, r) in d.iter_mut().zip(&rows) {
+                            *d = r[j];
+                        }
+                    }
+                }
+                // Panels before `jc / 16` ended in an earlier slice.
+                let first_panel = |jc: usize| panels.start.max(jc / LANES);
+                for p in first_panel(jc)..panels.end {
+                    let end = panel_cols(n, p).min(jc + kc);
+                    let last = end == panel_cols(n, p);
+                    let w = &self.data[self.starts[p] + jc * LANES..][..(end - jc) * LANES];
+                    // The next slice of `W` the loop runs, fetched a share per step.
+                    let next = if p + 1 < panels.end {
+                        let e = panel_cols(n, p + 1).min(jc + kc);
+                        &self.data[self.starts[p + 1] + jc * LANES..][..(e - jc) * LANES]
+                    } else if jc + kc < cols {
+                        let (q, j2) = (first_panel(jc + kc), jc + kc);
+                        let e = panel_cols(n, q).min(j2 + KC);
+                        &self.data[self.starts[q] + j2 * LANES..][..(e - j2) * LANES]
+                    } else {
+                        &[]
+                    };
+                    let share = next.len().div_ceil(steps * LANES) * LANES;
+                    let v = &mut vs[(p - panels.start) * steps * MR..];
+                    for s in 0..steps {
+                        if let Some(nv) = v.get((s + 1) * MR..(s + 2) * MR) {
+                            nv.iter().for_each(|a| prefetch(a.as_ptr()));
+                        }
+                        if let Some(nw) = next.get(s * share..) {
+                            nw.chunks(LANES)
+                                .take(share / LANES)
+                                .for_each(|c| prefetch(c.as_ptr()));
+                        }
+                        let vs: &mut [Acc; MR] = (&mut v[s * MR..][..MR]).try_into().unwrap();
+                        let done = last.then(|| &mut acc[s * MR..((s + 1) * MR).min(m)]);
+                        step(
+                            w,
+                            &packed[s * MR * kc..][..MR * (end - jc)],
+                            vs,
+                            jc == 0,
+                            done,
+                        );
+                    }
                 }
             }
         }
+        SCRATCH.set((packed, vs));
     }
 
     /// The variances `max(s2 − ‖W·k‖², 0)` of the candidates of `ks` (row-major, `n` columns),
@@ -196,17 +301,29 @@ pub fn finish(acc: &Acc, s2: f32) -> f32 {
 mod portable {
     use super::{Acc, LANES};
 
-    /// One panel for every candidate of the block.
-    pub(super) fn panel(w: &[f32], cols: usize, ks: &[f32], n: usize, acc: &mut [Acc]) {
-        for (k, a) in ks.chunks_exact(n).zip(acc.iter_mut()) {
-            let mut v = [0f32; LANES];
-            for (wj, &kj) in w.chunks_exact(LANES).zip(&k[..cols]) {
-                for (vl, &wl) in v.iter_mut().zip(wj) {
-                    *vl = wl.mul_add(kj, *vl);
+    /// One step of `MR` candidates over a slice of a panel (see [`super::PackedW::blocks`]).
+    pub(super) fn step<const MR: usize>(
+        w: &[f32],
+        kp: &[f32],
+        v: &mut [Acc; MR],
+        first: bool,
+        done: Option<&mut [Acc]>,
+    ) {
+        if first {
+            *v = [[0.0; LANES]; MR];
+        }
+        for (wj, kj) in w.chunks_exact(LANES).zip(kp.chunks_exact(MR)) {
+            for (vc, &k) in v.iter_mut().zip(kj) {
+                for (vl, &wl) in vc.iter_mut().zip(wj) {
+                    *vl = wl.mul_add(k, *vl);
                 }
             }
-            for (al, &vl) in a.iter_mut().zip(&v) {
-                *al = vl.mul_add(vl, *al);
+        }
+        if let Some(acc) = done {
+            for (a, vc) in acc.iter_mut().zip(v.iter()) {
+                for (al, &vl) in a.iter_mut().zip(vc) {
+                    *al = vl.mul_add(vl, *al);
+                }
             }
         }
     }
@@ -214,98 +331,136 @@ mod portable {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Acc, LANES};
+    use super::{Acc, PackedW, LANES};
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// Candidates per AVX2 step: 12 `ymm` of `v`, two of `W`'s column, one broadcast.
-    const MR2: usize = 6;
+    pub(super) const MR2: usize = 6;
     /// Candidates per AVX-512 step: 12 `zmm` of `v`, one of `W`'s column, one broadcast.
-    const MR5: usize = 12;
+    pub(super) const MR5: usize = 12;
 
-    /// The kernel rows and accumulators of one step of `MR` candidates; a block's last step
-    /// repeats its last candidate into a scratch accumulator, which changes no row's arithmetic.
-    fn step<'a, const MR: usize>(
-        ks: &'a [f32],
-        n: usize,
-        acc: &'a mut [Acc],
-        scratch: &'a mut [Acc; MR],
-    ) -> ([&'a [f32]; MR], [&'a mut Acc; MR]) {
-        let m = acc.len();
-        let rows: [&[f32]; MR] = std::array::from_fn(|c| &ks[c.min(m - 1) * n..][..n]);
-        let mut real = acc.iter_mut();
-        let mut spare = scratch.iter_mut();
-        let accs: [&mut Acc; MR] = std::array::from_fn(|c| {
-            if c < m {
-                real.next().unwrap()
-            } else {
-                spare.next().unwrap()
-            }
+    /// [`PackedW::blocks`] with AVX2 + FMA steps, compiled as one function for those features.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) fn blocks_avx2(w: &PackedW, ks: &[f32], acc: &mut [Acc], panels: Range<usize>) {
+        w.blocks::<MR2>(ks, acc, panels, |w, kp, v, first, done| {
+            step_avx2(w, kp, v, first, done)
         });
-        (rows, accs)
     }
 
-    /// One panel for every candidate of the block, AVX2 + FMA.
+    /// [`PackedW::blocks`] with AVX-512F steps, compiled as one function for that feature.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn blocks_avx512(w: &PackedW, ks: &[f32], acc: &mut [Acc], panels: Range<usize>) {
+        w.blocks::<MR5>(ks, acc, panels, |w, kp, v, first, done| {
+            step_avx512(w, kp, v, first, done)
+        });
+    }
+
+    /// One step of six candidates over a slice of a panel (see [`super::PackedW::blocks`]),
+    /// AVX2 + FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) fn panel_avx2(w: &[f32], cols: usize, ks: &[f32], n: usize, acc: &mut [Acc]) {
-        assert_eq!(w.len(), cols * LANES);
-        assert!(cols <= n);
-        let mut scratch = [[0f32; LANES]; MR2];
-        for (ks, acc) in ks.chunks(MR2 * n).zip(acc.chunks_mut(MR2)) {
-            let (rows, accs) = step::<MR2>(ks, n, acc, &mut scratch);
-            let k = rows.map(|r| r.as_ptr());
-            let wp = w.as_ptr();
-            let mut lo = [_mm256_setzero_ps(); MR2];
-            let mut hi = [_mm256_setzero_ps(); MR2];
-            for j in 0..cols {
-                // SAFETY: `j < cols`, so `16j + 16 ≤ w.len()`.
-                let (w0, w1) = unsafe {
-                    (
-                        _mm256_loadu_ps(wp.add(j * LANES)),
-                        _mm256_loadu_ps(wp.add(j * LANES + 8)),
-                    )
-                };
-                for ((kc, l), h) in k.iter().zip(&mut lo).zip(&mut hi) {
-                    // SAFETY: `j < cols ≤ n`, each row has `n` floats.
-                    let b = _mm256_set1_ps(unsafe { *kc.add(j) });
+    pub(super) fn step_avx2(
+        w: &[f32],
+        kp: &[f32],
+        v: &mut [Acc; MR2],
+        first: bool,
+        done: Option<&mut [Acc]>,
+    ) {
+        let len = w.len() / LANES;
+        assert_eq!(w.len(), len * LANES);
+        assert_eq!(kp.len(), len * MR2);
+        let mut lo = [_mm256_setzero_ps(); MR2];
+        let mut hi = [_mm256_setzero_ps(); MR2];
+        if !first {
+            for ((l, h), vc) in lo.iter_mut().zip(&mut hi).zip(v.iter()) {
+                // SAFETY: `vc` holds 16 floats.
+                unsafe {
+                    *l = _mm256_loadu_ps(vc.as_ptr());
+                    *h = _mm256_loadu_ps(vc.as_ptr().add(8));
+                }
+            }
+        }
+        let (wp, kq) = (w.as_ptr(), kp.as_ptr());
+        for j in 0..len {
+            // SAFETY: `j < len`, so `16j + 16 ≤ w.len()` and `6j + 6 ≤ kp.len()`.
+            unsafe {
+                let w0 = _mm256_loadu_ps(wp.add(j * LANES));
+                let w1 = _mm256_loadu_ps(wp.add(j * LANES + 8));
+                for (c, (l, h)) in lo.iter_mut().zip(&mut hi).enumerate() {
+                    let b = _mm256_broadcast_ss(&*kq.add(j * MR2 + c));
                     *l = _mm256_fmadd_ps(w0, b, *l);
                     *h = _mm256_fmadd_ps(w1, b, *h);
                 }
             }
-            for ((a, l), h) in accs.into_iter().zip(lo).zip(hi) {
-                let p = a.as_mut_ptr();
-                // SAFETY: `a` holds 16 floats.
-                unsafe {
-                    _mm256_storeu_ps(p, _mm256_fmadd_ps(l, l, _mm256_loadu_ps(p)));
-                    _mm256_storeu_ps(p.add(8), _mm256_fmadd_ps(h, h, _mm256_loadu_ps(p.add(8))));
+        }
+        match done {
+            Some(acc) => {
+                for ((a, l), h) in acc.iter_mut().zip(lo).zip(hi) {
+                    let p = a.as_mut_ptr();
+                    // SAFETY: `a` holds 16 floats.
+                    unsafe {
+                        _mm256_storeu_ps(p, _mm256_fmadd_ps(l, l, _mm256_loadu_ps(p)));
+                        let h2 = _mm256_fmadd_ps(h, h, _mm256_loadu_ps(p.add(8)));
+                        _mm256_storeu_ps(p.add(8), h2);
+                    }
+                }
+            }
+            None => {
+                for ((vc, l), h) in v.iter_mut().zip(lo).zip(hi) {
+                    // SAFETY: `vc` holds 16 floats.
+                    unsafe {
+                        _mm256_storeu_ps(vc.as_mut_ptr(), l);
+                        _mm256_storeu_ps(vc.as_mut_ptr().add(8), h);
+                    }
                 }
             }
         }
     }
 
-    /// One panel for every candidate of the block, AVX-512F.
+    /// One step of twelve candidates over a slice of a panel (see
+    /// [`super::PackedW::blocks`]), AVX-512F.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn panel_avx512(w: &[f32], cols: usize, ks: &[f32], n: usize, acc: &mut [Acc]) {
-        assert_eq!(w.len(), cols * LANES);
-        assert!(cols <= n);
-        let mut scratch = [[0f32; LANES]; MR5];
-        for (ks, acc) in ks.chunks(MR5 * n).zip(acc.chunks_mut(MR5)) {
-            let (rows, accs) = step::<MR5>(ks, n, acc, &mut scratch);
-            let k = rows.map(|r| r.as_ptr());
-            let wp = w.as_ptr();
-            let mut v = [_mm512_setzero_ps(); MR5];
-            for j in 0..cols {
-                // SAFETY: `j < cols`, so `16j + 16 ≤ w.len()`.
-                let wj = unsafe { _mm512_loadu_ps(wp.add(j * LANES)) };
-                for (kc, vc) in k.iter().zip(&mut v) {
-                    // SAFETY: `j < cols ≤ n`, each row has `n` floats.
-                    let b = _mm512_set1_ps(unsafe { *kc.add(j) });
-                    *vc = _mm512_fmadd_ps(wj, b, *vc);
+    pub(super) fn step_avx512(
+        w: &[f32],
+        kp: &[f32],
+        v: &mut [Acc; MR5],
+        first: bool,
+        done: Option<&mut [Acc]>,
+    ) {
+        let len = w.len() / LANES;
+        assert_eq!(w.len(), len * LANES);
+        assert_eq!(kp.len(), len * MR5);
+        let mut r = [_mm512_setzero_ps(); MR5];
+        if !first {
+            for (rc, vc) in r.iter_mut().zip(v.iter()) {
+                // SAFETY: `vc` holds 16 floats.
+                *rc = unsafe { _mm512_loadu_ps(vc.as_ptr()) };
+            }
+        }
+        let (wp, kq) = (w.as_ptr(), kp.as_ptr());
+        for j in 0..len {
+            // SAFETY: `j < len`, so `16j + 16 ≤ w.len()` and `12j + 12 ≤ kp.len()`.
+            unsafe {
+                let wj = _mm512_loadu_ps(wp.add(j * LANES));
+                for (c, rc) in r.iter_mut().enumerate() {
+                    let b = _mm512_set1_ps(*kq.add(j * MR5 + c));
+                    *rc = _mm512_fmadd_ps(wj, b, *rc);
                 }
             }
-            for (a, vc) in accs.into_iter().zip(v) {
-                let p = a.as_mut_ptr();
-                // SAFETY: `a` holds 16 floats.
-                unsafe { _mm512_storeu_ps(p, _mm512_fmadd_ps(vc, vc, _mm512_loadu_ps(p))) };
+        }
+        match done {
+            Some(acc) => {
+                for (a, rc) in acc.iter_mut().zip(r) {
+                    let p = a.as_mut_ptr();
+                    // SAFETY: `a` holds 16 floats.
+                    unsafe { _mm512_storeu_ps(p, _mm512_fmadd_ps(rc, rc, _mm512_loadu_ps(p))) };
+                }
+            }
+            None => {
+                for (vc, rc) in v.iter_mut().zip(r) {
+                    // SAFETY: `vc` holds 16 floats.
+                    unsafe { _mm512_storeu_ps(vc.as_mut_ptr(), rc) };
+                }
             }
         }
     }
@@ -380,9 +535,11 @@ mod tests {
             if !isa.is_available() {
                 continue;
             }
-            for n in [1usize, 7, 16, 33, 100, 2100] {
-                let block = block_rows(n);
-                let m = 2 * block + 11;
+            // Two blocks and a tail below one slice and across two; at 2,100 (nine slices)
+            // the tails of the steps only, to keep the portable path's time short.
+            for n in [1usize, 7, 16, 33, 100, 300, 2100] {
+                let block = MC;
+                let m = if n < 1000 { 2 * block + 11 } else { 13 };
                 let (_, p, ks) = problem(n, m, n as u64);
                 let all = bits(&run(&p, isa, &ks, 0..p.panels()));
                 for i in 0..m {
@@ -391,6 +548,9 @@ mod tests {
                 }
                 // Shuffled and truncated: row `order[i]` at place `i` of a block of `len`.
                 for len in [1usize, 3, 6, 13, block, block + 1, m] {
+                    if len > m {
+                        continue;
+                    }
                     let order: Vec<usize> = (0..len).map(|i| (i * 37 + len) % m).collect();
                     let sub: Vec<f32> = order
                         .iter()
@@ -401,6 +561,26 @@ mod tests {
                         assert_eq!(got[i], all[r], "{isa:?} n {n} len {len} row {r}");
                     }
                 }
+            }
+        }
+    }
+
+    /// The blocked loop at the AVX-512 path's width (twelve candidates per step: its packing,
+    /// tails and scratch), run with portable steps, gives the six-wide bits, resumed or not.
+    #[test]
+    fn twelve_wide_steps_give_the_same_bits() {
+        for n in [1usize, 17, 100, 300, 530] {
+            for m in [1usize, 11, 12, 13, 25, MC + 13] {
+                let (_, p, ks) = problem(n, m, 7 * n as u64 + m as u64);
+                let want = bits(&run(&p, Isa::Portable, &ks, 0..p.panels()));
+                let mut acc = vec![[0f32; LANES]; m];
+                let cut = p.panels() / 3;
+                for panels in [0..cut, cut..p.panels()] {
+                    if !panels.is_empty() {
+                        p.blocks::<12>(&ks, &mut acc, panels, portable::step::<12>);
+                    }
+                }
+                assert_eq!(bits(&acc), want, "n {n} m {m}");
             }
         }
     }
