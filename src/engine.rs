@@ -527,6 +527,11 @@ pub struct ShardScores {
 /// (`params.backend` is not used: a worker keeps one backend, its GPU opened once, for many
 /// shards).
 ///
+/// `floor`, the `k`-th best `(score, row)` of other shards already scored (of the shortlist's
+/// size with a shortlist), starts the pruning threshold there: a candidate whose score's bound
+/// is below its score cannot be among the pool's best `k`, so the shard keeps fewer (the
+/// merge checks that the pool's `k`-th best is at least the floor).
+///
 /// # Errors
 /// [`Error::InvalidParam`] for a shortlist smaller than `k`; [`Error::FeatureMismatch`] when
 /// the shard's features are not the model's; the join's, the backend's and the reader's.
@@ -537,6 +542,7 @@ pub fn run_score_shard(
     pending: &IdList,
     k: usize,
     backend: &Backend,
+    floor: Option<(f32, usize)>,
 ) -> Result<ShardScores> {
     let needs_shortlist = params.mode == BatchMode::Diverse || params.max_sim.is_some();
     // The whole pool's shortlist before it is capped at the pool's candidates.
@@ -568,6 +574,7 @@ pub fn run_score_shard(
             keep,
             needs_shortlist,
             loc.pool_size,
+            Floor::new(keep).at_least(floor.map_or(f32::NEG_INFINITY, |f| f.0)),
         )?,
     };
     let score_s = t.elapsed().as_secs_f64();
@@ -691,6 +698,7 @@ fn score_round(
         keep,
         needs_shortlist,
         loc.pool_size,
+        Floor::new(keep),
     )?;
     seconds.score = t.elapsed().as_secs_f64();
 
@@ -793,9 +801,9 @@ fn score_pool(
     keep: usize,
     keep_rows: bool,
     pool_size: usize,
+    mut floor: Floor,
 ) -> Result<(TopK<Kept>, Stages)> {
     let mut top = TopK::new(keep);
-    let mut floor = Floor::new(keep);
     let mut stages = Stages::default();
     let mut best = Vec::new();
     stream_tiles(cfg, pool, pool_size, |tile| {

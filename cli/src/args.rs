@@ -158,9 +158,25 @@ pub(crate) struct ScoreShardArgs {
     /// Round number (gives each round its own random draws).
     #[arg(long, default_value_t = 0)]
     pub(crate) round: u32,
+    /// The k-th best `SCORE:ROW` of parts already scored (a scheduler that runs tasks after
+    /// others): candidates that cannot beat it get no variance and are not kept; the merge
+    /// checks that the batch's last pick reaches it.
+    #[arg(long, value_name = "SCORE:ROW", value_parser = parse_floor)]
+    pub(crate) floor: Option<(f32, usize)>,
     /// Where to write the part; `{index}` stands for the task's index.
     #[arg(long, value_name = "FILE")]
     pub(crate) out: PathBuf,
+}
+
+/// `SCORE:ROW`, as `--floor` takes it.
+fn parse_floor(s: &str) -> std::result::Result<(f32, usize), String> {
+    let bad = || format!("expected SCORE:ROW (e.g. 2.5:1047), got {s:?}");
+    let (score, row) = s.rsplit_once(':').ok_or_else(bad)?;
+    let score: f32 = score.parse().map_err(|_| bad())?;
+    if !score.is_finite() {
+        return Err(bad());
+    }
+    Ok((score, row.parse().map_err(|_| bad())?))
 }
 
 #[derive(clap::Args, Debug)]

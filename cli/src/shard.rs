@@ -74,6 +74,7 @@ pub(crate) fn score_shard(a: ScoreShardArgs) -> Result<()> {
         a.pending.as_deref(),
         a.k,
         &a.out,
+        a.floor,
     )?;
     let meta = &part.meta;
     let s = &meta.summary;

@@ -178,6 +178,7 @@ class ShardScorer:
         pool_format: Optional[str] = None,
         id_col: str = "id",
         smiles_col: str = "smiles",
+        floor: Optional[Tuple[float, int]] = None,
     ) -> dict[str, Any]: ...
 
 def merge(

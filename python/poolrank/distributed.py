@@ -8,13 +8,19 @@ workers run as actors that keep their process, the model read and the GPU opened
 (:class:`poolrank.ShardScorer`) from task to task (Ray would otherwise start a fresh worker
 for every GPU task). The driver keeps at most
 ``max_in_flight`` tasks submitted (``ray.wait``), writes each part as it arrives and merges
-them with :func:`poolrank.merge`. The engine releases the GIL while it scores.
+them with :func:`poolrank.merge`. Tasks submitted after others get the k-th best score found
+so far as a floor (``floors=True``): what cannot beat it gets no variance and is not kept, and
+the merge checks that the batch reaches every floor. The engine releases the GIL while it
+scores.
 
 Tested with Ray 2.60.0 (the ``poolrank[ray]`` extra pins it).
 """
 
 from __future__ import annotations
 
+import heapq
+import json
+import math
 import os
 import pathlib
 import sys
@@ -126,6 +132,36 @@ class _Worker:
         return _score_in(self.scorer, self.folder, index, dict(settings))
 
 
+class _Floor:
+    """The k-th best (score, row) of the parts received so far."""
+
+    def __init__(self):
+        self.keep = None
+        self.best = []  # a min-heap of (score, -row): the worst kept on top
+
+    def absorb(self, part: bytes) -> None:
+        for line in part.split(b"\n"):
+            if self.keep is None and line.startswith(b"#meta "):
+                settings = json.loads(line[6:])["settings"]
+                self.keep = settings["shortlist"] or settings["k"]
+            if not line or line.startswith(b"#"):
+                continue
+            score, row, _ = line.split(b"\t", 2)
+            item = (float(score), -int(row))
+            if math.isnan(item[0]):
+                continue
+            if len(self.best) < self.keep:
+                heapq.heappush(self.best, item)
+            elif item > self.best[0]:
+                heapq.heapreplace(self.best, item)
+
+    def value(self):
+        if self.keep is None or len(self.best) < self.keep:
+            return None
+        score, row = self.best[0]
+        return (score, -row)
+
+
 def score_pool(
     shards,
     model,
@@ -152,6 +188,7 @@ def score_pool(
     cpus_per_task: int = 1,
     max_in_flight: int | None = None,
     max_retries: int = 3,
+    floors: bool = True,
     progress: bool = True,
     check_shards: str = "stat",
     pool_format: str | None = None,
@@ -167,6 +204,9 @@ def score_pool(
     Workers: with ``actors=0`` (the default) each task is a Ray task of ``cpus_per_task`` CPUs
     on the CPU backend; with ``actors=N``, N actors of ``gpus_per_actor`` GPUs each (the GPU
     backend) take the tasks one at a time. ``backend`` overrides the backend of either.
+
+    ``floors``: each task gets the k-th best of the parts already received as a floor (the
+    batch is the same; later tasks compute fewer variances).
 
     Faults: a task whose worker dies or raises is retried up to ``max_retries`` times (for
     actors, the actor is restarted as often); a task that still fails raises ``RuntimeError``
@@ -208,9 +248,9 @@ def score_pool(
             idle = list(workers)
             limit = actors
 
-            def submit(i):
+            def submit(i, floor):
                 worker = idle.pop()
-                return worker.score.remote(i, settings), worker
+                return worker.score.remote(i, dict(settings, floor=floor)), worker
         else:
             remote = ray.remote(_task).options(
                 num_cpus=cpus_per_task, max_retries=max_retries, retry_exceptions=True,
@@ -218,18 +258,21 @@ def score_pool(
             limit = max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)) // cpus_per_task)
             task_settings = dict(settings, threads=cpus_per_task, backend=backend or "cpu")
 
-            def submit(i):
-                return remote.remote(model_ref, list_ref, pending_ref, i, dict(task_settings)), None
+            def submit(i, floor):
+                return remote.remote(
+                    model_ref, list_ref, pending_ref, i, dict(task_settings, floor=floor)
+                ), None
 
         if max_in_flight is not None:
             limit = min(limit, max_in_flight)
         waiting = list(range(tasks))
         running = {}
         done = 0
+        floor = _Floor()
         while waiting or running:
             while waiting and len(running) < limit:
                 i = waiting.pop(0)
-                ref, worker = submit(i)
+                ref, worker = submit(i, floor.value() if floors else None)
                 running[ref] = (i, worker)
             ready, _ = ray.wait(list(running), num_returns=1)
             for ref in ready:
@@ -244,6 +287,7 @@ def score_pool(
                     raise RuntimeError(
                         f"task {i} of {tasks} failed after {max_retries} retries: {e}"
                     ) from e
+                floor.absorb(data)
                 staged = parts / f".part-{i}.part.tmp"
                 staged.write_bytes(data)
                 staged.replace(parts / f"part-{i}.part")

@@ -65,12 +65,13 @@ impl PyShardScorer {
     /// Scores one task's shards and writes its part to `out` (`{index}` in it stands for the
     /// task's index): task `index` of `shard_list` (tasks of `per_task` shards), or the files
     /// `pool` whose first row is global row `row_offset`. The settings are `select`'s; `k` is
-    /// the batch the merge will pick. Returns the part's meta as a dict.
+    /// the batch the merge will pick; `floor`, the k-th best `(score, row)` of parts already
+    /// scored, lets the task skip what cannot beat it. Returns the part's meta as a dict.
     #[pyo3(signature = (
         out, k, shard_list=None, index=None, per_task=1, pool=None, row_offset=0,
         acq="ucb", beta=2.0, xi=0.0, seed=0, round=0, pending=None, batch_mode="topk",
         shortlist=None, max_sim=None, prune=true, tile_rows=65_536,
-        pool_format=None, id_col="id", smiles_col="smiles"
+        pool_format=None, id_col="id", smiles_col="smiles", floor=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn score<'py>(
@@ -97,6 +98,7 @@ impl PyShardScorer {
         pool_format: Option<&str>,
         id_col: &str,
         smiles_col: &str,
+        floor: Option<(f32, usize)>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let source = match (shard_list, pool) {
             (Some(list), None) => TaskSource::List {
@@ -130,7 +132,7 @@ impl PyShardScorer {
         let (part, _) = py
             .detach(|| {
                 self.0
-                    .score_files(&params, &source, &like, pending, k, &out)
+                    .score_files(&params, &source, &like, pending, k, &out, floor)
             })
             .map_err(py_err)?;
         to_py(py, &part.meta)

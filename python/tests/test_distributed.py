@@ -2,6 +2,7 @@
 one process (``select --model`` on the whole pool) for UCB, Thompson, random and diverse, on
 Ray tasks and on actors; a worker killed mid-way is retried and the batch is unchanged."""
 
+import json
 import os
 import pathlib
 import shutil
@@ -123,6 +124,10 @@ def test_a_killed_worker_is_retried_and_the_batch_is_unchanged(cluster, pool, po
     assert (cluster / "faults" / "crashed-3").exists(), "the worker of task 3 was not killed"
     assert (d / "fault.csv").read_text() == want
     assert sorted(p.name for p in parts.glob("part-*.part")) == [f"part-{i}.part" for i in range(8)]
+    # Four tasks are submitted at first; those submitted after two parts came back (at least
+    # the last two; one shard has a single row) were given a floor.
+    metas = [json.loads(p.read_text().splitlines()[1][len("#meta "):]) for p in parts.glob("*.part")]
+    assert sum(m["floor"] is not None for m in metas) >= 2, [m["floor"] for m in metas]
 
 
 def test_a_task_that_keeps_failing_is_named(cluster, pool):

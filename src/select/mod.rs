@@ -149,12 +149,27 @@ impl<T> TopK<T> {
 #[derive(Clone, Debug)]
 pub struct Floor {
     top: TopK<()>,
+    /// A threshold known from elsewhere: the `k`-th best score of candidates another task
+    /// found (a shard scored after others).
+    least: f32,
 }
 
 impl Floor {
     /// A threshold for the best `k`.
     pub fn new(k: usize) -> Self {
-        Floor { top: TopK::new(k) }
+        Floor {
+            top: TopK::new(k),
+            least: f32::NEG_INFINITY,
+        }
+    }
+
+    /// The threshold starts at `score` (the `k`-th best score of candidates found elsewhere,
+    /// which the final `k`-th best can only equal or beat); a NaN is ignored.
+    pub fn at_least(mut self, score: f32) -> Self {
+        if !score.is_nan() {
+            self.least = score;
+        }
+        self
     }
 
     /// Records an exact score.
@@ -170,10 +185,11 @@ impl Floor {
         if self.top.k == 0 {
             return f32::INFINITY;
         }
-        match self.top.kth() {
+        let own = match self.top.kth() {
             Some((s, _)) if !s.is_nan() => s,
             _ => f32::NEG_INFINITY,
-        }
+        };
+        own.max(self.least)
     }
 
     /// True when a candidate whose score is at most `bound` may still be among the best `k`
@@ -220,6 +236,21 @@ mod tests {
         let mut all: Vec<usize> = (0..scores.len()).collect();
         all.sort_by(|&x, &y| rank_cmp((scores[x], x), (scores[y], y)));
         assert_eq!(ia, all[..25].to_vec());
+    }
+
+    #[test]
+    fn a_floor_from_elsewhere_raises_the_threshold_until_the_own_passes_it() {
+        let mut f = Floor::new(2).at_least(0.5);
+        assert_eq!(f.threshold(), 0.5);
+        assert!(f.admits(0.5) && !f.admits(0.4));
+        f.offer(0.9, 0);
+        f.offer(0.6, 1);
+        assert_eq!(f.threshold(), 0.6);
+        assert_eq!(
+            Floor::new(2).at_least(f32::NAN).threshold(),
+            f32::NEG_INFINITY
+        );
+        assert_eq!(Floor::new(0).at_least(0.5).threshold(), f32::INFINITY);
     }
 
     #[test]

@@ -201,6 +201,7 @@ pub fn merge(paths: &[PathBuf], params: &MergeParams) -> Result<Merged> {
         });
     }
     let kept = top.into_sorted();
+    check_floors(&metas, &kept, keep)?;
     let chosen: Vec<(usize, f32)> = match first.settings.shortlist {
         None => kept.iter().enumerate().map(|(i, r)| (i, r.score)).collect(),
         Some(_) => {
@@ -514,12 +515,39 @@ fn check_kept(metas: &[(&Path, PartMeta)], k: usize, keep: usize) -> Result<()> 
                 ),
             ));
         }
-        if s.kept < keep && s.kept < s.candidates {
+        if s.kept < keep && s.kept < s.candidates && m.floor.is_none() {
             return Err(Error::format(
                 path,
                 format!(
                     "kept its best {} of {} candidates, fewer than the batch of {k}: score the tasks with --k {k} or more",
                     s.kept, s.candidates
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A part scored with a floor kept every candidate that ranks before it; that is enough when
+/// the merged `keep`-th best ranks at or before the floor.
+fn check_floors(
+    metas: &[(&Path, PartMeta)],
+    kept: &[crate::select::Ranked<ShardRow>],
+    keep: usize,
+) -> Result<()> {
+    let last = kept
+        .last()
+        .filter(|_| kept.len() >= keep)
+        .map(|r| (r.score, r.index));
+    for (path, m) in metas {
+        let Some(f) = m.floor else { continue };
+        let ok = last.is_some_and(|last| !crate::select::better((f.score, f.index), last));
+        if !ok {
+            return Err(Error::format(
+                path,
+                format!(
+                    "was scored with a floor (score {} of row {}) that the merged batch's last pick does not reach: it may have left out candidates the batch needs; score its task again without a floor",
+                    f.score, f.index
                 ),
             ));
         }

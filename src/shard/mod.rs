@@ -283,7 +283,8 @@ impl ShardScorer {
     /// Scores one task and returns its part: the best `k` candidates (or the shortlist's,
     /// [`run_score_shard`]) and the meta the merge checks. Each shard file is stamped (size,
     /// time, checksum) before it is scored, and a file that changes while it is scored is
-    /// refused. `params.backend` is not used (the scorer's backend is).
+    /// refused. `params.backend` is not used (the scorer's backend is). `floor` is the `k`-th
+    /// best `(score, row)` of parts already scored, if any ([`run_score_shard`]).
     ///
     /// # Errors
     /// [`Error::Format`] naming a shard that changed while it was scored or whose rows are not
@@ -294,6 +295,7 @@ impl ShardScorer {
         task: &ShardTask,
         pending: &IdList,
         k: usize,
+        floor: Option<(f32, usize)>,
     ) -> Result<PartData> {
         let model = &self.model;
         let files = task.pool.files();
@@ -301,7 +303,7 @@ impl ShardScorer {
             .iter()
             .map(|f| FileStamp::of(&f.path))
             .collect::<Result<_>>()?;
-        let scored = run_score_shard(params, &task.pool, model, pending, k, &self.backend)?;
+        let scored = run_score_shard(params, &task.pool, model, pending, k, &self.backend, floor)?;
         for s in &stamps {
             if let Some(what) = s.changed(false)? {
                 return Err(Error::format(
@@ -362,6 +364,7 @@ impl ShardScorer {
                 end: start,
             },
             shards,
+            floor: floor.map(|(score, index)| part::FloorStamp { score, index }),
             summary: scored.summary,
         };
         Ok(PartData {

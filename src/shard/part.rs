@@ -174,8 +174,21 @@ pub struct PartMeta {
     pub task: PartTask,
     /// Its shard files.
     pub shards: Vec<ShardStamp>,
+    /// The floor it was scored with: the `k`-th best of other parts, below which it kept
+    /// nothing ([`crate::engine::run_score_shard`]).
+    #[serde(default)]
+    pub floor: Option<FloorStamp>,
     /// What the scoring did.
     pub summary: ShardSummary,
+}
+
+/// A floor a part was scored with.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FloorStamp {
+    /// The score.
+    pub score: f32,
+    /// The global row that had it.
+    pub index: usize,
 }
 
 /// What a part holds.
@@ -575,6 +588,7 @@ mod tests {
                 end: 10,
             },
             shards: Vec::new(),
+            floor: None,
             summary: ShardSummary {
                 rows: 10,
                 kept,

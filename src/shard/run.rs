@@ -103,10 +103,12 @@ pub fn write_shard_list(paths: &[PathBuf], like: &FilePool, out: &Path) -> Resul
 /// `score-shard`: scores the task's shards with the model at `model` on `params.backend` (and
 /// the pending ids in `pending`, one per line) and writes its part to `out` (`{index}` in it
 /// stands for the task's index), all or nothing. `like` gives every shard's reading options
-/// (format, id and SMILES columns). Returns the part and the path written.
+/// (format, id and SMILES columns); `floor` the `k`-th best of parts already scored
+/// ([`ShardScorer::score`]). Returns the part and the path written.
 ///
 /// # Errors
 /// As [`ShardScorer::open`] and [`ShardScorer::score_files`].
+#[allow(clippy::too_many_arguments)]
 pub fn score_shard_files(
     params: &SelectValidParams,
     source: &TaskSource,
@@ -115,8 +117,10 @@ pub fn score_shard_files(
     pending: Option<&Path>,
     k: usize,
     out: &Path,
+    floor: Option<(f32, usize)>,
 ) -> Result<(PartData, PathBuf)> {
-    ShardScorer::open(model, params.backend)?.score_files(params, source, like, pending, k, out)
+    ShardScorer::open(model, params.backend)?
+        .score_files(params, source, like, pending, k, out, floor)
 }
 
 impl ShardScorer {
@@ -125,6 +129,7 @@ impl ShardScorer {
     /// # Errors
     /// [`Error::OutputRefused`] for an output that is also an input; [`Error::InvalidParam`]
     /// for a `k` of 0 or no shard; [`ShardScorer::score`]'s; the readers'.
+    #[allow(clippy::too_many_arguments)]
     pub fn score_files(
         &self,
         params: &SelectValidParams,
@@ -133,6 +138,7 @@ impl ShardScorer {
         pending: Option<&Path>,
         k: usize,
         out: &Path,
+        floor: Option<(f32, usize)>,
     ) -> Result<(PartData, PathBuf)> {
         if k == 0 {
             return Err(Error::param("k", "must be at least 1"));
@@ -176,7 +182,7 @@ impl ShardScorer {
             .output(&out)
             .check()?;
         let pending = IdList::read_or_empty(pending)?;
-        let part = self.score(params, &task, &pending, k)?;
+        let part = self.score(params, &task, &pending, k, floor)?;
         write_part(&mut set, &out, &part)?;
         set.commit()?;
         Ok((part, out))
@@ -190,7 +196,7 @@ impl ShardScorer {
 ///
 /// # Errors
 /// [`Error::OutputRefused`] for an output that is also an input; [`Error::Format`] for a
-/// pattern no file matches; [`merge`]'s.
+/// pattern no file matches; [`merge()`]'s.
 pub fn merge_files(
     parts: &[PathBuf],
     k: usize,

@@ -248,6 +248,70 @@ fn pending_ids_tasks_of_several_shards_and_a_smaller_merge() {
     );
 }
 
+/// A task scored after others with their k-th best as a floor keeps (and scores) less, and the
+/// batch is the same; a floor the batch does not reach is refused by the merge.
+#[test]
+fn a_floor_from_earlier_parts_changes_nothing_but_the_work() {
+    let f = Fixture::fps();
+    let want = f.one_process(&f.p("full.fps"), &["--acq", "ucb", "--batch", "30"]);
+    for i in 0..8 {
+        ok(&f.score("plain", Some(i), &["--k", "30"], &[]));
+    }
+    // The 30th best (score, row) of the first four parts.
+    let mut best: Vec<(f32, usize)> = (0..4)
+        .flat_map(|i| {
+            std::fs::read_to_string(f.path(&format!("plain/part-{i}.part")))
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(|l| {
+                    let mut x = l.split('\t');
+                    (
+                        x.next().unwrap().parse().unwrap(),
+                        x.next().unwrap().parse().unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    best.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let floor = format!("{}:{}", best[29].0, best[29].1);
+    for i in 0..8 {
+        let extra: &[&str] = if i < 4 { &[] } else { &["--floor", &floor] };
+        ok(&f.score("floored", Some(i), &[&["--k", "30"], extra].concat(), &[]));
+    }
+    ok(&f.merge("floored", 30, &[]));
+    assert_eq!(f.batch("floored"), want);
+    let meta = |folder: &str, i: usize| -> serde_json::Value {
+        let text = std::fs::read_to_string(f.path(&format!("{folder}/part-{i}.part"))).unwrap();
+        serde_json::from_str(text.lines().nth(1).unwrap().strip_prefix("#meta ").unwrap()).unwrap()
+    };
+    let (mut plain, mut floored) = (0, 0);
+    for i in 4..8 {
+        let (p, q) = (meta("plain", i), meta("floored", i));
+        assert!(q["summary"]["kept"].as_u64() <= p["summary"]["kept"].as_u64());
+        plain += p["summary"]["stages"]["variance"].as_u64().unwrap();
+        floored += q["summary"]["stages"]["variance"].as_u64().unwrap();
+        assert_eq!(q["floor"]["index"], best[29].1);
+    }
+    assert!(
+        floored < plain,
+        "the floor saved no variance: {floored} against {plain}"
+    );
+
+    // A floor above the batch's last pick: the task may have left out what the batch needs.
+    let high = format!("{}:{}", best[0].0, best[0].1);
+    ok(&f.score("floored", Some(5), &["--k", "30", "--floor", &high], &[]));
+    fails(
+        &f.merge("floored", 30, &[]),
+        &["part-5.part", "floor", "does not reach"],
+    );
+    fails(
+        &f.score("floored", Some(5), &["--k", "30", "--floor", "x:1"], &[]),
+        &["--floor", "SCORE:ROW"],
+    );
+}
+
 #[test]
 fn diverse_batches_and_a_similarity_cap_pick_from_the_union_shortlist() {
     let f = Fixture::fps();
