@@ -2,6 +2,8 @@ import os
 import pathlib
 import subprocess
 
+import numpy as np
+
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -23,3 +25,28 @@ def poolrank_cli():
         return out
 
     return run
+
+
+def write_sharded_pool(d, sizes, seed, relevant, labels, poolrank_cli):
+    """A pool of random 256-bit fingerprints in `d`: `pool.npy` whole and `s0.npy`… cut at
+    `sizes`, `labels` labeled rows (the count of the first `relevant` bits plus noise) in
+    `labels.csv`, and the model fitted to them in `m.model`."""
+    rng = np.random.default_rng(seed)
+    n = sum(sizes)
+    bits = rng.random((n, 256)) < 0.1
+    y = bits[:, :relevant].sum(1) + rng.normal(scale=0.3, size=n)
+    labeled = rng.choice(n, size=labels, replace=False)
+    packed = np.packbits(bits, axis=1)
+    np.save(d / "pool.npy", packed)
+    start = 0
+    for i, rows in enumerate(sizes):
+        np.save(d / f"s{i}.npy", packed[start : start + rows])
+        start += rows
+    with open(d / "labels.csv", "w") as f:
+        f.write("id,score\n")
+        for i in labeled:
+            f.write(f"{i},{float(y[i])!r}\n")
+    poolrank_cli(
+        "fit", "--pool", d / "pool.npy", "--labels", d / "labels.csv", "--quiet",
+        "--save-model", d / "m.model",
+    )

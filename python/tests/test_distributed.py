@@ -8,12 +8,12 @@ import pathlib
 import shutil
 import tempfile
 
-import numpy as np
 import pytest
 
 # scripts/test.sh installs Ray (the version the `ray` extra pins), so CI runs these.
 ray = pytest.importorskip("ray")
 
+from conftest import write_sharded_pool  # noqa: E402
 from poolrank import distributed  # noqa: E402
 
 SIZES = [300, 1, 450, 250, 500, 199, 600, 700]
@@ -46,27 +46,10 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory, poolrank_cli):
-    rng = np.random.default_rng(9)
-    bits = rng.random((3000, 256)) < 0.1
-    y = bits[:, :25].sum(1) + rng.normal(scale=0.3, size=3000)
-    labeled = rng.choice(3000, size=80, replace=False)
     d = tmp_path_factory.mktemp("raypool")
-    packed = np.packbits(bits, axis=1)
-    np.save(d / "pool.npy", packed)
-    start = 0
-    for i, n in enumerate(SIZES):
-        np.save(d / f"s{i}.npy", packed[start : start + n])
-        start += n
-    with open(d / "labels.csv", "w") as f:
-        f.write("id,score\n")
-        for i in labeled:
-            f.write(f"{i},{float(y[i])!r}\n")
+    write_sharded_pool(d, SIZES, seed=9, relevant=25, labels=80, poolrank_cli=poolrank_cli)
     with open(d / "pending.txt", "w") as f:
         f.write("\n".join(str(i) for i in (5, 310, 2999)) + "\n")
-    poolrank_cli(
-        "fit", "--pool", d / "pool.npy", "--labels", d / "labels.csv", "--quiet",
-        "--save-model", d / "m.model",
-    )
     return d
 
 

@@ -5,31 +5,15 @@ import numpy as np
 import pytest
 
 import poolrank
+from conftest import write_sharded_pool
 
 SIZES = [700, 1, 1299, 1000]
 
 
 @pytest.fixture(scope="module")
 def sharded(tmp_path_factory, poolrank_cli):
-    rng = np.random.default_rng(5)
-    bits = rng.random((3000, 256)) < 0.1
-    y = bits[:, :20].sum(1) + rng.normal(scale=0.3, size=3000)
-    labeled = rng.choice(3000, size=90, replace=False)
     d = tmp_path_factory.mktemp("sharded")
-    packed = np.packbits(bits, axis=1)
-    np.save(d / "pool.npy", packed)
-    start = 0
-    for i, n in enumerate(SIZES):
-        np.save(d / f"s{i}.npy", packed[start : start + n])
-        start += n
-    with open(d / "labels.csv", "w") as f:
-        f.write("id,score\n")
-        for i in labeled:
-            f.write(f"{i},{float(y[i])!r}\n")
-    poolrank_cli(
-        "fit", "--pool", d / "pool.npy", "--labels", d / "labels.csv", "--quiet",
-        "--save-model", d / "m.model",
-    )
+    write_sharded_pool(d, SIZES, seed=5, relevant=20, labels=90, poolrank_cli=poolrank_cli)
     poolrank_cli("shard-list", "--out", d / "list.tsv", *[d / f"s{i}.npy" for i in range(4)])
     return d
 

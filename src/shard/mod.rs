@@ -32,7 +32,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use merge::{merge, MergeParams, MergeSummary, Merged, ShardCheck};
-pub use part::{read_part_meta, write_part, PartData, PartMeta, PartSettings, PartTask};
+pub use part::{write_part, PartData, PartMeta, PartSettings, PartTask};
 pub use pool::{count_rows, ShardPool};
 pub use run::{expand, merge_files, score_shard_files, write_shard_list, TaskSource};
 
@@ -178,11 +178,6 @@ impl ShardList {
         }
         Ok(offset)
     }
-
-    /// The rows of the whole list, when it gives every shard's.
-    pub fn total_rows(&self) -> Option<usize> {
-        self.shards.iter().map(|s| s.rows).sum()
-    }
 }
 
 /// One task: its shard files as a pool starting at their global row, and where they come
@@ -261,11 +256,11 @@ impl ShardScorer {
     /// # Errors
     /// [`Error::Io`]; the model file's errors; the backend's.
     pub fn open(model: &Path, backend: BackendChoice) -> Result<Self> {
-        let bytes = std::fs::read(model).map_err(|e| Error::io(model, e))?;
+        let (fitted, xxh3) = read_model(model)?;
         Ok(ShardScorer {
-            model: FittedModel::from_bytes(&bytes, model)?,
+            model: fitted,
             path: model.to_path_buf(),
-            xxh3: format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes)),
+            xxh3,
             backend: Backend::new(backend, &GpuOptions::default())?,
         })
     }
@@ -375,6 +370,13 @@ impl ShardScorer {
     }
 }
 
+/// The model at `path` and the XXH3-64 of its bytes (16 hex digits), from one read.
+fn read_model(path: &Path) -> Result<(FittedModel, String)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let xxh3 = format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes));
+    Ok((FittedModel::from_bytes(&bytes, path)?, xxh3))
+}
+
 /// A file as a part records it: enough to tell that it changed since.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileStamp {
@@ -468,7 +470,6 @@ mod tests {
         assert_eq!(list.shards[1].ids, Some(dir.path().join("sub/b.ids.txt")));
         assert_eq!(list.shards[2].rows, None);
         assert_eq!(list.shards[2].line, 5);
-        assert_eq!(list.total_rows(), None);
         assert_eq!(list.tasks(1), 3);
         assert_eq!(list.tasks(2), 2);
         assert_eq!(list.task(1, 2).unwrap(), 2..3);

@@ -549,14 +549,6 @@ impl Part {
     }
 }
 
-/// The meta line of the part at `path` (the whole part is read and checked).
-///
-/// # Errors
-/// As [`Part::read`].
-pub fn read_part_meta(path: &Path) -> Result<PartMeta> {
-    Ok(Part::read(path)?.meta)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

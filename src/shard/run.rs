@@ -6,13 +6,11 @@ use std::path::{Path, PathBuf};
 use crate::data::IdList;
 use crate::engine::SelectValidParams;
 use crate::error::{Error, Result};
-use crate::model::FittedModel;
 use crate::pool::FilePool;
 use crate::report::{self, Outputs};
 
 use super::{
-    merge, write_part, FileStamp, MergeParams, Merged, PartData, ShardCheck, ShardList,
-    ShardScorer, ShardTask,
+    merge, write_part, MergeParams, Merged, PartData, ShardCheck, ShardList, ShardScorer, ShardTask,
 };
 
 /// Where a task's shards come from.
@@ -221,13 +219,17 @@ pub fn merge_files(
         .outputs(summary)
         .check()?;
     let list = list.map(ShardList::read).transpose()?;
-    let fitted = model.map(FittedModel::load).transpose()?;
+    let (fitted, model_xxh3) = match model {
+        Some(path) => {
+            let (m, xxh3) = super::read_model(path)?;
+            (Some(m), Some(xxh3))
+        }
+        None => (None, None),
+    };
     let params = MergeParams {
         k,
         list: list.as_ref(),
-        model_xxh3: model
-            .map(|m| FileStamp::of(m).map(|s| s.xxh3))
-            .transpose()?,
+        model_xxh3,
         shards,
         model: fitted.as_ref(),
     };
