@@ -16,7 +16,8 @@ use crate::gp::{fit_with, FitInfo, FittedGp, ModelSpec};
 use crate::join::{join, Joined, Pass, Rule};
 use crate::model::{FittedModel, ModelOrigin};
 use crate::progress::progress_bar;
-use crate::select::{choose_batch, BatchMode, Floor, Shortlisted, TopK};
+use crate::select::stochastic::{self, Gumbel, KeyTop, STOCHASTIC_ALONE};
+use crate::select::{choose_batch, BatchMode, Floor, Ranked, Shortlisted, TopK};
 
 /// A batch size: a count, or a fraction of the pool.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -65,8 +66,12 @@ pub struct SelectParams {
     pub minimize: bool,
     /// How many to pick.
     pub batch: BatchSize,
-    /// Top-k or diverse.
+    /// Top-k, diverse, or one of the stochastic modes (`softmax`, `power`, `softrank`).
     pub mode: BatchMode,
+    /// Temperature `T` of `softmax` (`p ∝ exp(score / T)`); default 0.1.
+    pub temperature: f32,
+    /// Exponent `β` of `power` (`p ∝ score^β`) and `softrank` (`p ∝ rank^−β`); default 1.
+    pub power: f32,
     /// Shortlist size for diverse batches and the similarity cap; default `max(5·batch, 500)`.
     pub shortlist: Option<usize>,
     /// Largest kernel similarity allowed between two picks.
@@ -90,7 +95,8 @@ pub struct SelectParams {
 }
 
 impl Default for SelectParams {
-    /// UCB (β = 2), batch 100, top-k, seed 0, tiles of 65,536 rows, automatic backend, pruning.
+    /// UCB (β = 2), batch 100, top-k (temperature 0.1, power 1 for the stochastic modes), seed
+    /// 0, tiles of 65,536 rows, automatic backend, pruning.
     fn default() -> Self {
         SelectParams {
             model: ModelSpec::default(),
@@ -98,6 +104,8 @@ impl Default for SelectParams {
             minimize: false,
             batch: BatchSize::Count(100),
             mode: BatchMode::TopK,
+            temperature: stochastic::DEFAULT_TEMPERATURE,
+            power: stochastic::DEFAULT_POWER,
             shortlist: None,
             max_sim: None,
             seed: 0,
@@ -112,13 +120,24 @@ impl Default for SelectParams {
 
 impl SelectParams {
     /// The settings, checked: a finite `beta`/`xi`, `max_sim` in [0, 1], at least one row per
-    /// tile, a `shortlist` only where one is used.
+    /// tile, a `shortlist` only where one is used, a finite `temperature` and `power` above 0,
+    /// `power` mode only on scores that are never negative, and no `max_sim` with a
+    /// stochastic mode.
     ///
     /// # Errors
     /// [`Error::InvalidParam`] naming the field (the acquisition's `beta` or `xi`, `max_sim`,
-    /// `tile_rows`, `shortlist`).
+    /// `tile_rows`, `shortlist`, `temperature`, `power`, `mode`).
     pub fn check(&self) -> Result<SelectValidParams> {
         self.acquisition.check()?;
+        stochastic::check(self.mode, self.temperature, self.power, self.acquisition)?;
+        if stochastic::is_stochastic(self.mode) {
+            if self.max_sim.is_some() {
+                return Err(Error::param("max_sim", STOCHASTIC_ALONE));
+            }
+            if self.shortlist.is_some() {
+                return Err(Error::param("shortlist", STOCHASTIC_ALONE));
+            }
+        }
         if let Some(t) = self.max_sim {
             if !(0.0..=1.0).contains(&t) {
                 return Err(Error::param(
@@ -238,6 +257,12 @@ pub struct Summary {
     pub acquisition: Acquisition,
     /// Batch mode.
     pub batch_mode: BatchMode,
+    /// Temperature of the `softmax` mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Exponent of the `power` and `softrank` modes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub power: Option<f32>,
     /// Shortlist size used (diverse or similarity cap).
     pub shortlist: Option<usize>,
     /// Similarity cap.
@@ -544,6 +569,15 @@ pub fn run_score_shard(
     backend: &Backend,
     floor: Option<(f32, usize)>,
 ) -> Result<ShardScores> {
+    if stochastic::is_stochastic(params.mode) {
+        return Err(Error::param(
+            "mode",
+            format!(
+                "{} is a stochastic batch mode, not yet supported across shards; score the pool in one process (select)",
+                params.mode
+            ),
+        ));
+    }
     let needs_shortlist = params.mode == BatchMode::Diverse || params.max_sim.is_some();
     // The whole pool's shortlist before it is capped at the pool's candidates.
     let shortlist = needs_shortlist
@@ -677,8 +711,15 @@ fn score_round(
     let sign = model.sign();
     let available = loc.pool_size - loc.excluded.len();
     let needs_shortlist = cfg.mode == BatchMode::Diverse || cfg.max_sim.is_some();
+    let noise = Gumbel::new(cfg.mode, cfg.temperature, cfg.power, cfg.seed, cfg.round);
+    // Softrank draws its ranks first and keeps the candidates down to the deepest one.
+    let ranks = noise
+        .filter(|g| !g.per_candidate())
+        .map(|g| g.ranks(available, batch));
     let keep = if needs_shortlist {
         crate::select::shortlist_size(cfg.shortlist, batch, available)?
+    } else if let Some(r) = &ranks {
+        r.iter().copied().max().unwrap_or(0)
     } else {
         batch
     };
@@ -689,22 +730,38 @@ fn score_round(
     };
     let t = Instant::now();
     let scorer = backend.prepare(gp)?;
-    let (kept, stages) = score_pool(
-        cfg,
-        pool,
-        &scorer,
-        &ctx,
-        &loc.excluded,
-        keep,
-        needs_shortlist,
-        loc.pool_size,
-        Floor::new(keep),
-    )?;
+    let (kept, stages) = match noise.filter(Gumbel::per_candidate) {
+        Some(g) => keyed_pool(
+            cfg,
+            pool,
+            &scorer,
+            &ctx,
+            &loc.excluded,
+            batch,
+            loc.pool_size,
+            g,
+        )?,
+        None => {
+            let (kept, stages) = score_pool(
+                cfg,
+                pool,
+                &scorer,
+                &ctx,
+                &loc.excluded,
+                keep,
+                needs_shortlist,
+                loc.pool_size,
+                Floor::new(keep),
+            )?;
+            (kept.into_sorted(), stages)
+        }
+    };
     seconds.score = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let kept = kept.into_sorted();
-    let chosen: Vec<(usize, f32)> = if needs_shortlist {
+    let chosen: Vec<(usize, f32)> = if let Some(ranks) = &ranks {
+        ranks.iter().map(|&r| (r - 1, kept[r - 1].score)).collect()
+    } else if needs_shortlist {
         let short: Vec<Shortlisted> = kept
             .iter()
             .map(|r| Shortlisted {
@@ -761,6 +818,8 @@ fn score_round(
             batch,
             acquisition: cfg.acquisition,
             batch_mode: cfg.mode,
+            temperature: (cfg.mode == BatchMode::Softmax).then_some(cfg.temperature),
+            power: matches!(cfg.mode, BatchMode::Power | BatchMode::Softrank).then_some(cfg.power),
             shortlist: needs_shortlist.then_some(keep),
             max_sim: cfg.max_sim,
             minimize: model.minimize(),
@@ -849,6 +908,67 @@ fn score_pool(
         Ok(())
     })?;
     Ok((top, stages))
+}
+
+/// Pass 2 of `softmax` and `power`: every eligible candidate's posterior and score, and the
+/// `batch` with the largest keys (score plus Gumbel noise, [`Gumbel::key`], keyed by the
+/// global row), in key order; each keeps its acquisition score. The noise is added on the CPU
+/// in `f64`, so every backend draws the same batch; every candidate gets a variance (brute
+/// force).
+#[allow(clippy::too_many_arguments)]
+fn keyed_pool(
+    cfg: &SelectParams,
+    pool: &dyn Pool,
+    scorer: &dyn Scorer,
+    ctx: &AcqContext,
+    excluded: &[usize],
+    batch: usize,
+    pool_size: usize,
+    noise: Gumbel,
+) -> Result<(Vec<Ranked<Kept>>, Stages)> {
+    let mut top = KeyTop::new(batch);
+    let mut stages = Stages::default();
+    let mut keys = Vec::new();
+    stream_scored(cfg, pool, scorer, ctx, pool_size, |tile, s| {
+        let start = tile.start;
+        keys.clear();
+        keys.par_extend(
+            s.scores
+                .par_iter()
+                .enumerate()
+                .map(|(r, &sc)| noise.key(sc, (start + r) as u64)),
+        );
+        let lo = excluded.partition_point(|&g| g < start);
+        let hi = excluded.partition_point(|&g| g < start + tile.len());
+        let mut skip = excluded[lo..hi].iter().peekable();
+        for (r, &key) in keys.iter().enumerate() {
+            let g = start + r;
+            if skip.next_if_eq(&&g).is_some() || !top.accepts(key, g) {
+                continue;
+            }
+            let item = Kept {
+                id: tile.ids[r].clone(),
+                mean: s.mean[r],
+                var: s.var[r],
+                row: None,
+            };
+            top.push(
+                key,
+                g,
+                Ranked {
+                    score: s.scores[r],
+                    index: g,
+                    item,
+                },
+            );
+        }
+        stages += Stages::brute_force(tile.len() - (hi - lo));
+        Ok(())
+    })?;
+    Ok((
+        top.into_sorted().into_iter().map(|k| k.item).collect(),
+        stages,
+    ))
 }
 
 /// The posterior and acquisition score of each row of one tile (standardised units).

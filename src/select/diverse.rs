@@ -25,6 +25,12 @@ pub enum BatchMode {
     TopK,
     /// Greedy batch with posterior-variance updates after each pick, on a shortlist.
     Diverse,
+    /// Drawn without replacement with `p ∝ exp(score / temperature)` ([`super::stochastic`]).
+    Softmax,
+    /// Drawn without replacement with `p ∝ score^power` (non-negative scores).
+    Power,
+    /// Drawn without replacement with `p ∝ rank^−power`, rank 1 the best score.
+    Softrank,
 }
 
 impl crate::names::Named for BatchMode {
@@ -35,6 +41,21 @@ impl crate::names::Named for BatchMode {
             BatchMode::Diverse,
             "diverse",
             "One pick at a time, shrinking the uncertainty around each pick (kriging believer)",
+        ),
+        (
+            BatchMode::Softmax,
+            "softmax",
+            "Drawn at random without replacement, p ∝ exp(score / temperature)",
+        ),
+        (
+            BatchMode::Power,
+            "power",
+            "Drawn at random without replacement, p ∝ score^power (non-negative scores: ei, pi, variance, random)",
+        ),
+        (
+            BatchMode::Softrank,
+            "softrank",
+            "Drawn at random without replacement, p ∝ rank^-power (rank 1 the best score)",
         ),
     ];
 }
@@ -70,7 +91,7 @@ pub fn choose_batch(
 ) -> Result<Vec<(usize, f32)>> {
     let mut believer = match mode {
         BatchMode::Diverse => Some(Believer::new(gp, feats, pending)),
-        BatchMode::TopK => None,
+        _ => None,
     };
     let mut picks: Vec<(usize, f32)> = Vec::with_capacity(batch);
     let mut taken = vec![false; short.len()];

@@ -2,11 +2,13 @@
 //! posterior variance after each pick, and a similarity cap between picks.
 
 mod diverse;
+pub mod stochastic;
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 pub use diverse::{choose_batch, BatchMode, Shortlisted};
+pub use stochastic::{is_stochastic, Gumbel, KeyTop};
 
 /// The shortlist for the diverse mode and the similarity cap: `asked`, or max(5 × batch, 500),
 /// at most the `available` candidates. A shortlist asked smaller than the batch is an error

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::gp::{fit_with, FittedGp, GpValidParams, Inducing, ModelSpec};
 use crate::join::{join, Pass, Rule};
 use crate::rng::{draw_u32, seeded_order};
+use crate::select::stochastic::{self, Gumbel, KeyTop};
 use crate::select::{choose_batch, BatchMode, Floor, Ranked, Shortlisted, TopK};
 use metrics::{k_best, rmse, spearman, TopTruth};
 use verdict::{compare, Comparison};
@@ -75,6 +76,11 @@ pub struct SimConfig {
     pub seed: u64,
     /// Batch mode.
     pub mode: BatchMode,
+    /// Temperature `T` of the `softmax` mode (`p ∝ exp(score / T)`); default 0.1.
+    pub temperature: f32,
+    /// Exponent `β` of the `power` (`p ∝ score^β`) and `softrank` (`p ∝ rank^−β`) modes;
+    /// default 1.
+    pub power: f32,
     /// Objective.
     pub objective: Objective,
     /// Test fraction for `accuracy`.
@@ -113,6 +119,8 @@ impl SimConfig {
             reps: 5,
             seed: 0,
             mode: BatchMode::TopK,
+            temperature: stochastic::DEFAULT_TEMPERATURE,
+            power: stochastic::DEFAULT_POWER,
             objective: Objective::FindBest,
             test: 0.2,
             test_rows: None,
@@ -127,9 +135,14 @@ impl SimConfig {
     }
 
     /// Refuses settings that would otherwise be ignored or repeated silently: no rounds, no
-    /// replicates, a strategy or a number of inducing points listed twice. [`simulate`] calls
-    /// it; call it before loading a pool to fail early.
+    /// replicates, a strategy or a number of inducing points listed twice; and a `temperature`
+    /// or `power` that is not a finite number above 0, or the `power` mode with a strategy
+    /// whose scores can be negative. [`simulate`] calls it; call it before loading a pool to
+    /// fail early.
     pub fn check_settings(&self) -> Result<()> {
+        for a in std::iter::once(&Acquisition::Random).chain(&self.strategies) {
+            stochastic::check(self.mode, self.temperature, self.power, *a)?;
+        }
         if self.reps == 0 {
             return Err(Error::param("reps", "must be at least 1"));
         }
@@ -247,6 +260,14 @@ pub struct SimResult {
     pub seed: u64,
     /// Objective.
     pub objective: Objective,
+    /// Batch mode.
+    pub batch_mode: BatchMode,
+    /// Temperature of the `softmax` mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Exponent of the `power` and `softrank` modes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub power: Option<f32>,
     /// Kernel used.
     pub kernel: &'static str,
     /// Strategy names, random first.
@@ -471,6 +492,9 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
         reps: cfg.reps,
         seed: cfg.seed,
         objective: cfg.objective,
+        batch_mode: cfg.mode,
+        temperature: (cfg.mode == BatchMode::Softmax).then_some(cfg.temperature),
+        power: matches!(cfg.mode, BatchMode::Power | BatchMode::Softrank).then_some(cfg.power),
         kernel: kernel.name(),
         strategies: names,
         initial_sets,
@@ -551,17 +575,42 @@ impl Run<'_> {
                 seed: self.seed,
                 round: round as u32,
             };
+            let cfg = self.cfg;
+            let noise = Gumbel::new(cfg.mode, cfg.temperature, cfg.power, self.seed, ctx.round);
+            let eligible = is_labeled.iter().filter(|&&l| !l).count();
+            // Softrank draws its ranks first and keeps the candidates down to the deepest one.
+            let ranks = noise
+                .filter(|g| !g.per_candidate())
+                .map(|g| g.ranks(eligible, self.batch));
+            let keep = ranks
+                .as_ref()
+                .map_or(self.keep(), |r| r.iter().copied().max().unwrap_or(0));
             // The metrics need every mean; the picks, the variance of those that can win.
             let kept = if round == self.cfg.rounds {
                 scorer.mean_into(self.feats, &mut mean)?;
                 None
+            } else if let Some(g) = noise.filter(Gumbel::per_candidate) {
+                scorer.posterior_into(self.feats, &mut mean, &mut var)?;
+                stages += Stages::brute_force(eligible);
+                Some(self.keyed(&ctx, g, &is_labeled, &mean, &var))
             } else if self.cfg.prune {
-                Some(self.shortlist_pruned(&scorer, &ctx, &is_labeled, &mut mean, &mut stages)?)
+                Some(self.shortlist_pruned(
+                    &scorer,
+                    &ctx,
+                    &is_labeled,
+                    keep,
+                    &mut mean,
+                    &mut stages,
+                )?)
             } else {
                 scorer.posterior_into(self.feats, &mut mean, &mut var)?;
-                let eligible = is_labeled.iter().filter(|&&l| !l).count();
                 stages += Stages::brute_force(eligible);
-                Some(self.shortlist(&ctx, &is_labeled, &mean, &var))
+                Some(self.shortlist(&ctx, &is_labeled, keep, &mean, &var))
+            };
+            // Softrank's picks: the drawn ranks of the ranked candidates, in the draw's order.
+            let kept = match (kept, &ranks) {
+                (Some(k), Some(r)) => Some(r.iter().map(|&r| k[r - 1].clone()).collect()),
+                (k, _) => k,
             };
             self.record(
                 &gp,
@@ -632,24 +681,51 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// How many candidates `pick` ranks: the batch, or the shortlist of a diverse batch.
+    /// How many candidates `pick` ranks: the batch, or the shortlist of a diverse batch
+    /// (softrank ranks down to its deepest drawn rank instead).
     fn keep(&self) -> usize {
         match self.cfg.mode {
             BatchMode::Diverse => (5 * self.batch).max(500),
-            BatchMode::TopK => self.batch,
+            _ => self.batch,
         }
     }
 
-    /// The best [`Run::keep`] unlabeled candidates by score, ties by the replicate's key, from
-    /// every candidate's posterior.
-    fn shortlist(
+    /// `softmax` and `power`: the batch with the largest keys ([`Gumbel::key`], keyed and tied
+    /// by the replicate's key), in key order, from every candidate's posterior; each keeps its
+    /// acquisition score.
+    fn keyed(
         &self,
         ctx: &AcqContext,
+        noise: Gumbel,
         is_labeled: &[bool],
         mean: &[f32],
         var: &[f32],
     ) -> Vec<Ranked<Candidate>> {
-        let mut top = TopK::new(self.keep());
+        let mut top = KeyTop::new(self.batch);
+        for i in (0..self.y.len()).filter(|&i| !is_labeled[i]) {
+            let key = self.tie_key[i];
+            let s = score(self.acq, mean[i], var[i], key as u64, ctx);
+            let item = Ranked {
+                score: s,
+                index: key,
+                item: (i, mean[i], var[i]),
+            };
+            top.push(noise.key(s, key as u64), key, item);
+        }
+        top.into_sorted().into_iter().map(|k| k.item).collect()
+    }
+
+    /// The best `keep` unlabeled candidates by score, ties by the replicate's key, from every
+    /// candidate's posterior.
+    fn shortlist(
+        &self,
+        ctx: &AcqContext,
+        is_labeled: &[bool],
+        keep: usize,
+        mean: &[f32],
+        var: &[f32],
+    ) -> Vec<Ranked<Candidate>> {
+        let mut top = TopK::new(keep);
         for i in (0..self.y.len()).filter(|&i| !is_labeled[i]) {
             let key = self.tie_key[i];
             let s = score(self.acq, mean[i], var[i], key as u64, ctx);
@@ -665,10 +741,10 @@ impl Run<'_> {
         scorer: &dyn Scorer,
         ctx: &AcqContext,
         is_labeled: &[bool],
+        keep: usize,
         mean: &mut [f32],
         stages: &mut Stages,
     ) -> Result<Vec<Ranked<Candidate>>> {
-        let keep = self.keep();
         let skip: Vec<usize> = (0..self.y.len()).filter(|&i| is_labeled[i]).collect();
         let what = BestOf {
             acq: self.acq,
