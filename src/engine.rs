@@ -16,7 +16,9 @@ use crate::gp::{fit_with, FitInfo, FittedGp, ModelSpec};
 use crate::join::{join, Joined, Pass, Rule};
 use crate::model::{FittedModel, ModelOrigin};
 use crate::progress::progress_bar;
-use crate::select::{choose_batch, BatchMode, Floor, Shortlisted, TopK};
+use crate::select::{
+    choose_batch, grown_shortlist, uses_shortlist, BatchMode, Floor, JointReport, Shortlisted, TopK,
+};
 
 /// A batch size: a count, or a fraction of the pool.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -130,10 +132,13 @@ impl SelectParams {
         if self.tile_rows == 0 {
             return Err(Error::param("tile_rows", "must be at least 1"));
         }
-        if self.shortlist.is_some() && self.mode != BatchMode::Diverse && self.max_sim.is_none() {
+        if self.acquisition.is_joint() && self.mode != BatchMode::TopK {
+            return Err(Error::param("mode", crate::select::JOINT_MODE));
+        }
+        if self.shortlist.is_some() && !uses_shortlist(self.mode, self.acquisition, self.max_sim) {
             return Err(Error::param(
                 "shortlist",
-                "it applies only to diverse batches (mode) or with a similarity cap (max_sim)",
+                "it applies only to diverse batches (mode), with a similarity cap (max_sim) or to thompson and qpo",
             ));
         }
         Ok(SelectValidParams(self.clone()))
@@ -238,8 +243,12 @@ pub struct Summary {
     pub acquisition: Acquisition,
     /// Batch mode.
     pub batch_mode: BatchMode,
-    /// Shortlist size used (diverse or similarity cap).
+    /// Shortlist size used (diverse, similarity cap, thompson and qpo).
     pub shortlist: Option<usize>,
+    /// For `thompson` and `qpo`: the shortlist, samples, the share of argmaxes on the
+    /// shortlist's last tenth, the jitter and the pool passes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joint: Option<JointReport>,
     /// Similarity cap.
     pub max_sim: Option<f64>,
     /// Lower labels are better.
@@ -544,10 +553,10 @@ pub fn run_score_shard(
     backend: &Backend,
     floor: Option<(f32, usize)>,
 ) -> Result<ShardScores> {
-    let needs_shortlist = params.mode == BatchMode::Diverse || params.max_sim.is_some();
+    let needs_shortlist = uses_shortlist(params.mode, params.acquisition, params.max_sim);
     // The whole pool's shortlist before it is capped at the pool's candidates.
     let shortlist = needs_shortlist
-        .then(|| crate::select::shortlist_size(params.shortlist, k, usize::MAX))
+        .then(|| crate::select::shortlist_size(params.shortlist, k, usize::MAX, params.acquisition))
         .transpose()?;
     let started = Instant::now();
     let loc = locate(params, pool, &model_labels(model), pending, Rule::Shard)?;
@@ -676,9 +685,9 @@ fn score_round(
     let gp = model.gp();
     let sign = model.sign();
     let available = loc.pool_size - loc.excluded.len();
-    let needs_shortlist = cfg.mode == BatchMode::Diverse || cfg.max_sim.is_some();
-    let keep = if needs_shortlist {
-        crate::select::shortlist_size(cfg.shortlist, batch, available)?
+    let needs_shortlist = uses_shortlist(cfg.mode, cfg.acquisition, cfg.max_sim);
+    let mut keep = if needs_shortlist {
+        crate::select::shortlist_size(cfg.shortlist, batch, available, cfg.acquisition)?
     } else {
         batch
     };
@@ -687,24 +696,31 @@ fn score_round(
         seed: cfg.seed,
         round: cfg.round,
     };
-    let t = Instant::now();
     let scorer = backend.prepare(gp)?;
-    let (kept, stages) = score_pool(
-        cfg,
-        pool,
-        &scorer,
-        &ctx,
-        &loc.excluded,
-        keep,
-        needs_shortlist,
-        loc.pool_size,
-        Floor::new(keep),
-    )?;
-    seconds.score = t.elapsed().as_secs_f64();
+    let mut passes = 0;
+    let (kept, stages, chosen, joint) = loop {
+        let t = Instant::now();
+        let (kept, stages) = score_pool(
+            cfg,
+            pool,
+            &scorer,
+            &ctx,
+            &loc.excluded,
+            keep,
+            needs_shortlist,
+            loc.pool_size,
+            Floor::new(keep),
+        )?;
+        seconds.score += t.elapsed().as_secs_f64();
+        passes += 1;
 
-    let t = Instant::now();
-    let kept = kept.into_sorted();
-    let chosen: Vec<(usize, f32)> = if needs_shortlist {
+        let t = Instant::now();
+        let kept = kept.into_sorted();
+        if !needs_shortlist {
+            let chosen = kept.iter().enumerate().map(|(i, r)| (i, r.score)).collect();
+            seconds.select += t.elapsed().as_secs_f64();
+            break (kept, stages, chosen, None);
+        }
         let short: Vec<Shortlisted> = kept
             .iter()
             .map(|r| Shortlisted {
@@ -717,7 +733,7 @@ fn score_round(
         for r in &kept {
             feats.push_row_from(r.item.row.as_ref().expect("shortlist keeps rows"), 0);
         }
-        choose_batch(
+        let chosen = choose_batch(
             cfg.mode,
             gp,
             cfg.acquisition,
@@ -727,9 +743,16 @@ fn score_round(
             &loc.other,
             batch,
             cfg.max_sim,
-        )?
-    } else {
-        kept.iter().enumerate().map(|(i, r)| (i, r.score)).collect()
+        )?;
+        seconds.select += t.elapsed().as_secs_f64();
+        let joint = chosen.joint.map(|r| JointReport { passes, ..r });
+        match joint
+            .as_ref()
+            .and_then(|r| grown_shortlist(r, keep, available, cfg.shortlist))
+        {
+            Some(longer) => keep = longer,
+            None => break (kept, stages, chosen.picks, joint),
+        }
     };
     let picks = chosen
         .iter()
@@ -746,7 +769,6 @@ fn score_round(
             }
         })
         .collect();
-    seconds.select = t.elapsed().as_secs_f64();
     seconds.total = started.elapsed().as_secs_f64();
     let candidates_per_second = loc.pool_size as f64 / seconds.score.max(1e-9);
     Ok(Selection {
@@ -762,6 +784,7 @@ fn score_round(
             acquisition: cfg.acquisition,
             batch_mode: cfg.mode,
             shortlist: needs_shortlist.then_some(keep),
+            joint,
             max_sim: cfg.max_sim,
             minimize: model.minimize(),
             seed: cfg.seed,

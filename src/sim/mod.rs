@@ -25,7 +25,10 @@ use crate::error::{Error, Result};
 use crate::gp::{fit_with, FittedGp, GpValidParams, Inducing, ModelSpec};
 use crate::join::{join, Pass, Rule};
 use crate::rng::{draw_u32, seeded_order};
-use crate::select::{choose_batch, BatchMode, Floor, Ranked, Shortlisted, TopK};
+use crate::select::{
+    choose_batch, grown_shortlist, shortlist_size, uses_shortlist, BatchMode, Floor, JointReport,
+    Ranked, Shortlisted, TopK,
+};
 use metrics::{k_best, rmse, spearman, TopTruth};
 use verdict::{compare, Comparison};
 
@@ -141,6 +144,12 @@ impl SimConfig {
             ));
         }
         for (i, a) in self.strategies.iter().enumerate() {
+            if a.is_joint() && self.mode != BatchMode::TopK {
+                return Err(Error::param(
+                    "mode",
+                    format!("{}: {}", label(*a), crate::select::JOINT_MODE),
+                ));
+            }
             if self.strategies[..i].contains(a) {
                 return Err(Error::param(
                     "strategies",
@@ -552,16 +561,22 @@ impl Run<'_> {
                 round: round as u32,
             };
             // The metrics need every mean; the picks, the variance of those that can win.
+            let available = is_labeled.iter().filter(|&&l| !l).count();
+            let mut keep = self.keep(available)?;
+            let mut shortlist = |keep: usize, mean: &mut [f32], stages: &mut Stages| {
+                if self.cfg.prune {
+                    self.shortlist_pruned(&scorer, &ctx, &is_labeled, keep, mean, stages)
+                } else {
+                    scorer.posterior_into(self.feats, mean, &mut var)?;
+                    *stages += Stages::brute_force(available);
+                    Ok(self.shortlist(&ctx, &is_labeled, keep, mean, &var))
+                }
+            };
             let kept = if round == self.cfg.rounds {
                 scorer.mean_into(self.feats, &mut mean)?;
                 None
-            } else if self.cfg.prune {
-                Some(self.shortlist_pruned(&scorer, &ctx, &is_labeled, &mut mean, &mut stages)?)
             } else {
-                scorer.posterior_into(self.feats, &mut mean, &mut var)?;
-                let eligible = is_labeled.iter().filter(|&&l| !l).count();
-                stages += Stages::brute_force(eligible);
-                Some(self.shortlist(&ctx, &is_labeled, &mean, &var))
+                Some(shortlist(keep, &mut mean, &mut stages)?)
             };
             self.record(
                 &gp,
@@ -574,8 +589,34 @@ impl Run<'_> {
                 round,
                 curves,
             )?;
-            let Some(kept) = kept else { break };
-            let picks = self.pick(&gp, &ctx, kept)?;
+            let Some(mut kept) = kept else { break };
+            let picks = loop {
+                match self.pick(&gp, &ctx, kept, keep, available)? {
+                    Picked::Batch(rows, joint) => {
+                        if let Some(j) = joint {
+                            // How far into the shortlist the samples reached, per round.
+                            for (metric, value) in [
+                                ("joint_tail_share", j.tail_share),
+                                ("joint_shortlist", j.shortlist as f64),
+                            ] {
+                                curves.push(CurvePoint {
+                                    strategy: name.to_string(),
+                                    replicate: rep,
+                                    round,
+                                    labeled: labeled.len(),
+                                    metric,
+                                    value,
+                                });
+                            }
+                        }
+                        break rows;
+                    }
+                    Picked::Grow(longer) => {
+                        keep = longer;
+                        kept = shortlist(keep, &mut mean, &mut stages)?;
+                    }
+                }
+            };
             for i in picks {
                 is_labeled[i] = true;
                 labeled.push(i);
@@ -632,24 +673,27 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// How many candidates `pick` ranks: the batch, or the shortlist of a diverse batch.
-    fn keep(&self) -> usize {
-        match self.cfg.mode {
-            BatchMode::Diverse => (5 * self.batch).max(500),
-            BatchMode::TopK => self.batch,
+    /// How many candidates `pick` ranks at first: the batch, or the shortlist of a diverse
+    /// batch or a joint acquisition, of the `available` candidates.
+    fn keep(&self, available: usize) -> Result<usize> {
+        if uses_shortlist(self.cfg.mode, self.acq, None) {
+            shortlist_size(None, self.batch, available, self.acq)
+        } else {
+            Ok(self.batch)
         }
     }
 
-    /// The best [`Run::keep`] unlabeled candidates by score, ties by the replicate's key, from
-    /// every candidate's posterior.
+    /// The best `keep` unlabeled candidates by score, ties by the replicate's key, from every
+    /// candidate's posterior.
     fn shortlist(
         &self,
         ctx: &AcqContext,
         is_labeled: &[bool],
+        keep: usize,
         mean: &[f32],
         var: &[f32],
     ) -> Vec<Ranked<Candidate>> {
-        let mut top = TopK::new(self.keep());
+        let mut top = TopK::new(keep);
         for i in (0..self.y.len()).filter(|&i| !is_labeled[i]) {
             let key = self.tie_key[i];
             let s = score(self.acq, mean[i], var[i], key as u64, ctx);
@@ -665,10 +709,10 @@ impl Run<'_> {
         scorer: &dyn Scorer,
         ctx: &AcqContext,
         is_labeled: &[bool],
+        keep: usize,
         mean: &mut [f32],
         stages: &mut Stages,
     ) -> Result<Vec<Ranked<Candidate>>> {
-        let keep = self.keep();
         let skip: Vec<usize> = (0..self.y.len()).filter(|&i| is_labeled[i]).collect();
         let what = BestOf {
             acq: self.acq,
@@ -688,16 +732,20 @@ impl Run<'_> {
         Ok(top.into_sorted())
     }
 
-    /// The batch from the ranked shortlist: its head, or a diverse batch chosen from it.
+    /// The batch from the ranked shortlist of `keep`: its head, a diverse batch or a joint
+    /// acquisition's batch chosen from it, or a longer shortlist to rank first when a joint
+    /// acquisition's samples reached its tail too often.
     fn pick(
         &self,
         gp: &FittedGp,
         ctx: &AcqContext,
         kept: Vec<Ranked<Candidate>>,
-    ) -> Result<Vec<usize>> {
+        keep: usize,
+        available: usize,
+    ) -> Result<Picked> {
         let rows: Vec<usize> = kept.iter().map(|r| r.item.0).collect();
-        if self.cfg.mode != BatchMode::Diverse {
-            return Ok(rows);
+        if !uses_shortlist(self.cfg.mode, self.acq, None) {
+            return Ok(Picked::Batch(rows, None));
         }
         let short: Vec<Shortlisted> = kept
             .iter()
@@ -708,8 +756,8 @@ impl Run<'_> {
             })
             .collect();
         let none = Features::empty(self.feats.kind());
-        let picks = choose_batch(
-            BatchMode::Diverse,
+        let batch = choose_batch(
+            self.cfg.mode,
             gp,
             self.acq,
             ctx,
@@ -719,8 +767,24 @@ impl Run<'_> {
             self.batch,
             None,
         )?;
-        Ok(picks.iter().map(|&(p, _)| rows[p]).collect())
+        if let Some(longer) = batch
+            .joint
+            .as_ref()
+            .and_then(|r| grown_shortlist(r, keep, available, None))
+        {
+            return Ok(Picked::Grow(longer));
+        }
+        let picked = batch.picks.iter().map(|&(p, _)| rows[p]).collect();
+        Ok(Picked::Batch(picked, batch.joint))
     }
+}
+
+/// What [`Run::pick`] decided.
+enum Picked {
+    /// The batch's pool rows, with the joint step's report for `thompson` and `qpo`.
+    Batch(Vec<usize>, Option<JointReport>),
+    /// Rank a shortlist this long first.
+    Grow(usize),
 }
 
 /// A shortlisted candidate of a round: its pool row, mean and variance.
@@ -806,9 +870,17 @@ pub fn verdict_table(r: &SimResult) -> String {
             Objective::Accuracy => "accuracy",
         }
     );
+    // The strategy column fits the longest name (`thompson-marginal`, `ucb@m500`).
+    let w = r
+        .verdicts
+        .iter()
+        .map(|v| v.strategy.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     let _ = writeln!(
         out,
-        "{:<12} {:>10} {:>10} {:>24} {:<18} {:<18} {:>10}",
+        "{:<w$} {:>10} {:>10} {:>24} {:<18} {:<18} {:>10}",
         "strategy",
         "final",
         "random",
@@ -824,7 +896,7 @@ pub fn verdict_table(r: &SimResult) -> String {
         );
         let _ = writeln!(
             out,
-            "{:<12} {:>10.3} {:>10.3} {:>24} {:<18} {:<18} {:>10.2}",
+            "{:<w$} {:>10.3} {:>10.3} {:>24} {:<18} {:<18} {:>10.2}",
             v.strategy,
             v.strategy_mean,
             v.random_mean,
