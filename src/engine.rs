@@ -17,7 +17,10 @@ use crate::join::{join, Joined, Pass, Rule};
 use crate::model::{FittedModel, ModelOrigin};
 use crate::progress::progress_bar;
 use crate::select::stochastic::{self, Gumbel, KeyTop, STOCHASTIC_ALONE};
-use crate::select::{choose_batch, BatchMode, Floor, Ranked, Shortlisted, TopK};
+use crate::select::{
+    choose_batch, grown_shortlist, uses_shortlist, BatchMode, Floor, JointReport, Ranked,
+    Shortlisted, TopK,
+};
 
 /// A batch size: a count, or a fraction of the pool.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -149,10 +152,13 @@ impl SelectParams {
         if self.tile_rows == 0 {
             return Err(Error::param("tile_rows", "must be at least 1"));
         }
-        if self.shortlist.is_some() && self.mode != BatchMode::Diverse && self.max_sim.is_none() {
+        if self.acquisition.is_joint() && self.mode != BatchMode::TopK {
+            return Err(Error::param("mode", crate::select::JOINT_MODE));
+        }
+        if self.shortlist.is_some() && !uses_shortlist(self.mode, self.acquisition, self.max_sim) {
             return Err(Error::param(
                 "shortlist",
-                "it applies only to diverse batches (mode) or with a similarity cap (max_sim)",
+                "it applies only to diverse batches (mode), with a similarity cap (max_sim) or to thompson and qpo",
             ));
         }
         Ok(SelectValidParams(self.clone()))
@@ -263,8 +269,12 @@ pub struct Summary {
     /// Exponent of the `power` and `softrank` modes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub power: Option<f32>,
-    /// Shortlist size used (diverse or similarity cap).
+    /// Shortlist size used (diverse, similarity cap, thompson and qpo).
     pub shortlist: Option<usize>,
+    /// For `thompson` and `qpo`: the shortlist, samples, the share of argmaxes on the
+    /// shortlist's last tenth, the jitter and the pool passes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joint: Option<JointReport>,
     /// Similarity cap.
     pub max_sim: Option<f64>,
     /// Lower labels are better.
@@ -578,10 +588,10 @@ pub fn run_score_shard(
             ),
         ));
     }
-    let needs_shortlist = params.mode == BatchMode::Diverse || params.max_sim.is_some();
+    let needs_shortlist = uses_shortlist(params.mode, params.acquisition, params.max_sim);
     // The whole pool's shortlist before it is capped at the pool's candidates.
     let shortlist = needs_shortlist
-        .then(|| crate::select::shortlist_size(params.shortlist, k, usize::MAX))
+        .then(|| crate::select::shortlist_size(params.shortlist, k, usize::MAX, params.acquisition))
         .transpose()?;
     let started = Instant::now();
     let loc = locate(params, pool, &model_labels(model), pending, Rule::Shard)?;
@@ -710,14 +720,14 @@ fn score_round(
     let gp = model.gp();
     let sign = model.sign();
     let available = loc.pool_size - loc.excluded.len();
-    let needs_shortlist = cfg.mode == BatchMode::Diverse || cfg.max_sim.is_some();
+    let needs_shortlist = uses_shortlist(cfg.mode, cfg.acquisition, cfg.max_sim);
     let noise = Gumbel::new(cfg.mode, cfg.temperature, cfg.power, cfg.seed, cfg.round);
     // Softrank draws its ranks first and keeps the candidates down to the deepest one.
     let ranks = noise
         .filter(|g| !g.per_candidate())
         .map(|g| g.ranks(available, batch));
-    let keep = if needs_shortlist {
-        crate::select::shortlist_size(cfg.shortlist, batch, available)?
+    let mut keep = if needs_shortlist {
+        crate::select::shortlist_size(cfg.shortlist, batch, available, cfg.acquisition)?
     } else if let Some(r) = &ranks {
         r.iter().copied().max().unwrap_or(0)
     } else {
@@ -728,40 +738,51 @@ fn score_round(
         seed: cfg.seed,
         round: cfg.round,
     };
-    let t = Instant::now();
     let scorer = backend.prepare(gp)?;
-    let (kept, stages) = match noise.filter(Gumbel::per_candidate) {
-        Some(g) => keyed_pool(
-            cfg,
-            pool,
-            &scorer,
-            &ctx,
-            &loc.excluded,
-            batch,
-            loc.pool_size,
-            g,
-        )?,
-        None => {
-            let (kept, stages) = score_pool(
+    let mut passes = 0;
+    let (kept, stages, chosen, joint) = loop {
+        let t = Instant::now();
+        let (kept, stages) = match noise.filter(Gumbel::per_candidate) {
+            Some(g) => keyed_pool(
                 cfg,
                 pool,
                 &scorer,
                 &ctx,
                 &loc.excluded,
-                keep,
-                needs_shortlist,
+                batch,
                 loc.pool_size,
-                Floor::new(keep),
-            )?;
-            (kept.into_sorted(), stages)
-        }
-    };
-    seconds.score = t.elapsed().as_secs_f64();
+                g,
+            )?,
+            None => {
+                let (kept, stages) = score_pool(
+                    cfg,
+                    pool,
+                    &scorer,
+                    &ctx,
+                    &loc.excluded,
+                    keep,
+                    needs_shortlist,
+                    loc.pool_size,
+                    Floor::new(keep),
+                )?;
+                (kept.into_sorted(), stages)
+            }
+        };
+        seconds.score += t.elapsed().as_secs_f64();
+        passes += 1;
 
-    let t = Instant::now();
-    let chosen: Vec<(usize, f32)> = if let Some(ranks) = &ranks {
-        ranks.iter().map(|&r| (r - 1, kept[r - 1].score)).collect()
-    } else if needs_shortlist {
+        let t = Instant::now();
+        if let Some(ranks) = &ranks {
+            // Softrank's picks: the drawn ranks of the ranked candidates, in the draw's order.
+            let chosen = ranks.iter().map(|&r| (r - 1, kept[r - 1].score)).collect();
+            seconds.select += t.elapsed().as_secs_f64();
+            break (kept, stages, chosen, None);
+        }
+        if !needs_shortlist {
+            let chosen = kept.iter().enumerate().map(|(i, r)| (i, r.score)).collect();
+            seconds.select += t.elapsed().as_secs_f64();
+            break (kept, stages, chosen, None);
+        }
         let short: Vec<Shortlisted> = kept
             .iter()
             .map(|r| Shortlisted {
@@ -774,7 +795,7 @@ fn score_round(
         for r in &kept {
             feats.push_row_from(r.item.row.as_ref().expect("shortlist keeps rows"), 0);
         }
-        choose_batch(
+        let chosen = choose_batch(
             cfg.mode,
             gp,
             cfg.acquisition,
@@ -784,9 +805,16 @@ fn score_round(
             &loc.other,
             batch,
             cfg.max_sim,
-        )?
-    } else {
-        kept.iter().enumerate().map(|(i, r)| (i, r.score)).collect()
+        )?;
+        seconds.select += t.elapsed().as_secs_f64();
+        let joint = chosen.joint.map(|r| JointReport { passes, ..r });
+        match joint
+            .as_ref()
+            .and_then(|r| grown_shortlist(r, keep, available, cfg.shortlist))
+        {
+            Some(longer) => keep = longer,
+            None => break (kept, stages, chosen.picks, joint),
+        }
     };
     let picks = chosen
         .iter()
@@ -803,7 +831,6 @@ fn score_round(
             }
         })
         .collect();
-    seconds.select = t.elapsed().as_secs_f64();
     seconds.total = started.elapsed().as_secs_f64();
     let candidates_per_second = loc.pool_size as f64 / seconds.score.max(1e-9);
     Ok(Selection {
@@ -821,6 +848,7 @@ fn score_round(
             temperature: (cfg.mode == BatchMode::Softmax).then_some(cfg.temperature),
             power: matches!(cfg.mode, BatchMode::Power | BatchMode::Softrank).then_some(cfg.power),
             shortlist: needs_shortlist.then_some(keep),
+            joint,
             max_sim: cfg.max_sim,
             minimize: model.minimize(),
             seed: cfg.seed,

@@ -36,9 +36,16 @@ pub fn uniform(word: u32) -> f32 {
 /// A standard normal draw for a candidate (Box–Muller on streams 1 and 2).
 #[inline]
 pub fn normal_draw(seed: u64, round: u32, index: u64) -> f32 {
+    normal_draw_on(seed, round, index, 1)
+}
+
+/// A standard normal draw for a candidate from Box–Muller on streams `stream` and
+/// `stream + 1`; [`normal_draw`] is stream 1.
+#[inline]
+pub fn normal_draw_on(seed: u64, round: u32, index: u64, stream: u32) -> f32 {
     // (0, 1]: never 0, so the log is finite.
-    let u1 = ((draw_u32(seed, round, index, 1) >> 8) + 1) as f32 * (1.0 / 16_777_216.0);
-    let u2 = uniform(draw_u32(seed, round, index, 2));
+    let u1 = ((draw_u32(seed, round, index, stream) >> 8) + 1) as f32 * (1.0 / 16_777_216.0);
+    let u2 = uniform(draw_u32(seed, round, index, stream.wrapping_add(1)));
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 

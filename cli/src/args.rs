@@ -224,12 +224,15 @@ pub(crate) struct AcqArgs {
     /// EI/PI margin, in standard deviations of the labels.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) xi: f32,
+    /// qPO's joint posterior samples [default: max(1000, 10 × batch)].
+    #[arg(long, value_name = "N")]
+    pub(crate) samples: Option<u32>,
 }
 
 impl AcqArgs {
     /// The acquisition asked for.
     pub(crate) fn get(&self) -> Result<Acquisition> {
-        acquisition(&self.acq, self.beta, self.xi)
+        Ok(acquisition(&self.acq, self.beta, self.xi)?.with_samples(self.samples))
     }
 }
 
@@ -379,6 +382,9 @@ pub(crate) struct SimulateArgs {
     /// EI/PI margin, in label standard deviations.
     #[arg(long, default_value_t = 0.0)]
     pub(crate) xi: f32,
+    /// qPO's joint posterior samples [default: max(1000, 10 × batch)].
+    #[arg(long, value_name = "N")]
+    pub(crate) samples: Option<u32>,
     /// Initial random labels: a count or a fraction of the pool.
     #[arg(long, default_value = "0.01", value_parser = BatchSize::parse)]
     pub(crate) init: BatchSize,
@@ -691,6 +697,7 @@ pub(crate) struct DemoArgs {
 pub(crate) const FLAGS: &[(&str, &str)] = &[
     ("beta", "--beta"),
     ("xi", "--xi"),
+    ("samples", "--samples"),
     ("max_sim", "--max-sim"),
     ("prune", "--no-prune"),
     ("shortlist", "--shortlist"),

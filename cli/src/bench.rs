@@ -881,7 +881,7 @@ mod tests {
             for acq in [
                 Acquisition::Ucb { beta: 2.0 },
                 Acquisition::Greedy,
-                Acquisition::Thompson,
+                Acquisition::ThompsonMarginal,
                 Acquisition::Ei { xi: 0.0 },
             ] {
                 let pruned = tiny(features, select(acq, true));

@@ -169,6 +169,7 @@ fn simulate(a: SimulateArgs) -> Result<()> {
         .strategies
         .iter()
         .filter_map(|s| Acquisition::from_name(s, a.beta, a.xi))
+        .map(|acq| acq.with_samples(a.samples))
         .collect();
     cfg.init = a.init;
     cfg.batch = a.batch;
@@ -464,5 +465,24 @@ fn select(a: SelectArgs) -> Result<()> {
         s.candidates_per_second,
         a.out.display()
     );
+    if let Some(j) = &s.joint {
+        eprintln!("{}", joint_line(j));
+    }
     Ok(())
+}
+
+/// What the joint step of `thompson` and `qpo` did, with a warning when its samples reached
+/// the shortlist's tail too often (after any growth).
+pub(crate) fn joint_line(j: &poolrank::select::JointReport) -> String {
+    let mut line = format!(
+        "joint posterior: {} sample(s) over a shortlist of {} ({} pool pass(es)); {:.1}% of the argmaxes on its last tenth",
+        j.samples,
+        j.shortlist,
+        j.passes,
+        100.0 * j.tail_share
+    );
+    if j.tail_share > poolrank::select::joint::TAIL_LIMIT {
+        line += "\nwarning: over 1% of the argmaxes fell on the shortlist's last tenth, so candidates beyond it may have won some samples; give a longer --shortlist";
+    }
+    line
 }

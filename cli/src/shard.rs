@@ -123,5 +123,8 @@ pub(crate) fn merge(a: MergeArgs) -> Result<()> {
         s.settings.acquisition.name(),
         a.out.display()
     );
+    if let Some(j) = &s.joint {
+        eprintln!("{}", crate::joint_line(j));
+    }
     Ok(())
 }

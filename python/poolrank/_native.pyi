@@ -81,13 +81,16 @@ def read_pool(
 ) -> Tuple[list[str], Any]: ...
 
 Size = Union[int, float]  # a count, or a fraction of the pool
+AcqName = Literal[
+    "greedy", "ucb", "ei", "pi", "variance", "thompson", "thompson-marginal", "qpo", "random"
+]
 
 @overload
 def select(
     pool: ArrayLike,
     labeled_index: npt.ArrayLike,
     y: npt.ArrayLike,
-    acq: Literal["greedy", "ucb", "ei", "pi", "variance", "thompson", "random"] = "ucb",
+    acq: AcqName = "ucb",
     batch: Optional[Size] = None,
     minimize: bool = False,
     seed: int = 0,
@@ -106,13 +109,15 @@ def select(
     xi: float = 0.0,
     return_summary: Literal[False] = False,
     prune: bool = True,
+    shortlist: Optional[int] = None,
+    samples: Optional[int] = None,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
 @overload
 def select(
     pool: ArrayLike,
     labeled_index: npt.ArrayLike,
     y: npt.ArrayLike,
-    acq: Literal["greedy", "ucb", "ei", "pi", "variance", "thompson", "random"] = "ucb",
+    acq: AcqName = "ucb",
     batch: Optional[Size] = None,
     minimize: bool = False,
     seed: int = 0,
@@ -132,6 +137,8 @@ def select(
     *,
     return_summary: Literal[True],
     prune: bool = True,
+    shortlist: Optional[int] = None,
+    samples: Optional[int] = None,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], dict[str, Any]]: ...
 def _simulate(
     pool: ArrayLike, y: npt.ArrayLike, **kwargs: Any
@@ -164,7 +171,7 @@ class ShardScorer:
         per_task: int = 1,
         pool: Optional[list[Path]] = None,
         row_offset: int = 0,
-        acq: Literal["greedy", "ucb", "ei", "pi", "variance", "thompson", "random"] = "ucb",
+        acq: AcqName = "ucb",
         beta: float = 2.0,
         xi: float = 0.0,
         seed: int = 0,
@@ -179,6 +186,7 @@ class ShardScorer:
         id_col: str = "id",
         smiles_col: str = "smiles",
         floor: Optional[Tuple[float, int]] = None,
+        samples: Optional[int] = None,
     ) -> dict[str, Any]: ...
 
 def merge(

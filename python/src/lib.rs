@@ -115,13 +115,14 @@ fn model_spec(
     })
 }
 
-fn acquisition_arg(name: &str, beta: f32, xi: f32) -> PyResult<Acquisition> {
-    Acquisition::from_name(name, beta, xi).ok_or_else(|| {
+fn acquisition_arg(name: &str, beta: f32, xi: f32, samples: Option<u32>) -> PyResult<Acquisition> {
+    let acq = Acquisition::from_name(name, beta, xi).ok_or_else(|| {
         PyValueError::new_err(format!(
             "acq: expected one of {}, got {name:?}",
             Acquisition::names().join(", ")
         ))
-    })
+    })?;
+    Ok(acq.with_samples(samples))
 }
 
 /// In-memory labels for the engine: row ids and values, the position (from 1) naming each.
@@ -538,7 +539,7 @@ fn row_indices(
     pool, labeled_index, y, acq="ucb", batch=None, minimize=false, seed=0, backend="auto",
     kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
     batch_mode="topk", max_sim=None, pending_index=None, features=None, beta=2.0, xi=0.0,
-    return_summary=false, prune=true
+    return_summary=false, prune=true, shortlist=None, samples=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn select<'py>(
@@ -564,6 +565,8 @@ fn select<'py>(
     xi: f32,
     return_summary: bool,
     prune: bool,
+    shortlist: Option<usize>,
+    samples: Option<u32>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = pool.py();
     let input = Input::parse(pool, features)?;
@@ -581,7 +584,7 @@ fn select<'py>(
         ),
         None => IdList::default(),
     };
-    let acquisition = acquisition_arg(acq, beta, xi)?;
+    let acquisition = acquisition_arg(acq, beta, xi, samples)?;
     let batch = match batch {
         None => BatchSize::Count(100),
         Some(b) => size_arg("batch", b)?,
@@ -593,6 +596,7 @@ fn select<'py>(
         minimize,
         batch,
         mode,
+        shortlist,
         max_sim,
         seed,
         backend: backend_choice(backend)?,
@@ -654,7 +658,8 @@ fn mode_arg(name: &str) -> PyResult<BatchMode> {
     pool, y, strategies=None, init=None, batch=None, rounds=5, topk=None, reps=5, seed=0,
     minimize=false, batch_mode="topk", objective="find-best", test=0.2, test_index=None,
     kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
-    refit=true, backend="auto", beta=2.0, xi=0.0, features=None, out=None, prune=true
+    refit=true, backend="auto", beta=2.0, xi=0.0, features=None, out=None, prune=true,
+    samples=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn _simulate<'py>(
@@ -685,6 +690,7 @@ fn _simulate<'py>(
     features: Option<&str>,
     out: Option<std::path::PathBuf>,
     prune: bool,
+    samples: Option<u32>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = pool.py();
     let input = Input::parse(pool, features)?;
@@ -697,12 +703,14 @@ fn _simulate<'py>(
             .iter()
             .filter(|n| n.as_str() != "random")
             .map(|n| {
-                Acquisition::from_name(n, beta, xi).ok_or_else(|| {
-                    PyValueError::new_err(format!(
-                        "strategies: unknown strategy {n:?}; expected some of {}",
-                        Acquisition::names().join(", ")
-                    ))
-                })
+                Acquisition::from_name(n, beta, xi)
+                    .map(|a| a.with_samples(samples))
+                    .ok_or_else(|| {
+                        PyValueError::new_err(format!(
+                            "strategies: unknown strategy {n:?}; expected some of {}",
+                            Acquisition::names().join(", ")
+                        ))
+                    })
             })
             .collect::<PyResult<_>>()?;
     }
@@ -823,7 +831,7 @@ fn _diagnose<'py>(
         ),
         None => IdList::default(),
     };
-    let acquisition = acquisition_arg(acq, beta, xi)?;
+    let acquisition = acquisition_arg(acq, beta, xi, None)?;
     let mut cfg = DiagnoseConfig::default();
     let model = model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?;
     cfg.select.model = model;

@@ -71,7 +71,7 @@ impl PyShardScorer {
         out, k, shard_list=None, index=None, per_task=1, pool=None, row_offset=0,
         acq="ucb", beta=2.0, xi=0.0, seed=0, round=0, pending=None, batch_mode="topk",
         shortlist=None, max_sim=None, prune=true, tile_rows=65_536,
-        pool_format=None, id_col="id", smiles_col="smiles", floor=None
+        pool_format=None, id_col="id", smiles_col="smiles", floor=None, samples=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn score<'py>(
@@ -99,6 +99,7 @@ impl PyShardScorer {
         id_col: &str,
         smiles_col: &str,
         floor: Option<(f32, usize)>,
+        samples: Option<u32>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let source = match (shard_list, pool) {
             (Some(list), None) => TaskSource::List {
@@ -115,7 +116,7 @@ impl PyShardScorer {
             }
         };
         let params = SelectParams {
-            acquisition: acquisition_arg(acq, beta, xi)?,
+            acquisition: acquisition_arg(acq, beta, xi, samples)?,
             mode: mode_arg(batch_mode)?,
             shortlist,
             max_sim,

@@ -65,7 +65,7 @@ def one_process(poolrank_cli, d, out, *flags):
     "name, flags, options",
     [
         ("ucb", ["--acq", "ucb"], dict(acq="ucb")),
-        ("thompson", ["--acq", "thompson", "--seed", "3"], dict(acq="thompson", seed=3)),
+        ("thompson-marginal", ["--acq", "thompson-marginal", "--seed", "3"], dict(acq="thompson-marginal", seed=3)),
         ("random", ["--acq", "random", "--seed", "1"], dict(acq="random", seed=1)),
         ("diverse", ["--acq", "ucb", "--batch-mode", "diverse"], dict(acq="ucb", batch_mode="diverse")),
     ],
@@ -97,12 +97,12 @@ def test_actors_and_tasks_of_two_shards(cluster, pool, poolrank_cli):
 
 def test_a_killed_worker_is_retried_and_the_batch_is_unchanged(cluster, pool, poolrank_cli):
     d = pool
-    want = one_process(poolrank_cli, d, d / "one-fault.csv", "--batch", "20", "--acq", "thompson")
+    want = one_process(poolrank_cli, d, d / "one-fault.csv", "--batch", "20", "--acq", "thompson-marginal")
     (cluster / "faults" / "crash-3").touch()
     parts = d / "fault-parts"
     batch, _ = distributed.score_pool(
         [d / f"s{i}.npy" for i in range(8)], d / "m.model", 20, out=d / "fault.csv",
-        pending=d / "pending.txt", acq="thompson", parts_dir=parts, progress=False,
+        pending=d / "pending.txt", acq="thompson-marginal", parts_dir=parts, progress=False,
     )
     assert (cluster / "faults" / "crashed-3").exists(), "the worker of task 3 was not killed"
     assert (d / "fault.csv").read_text() == want

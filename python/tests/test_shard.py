@@ -18,7 +18,7 @@ def sharded(tmp_path_factory, poolrank_cli):
     return d
 
 
-@pytest.mark.parametrize("acq", ["ucb", "thompson", "random"])
+@pytest.mark.parametrize("acq", ["ucb", "thompson-marginal", "random"])
 def test_python_shards_merge_to_the_cli_batch(sharded, poolrank_cli, acq):
     d = sharded
     want = d / f"one-{acq}.csv"

@@ -31,10 +31,22 @@ pub enum Acquisition {
     },
     /// The posterior variance (pure exploration, uncertainty sampling).
     Variance,
-    /// One independent draw from each candidate's marginal posterior `N(mean, var)`. This is
-    /// the usual cheap approximation of Thompson sampling: it ignores the correlation between
-    /// candidates, so it is a randomised UCB rather than a draw of one joint function.
+    /// One independent draw from each candidate's marginal posterior `N(mean, var)`. A cheap
+    /// approximation of Thompson sampling: it ignores the correlation between candidates, so
+    /// it is a randomised UCB rather than a draw of one joint function.
+    #[serde(rename = "thompson-marginal")]
+    ThompsonMarginal,
+    /// Batch Thompson sampling: each pick is the argmax of an independent sample of the joint
+    /// posterior over a shortlist (the best by [`SCREEN_BETA`]'s upper quantile; see
+    /// [`crate::select::joint`]). Per candidate it scores that quantile.
     Thompson,
+    /// qPO: candidates ranked by their probability of being the best, estimated from joint
+    /// posterior samples over the shortlist (Fromer et al. 2024). Per candidate it scores the
+    /// shortlist's quantile, as [`Acquisition::Thompson`].
+    Qpo {
+        /// Joint samples drawn (`None`: max(1,000, 10 × batch)).
+        samples: Option<u32>,
+    },
     /// A uniform random number: the baseline every strategy must beat.
     Random,
 }
@@ -52,7 +64,15 @@ impl Acquisition {
         ("variance", "Highest uncertainty (exploration)"),
         (
             "thompson",
-            "One random draw from each candidate's predicted distribution",
+            "Batch Thompson sampling: each pick the best of one joint posterior sample",
+        ),
+        (
+            "thompson-marginal",
+            "One independent draw from each candidate's predicted distribution",
+        ),
+        (
+            "qpo",
+            "Probability of being the best, from joint posterior samples",
         ),
         ("random", "Uniformly at random (the baseline)"),
     ];
@@ -70,7 +90,9 @@ impl Acquisition {
             Acquisition::Ei { .. } => "ei",
             Acquisition::Pi { .. } => "pi",
             Acquisition::Variance => "variance",
+            Acquisition::ThompsonMarginal => "thompson-marginal",
             Acquisition::Thompson => "thompson",
+            Acquisition::Qpo { .. } => "qpo",
             Acquisition::Random => "random",
         }
     }
@@ -79,6 +101,9 @@ impl Acquisition {
     /// (scores are `f32`; a NaN or infinite weight would make every score NaN and the batch
     /// simply the first rows).
     pub fn check(self) -> crate::Result<()> {
+        if let Acquisition::Qpo { samples: Some(0) } = self {
+            return Err(crate::Error::param("samples", "must be at least 1"));
+        }
         let (name, v) = match self {
             Acquisition::Ucb { beta } => ("beta", beta),
             Acquisition::Ei { xi } | Acquisition::Pi { xi } => ("xi", xi),
@@ -103,11 +128,34 @@ impl Acquisition {
             "pi" => Acquisition::Pi { xi },
             "variance" => Acquisition::Variance,
             "thompson" => Acquisition::Thompson,
+            "thompson-marginal" => Acquisition::ThompsonMarginal,
+            "qpo" => Acquisition::Qpo { samples: None },
             "random" => Acquisition::Random,
             _ => return None,
         })
     }
 }
+
+impl Acquisition {
+    /// True for the acquisitions whose batch comes from joint posterior samples over a
+    /// shortlist (`thompson`, `qpo`): the pool pass ranks by [`SCREEN_BETA`]'s quantile.
+    pub fn is_joint(self) -> bool {
+        matches!(self, Acquisition::Thompson | Acquisition::Qpo { .. })
+    }
+
+    /// qPO with `samples` joint samples (`None`: the default); any other acquisition as it is.
+    pub fn with_samples(self, samples: Option<u32>) -> Self {
+        match self {
+            Acquisition::Qpo { .. } => Acquisition::Qpo { samples },
+            other => other,
+        }
+    }
+}
+
+/// The weight of the standard deviation in the quantile `mean + 3·sd` (99.87%) that ranks the
+/// shortlist of the joint acquisitions: a candidate far below it is unlikely to be the argmax
+/// of any posterior sample.
+pub const SCREEN_BETA: f32 = 3.0;
 
 /// What an acquisition needs beside a candidate's posterior.
 #[derive(Clone, Copy, Debug)]
@@ -147,7 +195,8 @@ pub fn score(acq: Acquisition, mean: f32, var: f32, index: u64, ctx: &AcqContext
             }
         }
         Acquisition::Variance => var.max(0.0),
-        Acquisition::Thompson => mean + sd * normal_draw(ctx.seed, ctx.round, index),
+        Acquisition::ThompsonMarginal => mean + sd * normal_draw(ctx.seed, ctx.round, index),
+        Acquisition::Thompson | Acquisition::Qpo { .. } => mean + SCREEN_BETA * sd,
         Acquisition::Random => uniform(draw_u32(ctx.seed, ctx.round, index, 0)),
     }
 }
@@ -164,8 +213,8 @@ pub fn uses_variance(acq: Acquisition) -> bool {
 /// needs only the mean, and a candidate whose bound is below a score already found can be
 /// dropped before its variance is computed.
 ///
-/// Where the score rises with the standard deviation (UCB with `beta ≥ 0`, EI, Thompson with a
-/// non-negative draw, `variance`) it is the score at `var_hi`; where it falls (UCB with
+/// Where the score rises with the standard deviation (UCB with `beta ≥ 0`, the joint
+/// acquisitions' quantile, EI, a marginal Thompson draw that is non-negative, `variance`) it is the score at `var_hi`; where it falls (UCB with
 /// `beta < 0`, Thompson with a negative draw, PI above the incumbent) the score at `var = 0`.
 /// UCB, Thompson and `variance` are monotone in `f32` too (correctly rounded `sqrt`, products
 /// and sums), so their bound is exact; EI and PI go through the `erfc` fit, whose error is
@@ -184,7 +233,8 @@ pub fn score_bound(acq: Acquisition, mean: f32, var_hi: f32, index: u64, ctx: &A
                 mean
             }
         }
-        Acquisition::Thompson => {
+        Acquisition::Thompson | Acquisition::Qpo { .. } => at_hi(),
+        Acquisition::ThompsonMarginal => {
             if normal_draw(ctx.seed, ctx.round, index) >= 0.0 {
                 at_hi()
             } else {
@@ -259,13 +309,15 @@ mod tests {
 
     fn any_acq() -> impl Strategy<Value = Acquisition> {
         let w = prop_oneof![-3.0f32..3.0, Just(0.0f32), -1e3f32..1e3];
-        (0usize..7, w).prop_map(|(i, w)| match i {
+        (0usize..9, w).prop_map(|(i, w)| match i {
             0 => Acquisition::Greedy,
             1 => Acquisition::Ucb { beta: w },
             2 => Acquisition::Ei { xi: w / 10.0 },
             3 => Acquisition::Pi { xi: w / 10.0 },
             4 => Acquisition::Variance,
-            5 => Acquisition::Thompson,
+            5 => Acquisition::ThompsonMarginal,
+            6 => Acquisition::Thompson,
+            7 => Acquisition::Qpo { samples: None },
             _ => Acquisition::Random,
         })
     }

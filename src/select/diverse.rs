@@ -11,6 +11,7 @@
 
 use faer::Mat;
 
+use super::joint::{self, default_samples, JointPosterior, JointReport};
 use super::rank_cmp;
 use crate::acquisition::{score, AcqContext, Acquisition};
 use crate::data::Features;
@@ -73,7 +74,10 @@ pub struct Shortlisted {
 }
 
 /// Picks `batch` candidates from a shortlist (given best first, with features `feats` in the
-/// same order). Returns `(position in the shortlist, score at the time of the pick)`.
+/// same order): `(position in the shortlist, score at the time of the pick)` each. The joint
+/// acquisitions (`thompson`, `qpo`) draw their batch from joint posterior samples
+/// ([`super::joint`]), with top-k mode only; their score is the sample's value (Thompson) or the
+/// probability of being the best (qPO).
 ///
 /// `max_sim` rejects a candidate whose kernel similarity to an earlier pick or to a pending
 /// candidate exceeds it.
@@ -88,13 +92,7 @@ pub fn choose_batch(
     pending: &Features,
     batch: usize,
     max_sim: Option<f64>,
-) -> Result<Vec<(usize, f32)>> {
-    let mut believer = match mode {
-        BatchMode::Diverse => Some(Believer::new(gp, feats, pending)),
-        _ => None,
-    };
-    let mut picks: Vec<(usize, f32)> = Vec::with_capacity(batch);
-    let mut taken = vec![false; short.len()];
+) -> Result<Batch> {
     let too_similar = |i: usize, picks: &[(usize, f32)]| -> bool {
         let Some(t) = max_sim else { return false };
         picks
@@ -102,6 +100,82 @@ pub fn choose_batch(
             .any(|&(p, _)| gp.kernel.eval(feats, i, feats, p) > t)
             || (0..pending.len()).any(|p| gp.kernel.eval(feats, i, pending, p) > t)
     };
+    let (picks, joint) = if acq.is_joint() {
+        if mode != BatchMode::TopK {
+            return Err(Error::param("mode", JOINT_MODE));
+        }
+        let post = JointPosterior::new(gp, feats)?;
+        let keys: Vec<usize> = short.iter().map(|c| c.index).collect();
+        let (picks, report) = match acq {
+            Acquisition::Qpo { samples } => {
+                let s = samples.map_or(default_samples(batch), |s| s as usize);
+                joint::qpo(&post, ctx, &keys, batch, s, too_similar)
+            }
+            _ => joint::thompson(&post, ctx, &keys, batch, too_similar),
+        };
+        (picks, Some(report))
+    } else {
+        (
+            one_by_one(
+                mode,
+                gp,
+                acq,
+                ctx,
+                short,
+                feats,
+                pending,
+                batch,
+                too_similar,
+            ),
+            None,
+        )
+    };
+    if picks.len() < batch {
+        let why = match max_sim {
+            Some(t) => format!(
+                "only {} of the {} shortlisted candidates have similarity at most {t} to each other and to the pending ones; raise shortlist or max_sim",
+                picks.len(),
+                short.len()
+            ),
+            None => format!("the shortlist holds only {} candidates", short.len()),
+        };
+        return Err(Error::param("batch", why));
+    }
+    Ok(Batch { picks, joint })
+}
+
+/// Why a joint acquisition refuses another batch mode.
+pub const JOINT_MODE: &str =
+    "thompson and qpo form their batch from joint posterior samples; use the topk batch mode";
+
+/// A batch: `(position in the shortlist, score at the time of the pick)` in batch order.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// The picks, best first.
+    pub picks: Vec<(usize, f32)>,
+    /// The joint step's report for `thompson` and `qpo`.
+    pub joint: Option<JointReport>,
+}
+
+/// Top-k and the kriging believer: one pick at a time, each the best score still open.
+#[allow(clippy::too_many_arguments)]
+fn one_by_one(
+    mode: BatchMode,
+    gp: &FittedGp,
+    acq: Acquisition,
+    ctx: &AcqContext,
+    short: &[Shortlisted],
+    feats: &Features,
+    pending: &Features,
+    batch: usize,
+    too_similar: impl Fn(usize, &[(usize, f32)]) -> bool,
+) -> Vec<(usize, f32)> {
+    let mut believer = match mode {
+        BatchMode::Diverse => Some(Believer::new(gp, feats, pending)),
+        _ => None,
+    };
+    let mut picks: Vec<(usize, f32)> = Vec::with_capacity(batch);
+    let mut taken = vec![false; short.len()];
     while picks.len() < batch {
         let mut best: Option<(f32, usize)> = None;
         for (i, c) in short.iter().enumerate() {
@@ -131,18 +205,7 @@ pub fn choose_batch(
             b.condition_on(i);
         }
     }
-    if picks.len() < batch {
-        let why = match max_sim {
-            Some(t) => format!(
-                "only {} of the {} shortlisted candidates have similarity at most {t} to each other and to the pending ones; raise shortlist or max_sim",
-                picks.len(),
-                short.len()
-            ),
-            None => format!("the shortlist holds only {} candidates", short.len()),
-        };
-        return Err(Error::param("batch", why));
-    }
-    Ok(picks)
+    picks
 }
 
 /// Posterior covariance of the shortlist and the pending candidates, updated pick by pick.
@@ -326,7 +389,8 @@ mod tests {
             3,
             None,
         )
-        .unwrap();
+        .unwrap()
+        .picks;
         let div = choose_batch(
             BatchMode::Diverse,
             &gp,
@@ -338,7 +402,8 @@ mod tests {
             3,
             None,
         )
-        .unwrap();
+        .unwrap()
+        .picks;
         let in_cluster = |p: &[(usize, f32)]| p.iter().filter(|(i, _)| *i >= 20).count();
         // Top-k takes three members of the far cluster; the diverse batch takes one.
         assert_eq!(in_cluster(&top), 3, "{top:?}");

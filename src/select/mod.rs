@@ -2,21 +2,33 @@
 //! posterior variance after each pick, and a similarity cap between picks.
 
 mod diverse;
+pub mod joint;
 pub mod stochastic;
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-pub use diverse::{choose_batch, BatchMode, Shortlisted};
+use crate::acquisition::Acquisition;
+
+pub use diverse::{choose_batch, Batch, BatchMode, Shortlisted, JOINT_MODE};
+pub use joint::{grown_shortlist, JointReport};
 pub use stochastic::{is_stochastic, Gumbel, KeyTop};
 
-/// The shortlist for the diverse mode and the similarity cap: `asked`, or max(5 × batch, 500),
-/// at most the `available` candidates. A shortlist asked smaller than the batch is an error
-/// rather than silently raised: the batch is picked from the shortlist.
+/// True when the batch is picked from a shortlist with its features: diverse batches, the
+/// similarity cap and the joint acquisitions.
+pub fn uses_shortlist(mode: BatchMode, acq: Acquisition, max_sim: Option<f64>) -> bool {
+    mode == BatchMode::Diverse || max_sim.is_some() || acq.is_joint()
+}
+
+/// The shortlist for the diverse mode, the similarity cap and the joint acquisitions: `asked`,
+/// or max(5 × batch, 500) (max(10 × batch, 2,000) for `thompson` and `qpo`, which grow it when
+/// it is too short), at most the `available` candidates. A shortlist asked smaller than the
+/// batch is an error rather than silently raised: the batch is picked from the shortlist.
 pub fn shortlist_size(
     asked: Option<usize>,
     batch: usize,
     available: usize,
+    acq: Acquisition,
 ) -> crate::Result<usize> {
     match asked {
         Some(s) if s < batch => Err(crate::Error::param(
@@ -24,6 +36,7 @@ pub fn shortlist_size(
             format!("{s} is smaller than the batch of {batch}; the batch is picked from the shortlist, so give at least {batch}"),
         )),
         Some(s) => Ok(s.min(available)),
+        None if acq.is_joint() => Ok((10 * batch).max(2000).min(available)),
         None => Ok((5 * batch).max(500).max(batch).min(available)),
     }
 }

@@ -13,7 +13,7 @@ use crate::data::Features;
 use crate::engine::{PendingRow, Pick, ShardRow};
 use crate::error::{Error, Result};
 use crate::model::FittedModel;
-use crate::select::{choose_batch, Shortlisted, TopK};
+use crate::select::{choose_batch, Batch, JointReport, Shortlisted, TopK};
 
 use super::part::{ModelStamp, Part, PartMeta, PartSettings};
 use super::ShardList;
@@ -74,6 +74,11 @@ pub struct MergeSummary {
     pub backends: BTreeMap<String, usize>,
     /// Seconds the tasks took, added up.
     pub task_seconds: f64,
+    /// For `thompson` and `qpo`: the joint step's report. The merge cannot grow the shortlist
+    /// as `select` does; a `tail_share` above 1% says a longer `shortlist` would change the
+    /// batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joint: Option<JointReport>,
     /// Seconds of the merge.
     pub seconds: f64,
 }
@@ -179,6 +184,7 @@ pub fn merge(paths: &[PathBuf], params: &MergeParams) -> Result<Merged> {
         stages: Stages::default(),
         backends: BTreeMap::new(),
         task_seconds: 0.0,
+        joint: None,
         seconds: 0.0,
     };
     for (_, m) in &metas {
@@ -212,7 +218,10 @@ pub fn merge(paths: &[PathBuf], params: &MergeParams) -> Result<Merged> {
                 )
             })?;
             pending.sort_by_key(|p| p.place);
-            pick_from_shortlist(model, &first.settings, first.features, &kept, &pending, k)?
+            let b =
+                pick_from_shortlist(model, &first.settings, first.features, &kept, &pending, k)?;
+            summary.joint = b.joint;
+            b.picks
         }
     };
     let picks = chosen
@@ -266,7 +275,7 @@ fn pick_from_shortlist(
     kept: &[crate::select::Ranked<ShardRow>],
     pending: &[PendingRow],
     batch: usize,
-) -> Result<Vec<(usize, f32)>> {
+) -> Result<Batch> {
     let gp = model.gp();
     let short: Vec<Shortlisted> = kept
         .iter()

@@ -26,7 +26,10 @@ use crate::gp::{fit_with, FittedGp, GpValidParams, Inducing, ModelSpec};
 use crate::join::{join, Pass, Rule};
 use crate::rng::{draw_u32, seeded_order};
 use crate::select::stochastic::{self, Gumbel, KeyTop};
-use crate::select::{choose_batch, BatchMode, Floor, Ranked, Shortlisted, TopK};
+use crate::select::{
+    choose_batch, grown_shortlist, shortlist_size, uses_shortlist, BatchMode, Floor, JointReport,
+    Ranked, Shortlisted, TopK,
+};
 use metrics::{k_best, rmse, spearman, TopTruth};
 use verdict::{compare, Comparison};
 
@@ -154,6 +157,12 @@ impl SimConfig {
             ));
         }
         for (i, a) in self.strategies.iter().enumerate() {
+            if a.is_joint() && self.mode != BatchMode::TopK {
+                return Err(Error::param(
+                    "mode",
+                    format!("{}: {}", label(*a), crate::select::JOINT_MODE),
+                ));
+            }
             if self.strategies[..i].contains(a) {
                 return Err(Error::param(
                     "strategies",
@@ -577,35 +586,34 @@ impl Run<'_> {
             };
             let cfg = self.cfg;
             let noise = Gumbel::new(cfg.mode, cfg.temperature, cfg.power, self.seed, ctx.round);
-            let eligible = is_labeled.iter().filter(|&&l| !l).count();
+            // The metrics need every mean; the picks, the variance of those that can win.
+            let available = is_labeled.iter().filter(|&&l| !l).count();
             // Softrank draws its ranks first and keeps the candidates down to the deepest one.
             let ranks = noise
                 .filter(|g| !g.per_candidate())
-                .map(|g| g.ranks(eligible, self.batch));
-            let keep = ranks
-                .as_ref()
-                .map_or(self.keep(), |r| r.iter().copied().max().unwrap_or(0));
-            // The metrics need every mean; the picks, the variance of those that can win.
+                .map(|g| g.ranks(available, self.batch));
+            let mut keep = match &ranks {
+                Some(r) => r.iter().copied().max().unwrap_or(0),
+                None => self.keep(available)?,
+            };
+            let mut shortlist = |keep: usize, mean: &mut [f32], stages: &mut Stages| {
+                if let Some(g) = noise.filter(Gumbel::per_candidate) {
+                    scorer.posterior_into(self.feats, mean, &mut var)?;
+                    *stages += Stages::brute_force(available);
+                    Ok(self.keyed(&ctx, g, &is_labeled, mean, &var))
+                } else if self.cfg.prune {
+                    self.shortlist_pruned(&scorer, &ctx, &is_labeled, keep, mean, stages)
+                } else {
+                    scorer.posterior_into(self.feats, mean, &mut var)?;
+                    *stages += Stages::brute_force(available);
+                    Ok(self.shortlist(&ctx, &is_labeled, keep, mean, &var))
+                }
+            };
             let kept = if round == self.cfg.rounds {
                 scorer.mean_into(self.feats, &mut mean)?;
                 None
-            } else if let Some(g) = noise.filter(Gumbel::per_candidate) {
-                scorer.posterior_into(self.feats, &mut mean, &mut var)?;
-                stages += Stages::brute_force(eligible);
-                Some(self.keyed(&ctx, g, &is_labeled, &mean, &var))
-            } else if self.cfg.prune {
-                Some(self.shortlist_pruned(
-                    &scorer,
-                    &ctx,
-                    &is_labeled,
-                    keep,
-                    &mut mean,
-                    &mut stages,
-                )?)
             } else {
-                scorer.posterior_into(self.feats, &mut mean, &mut var)?;
-                stages += Stages::brute_force(eligible);
-                Some(self.shortlist(&ctx, &is_labeled, keep, &mean, &var))
+                Some(shortlist(keep, &mut mean, &mut stages)?)
             };
             // Softrank's picks: the drawn ranks of the ranked candidates, in the draw's order.
             let kept = match (kept, &ranks) {
@@ -623,8 +631,34 @@ impl Run<'_> {
                 round,
                 curves,
             )?;
-            let Some(kept) = kept else { break };
-            let picks = self.pick(&gp, &ctx, kept)?;
+            let Some(mut kept) = kept else { break };
+            let picks = loop {
+                match self.pick(&gp, &ctx, kept, keep, available)? {
+                    Picked::Batch(rows, joint) => {
+                        if let Some(j) = joint {
+                            // How far into the shortlist the samples reached, per round.
+                            for (metric, value) in [
+                                ("joint_tail_share", j.tail_share),
+                                ("joint_shortlist", j.shortlist as f64),
+                            ] {
+                                curves.push(CurvePoint {
+                                    strategy: name.to_string(),
+                                    replicate: rep,
+                                    round,
+                                    labeled: labeled.len(),
+                                    metric,
+                                    value,
+                                });
+                            }
+                        }
+                        break rows;
+                    }
+                    Picked::Grow(longer) => {
+                        keep = longer;
+                        kept = shortlist(keep, &mut mean, &mut stages)?;
+                    }
+                }
+            };
             for i in picks {
                 is_labeled[i] = true;
                 labeled.push(i);
@@ -681,12 +715,13 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// How many candidates `pick` ranks: the batch, or the shortlist of a diverse batch
-    /// (softrank ranks down to its deepest drawn rank instead).
-    fn keep(&self) -> usize {
-        match self.cfg.mode {
-            BatchMode::Diverse => (5 * self.batch).max(500),
-            _ => self.batch,
+    /// How many candidates `pick` ranks at first: the batch, or the shortlist of a diverse
+    /// batch or a joint acquisition, of the `available` candidates.
+    fn keep(&self, available: usize) -> Result<usize> {
+        if uses_shortlist(self.cfg.mode, self.acq, None) {
+            shortlist_size(None, self.batch, available, self.acq)
+        } else {
+            Ok(self.batch)
         }
     }
 
@@ -764,16 +799,20 @@ impl Run<'_> {
         Ok(top.into_sorted())
     }
 
-    /// The batch from the ranked shortlist: its head, or a diverse batch chosen from it.
+    /// The batch from the ranked shortlist of `keep`: its head, a diverse batch or a joint
+    /// acquisition's batch chosen from it, or a longer shortlist to rank first when a joint
+    /// acquisition's samples reached its tail too often.
     fn pick(
         &self,
         gp: &FittedGp,
         ctx: &AcqContext,
         kept: Vec<Ranked<Candidate>>,
-    ) -> Result<Vec<usize>> {
+        keep: usize,
+        available: usize,
+    ) -> Result<Picked> {
         let rows: Vec<usize> = kept.iter().map(|r| r.item.0).collect();
-        if self.cfg.mode != BatchMode::Diverse {
-            return Ok(rows);
+        if !uses_shortlist(self.cfg.mode, self.acq, None) {
+            return Ok(Picked::Batch(rows, None));
         }
         let short: Vec<Shortlisted> = kept
             .iter()
@@ -784,8 +823,8 @@ impl Run<'_> {
             })
             .collect();
         let none = Features::empty(self.feats.kind());
-        let picks = choose_batch(
-            BatchMode::Diverse,
+        let batch = choose_batch(
+            self.cfg.mode,
             gp,
             self.acq,
             ctx,
@@ -795,8 +834,24 @@ impl Run<'_> {
             self.batch,
             None,
         )?;
-        Ok(picks.iter().map(|&(p, _)| rows[p]).collect())
+        if let Some(longer) = batch
+            .joint
+            .as_ref()
+            .and_then(|r| grown_shortlist(r, keep, available, None))
+        {
+            return Ok(Picked::Grow(longer));
+        }
+        let picked = batch.picks.iter().map(|&(p, _)| rows[p]).collect();
+        Ok(Picked::Batch(picked, batch.joint))
     }
+}
+
+/// What [`Run::pick`] decided.
+enum Picked {
+    /// The batch's pool rows, with the joint step's report for `thompson` and `qpo`.
+    Batch(Vec<usize>, Option<JointReport>),
+    /// Rank a shortlist this long first.
+    Grow(usize),
 }
 
 /// A shortlisted candidate of a round: its pool row, mean and variance.
@@ -882,9 +937,17 @@ pub fn verdict_table(r: &SimResult) -> String {
             Objective::Accuracy => "accuracy",
         }
     );
+    // The strategy column fits the longest name (`thompson-marginal`, `ucb@m500`).
+    let w = r
+        .verdicts
+        .iter()
+        .map(|v| v.strategy.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     let _ = writeln!(
         out,
-        "{:<12} {:>10} {:>10} {:>24} {:<18} {:<18} {:>10}",
+        "{:<w$} {:>10} {:>10} {:>24} {:<18} {:<18} {:>10}",
         "strategy",
         "final",
         "random",
@@ -900,7 +963,7 @@ pub fn verdict_table(r: &SimResult) -> String {
         );
         let _ = writeln!(
             out,
-            "{:<12} {:>10.3} {:>10.3} {:>24} {:<18} {:<18} {:>10.2}",
+            "{:<w$} {:>10.3} {:>10.3} {:>24} {:<18} {:<18} {:>10.2}",
             v.strategy,
             v.strategy_mean,
             v.random_mean,

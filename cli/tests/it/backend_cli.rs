@@ -172,7 +172,7 @@ fn a_saved_model_selects_the_batch_a_fresh_select_does() {
             &[],
             &[
                 "--acq",
-                "thompson",
+                "thompson-marginal",
                 "--batch",
                 "20",
                 "--batch-mode",

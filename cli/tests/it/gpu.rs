@@ -582,7 +582,7 @@ const ACQUISITIONS: [Acquisition; 7] = [
     Acquisition::Ei { xi: 0.05 },
     Acquisition::Pi { xi: 0.0 },
     Acquisition::Variance,
-    Acquisition::Thompson,
+    Acquisition::ThompsonMarginal,
     Acquisition::Random,
 ];
 
@@ -616,7 +616,7 @@ const PRUNE_ACQS: [Acquisition; 9] = [
     Acquisition::Pi { xi: 0.0 },
     Acquisition::Pi { xi: -3.0 },
     Acquisition::Variance,
-    Acquisition::Thompson,
+    Acquisition::ThompsonMarginal,
     Acquisition::Random,
 ];
 
@@ -725,7 +725,7 @@ fn gpu_pruning_skips_most_variances() {
         Acquisition::Greedy,
         Acquisition::Ucb { beta: 2.0 },
         Acquisition::Ei { xi: 0.0 },
-        Acquisition::Thompson,
+        Acquisition::ThompsonMarginal,
     ] {
         // One tile in chunks of 256 rows: the threshold lags one chunk.
         let st = check_pruned(&chunked, &pool, acq, 5, &[0..3000], 9);
@@ -817,7 +817,7 @@ fn gpu_select_pruned_writes_the_brute_force_file() {
     let f = crate::prune::files(900, 30, 4, 18);
     let d = f.dir.path();
     std::fs::write(d.join("pending.txt"), f.pending.ids.join("\n") + "\n").unwrap();
-    for acq in ["ucb", "ei", "thompson", "greedy"] {
+    for acq in ["ucb", "ei", "thompson-marginal", "greedy"] {
         let run = |no_prune: bool| {
             let tag = if no_prune { "brute" } else { "pruned" };
             let (out, summary) = (d.join(format!("{tag}.csv")), d.join(format!("{tag}.json")));
@@ -952,5 +952,84 @@ fn gram_case<B: Backend>() {
         );
         assert!(ds < 1e-5, "{kind:?}: S relative error {ds:e}");
         assert!(db < 1e-6, "{kind:?}: b error {db:e}");
+    }
+}
+
+/// `thompson` (joint samples) and `qpo` pick the same candidates on the GPU as on the CPU (the
+/// pool pass ranks by the quantile on either; the joint step is the CPU's), are reproducible by
+/// seed, report their joint step, and refuse the diverse mode.
+#[test]
+fn joint_acquisitions_pick_the_same_on_gpu_and_cpu() {
+    let f = crate::prune::files(900, 30, 4, 18);
+    let d = f.dir.path();
+    let run = |acq: &str, backend: &str, seed: &str, extra: &[&str]| {
+        let tag = format!("{acq}-{backend}-{seed}");
+        let (out, summary) = (d.join(format!("{tag}.csv")), d.join(format!("{tag}.json")));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_poolrank"))
+            .current_dir(d)
+            .env("POOLRANK_ALLOW_SOFTWARE_GPU", "1")
+            .args([
+                "select", "--pool", "p.fps", "--labels", "l.csv", "--batch", "12",
+            ])
+            .args([
+                "--acq",
+                acq,
+                "--backend",
+                backend,
+                "--seed",
+                seed,
+                "--quiet",
+            ])
+            .args([
+                "--signal-var",
+                "1.2",
+                "--noise",
+                "0.05",
+                "--shortlist",
+                "300",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .arg("--summary")
+            .arg(&summary)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        if !o.status.success() {
+            return Err(err);
+        }
+        let ids: Vec<String> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().to_string())
+            .collect();
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        Ok((ids, s))
+    };
+    for acq in ["thompson", "qpo"] {
+        let (cpu, s) = run(acq, "cpu", "1", &[]).unwrap();
+        assert_eq!(cpu.len(), 12);
+        let (gpu, _) = run(acq, "gpu", "1", &[]).unwrap();
+        assert_eq!(cpu, gpu, "{acq}: GPU and CPU picks differ");
+        assert_eq!(
+            run(acq, "cpu", "1", &[]).unwrap().0,
+            cpu,
+            "{acq}: not reproducible"
+        );
+        assert_ne!(
+            run(acq, "cpu", "2", &[]).unwrap().0,
+            cpu,
+            "{acq}: the seed changes nothing"
+        );
+        let j = &s["joint"];
+        assert_eq!(j["shortlist"], 300, "{acq}: {s}");
+        let want_samples = if acq == "qpo" { 1000 } else { 12 };
+        assert_eq!(j["samples"], want_samples, "{acq}: {s}");
+        assert!(j["tail_share"].as_f64().unwrap() >= 0.0);
+        let err = run(acq, "cpu", "1", &["--batch-mode", "diverse"]).unwrap_err();
+        assert!(err.contains("topk"), "{err}");
     }
 }

@@ -21,7 +21,7 @@ const ACQS: [Acquisition; 9] = [
     Acquisition::Ei { xi: 0.0 },
     Acquisition::Pi { xi: 0.1 },
     Acquisition::Pi { xi: -3.0 },
-    Acquisition::Thompson,
+    Acquisition::ThompsonMarginal,
     Acquisition::Variance,
     Acquisition::Random,
 ];

@@ -34,7 +34,7 @@ fn same_selection_on_one_and_two_threads_and_any_tile_size() {
     write_labels(&dir.path().join("l.csv"), &labels);
     for (acq, mode) in [
         (Acquisition::Ucb { beta: 2.0 }, BatchMode::TopK),
-        (Acquisition::Thompson, BatchMode::TopK),
+        (Acquisition::ThompsonMarginal, BatchMode::TopK),
         (Acquisition::Ei { xi: 0.0 }, BatchMode::Diverse),
     ] {
         let run = |threads: usize, tile: usize| {

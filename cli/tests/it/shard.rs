@@ -174,7 +174,13 @@ fn sharded_batch_is_the_one_process_batch_for_every_acquisition() {
     let f = Fixture::fps();
     let full = f.p("full.fps");
     for acq in [
-        "ucb", "thompson", "random", "greedy", "ei", "pi", "variance",
+        "ucb",
+        "thompson-marginal",
+        "random",
+        "greedy",
+        "ei",
+        "pi",
+        "variance",
     ] {
         let flags = ["--acq", acq, "--seed", "11", "--round", "2"];
         let want = f.one_process(&full, &[&flags[..], &["--batch", "40"]].concat());
@@ -317,9 +323,26 @@ fn diverse_batches_and_a_similarity_cap_pick_from_the_union_shortlist() {
     let f = Fixture::fps();
     std::fs::write(f.path("pending.txt"), "m5\nm700\nm2999\nm138\n").unwrap();
     let (pending, model) = (f.p("pending.txt"), f.p("m.model"));
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 6] = [
         ("diverse", &["--batch-mode", "diverse", "--acq", "ucb"]),
-        ("cap", &["--max-sim", "0.4", "--acq", "thompson"]),
+        ("cap", &["--max-sim", "0.4", "--acq", "thompson-marginal"]),
+        // The joint acquisitions with a shortlist given, which select does not grow.
+        ("joint", &["--acq", "thompson", "--shortlist", "200"]),
+        (
+            "joint-cap",
+            &[
+                "--acq",
+                "thompson",
+                "--shortlist",
+                "200",
+                "--max-sim",
+                "0.4",
+            ],
+        ),
+        (
+            "qpo",
+            &["--acq", "qpo", "--shortlist", "200", "--samples", "700"],
+        ),
         (
             "both",
             &[
@@ -395,7 +418,10 @@ fn array_shards_without_ids_take_their_global_rows() {
         ],
         &[],
     ));
-    let want = f.one_process(&f.p("full.npy"), &["--acq", "thompson", "--batch", "30"]);
+    let want = f.one_process(
+        &f.p("full.npy"),
+        &["--acq", "thompson-marginal", "--batch", "30"],
+    );
     // Named directly with their offsets (no list): two tasks.
     std::fs::create_dir_all(f.path("direct")).unwrap();
     for (t, range) in [(0usize, 0..3), (1, 3..8)] {
@@ -405,7 +431,7 @@ fn array_shards_without_ids_take_their_global_rows() {
             "--model".into(),
             f.p("m.model"),
             "--acq".into(),
-            "thompson".into(),
+            "thompson-marginal".into(),
             "--k".into(),
             "30".into(),
             "--quiet".into(),
@@ -652,7 +678,7 @@ fn merge_refuses_missing_duplicated_foreign_and_damaged_parts() {
 #[test]
 fn gpu_and_cpu_workers_give_parts_that_merge_to_the_same_batch() {
     let f = Fixture::fps();
-    for acq in ["ucb", "thompson"] {
+    for acq in ["ucb", "thompson-marginal"] {
         let want = f.one_process(&f.p("full.fps"), &["--acq", acq, "--batch", "30"]);
         for i in 0..8 {
             let backend = ["gpu", "cpu"][i % 2];

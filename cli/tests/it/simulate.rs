@@ -63,7 +63,7 @@ fn noise_is_random_like_for_every_strategy() {
         Acquisition::Greedy,
         Acquisition::Ucb { beta: 2.0 },
         Acquisition::Variance,
-        Acquisition::Thompson,
+        Acquisition::ThompsonMarginal,
     ];
     // A top set of 10%: with only a handful of top candidates, where they happen to lie in
     // feature space (e.g. all in sparse regions) is a fixed property of the pool that a
@@ -166,7 +166,10 @@ fn paired_design_shares_the_initial_set() {
 
 #[test]
 fn same_seed_same_curves_on_one_and_two_threads() {
-    let cfg = config(vec![Acquisition::Thompson, Acquisition::Ei { xi: 0.0 }]);
+    let cfg = config(vec![
+        Acquisition::ThompsonMarginal,
+        Acquisition::Ei { xi: 0.0 },
+    ]);
     let pool = generate(Scenario::Smooth, 600, 2, 5).unwrap().pool;
     let go = |threads| {
         rayon::ThreadPoolBuilder::new()
@@ -406,7 +409,7 @@ fn pruned_simulation_is_brute_force() {
         Acquisition::Ucb { beta: -0.5 },
         Acquisition::Ei { xi: 0.0 },
         Acquisition::Pi { xi: 0.1 },
-        Acquisition::Thompson,
+        Acquisition::ThompsonMarginal,
         Acquisition::Variance,
     ];
     for (pool, mode) in [

@@ -598,7 +598,7 @@ mod tests {
             Acquisition::Ucb { beta: -0.5 },
             Acquisition::Ei { xi: 0.0 },
             Acquisition::Pi { xi: 0.1 },
-            Acquisition::Thompson,
+            Acquisition::ThompsonMarginal,
             Acquisition::Variance,
             Acquisition::Random,
         ];

@@ -215,7 +215,9 @@ pub fn acquisition_code(acq: Acquisition) -> (u32, f32) {
         Acquisition::Ei { xi } => (2, xi),
         Acquisition::Pi { xi } => (3, xi),
         Acquisition::Variance => (4, 0.0),
-        Acquisition::Thompson => (5, 0.0),
+        Acquisition::ThompsonMarginal => (5, 0.0),
+        // Their pool pass ranks by the shortlist's quantile, a UCB.
+        Acquisition::Thompson | Acquisition::Qpo { .. } => (1, crate::acquisition::SCREEN_BETA),
         Acquisition::Random => (6, 0.0),
     }
 }
@@ -383,7 +385,7 @@ mod tests {
             ("ACQ_EI", Acquisition::Ei { xi: 0.0 }),
             ("ACQ_PI", Acquisition::Pi { xi: 0.0 }),
             ("ACQ_VARIANCE", Acquisition::Variance),
-            ("ACQ_THOMPSON", Acquisition::Thompson),
+            ("ACQ_THOMPSON", Acquisition::ThompsonMarginal),
             ("ACQ_RANDOM", Acquisition::Random),
         ];
         for (name, acq) in acqs {
