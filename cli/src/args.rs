@@ -406,6 +406,12 @@ pub(crate) struct SimulateArgs {
     /// How each batch is formed.
     #[arg(long, value_parser = named::<BatchMode>(), default_value = "topk")]
     pub(crate) batch_mode: BatchMode,
+    /// Temperature T of --batch-mode softmax (p ∝ exp(score / T)).
+    #[arg(long, default_value_t = 0.1, value_name = "T")]
+    pub(crate) temperature: f32,
+    /// Exponent β of --batch-mode power (p ∝ score^β) and softrank (p ∝ rank^-β).
+    #[arg(long, default_value_t = 1.0, value_name = "B")]
+    pub(crate) power: f32,
     /// What "better than random" means.
     #[arg(long, value_parser = named::<Objective>(), default_value = "find-best")]
     pub(crate) objective: Objective,
@@ -609,6 +615,12 @@ pub(crate) struct SelectArgs {
     /// How the batch is formed from the scores.
     #[arg(long, value_parser = named::<BatchMode>(), default_value = "topk")]
     pub(crate) batch_mode: BatchMode,
+    /// Temperature T of --batch-mode softmax (p ∝ exp(score / T)).
+    #[arg(long, default_value_t = 0.1, value_name = "T")]
+    pub(crate) temperature: f32,
+    /// Exponent β of --batch-mode power (p ∝ score^β) and softrank (p ∝ rank^-β).
+    #[arg(long, default_value_t = 1.0, value_name = "B")]
+    pub(crate) power: f32,
     /// Candidates kept for the diverse mode and the similarity cap [default: max(5 × batch, 500)].
     #[arg(long, value_name = "N")]
     pub(crate) shortlist: Option<usize>,
@@ -699,6 +711,9 @@ pub(crate) const FLAGS: &[(&str, &str)] = &[
     ("xi", "--xi"),
     ("samples", "--samples"),
     ("max_sim", "--max-sim"),
+    ("temperature", "--temperature"),
+    ("power", "--power"),
+    ("mode", "--batch-mode"),
     ("prune", "--no-prune"),
     ("shortlist", "--shortlist"),
     ("tile_rows", "--tile"),

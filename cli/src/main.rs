@@ -178,6 +178,8 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     cfg.reps = a.reps;
     cfg.seed = a.seed;
     cfg.mode = a.batch_mode;
+    cfg.temperature = a.temperature;
+    cfg.power = a.power;
     cfg.objective = a.objective;
     cfg.test = a.test;
     cfg.model = a.model.spec();
@@ -400,6 +402,8 @@ fn select(a: SelectArgs) -> Result<()> {
         minimize: a.minimize,
         batch: a.batch,
         mode: a.batch_mode,
+        temperature: a.temperature,
+        power: a.power,
         shortlist: a.shortlist,
         max_sim: a.max_sim,
         round: a.round,

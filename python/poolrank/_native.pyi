@@ -101,7 +101,7 @@ def select(
     lengthscale: Optional[float] = None,
     inducing: Optional[int] = None,
     exact: bool = False,
-    batch_mode: Literal["topk", "diverse"] = "topk",
+    batch_mode: Literal["topk", "diverse", "softmax", "power", "softrank"] = "topk",
     max_sim: Optional[float] = None,
     pending_index: Optional[npt.ArrayLike] = None,
     features: FeaturesHint = None,
@@ -111,6 +111,8 @@ def select(
     prune: bool = True,
     shortlist: Optional[int] = None,
     samples: Optional[int] = None,
+    temperature: float = 0.1,
+    power: float = 1.0,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
 @overload
 def select(
@@ -128,7 +130,7 @@ def select(
     lengthscale: Optional[float] = None,
     inducing: Optional[int] = None,
     exact: bool = False,
-    batch_mode: Literal["topk", "diverse"] = "topk",
+    batch_mode: Literal["topk", "diverse", "softmax", "power", "softrank"] = "topk",
     max_sim: Optional[float] = None,
     pending_index: Optional[npt.ArrayLike] = None,
     features: FeaturesHint = None,
@@ -139,6 +141,8 @@ def select(
     prune: bool = True,
     shortlist: Optional[int] = None,
     samples: Optional[int] = None,
+    temperature: float = 0.1,
+    power: float = 1.0,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], dict[str, Any]]: ...
 def _simulate(
     pool: ArrayLike, y: npt.ArrayLike, **kwargs: Any

@@ -539,7 +539,8 @@ fn row_indices(
     pool, labeled_index, y, acq="ucb", batch=None, minimize=false, seed=0, backend="auto",
     kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
     batch_mode="topk", max_sim=None, pending_index=None, features=None, beta=2.0, xi=0.0,
-    return_summary=false, prune=true, shortlist=None, samples=None
+    return_summary=false, prune=true, shortlist=None, samples=None, temperature=0.1,
+    power=1.0
 ))]
 #[allow(clippy::too_many_arguments)]
 fn select<'py>(
@@ -567,6 +568,8 @@ fn select<'py>(
     prune: bool,
     shortlist: Option<usize>,
     samples: Option<u32>,
+    temperature: f32,
+    power: f32,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = pool.py();
     let input = Input::parse(pool, features)?;
@@ -597,6 +600,8 @@ fn select<'py>(
         batch,
         mode,
         shortlist,
+        temperature,
+        power,
         max_sim,
         seed,
         backend: backend_choice(backend)?,
@@ -659,7 +664,7 @@ fn mode_arg(name: &str) -> PyResult<BatchMode> {
     minimize=false, batch_mode="topk", objective="find-best", test=0.2, test_index=None,
     kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
     refit=true, backend="auto", beta=2.0, xi=0.0, features=None, out=None, prune=true,
-    samples=None
+    samples=None, temperature=0.1, power=1.0
 ))]
 #[allow(clippy::too_many_arguments)]
 fn _simulate<'py>(
@@ -691,6 +696,8 @@ fn _simulate<'py>(
     out: Option<std::path::PathBuf>,
     prune: bool,
     samples: Option<u32>,
+    temperature: f32,
+    power: f32,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = pool.py();
     let input = Input::parse(pool, features)?;
@@ -724,6 +731,8 @@ fn _simulate<'py>(
     cfg.minimize = minimize;
     cfg.prune = prune;
     cfg.mode = mode_arg(batch_mode)?;
+    cfg.temperature = temperature;
+    cfg.power = power;
     cfg.objective = objective_arg(objective)?;
     cfg.test = test;
     if let Some(t) = test_index {

@@ -35,7 +35,7 @@ def toy(tmp_path_factory):
     return d, packed, labeled, y[labeled]
 
 
-@pytest.mark.parametrize("acq", ["ucb", "ei", "thompson", "random"])
+@pytest.mark.parametrize("acq", ["ucb", "ei", "thompson", "thompson-marginal", "qpo", "random"])
 def test_select_equals_the_cli(toy, poolrank_cli, acq):
     d, packed, labeled, y = toy
     out = d / f"{acq}.csv"
@@ -116,3 +116,22 @@ def test_rdkit_fingerprints_select_like_the_shipped_counts(poolrank_cli, tmp_pat
                  "--backend", "cpu", "--out", tmp_path / "batch.csv")
     want, _ = read_batch(tmp_path / "batch.csv")
     np.testing.assert_array_equal(index, want)
+
+
+@pytest.mark.parametrize("mode,acq", [("softmax", "ucb"), ("power", "ei"), ("softrank", "ucb")])
+def test_stochastic_modes_are_reproducible_and_match_the_cli(toy, poolrank_cli, mode, acq):
+    d, packed, labeled, y = toy
+    out = d / f"{mode}.csv"
+    poolrank_cli(
+        "select", "--pool", d / "pool.npy", "--labels", d / "labels.csv", "--batch", 25,
+        "--acq", acq, "--batch-mode", mode, "--temperature", 0.2, "--power", 2, "--seed", 3,
+        "--backend", "cpu", "--out", out,
+    )
+    want_index, _ = read_batch(out)
+    kw = dict(acq=acq, batch=25, seed=3, backend="cpu", batch_mode=mode, temperature=0.2, power=2.0)
+    index, _ = poolrank.select(packed, labeled, y, **kw)
+    np.testing.assert_array_equal(index, want_index)
+    again, _ = poolrank.select(packed, labeled, y, **kw)
+    np.testing.assert_array_equal(again, index)
+    other, _ = poolrank.select(packed, labeled, y, **{**kw, "seed": 4})
+    assert list(other) != list(index)

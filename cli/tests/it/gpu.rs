@@ -1033,3 +1033,66 @@ fn joint_acquisitions_pick_the_same_on_gpu_and_cpu() {
         assert!(err.contains("topk"), "{err}");
     }
 }
+
+/// The stochastic batch modes (Gumbel-top-k) pick the same candidates on the GPU as on the
+/// CPU, are reproducible by seed, change with the round, and refuse bad parameters by flag.
+#[test]
+fn stochastic_modes_pick_the_same_on_gpu_and_cpu() {
+    let f = crate::prune::files(900, 30, 4, 18);
+    let d = f.dir.path();
+    let run = |mode: &str, acq: &str, backend: &str, extra: &[&str]| {
+        let out = d.join(format!("{mode}-{backend}.csv"));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_poolrank"))
+            .current_dir(d)
+            .env("POOLRANK_ALLOW_SOFTWARE_GPU", "1")
+            .args([
+                "select", "--pool", "p.fps", "--labels", "l.csv", "--batch", "12",
+            ])
+            .args([
+                "--acq",
+                acq,
+                "--batch-mode",
+                mode,
+                "--backend",
+                backend,
+                "--quiet",
+            ])
+            .args(["--signal-var", "1.2", "--noise", "0.05", "--seed", "4"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        if !o.status.success() {
+            return Err(err);
+        }
+        let ids: Vec<String> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().to_string())
+            .collect();
+        Ok(ids)
+    };
+    for (mode, acq) in [("softmax", "ucb"), ("power", "ei"), ("softrank", "ucb")] {
+        let cpu = run(mode, acq, "cpu", &[]).unwrap();
+        assert_eq!(cpu.len(), 12);
+        assert_eq!(
+            run(mode, acq, "gpu", &[]).unwrap(),
+            cpu,
+            "{mode}: GPU and CPU differ"
+        );
+        assert_eq!(
+            run(mode, acq, "cpu", &[]).unwrap(),
+            cpu,
+            "{mode}: not reproducible"
+        );
+        let other = run(mode, acq, "cpu", &["--round", "1"]).unwrap();
+        assert_ne!(other, cpu, "{mode}: the round changes nothing");
+    }
+    let err = run("softmax", "ucb", "cpu", &["--temperature=0"]).unwrap_err();
+    assert!(err.contains("--temperature"), "{err}");
+    let err = run("power", "ucb", "cpu", &[]).unwrap_err();
+    assert!(err.contains("softmax"), "{err}");
+}
