@@ -41,7 +41,7 @@ set -euo pipefail
 #   "thompson-marginal"  "qpo"  "thompson --batch-mode softmax --temperature 0.1"
 #   "ucb --batch-mode power --power 2"  "ucb --batch-mode softrank --temperature 0.5"
 # Rows without their own --batch-mode get --batch-mode "$BATCH_MODE".
-ROWS_10K=${ROWS_10K:-"greedy; ucb; thompson; ucb --batch-mode diverse"}
+ROWS_10K=${ROWS_10K:-"greedy; ucb; ucb --batch-mode diverse; thompson; qpo; thompson-marginal"}
 ROWS_50K=${ROWS_50K:-"greedy; ucb"}
 BATCH_MODE=${BATCH_MODE:-topk}
 # ---------------------------------------------------------------------------------------------
