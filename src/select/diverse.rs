@@ -294,13 +294,14 @@ fn solve_cross(gp: &FittedGp, f: &Features) -> Mat<f64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::data::FeatureKind;
     use crate::gp::{fit, GpParams};
     use crate::kernel::KernelKind;
 
-    fn dense(n: usize, dim: usize, seed: u32) -> Features {
+    /// `n` seeded rows of `dim` dense features in [-2, 2).
+    pub(in crate::select) fn dense(n: usize, dim: usize, seed: u32) -> Features {
         let data = (0..n * dim)
             .map(|i| {
                 let h = crate::rng::hash32(i as u32 ^ seed.wrapping_mul(0x9e37_79b9));

@@ -292,16 +292,7 @@ mod tests {
     use crate::data::FeatureKind;
     use crate::gp::{fit, GpParams};
     use crate::kernel::KernelKind;
-
-    fn dense(n: usize, dim: usize, seed: u32) -> Features {
-        let data = (0..n * dim)
-            .map(|i| {
-                let h = crate::rng::hash32(i as u32 ^ seed.wrapping_mul(0x9e37_79b9));
-                (h >> 8) as f32 / 16_777_216.0 * 4.0 - 2.0
-            })
-            .collect();
-        Features::Dense { dim, data }
-    }
+    use crate::select::diverse::tests::dense;
 
     fn gp_on(x: &Features) -> FittedGp {
         let y: Vec<f64> = (0..x.len()).map(|i| (i as f64 * 0.9).sin()).collect();
