@@ -16,6 +16,10 @@ use crate::gp::{fit_with, FitInfo, FittedGp, ModelSpec};
 use crate::join::{join, Joined, Pass, Rule};
 use crate::model::{FittedModel, ModelOrigin};
 use crate::progress::progress_bar;
+use crate::select::joint::default_samples;
+use crate::select::pathwise::{
+    self, JointSampler, PathwiseSamples, QpoPicks, ThompsonPicks, PATHWISE_ALONE,
+};
 use crate::select::stochastic::{self, Gumbel, KeyTop, STOCHASTIC_ALONE};
 use crate::select::{
     choose_batch, grown_shortlist, uses_shortlist, BatchMode, Floor, JointReport, Ranked,
@@ -79,6 +83,11 @@ pub struct SelectParams {
     pub shortlist: Option<usize>,
     /// Largest kernel similarity allowed between two picks.
     pub max_sim: Option<f64>,
+    /// How `thompson` and `qpo` draw joint samples: over a shortlist (default) or over the
+    /// whole pool by pathwise conditioning.
+    pub joint_sampler: JointSampler,
+    /// Random features of the pathwise sampler's prior draw; default 1,024.
+    pub prior_features: usize,
     /// Run seed.
     pub seed: u64,
     /// Round number (keys the random draws).
@@ -111,6 +120,8 @@ impl Default for SelectParams {
             power: stochastic::DEFAULT_POWER,
             shortlist: None,
             max_sim: None,
+            joint_sampler: JointSampler::Shortlist,
+            prior_features: pathwise::DEFAULT_FEATURES,
             seed: 0,
             round: 0,
             tile_rows: 65_536,
@@ -154,6 +165,20 @@ impl SelectParams {
         }
         if self.acquisition.is_joint() && self.mode != BatchMode::TopK {
             return Err(Error::param("mode", crate::select::JOINT_MODE));
+        }
+        if self.joint_sampler == JointSampler::Pathwise {
+            if !self.acquisition.is_joint() {
+                return Err(Error::param("joint_sampler", PATHWISE_ALONE));
+            }
+            if self.max_sim.is_some() {
+                return Err(Error::param("max_sim", PATHWISE_ALONE));
+            }
+            if self.shortlist.is_some() {
+                return Err(Error::param("shortlist", PATHWISE_ALONE));
+            }
+            if self.prior_features == 0 {
+                return Err(Error::param("prior_features", "must be at least 1"));
+            }
         }
         if self.shortlist.is_some() && !uses_shortlist(self.mode, self.acquisition, self.max_sim) {
             return Err(Error::param(
@@ -579,6 +604,12 @@ pub fn run_score_shard(
     backend: &Backend,
     floor: Option<(f32, usize)>,
 ) -> Result<ShardScores> {
+    if params.joint_sampler == JointSampler::Pathwise {
+        return Err(Error::param(
+            "joint_sampler",
+            "the pathwise sampler is not yet supported across shards; use the shortlist sampler (the default) with score-shard, or select in one process",
+        ));
+    }
     if stochastic::is_stochastic(params.mode) {
         return Err(Error::param(
             "mode",
@@ -720,7 +751,8 @@ fn score_round(
     let gp = model.gp();
     let sign = model.sign();
     let available = loc.pool_size - loc.excluded.len();
-    let needs_shortlist = uses_shortlist(cfg.mode, cfg.acquisition, cfg.max_sim);
+    let pathwise = cfg.joint_sampler == JointSampler::Pathwise;
+    let needs_shortlist = uses_shortlist(cfg.mode, cfg.acquisition, cfg.max_sim) && !pathwise;
     let noise = Gumbel::new(cfg.mode, cfg.temperature, cfg.power, cfg.seed, cfg.round);
     // Softrank draws its ranks first and keeps the candidates down to the deepest one.
     let ranks = noise
@@ -740,80 +772,98 @@ fn score_round(
     };
     let scorer = backend.prepare(gp)?;
     let mut passes = 0;
-    let (kept, stages, chosen, joint) = loop {
+    let (kept, stages, chosen, joint) = if pathwise {
         let t = Instant::now();
-        let (kept, stages) = match noise.filter(Gumbel::per_candidate) {
-            Some(g) => keyed_pool(
-                cfg,
-                pool,
-                &scorer,
-                &ctx,
-                &loc.excluded,
-                batch,
-                loc.pool_size,
-                g,
-            )?,
-            None => {
-                let (kept, stages) = score_pool(
+        let (kept, stages, report) = pathwise_pool(
+            cfg,
+            pool,
+            &scorer,
+            &ctx,
+            gp,
+            &loc.excluded,
+            batch,
+            loc.pool_size,
+            available,
+        )?;
+        seconds.score += t.elapsed().as_secs_f64();
+        let chosen = kept.iter().enumerate().map(|(i, r)| (i, r.score)).collect();
+        (kept, stages, chosen, Some(report))
+    } else {
+        loop {
+            let t = Instant::now();
+            let (kept, stages) = match noise.filter(Gumbel::per_candidate) {
+                Some(g) => keyed_pool(
                     cfg,
                     pool,
                     &scorer,
                     &ctx,
                     &loc.excluded,
-                    keep,
-                    needs_shortlist,
+                    batch,
                     loc.pool_size,
-                    Floor::new(keep),
-                )?;
-                (kept.into_sorted(), stages)
-            }
-        };
-        seconds.score += t.elapsed().as_secs_f64();
-        passes += 1;
+                    g,
+                )?,
+                None => {
+                    let (kept, stages) = score_pool(
+                        cfg,
+                        pool,
+                        &scorer,
+                        &ctx,
+                        &loc.excluded,
+                        keep,
+                        needs_shortlist,
+                        loc.pool_size,
+                        Floor::new(keep),
+                    )?;
+                    (kept.into_sorted(), stages)
+                }
+            };
+            seconds.score += t.elapsed().as_secs_f64();
+            passes += 1;
 
-        let t = Instant::now();
-        if let Some(ranks) = &ranks {
-            // Softrank's picks: the drawn ranks of the ranked candidates, in the draw's order.
-            let chosen = ranks.iter().map(|&r| (r - 1, kept[r - 1].score)).collect();
+            let t = Instant::now();
+            if let Some(ranks) = &ranks {
+                // Softrank's picks: the drawn ranks of the ranked candidates, in the draw's order.
+                let chosen = ranks.iter().map(|&r| (r - 1, kept[r - 1].score)).collect();
+                seconds.select += t.elapsed().as_secs_f64();
+                break (kept, stages, chosen, None);
+            }
+            if !needs_shortlist {
+                let chosen = kept.iter().enumerate().map(|(i, r)| (i, r.score)).collect();
+                seconds.select += t.elapsed().as_secs_f64();
+                break (kept, stages, chosen, None);
+            }
+            let short: Vec<Shortlisted> = kept
+                .iter()
+                .map(|r| Shortlisted {
+                    index: r.index,
+                    mean: r.item.mean,
+                    var: r.item.var,
+                })
+                .collect();
+            let mut feats = Features::empty(loc.kind);
+            for r in &kept {
+                feats.push_row_from(r.item.row.as_ref().expect("shortlist keeps rows"), 0);
+            }
+            let chosen = choose_batch(
+                cfg.mode,
+                gp,
+                cfg.acquisition,
+                &ctx,
+                &short,
+                &feats,
+                &loc.other,
+                batch,
+                cfg.max_sim,
+            )?;
             seconds.select += t.elapsed().as_secs_f64();
-            break (kept, stages, chosen, None);
-        }
-        if !needs_shortlist {
-            let chosen = kept.iter().enumerate().map(|(i, r)| (i, r.score)).collect();
-            seconds.select += t.elapsed().as_secs_f64();
-            break (kept, stages, chosen, None);
-        }
-        let short: Vec<Shortlisted> = kept
-            .iter()
-            .map(|r| Shortlisted {
-                index: r.index,
-                mean: r.item.mean,
-                var: r.item.var,
-            })
-            .collect();
-        let mut feats = Features::empty(loc.kind);
-        for r in &kept {
-            feats.push_row_from(r.item.row.as_ref().expect("shortlist keeps rows"), 0);
-        }
-        let chosen = choose_batch(
-            cfg.mode,
-            gp,
-            cfg.acquisition,
-            &ctx,
-            &short,
-            &feats,
-            &loc.other,
-            batch,
-            cfg.max_sim,
-        )?;
-        seconds.select += t.elapsed().as_secs_f64();
-        let joint = chosen.joint.map(|r| JointReport { passes, ..r });
-        match joint
-            .as_ref()
-            .and_then(|r| grown_shortlist(r, keep, available, cfg.shortlist))
-        {
-            Some(longer) => keep = longer,
-            None => break (kept, stages, chosen.picks, joint),
+            let joint = chosen.joint.map(|r| JointReport { passes, ..r });
+            match joint
+                .as_ref()
+                .and_then(|r| grown_shortlist(r, keep, available, cfg.shortlist))
+            {
+                Some(longer) => keep = longer,
+                None => break (kept, stages, chosen.picks, joint),
+            }
         }
     };
     let picks = chosen
@@ -997,6 +1047,75 @@ fn keyed_pool(
         top.into_sorted().into_iter().map(|k| k.item).collect(),
         stages,
     ))
+}
+
+/// Pass 2 of `thompson` and `qpo` with the pathwise sampler: every eligible candidate's
+/// posterior (the scorer's, for the mean and sd columns and qPO's ties) and its value under
+/// each joint sample ([`PathwiseSamples`], on the CPU); the batch as [`ThompsonPicks`] or
+/// [`QpoPicks`] choose it, keyed and tied by the global row. Each pick's score is its sample's
+/// value (Thompson) or its probability of being the best (qPO).
+#[allow(clippy::too_many_arguments)]
+fn pathwise_pool(
+    cfg: &SelectParams,
+    pool: &dyn Pool,
+    scorer: &dyn Scorer,
+    ctx: &AcqContext,
+    gp: &FittedGp,
+    excluded: &[usize],
+    batch: usize,
+    pool_size: usize,
+    available: usize,
+) -> Result<(Vec<Ranked<Kept>>, Stages, JointReport)> {
+    let qpo = match cfg.acquisition {
+        Acquisition::Qpo { samples } => {
+            Some(samples.map_or(default_samples(batch), |s| s as usize))
+        }
+        _ => None,
+    };
+    let samples = qpo.unwrap_or(batch);
+    let draws = PathwiseSamples::new(gp, cfg.prior_features, samples, ctx)?;
+    let mut thompson = ThompsonPicks::new(if qpo.is_some() { 0 } else { batch });
+    let mut best = QpoPicks::new(batch, if qpo.is_some() { samples } else { 0 });
+    let mut stages = Stages::default();
+    let mut values = Vec::new();
+    stream_scored(cfg, pool, scorer, ctx, pool_size, |tile, s| {
+        let start = tile.start;
+        draws.eval_into(&tile.features, &mut values)?;
+        let lo = excluded.partition_point(|&g| g < start);
+        let hi = excluded.partition_point(|&g| g < start + tile.len());
+        let mut skip = excluded[lo..hi].iter().peekable();
+        for (r, v) in values.chunks_exact(samples).enumerate() {
+            let g = start + r;
+            if skip.next_if_eq(&&g).is_some() {
+                continue;
+            }
+            let item = || Kept {
+                id: tile.ids[r].clone(),
+                mean: s.mean[r],
+                var: s.var[r],
+                row: None,
+            };
+            match qpo {
+                Some(_) => best.offer(v, s.scores[r], g, item),
+                None => thompson.offer(v, g, item),
+            }
+        }
+        stages += Stages::brute_force(tile.len() - (hi - lo));
+        Ok(())
+    })?;
+    let picks = match qpo {
+        Some(_) => best.finish().0,
+        None => thompson.finish(),
+    };
+    let report = JointReport {
+        shortlist: available,
+        samples,
+        tail_share: 0.0,
+        jitter: 0.0,
+        passes: 1,
+        prior_features: Some(draws.features()),
+    };
+    Ok((picks, stages, report))
 }
 
 /// The posterior and acquisition score of each row of one tile (standardised units).

@@ -10,6 +10,7 @@ use poolrank::backend::BackendChoice;
 use poolrank::data::{LabelSpec, PoolFormat};
 use poolrank::names::Named;
 use poolrank::pool::FilePool;
+use poolrank::select::pathwise::JointSampler;
 use poolrank::sim::Objective;
 use poolrank::{Acquisition, BatchMode, BatchSize, KernelKind, SelectParams};
 
@@ -412,6 +413,13 @@ pub(crate) struct SimulateArgs {
     /// Exponent β of --batch-mode power (p ∝ score^β) and softrank (p ∝ rank^-β).
     #[arg(long, default_value_t = 1.0, value_name = "B")]
     pub(crate) power: f32,
+    /// How thompson and qpo draw joint samples: exact over a shortlist of the best by
+    /// mean + 3 sd, or over the whole pool by pathwise conditioning (exact GP only).
+    #[arg(long, value_parser = named::<JointSampler>(), default_value = "shortlist")]
+    pub(crate) joint_sampler: JointSampler,
+    /// Random features of the pathwise sampler's prior draw.
+    #[arg(long, default_value_t = 1024, value_name = "D")]
+    pub(crate) prior_features: usize,
     /// What "better than random" means.
     #[arg(long, value_parser = named::<Objective>(), default_value = "find-best")]
     pub(crate) objective: Objective,
@@ -621,6 +629,13 @@ pub(crate) struct SelectArgs {
     /// Exponent β of --batch-mode power (p ∝ score^β) and softrank (p ∝ rank^-β).
     #[arg(long, default_value_t = 1.0, value_name = "B")]
     pub(crate) power: f32,
+    /// How thompson and qpo draw joint samples: exact over a shortlist of the best by
+    /// mean + 3 sd, or over the whole pool by pathwise conditioning (exact GP only).
+    #[arg(long, value_parser = named::<JointSampler>(), default_value = "shortlist")]
+    pub(crate) joint_sampler: JointSampler,
+    /// Random features of the pathwise sampler's prior draw.
+    #[arg(long, default_value_t = 1024, value_name = "D")]
+    pub(crate) prior_features: usize,
     /// Candidates kept for the diverse mode and the similarity cap [default: max(5 × batch, 500)].
     #[arg(long, value_name = "N")]
     pub(crate) shortlist: Option<usize>,
@@ -714,6 +729,8 @@ pub(crate) const FLAGS: &[(&str, &str)] = &[
     ("temperature", "--temperature"),
     ("power", "--power"),
     ("mode", "--batch-mode"),
+    ("joint_sampler", "--joint-sampler"),
+    ("prior_features", "--prior-features"),
     ("prune", "--no-prune"),
     ("shortlist", "--shortlist"),
     ("tile_rows", "--tile"),

@@ -180,6 +180,8 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     cfg.mode = a.batch_mode;
     cfg.temperature = a.temperature;
     cfg.power = a.power;
+    cfg.joint_sampler = a.joint_sampler;
+    cfg.prior_features = a.prior_features;
     cfg.objective = a.objective;
     cfg.test = a.test;
     cfg.model = a.model.spec();
@@ -406,6 +408,8 @@ fn select(a: SelectArgs) -> Result<()> {
         power: a.power,
         shortlist: a.shortlist,
         max_sim: a.max_sim,
+        joint_sampler: a.joint_sampler,
+        prior_features: a.prior_features,
         round: a.round,
         prune: !a.no_prune,
         ..SelectParams::default()
@@ -478,6 +482,12 @@ fn select(a: SelectArgs) -> Result<()> {
 /// What the joint step of `thompson` and `qpo` did, with a warning when its samples reached
 /// the shortlist's tail too often (after any growth).
 pub(crate) fn joint_line(j: &poolrank::select::JointReport) -> String {
+    if let Some(d) = j.prior_features {
+        return format!(
+            "joint posterior: {} pathwise sample(s) over all {} candidates ({d} random features in the prior draw)",
+            j.samples, j.shortlist
+        );
+    }
     let mut line = format!(
         "joint posterior: {} sample(s) over a shortlist of {} ({} pool pass(es)); {:.1}% of the argmaxes on its last tenth",
         j.samples,

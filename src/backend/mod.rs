@@ -9,6 +9,7 @@ pub mod encode;
 pub mod gpu;
 pub(crate) mod overlap;
 
+pub use cpu::fused::Isa;
 pub use cpu::{CpuScorer, CHUNK};
 pub use gpu::{GpuContext, GpuGram, GpuOptions, GpuScorer};
 

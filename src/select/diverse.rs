@@ -294,7 +294,7 @@ fn solve_cross(gp: &FittedGp, f: &Features) -> Mat<f64> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(in crate::select) mod tests {
     use super::*;
     use crate::data::FeatureKind;
     use crate::gp::{fit, GpParams};

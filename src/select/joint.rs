@@ -51,6 +51,10 @@ pub struct JointReport {
     pub jitter: f64,
     /// Pool passes made: more than one when the shortlist was grown.
     pub passes: usize,
+    /// The pathwise sampler's random features (its "shortlist" is then every candidate, and
+    /// there is no tail or jitter); `None` for the shortlist sampler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_features: Option<usize>,
 }
 
 /// The longer shortlist to score again with, or `None` to keep this batch: double `keep`
@@ -214,6 +218,7 @@ pub fn thompson(
         tail_share: tail as f64 / picks.len().max(1) as f64,
         jitter: post.jitter,
         passes: 1,
+        prior_features: None,
     };
     (picks, report)
 }
@@ -281,12 +286,13 @@ pub fn qpo(
         tail_share,
         jitter: post.jitter,
         passes: 1,
+        prior_features: None,
     };
     (picks, report)
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::select) mod tests {
     use super::*;
     use crate::acquisition::SCREEN_BETA;
     use crate::data::FeatureKind;
@@ -313,7 +319,7 @@ mod tests {
 
     /// The posterior covariance by the textbook formula, with an explicit inverse:
     /// `s2·K_ss − s2²·K_sx (s2·K_xx + n2·I)⁻¹ K_xs`.
-    fn textbook_cov(gp: &FittedGp, x: &Features, s: &Features) -> Mat<f64> {
+    pub(in crate::select) fn textbook_cov(gp: &FittedGp, x: &Features, s: &Features) -> Mat<f64> {
         let (n, m) = (x.len(), s.len());
         let k = gp.kernel.gram(x);
         let a = Mat::<f64>::from_fn(n, n, |i, j| {
@@ -511,6 +517,7 @@ mod tests {
             tail_share: 0.05,
             jitter: 0.0,
             passes: 1,
+            prior_features: None,
         };
         assert_eq!(grown_shortlist(&r, 2000, 1_000_000, None), Some(4000));
         assert_eq!(grown_shortlist(&r, 6000, 1_000_000, None), Some(GROWTH_CAP));

@@ -3,6 +3,7 @@
 
 mod diverse;
 pub mod joint;
+pub mod pathwise;
 pub mod stochastic;
 
 use std::cmp::Ordering;

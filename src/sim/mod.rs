@@ -25,6 +25,8 @@ use crate::error::{Error, Result};
 use crate::gp::{fit_with, FittedGp, GpValidParams, Inducing, ModelSpec};
 use crate::join::{join, Pass, Rule};
 use crate::rng::{draw_u32, seeded_order};
+use crate::select::joint::default_samples;
+use crate::select::pathwise::{self, JointSampler, PathwiseSamples, QpoPicks, ThompsonPicks};
 use crate::select::stochastic::{self, Gumbel, KeyTop};
 use crate::select::{
     choose_batch, grown_shortlist, shortlist_size, uses_shortlist, BatchMode, Floor, JointReport,
@@ -84,6 +86,11 @@ pub struct SimConfig {
     /// Exponent `β` of the `power` (`p ∝ score^β`) and `softrank` (`p ∝ rank^−β`) modes;
     /// default 1.
     pub power: f32,
+    /// How `thompson` and `qpo` draw joint samples: over a shortlist (default) or over the
+    /// whole pool by pathwise conditioning ([`crate::select::pathwise`]).
+    pub joint_sampler: JointSampler,
+    /// Random features of the pathwise sampler's prior draw; default 1,024.
+    pub prior_features: usize,
     /// Objective.
     pub objective: Objective,
     /// Test fraction for `accuracy`.
@@ -124,6 +131,8 @@ impl SimConfig {
             mode: BatchMode::TopK,
             temperature: stochastic::DEFAULT_TEMPERATURE,
             power: stochastic::DEFAULT_POWER,
+            joint_sampler: JointSampler::Shortlist,
+            prior_features: pathwise::DEFAULT_FEATURES,
             objective: Objective::FindBest,
             test: 0.2,
             test_rows: None,
@@ -170,6 +179,23 @@ impl SimConfig {
                         "{} is listed twice; each strategy runs once (random always runs)",
                         label(*a)
                     ),
+                ));
+            }
+        }
+        if self.joint_sampler == JointSampler::Pathwise {
+            if self.prior_features == 0 {
+                return Err(Error::param("prior_features", "must be at least 1"));
+            }
+            if !self.strategies.iter().any(|a| a.is_joint()) {
+                return Err(Error::param(
+                    "joint_sampler",
+                    "the pathwise sampler applies to thompson and qpo; no strategy uses it",
+                ));
+            }
+            if !self.compare_inducing.is_empty() {
+                return Err(Error::param(
+                    "compare_inducing",
+                    "the pathwise sampler needs an exact GP; compare sparse GPs with the shortlist sampler",
                 ));
             }
         }
@@ -609,6 +635,29 @@ impl Run<'_> {
                     Ok(self.shortlist(&ctx, &is_labeled, keep, mean, &var))
                 }
             };
+            if self.acq.is_joint()
+                && cfg.joint_sampler == JointSampler::Pathwise
+                && round < cfg.rounds
+            {
+                let picks = self.pathwise(&gp, &scorer, &ctx, &is_labeled, &mut mean, &mut var)?;
+                stages += Stages::brute_force(available);
+                self.record(
+                    &gp,
+                    &scorer,
+                    &labeled,
+                    &is_labeled,
+                    &mean,
+                    name,
+                    rep,
+                    round,
+                    curves,
+                )?;
+                for i in picks {
+                    is_labeled[i] = true;
+                    labeled.push(i);
+                }
+                continue;
+            }
             let kept = if round == self.cfg.rounds {
                 scorer.mean_into(self.feats, &mut mean)?;
                 None
@@ -713,6 +762,60 @@ impl Run<'_> {
             push("test_spearman", spearman(&p, self.test_y));
         }
         Ok(())
+    }
+
+    /// The batch of `thompson` or `qpo` from pathwise samples over every unlabeled candidate,
+    /// keyed and tied by the replicate's key; fills `mean` (and `var` for qPO's quantile).
+    fn pathwise(
+        &self,
+        gp: &FittedGp,
+        scorer: &dyn Scorer,
+        ctx: &AcqContext,
+        is_labeled: &[bool],
+        mean: &mut [f32],
+        var: &mut [f32],
+    ) -> Result<Vec<usize>> {
+        /// Rows evaluated at a time (a multiple of the CPU chunk, so the values are those of
+        /// the whole pool's evaluation).
+        const BLOCK: usize = 40 * crate::backend::CHUNK;
+        let qpo = match self.acq {
+            Acquisition::Qpo { samples } => {
+                Some(samples.map_or(default_samples(self.batch), |s| s as usize))
+            }
+            _ => None,
+        };
+        let samples = qpo.unwrap_or(self.batch);
+        match qpo {
+            Some(_) => scorer.posterior_into(self.feats, mean, var)?,
+            None => scorer.mean_into(self.feats, mean)?,
+        }
+        let draws = PathwiseSamples::new(gp, self.cfg.prior_features, samples, ctx)?;
+        let mut thompson = ThompsonPicks::new(if qpo.is_some() { 0 } else { self.batch });
+        let mut best = QpoPicks::new(self.batch, if qpo.is_some() { samples } else { 0 });
+        let mut values = Vec::new();
+        let n = self.y.len();
+        for first in (0..n).step_by(BLOCK) {
+            let rows: Vec<usize> = (first..(first + BLOCK).min(n)).collect();
+            draws.eval_into(&self.feats.select_rows(&rows), &mut values)?;
+            for (&i, v) in rows.iter().zip(values.chunks_exact(samples)) {
+                if is_labeled[i] {
+                    continue;
+                }
+                let key = self.tie_key[i];
+                match qpo {
+                    Some(_) => {
+                        let q = score(self.acq, mean[i], var[i], key as u64, ctx);
+                        best.offer(v, q, key, || i);
+                    }
+                    None => thompson.offer(v, key, || i),
+                }
+            }
+        }
+        let picks = match qpo {
+            Some(_) => best.finish().0,
+            None => thompson.finish(),
+        };
+        Ok(picks.into_iter().map(|r| r.item).collect())
     }
 
     /// How many candidates `pick` ranks at first: the batch, or the shortlist of a diverse

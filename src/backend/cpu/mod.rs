@@ -178,6 +178,41 @@ impl CpuScorer {
     }
 }
 
+impl CpuScorer {
+    /// Hands `then` the first row of each chunk of [`CHUNK`] rows of `tile`, its kernel block
+    /// `s2·k(chunk, X)` (row-major, `n` columns) and the chunk's rows of `out` (`width` values
+    /// per row), chunks in parallel. For callers that need more from the block than the
+    /// posterior (the pathwise samples of [`crate::select::pathwise`]).
+    ///
+    /// # Errors
+    /// A tile of another kind than the model's, or dense values that would overflow `f32`.
+    pub fn kernel_chunks<T: Send>(
+        &self,
+        tile: &Features,
+        out: &mut [T],
+        width: usize,
+        then: impl Fn(usize, &[f32], &mut [T]) + Sync,
+    ) -> Result<()> {
+        check_tile_kind(tile, self.kind)?;
+        check_dense_range(tile, self.train_abs_max)?;
+        let n = self.n;
+        assert_eq!(out.len(), tile.len() * width);
+        out.par_chunks_mut((CHUNK * width).max(1))
+            .enumerate()
+            .for_each_init(
+                || (Packed::default(), Vec::new(), vec![0f32; CHUNK * n]),
+                |(packed, counts, ks), (c, out)| {
+                    let start = c * CHUNK;
+                    let m = out.len() / width.max(1);
+                    let ks = &mut ks[..m * n];
+                    self.kernel_block(tile, start, m, packed, counts, ks);
+                    then(start, ks, out);
+                },
+            );
+        Ok(())
+    }
+}
+
 /// Dot product with 16 independent partial sums (vectorisable, and the same summation order
 /// on every call).
 #[inline]
