@@ -124,7 +124,8 @@ pub(super) fn crowding(points: &[f64], m: usize, layer: &[usize]) -> Vec<f64> {
 /// layer that overflows cut to what is left. The picks come back in that order, so a smaller
 /// batch is a prefix of a larger one.
 ///
-/// A `batch` above `n` is [`Error::BatchTooLarge`].
+/// A `batch` above `n` is [`Error::BatchTooLarge`]. Every layer is computed, so the cost is
+/// that of [`nondominated_layers`] on all `n` rows plus a sort per layer taken.
 pub fn pareto_batch(scores: &[f64], m: usize, batch: usize) -> Result<Vec<usize>> {
     let n = check_rows("scores", scores, m)?;
     if batch > n {

@@ -5,11 +5,33 @@
 //! # Conventions
 //! - Every objective is **maximised** here; a caller flips the sign of a minimised one first.
 //! - A set of points is one flat, row-major slice of `n · m` values: row `i` is
-//!   `points[i * m..(i + 1) * m]`. The functions that take a reference point read `m` from its
-//!   length; the others take `m` as an argument.
+//!   `points[i * m..(i + 1) * m]`. The improvement functions ([`hvi`], [`ehvi`], [`phvi`],
+//!   [`FrontBoxes`]) read `m` from the reference point's length; the others take `m` as an
+//!   argument ([`hypervolume`] checks the reference against it).
 //! - Values must be finite. A NaN or an infinity, a slice that is not a whole number of rows,
 //!   or an unsupported `m` is an [`Error::InvalidParam`], never a panic.
 //! - Deterministic: every order breaks ties by index.
+//!
+//! ```
+//! use poolrank::pareto::{ehvi, hypervolume, nondominated_layers, pareto_batch, FrontBoxes};
+//!
+//! // Four labeled points of two objectives (both maximised), flat rows.
+//! let labeled = [1.0, 3.0, 2.0, 2.0, 3.0, 1.0, 1.0, 1.0];
+//! assert_eq!(nondominated_layers(&labeled, 2)?, vec![vec![0, 1, 2], vec![3]]);
+//! let reference = [0.0, 0.0];
+//! assert_eq!(hypervolume(&labeled, 2, &reference)?, 6.0);
+//! // EHVI of a candidate predicted at (2.5, 2.5) ± (0.5, 0.5); with sd 0 it is the plain
+//! // improvement of (2.5, 2.5), 0.5 · 1.5 + 1 · 0.5.
+//! assert!(ehvi(&[2.5, 2.5], &[0.5, 0.5], &labeled, &reference)? > 0.0);
+//! assert_eq!(ehvi(&[2.5, 2.5], &[0.0, 0.0], &labeled, &reference)?, 1.25);
+//! // Many candidates against one front: build the boxes once.
+//! let boxes = FrontBoxes::new(&labeled, &reference)?;
+//! assert_eq!(boxes.hvi(&[2.5, 2.5])?, 1.25);
+//! // A batch of 2 from per-candidate score vectors (e.g. per-objective UCB).
+//! let ucb = [0.0, 4.0, 1.0, 3.0, 2.0, 2.0, 4.0, 0.0, 1.0, 1.0];
+//! assert_eq!(pareto_batch(&ucb, 2, 2)?, vec![0, 3]);
+//! # Ok::<(), poolrank::Error>(())
+//! ```
 //!
 //! # The maths
 //! `a` *dominates* `b` when `a_j ≥ b_j` for every objective and `a_j > b_j` for one; equal

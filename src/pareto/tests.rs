@@ -111,10 +111,26 @@ fn layers_agree_with_pairwise_dominance_on_random_sets() {
         }
         let got = nondominated_layers(&points, m).unwrap();
         check_layers(&points, m, &got);
+        assert!(n == 0 || !got.is_empty());
         // Both paths of the sort agree where both apply.
         assert_eq!(got, layers(&points, m, n, false), "case {case}");
         if m == 2 {
             assert_eq!(got, layers(&points, m, n, true), "case {case}");
+        }
+    }
+}
+
+#[test]
+fn layers_of_larger_sets_agree_with_pairwise_dominance() {
+    let mut rng = SplitMix64(12);
+    for case in 0..12 {
+        let m = 2 + case % 3;
+        let n = 200 + rng.below(200);
+        let points = random_points(&mut rng, n, m, case % 2 == 0);
+        let got = nondominated_layers(&points, m).unwrap();
+        check_layers(&points, m, &got);
+        if m == 2 {
+            assert_eq!(got, layers(&points, m, n, false), "case {case}");
         }
     }
 }
@@ -300,6 +316,59 @@ fn hvi_is_the_hypervolume_difference_and_the_box_sum() {
                 "case {case}: hvi {got} vs {name} {v}, p {p:?}, front {front:?}"
             );
         }
+    }
+}
+
+#[test]
+fn hypervolume_of_large_fronts_is_the_complement_of_the_boxes() {
+    // Inside the box [r, u] spanned by the reference and the componentwise maximum u, the
+    // dominated and the non-dominated parts add up: HV + HVI(u) = vol([r, u]). The sweep and
+    // the box decomposition share only the staircase, and fronts of hundreds of points
+    // exercise its insertions and removals.
+    let mut rng = SplitMix64(11);
+    for case in 0..60 {
+        let m = 2 + case % 2;
+        let n = 50 + rng.below(250);
+        let grid = case % 3 == 0;
+        let front: Vec<f64> = (0..n * m)
+            .map(|_| {
+                if grid {
+                    rng.below(20) as f64
+                } else {
+                    rng.uniform() * 10.0
+                }
+            })
+            .collect();
+        // Points on a sphere-like surface give large non-dominated layers.
+        let front: Vec<f64> = if case % 4 == 1 {
+            front
+                .chunks_exact(m)
+                .flat_map(|p| {
+                    let norm = p.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-9);
+                    p.iter().map(move |v| 10.0 * v / norm).collect::<Vec<_>>()
+                })
+                .collect()
+        } else {
+            front
+        };
+        let r = vec![-0.5; m];
+        let u: Vec<f64> = (0..m)
+            .map(|j| {
+                front
+                    .iter()
+                    .skip(j)
+                    .step_by(m)
+                    .fold(f64::NEG_INFINITY, |a, &b| a.max(b))
+            })
+            .collect();
+        let whole: f64 = u.iter().zip(&r).map(|(a, b)| a - b).product();
+        let hv = hypervolume(&front, m, &r).unwrap();
+        let rest = FrontBoxes::new(&front, &r).unwrap().hvi(&u).unwrap();
+        assert!(
+            close(hv + rest, whole, 1e-10, 1e-10),
+            "case {case}: {hv} + {rest} vs {whole}"
+        );
+        assert!(hv > 0.0 && hv <= whole * (1.0 + 1e-12));
     }
 }
 
