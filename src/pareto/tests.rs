@@ -598,6 +598,21 @@ fn phvi_in_obvious_cases() {
 }
 
 #[test]
+fn phvi_and_ehvi_keep_their_precision_in_the_upper_tail() {
+    // A reference 8 sd above the mean: P(Y_j > 8) = Φ(−8) ≈ 6.2e-16, which 1 − Φ(8) would
+    // round to 0 or to a multiple of 1.1e-16.
+    let tail = 6.220_960_574_271_784e-16;
+    let p = phvi(&[0.0, 0.0], &[1.0, 1.0], &[], &[8.0, 8.0]).unwrap();
+    assert!(close(p, tail * tail, 1e-9, 0.0), "{p}");
+    let p = phvi(&[0.0, 0.0, 0.0], &[1.0; 3], &[], &[8.0, 0.0, 0.0]).unwrap();
+    assert!(close(p, tail * 0.25, 1e-9, 0.0), "{p}");
+    // E[(Y − 8)⁺] = φ(8) − 8 Φ(−8) for a standard normal.
+    let g = normal_pdf(8.0) - 8.0 * tail;
+    let e = ehvi(&[0.0, 0.0], &[1.0, 1.0], &[], &[8.0, 8.0]).unwrap();
+    assert!(close(e, g * g, 1e-6, 0.0), "{e} vs {}", g * g);
+}
+
+#[test]
 fn crowding_distance_of_hand_examples() {
     #[rustfmt::skip]
     let points = [
