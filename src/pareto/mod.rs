@@ -9,7 +9,8 @@
 //!   [`FrontBoxes`]) read `m` from the reference point's length; the others take `m` as an
 //!   argument ([`hypervolume`] checks the reference against it).
 //! - Values must be finite. A NaN or an infinity, a slice that is not a whole number of rows,
-//!   or an unsupported `m` is an [`Error::InvalidParam`], never a panic.
+//!   or an unsupported `m` is an [`Error::InvalidParam`] naming the argument, and a batch
+//!   larger than the candidates an [`Error::BatchTooLarge`]; never a panic.
 //! - Deterministic: every order breaks ties by index.
 //!
 //! ```
