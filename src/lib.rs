@@ -30,6 +30,7 @@
 //!   the inputs before any work, staged, and renamed into place all or none.
 //! - [`diagnose`]: the report on whether active learning is likely to beat random here.
 //! - [`shard`]: a pool scored in shards on a cluster (job arrays, Ray) and merged exactly.
+//! - [`pareto`]: multi-objective building blocks (non-dominated layers, hypervolume, EHVI, PHVI).
 //!
 //! Memory is bounded by the tile size plus the labeled set, never by the pool size.
 //!
@@ -90,6 +91,7 @@ pub mod join;
 pub mod kernel;
 pub mod model;
 pub mod names;
+pub mod pareto;
 pub mod pool;
 pub mod progress;
 pub mod report;
