@@ -113,6 +113,8 @@ def select(
     samples: Optional[int] = None,
     temperature: float = 0.1,
     power: float = 1.0,
+    joint_sampler: Literal["shortlist", "pathwise"] = "shortlist",
+    prior_features: int = 1024,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
 @overload
 def select(
@@ -143,6 +145,8 @@ def select(
     samples: Optional[int] = None,
     temperature: float = 0.1,
     power: float = 1.0,
+    joint_sampler: Literal["shortlist", "pathwise"] = "shortlist",
+    prior_features: int = 1024,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], dict[str, Any]]: ...
 def _simulate(
     pool: ArrayLike, y: npt.ArrayLike, **kwargs: Any

@@ -132,8 +132,9 @@ def simulate(pool, y, **kwargs) -> SimulationResult:
     `seed`, `minimize`, `batch_mode`, `objective`, `test`, `test_index`, `kernel`, `noise`,
     `signal_var`, `lengthscale`, `inducing`, `exact`, `refit`, `backend`, `beta`, `xi`, `features`,
     `out`, `prune`: `False` gives every candidate a variance each round, the picks are the
-    same; `temperature` of `batch_mode="softmax"`, `power` of `"power"` and `"softrank"`); sizes
-    are counts (int) or fractions (float)."""
+    same; `temperature` of `batch_mode="softmax"`, `power` of `"power"` and `"softrank"`;
+    `samples` of qPO; `joint_sampler="pathwise"` and `prior_features` for `thompson` and `qpo`);
+    sizes are counts (int) or fractions (float)."""
     return SimulationResult(*_native._simulate(pool, y, **kwargs))
 
 

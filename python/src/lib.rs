@@ -540,7 +540,7 @@ fn row_indices(
     kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
     batch_mode="topk", max_sim=None, pending_index=None, features=None, beta=2.0, xi=0.0,
     return_summary=false, prune=true, shortlist=None, samples=None, temperature=0.1,
-    power=1.0
+    power=1.0, joint_sampler="shortlist", prior_features=1024
 ))]
 #[allow(clippy::too_many_arguments)]
 fn select<'py>(
@@ -570,6 +570,8 @@ fn select<'py>(
     samples: Option<u32>,
     temperature: f32,
     power: f32,
+    joint_sampler: &str,
+    prior_features: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = pool.py();
     let input = Input::parse(pool, features)?;
@@ -603,6 +605,8 @@ fn select<'py>(
         temperature,
         power,
         max_sim,
+        joint_sampler: named("joint_sampler", joint_sampler)?,
+        prior_features,
         seed,
         backend: backend_choice(backend)?,
         prune,
@@ -664,7 +668,7 @@ fn mode_arg(name: &str) -> PyResult<BatchMode> {
     minimize=false, batch_mode="topk", objective="find-best", test=0.2, test_index=None,
     kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
     refit=true, backend="auto", beta=2.0, xi=0.0, features=None, out=None, prune=true,
-    samples=None, temperature=0.1, power=1.0
+    samples=None, temperature=0.1, power=1.0, joint_sampler="shortlist", prior_features=1024
 ))]
 #[allow(clippy::too_many_arguments)]
 fn _simulate<'py>(
@@ -698,6 +702,8 @@ fn _simulate<'py>(
     samples: Option<u32>,
     temperature: f32,
     power: f32,
+    joint_sampler: &str,
+    prior_features: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = pool.py();
     let input = Input::parse(pool, features)?;
@@ -733,6 +739,8 @@ fn _simulate<'py>(
     cfg.mode = mode_arg(batch_mode)?;
     cfg.temperature = temperature;
     cfg.power = power;
+    cfg.joint_sampler = named("joint_sampler", joint_sampler)?;
+    cfg.prior_features = prior_features;
     cfg.objective = objective_arg(objective)?;
     cfg.test = test;
     if let Some(t) = test_index {

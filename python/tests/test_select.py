@@ -50,6 +50,27 @@ def test_select_equals_the_cli(toy, poolrank_cli, acq):
     assert not set(index) & set(labeled)
 
 
+@pytest.mark.parametrize("acq", ["thompson", "qpo"])
+def test_pathwise_select_equals_the_cli(toy, poolrank_cli, acq):
+    d, packed, labeled, y = toy
+    out = d / f"pathwise-{acq}.csv"
+    poolrank_cli(
+        "select", "--pool", d / "pool.npy", "--labels", d / "labels.csv", "--batch", 25,
+        "--acq", acq, "--seed", 3, "--backend", "cpu", "--exact", "--joint-sampler", "pathwise",
+        "--prior-features", 512, "--out", out,
+    )
+    want_index, want_score = read_batch(out)
+    index, score, summary = poolrank.select(
+        packed, labeled, y, acq=acq, batch=25, seed=3, backend="cpu", exact=True,
+        joint_sampler="pathwise", prior_features=512, return_summary=True,
+    )
+    np.testing.assert_array_equal(index, want_index)
+    np.testing.assert_allclose(score, want_score, rtol=1e-5, atol=1e-6)
+    assert summary["joint"]["prior_features"] == 512
+    with pytest.raises(ValueError, match="joint_sampler"):
+        poolrank.select(packed, labeled, y, acq=acq, joint_sampler="exact")
+
+
 def test_select_options_minimize_diverse_fraction_summary(toy, poolrank_cli):
     d, packed, labeled, y = toy
     out = d / "diverse.csv"

@@ -303,6 +303,12 @@ pub struct SimResult {
     /// Exponent of the `power` and `softrank` modes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub power: Option<f32>,
+    /// How `thompson` and `qpo` drew their joint samples, when one of them ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joint_sampler: Option<JointSampler>,
+    /// The pathwise sampler's random features, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prior_features: Option<usize>,
     /// Kernel used.
     pub kernel: &'static str,
     /// Strategy names, random first.
@@ -517,6 +523,7 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     }
     progress.finish_and_clear();
     let verdicts = verdicts(cfg, &names, &curves);
+    let joint = cfg.strategies.iter().any(|a| a.is_joint());
     Ok(SimResult {
         pool_size: n,
         test_size: test_rows.len(),
@@ -530,6 +537,9 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
         batch_mode: cfg.mode,
         temperature: (cfg.mode == BatchMode::Softmax).then_some(cfg.temperature),
         power: matches!(cfg.mode, BatchMode::Power | BatchMode::Softrank).then_some(cfg.power),
+        joint_sampler: joint.then_some(cfg.joint_sampler),
+        prior_features: (joint && cfg.joint_sampler == JointSampler::Pathwise)
+            .then_some(cfg.prior_features),
         kernel: kernel.name(),
         strategies: names,
         initial_sets,

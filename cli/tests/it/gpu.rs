@@ -1034,6 +1034,89 @@ fn joint_acquisitions_pick_the_same_on_gpu_and_cpu() {
     }
 }
 
+/// The pathwise sampler: the same picks on the GPU (which scores the posterior) as on the
+/// CPU, reproducible by seed, over every candidate, and refused where it does not apply.
+#[test]
+fn pathwise_joint_samples_pick_the_same_on_gpu_and_cpu() {
+    let f = crate::prune::files(900, 30, 4, 18);
+    let d = f.dir.path();
+    let run = |acq: &str, backend: &str, seed: &str, extra: &[&str]| {
+        let tag = format!("pw-{acq}-{backend}-{seed}");
+        let (out, summary) = (d.join(format!("{tag}.csv")), d.join(format!("{tag}.json")));
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_poolrank"))
+            .current_dir(d)
+            .env("POOLRANK_ALLOW_SOFTWARE_GPU", "1")
+            .args([
+                "select", "--pool", "p.fps", "--labels", "l.csv", "--batch", "12",
+            ])
+            .args([
+                "--acq",
+                acq,
+                "--backend",
+                backend,
+                "--seed",
+                seed,
+                "--quiet",
+            ])
+            .args(["--signal-var", "1.2", "--noise", "0.05", "--exact"])
+            .args(["--joint-sampler", "pathwise", "--prior-features", "256"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .arg("--summary")
+            .arg(&summary)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        if !o.status.success() {
+            return Err(err);
+        }
+        let ids: Vec<String> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().to_string())
+            .collect();
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+        Ok((ids, s))
+    };
+    for acq in ["thompson", "qpo"] {
+        let (cpu, s) = run(acq, "cpu", "1", &[]).unwrap();
+        assert_eq!(cpu.len(), 12);
+        let distinct: std::collections::HashSet<_> = cpu.iter().collect();
+        assert_eq!(distinct.len(), 12, "{acq}: picks repeat");
+        let (gpu, _) = run(acq, "gpu", "1", &[]).unwrap();
+        assert_eq!(cpu, gpu, "{acq}: GPU and CPU picks differ");
+        assert_eq!(
+            run(acq, "cpu", "1", &[]).unwrap().0,
+            cpu,
+            "{acq}: not reproducible"
+        );
+        assert_ne!(
+            run(acq, "cpu", "2", &[]).unwrap().0,
+            cpu,
+            "{acq}: the seed changes nothing"
+        );
+        let j = &s["joint"];
+        assert_eq!(j["prior_features"], 256, "{acq}: {s}");
+        assert_eq!(j["shortlist"], 900 - 30, "{acq}: every candidate: {s}");
+        assert!(s["shortlist"].is_null(), "{acq}: no shortlist: {s}");
+        for (extra, flag) in [
+            (&["--shortlist", "300"][..], "--shortlist"),
+            (&["--max-sim", "0.7"][..], "--max-sim"),
+            (&["--prior-features", "0"][..], "--prior-features"),
+        ] {
+            let err = run(acq, "cpu", "1", extra).unwrap_err();
+            assert!(err.contains(flag), "{acq} {extra:?}: {err}");
+        }
+    }
+    let err = run("ucb", "cpu", "1", &[]).unwrap_err();
+    assert!(err.contains("--joint-sampler"), "{err}");
+    let err = run("thompson", "cpu", "1", &["--inducing", "20"]).unwrap_err();
+    assert!(err.contains("exact GP") || err.contains("--exact"), "{err}");
+}
+
 /// The stochastic batch modes (Gumbel-top-k) pick the same candidates on the GPU as on the
 /// CPU, are reproducible by seed, change with the round, and refuse bad parameters by flag.
 #[test]

@@ -475,6 +475,20 @@ fn joint_and_stochastic_policies_beat_random_on_a_smooth_problem() {
         assert_eq!(tails.len(), 4 * 6, "{s}");
         assert!(tails.iter().all(|t| (0.0..=1.0).contains(t)), "{tails:?}");
     }
+    let mut cfg = config(vec![
+        Acquisition::Thompson,
+        Acquisition::Qpo { samples: None },
+    ]);
+    cfg.joint_sampler = poolrank::select::pathwise::JointSampler::Pathwise;
+    let pathwise = run(Scenario::Smooth, &cfg);
+    for s in ["thompson", "qpo"] {
+        assert_eq!(
+            verdict(&pathwise, s),
+            Word::BeatsRandom,
+            "pathwise {s}: {:#?}",
+            pathwise.verdicts
+        );
+    }
     let mut cfg = config(vec![Acquisition::Ucb { beta: 2.0 }]);
     cfg.mode = poolrank::select::BatchMode::Softmax;
     let soft = run(Scenario::Smooth, &cfg);
