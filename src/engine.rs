@@ -1077,29 +1077,30 @@ fn pathwise_pool(
     let mut thompson = ThompsonPicks::new(if qpo.is_some() { 0 } else { batch });
     let mut best = QpoPicks::new(batch, if qpo.is_some() { samples } else { 0 });
     let mut stages = Stages::default();
-    let mut values = Vec::new();
     stream_scored(cfg, pool, scorer, ctx, pool_size, |tile, s| {
         let start = tile.start;
-        draws.eval_into(&tile.features, &mut values)?;
         let lo = excluded.partition_point(|&g| g < start);
         let hi = excluded.partition_point(|&g| g < start + tile.len());
         let mut skip = excluded[lo..hi].iter().peekable();
-        for (r, v) in values.chunks_exact(samples).enumerate() {
-            let g = start + r;
-            if skip.next_if_eq(&&g).is_some() {
-                continue;
+        draws.for_each_block(&tile.features, |first, values| {
+            for (i, v) in values.chunks_exact(samples).enumerate() {
+                let (r, g) = (first + i, start + first + i);
+                if skip.next_if_eq(&&g).is_some() {
+                    continue;
+                }
+                let item = || Kept {
+                    id: tile.ids[r].clone(),
+                    mean: s.mean[r],
+                    var: s.var[r],
+                    row: None,
+                };
+                match qpo {
+                    Some(_) => best.offer(v, s.scores[r], g, item),
+                    None => thompson.offer(v, g, item),
+                }
             }
-            let item = || Kept {
-                id: tile.ids[r].clone(),
-                mean: s.mean[r],
-                var: s.var[r],
-                row: None,
-            };
-            match qpo {
-                Some(_) => best.offer(v, s.scores[r], g, item),
-                None => thompson.offer(v, g, item),
-            }
-        }
+            Ok(())
+        })?;
         stages += Stages::brute_force(tile.len() - (hi - lo));
         Ok(())
     })?;

@@ -20,7 +20,8 @@
 //!   and labeled candidates), saved to and loaded from a versioned, checksummed file.
 //! - [`rng`]: the counter-based random numbers every backend reproduces, and seeded orders.
 //! - [`acquisition`]: acquisition functions.
-//! - [`select`]: streaming top-k with index tie-break, diverse batches, similarity cap.
+//! - [`select`]: streaming top-k with index tie-break, diverse batches, similarity cap, joint
+//!   posterior samples (over a shortlist, or pathwise over the pool), stochastic batches.
 //! - [`backend`]: the scorers; the rayon CPU path is the reference.
 //! - [`engine`]: one round end to end (locate labels → fit → score every tile → select); a
 //!   round with a saved model skips the fit. The entry points take checked settings

@@ -1,5 +1,7 @@
 //! Choosing the batch: a streaming top-k with index tie-break, diverse batches that update the
-//! posterior variance after each pick, and a similarity cap between picks.
+//! posterior variance after each pick, a similarity cap between picks, batches from joint
+//! posterior samples ([`joint`] over a shortlist, [`pathwise`] over the whole pool) and
+//! stochastic batches ([`stochastic`]).
 
 mod diverse;
 pub mod joint;

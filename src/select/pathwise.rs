@@ -80,6 +80,9 @@ const WEIGHT_STREAM: u32 = 0x4000_0000; // + 2s: sample s's feature weights
 const NOISE_STREAM: u32 = 0x5000_0000; // + 2s: sample s's label noise
 const FOURIER_STREAM: u32 = 0x6000_0000; // + 0..: frequencies and phases
 
+/// The most sample values [`PathwiseSamples::for_each_block`] holds at once (128 MiB).
+pub const BLOCK_VALUES: usize = 1 << 25;
+
 /// The most samples (their streams must not run into the next block).
 pub const MAX_SAMPLES: usize = 1 << 26;
 
@@ -496,6 +499,46 @@ impl PathwiseSamples {
     /// Random features of the prior draw.
     pub fn features(&self) -> usize {
         self.prior.dim()
+    }
+
+    /// Every sample at every row of `x`, in blocks of rows whose values take at most
+    /// [`BLOCK_VALUES`] floats: `visit(first, values)` gets the block's first row and its
+    /// values (row-major `rows × S`). Blocks start at multiples of [`crate::backend::CHUNK`],
+    /// so a row's values are those of [`PathwiseSamples::eval_into`] on the whole of `x`.
+    ///
+    /// # Errors
+    /// A tile the model cannot score, or what `visit` returns.
+    pub fn for_each_block(
+        &self,
+        x: &Features,
+        visit: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let chunk = crate::backend::CHUNK;
+        self.blocks(
+            x,
+            (BLOCK_VALUES / self.samples / chunk).max(1) * chunk,
+            visit,
+        )
+    }
+
+    /// [`PathwiseSamples::for_each_block`] in blocks of `block` rows.
+    fn blocks(
+        &self,
+        x: &Features,
+        block: usize,
+        mut visit: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let mut values = Vec::new();
+        if x.len() <= block {
+            self.eval_into(x, &mut values)?;
+            return visit(0, &values);
+        }
+        for first in (0..x.len()).step_by(block) {
+            let rows: Vec<usize> = (first..(first + block).min(x.len())).collect();
+            self.eval_into(&x.select_rows(&rows), &mut values)?;
+            visit(first, &values)?;
+        }
+        Ok(())
     }
 
     /// Every sample at every row of `tile`: `out` becomes row-major `rows × S` (standardised

@@ -785,9 +785,6 @@ impl Run<'_> {
         mean: &mut [f32],
         var: &mut [f32],
     ) -> Result<Vec<usize>> {
-        /// Rows evaluated at a time (a multiple of the CPU chunk, so the values are those of
-        /// the whole pool's evaluation).
-        const BLOCK: usize = 40 * crate::backend::CHUNK;
         let qpo = match self.acq {
             Acquisition::Qpo { samples } => {
                 Some(samples.map_or(default_samples(self.batch), |s| s as usize))
@@ -802,12 +799,9 @@ impl Run<'_> {
         let draws = PathwiseSamples::new(gp, self.cfg.prior_features, samples, ctx)?;
         let mut thompson = ThompsonPicks::new(if qpo.is_some() { 0 } else { self.batch });
         let mut best = QpoPicks::new(self.batch, if qpo.is_some() { samples } else { 0 });
-        let mut values = Vec::new();
-        let n = self.y.len();
-        for first in (0..n).step_by(BLOCK) {
-            let rows: Vec<usize> = (first..(first + BLOCK).min(n)).collect();
-            draws.eval_into(&self.feats.select_rows(&rows), &mut values)?;
-            for (&i, v) in rows.iter().zip(values.chunks_exact(samples)) {
+        draws.for_each_block(self.feats, |first, values| {
+            for (r, v) in values.chunks_exact(samples).enumerate() {
+                let i = first + r;
                 if is_labeled[i] {
                     continue;
                 }
@@ -820,7 +814,8 @@ impl Run<'_> {
                     None => thompson.offer(v, key, || i),
                 }
             }
-        }
+            Ok(())
+        })?;
         let picks = match qpo {
             Some(_) => best.finish().0,
             None => thompson.finish(),

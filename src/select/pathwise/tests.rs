@@ -239,6 +239,18 @@ fn samples_are_reproducible_and_do_not_depend_on_the_tile() {
     for (a, b) in all[192 * 5..].iter().zip(&part) {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");
     }
+    // In blocks of two chunks, the same values in the same order.
+    let mut blocked = Vec::new();
+    ps.blocks(&x, 2 * crate::backend::CHUNK, |first, v| {
+        assert_eq!(first * 5, blocked.len());
+        blocked.extend_from_slice(v);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(blocked.len(), all.len());
+    for (a, b) in all.iter().zip(&blocked) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
     let mut again = Vec::new();
     PathwiseSamples::new(&gp, 256, 5, &ctx(1, 2))
         .unwrap()
