@@ -16,3 +16,4 @@ mod select;
 mod shard;
 mod simulate;
 mod sparse;
+mod synth_pareto;
