@@ -242,7 +242,10 @@ impl MultiLabels {
             if let Some(v) = *v {
                 labels.ids.push(self.ids[i].clone());
                 labels.values.push(v);
-                labels.lines.push(self.lines.get(i).copied().unwrap_or(0));
+                // Rows built in memory have no lines, as `Labels::new`'s.
+                if let Some(&line) = self.lines.get(i) {
+                    labels.lines.push(line);
+                }
             }
         }
         Some(labels)

@@ -1,5 +1,6 @@
-//! `synth --scenario pareto`: the labels file holds the objectives, read back by the
-//! multi-objective labels reader, with a non-trivial front; deterministic for a seed.
+//! Several objectives: `synth --scenario pareto` writes labels that the multi-objective labels
+//! reader reads back, with a non-trivial front, deterministically for a seed; the demo data's
+//! properties file has the fronts its README states.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -120,4 +121,33 @@ fn synth_pareto_is_deterministic_and_checks_dim() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("dim ≥ 2"), "{err}");
     assert!(!dir.path().join("d.labels.csv").exists());
+}
+
+/// The demo folder's docking scores and properties: the Pareto fronts of (score, minimised;
+/// qed, maximised) and (score; sa, minimised) have the sizes the README gives.
+#[test]
+fn demo_properties_fronts() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/enamine10k");
+    let props = read_objective_labels(
+        &data.join("enamine10k_properties.csv.gz"),
+        "id",
+        &"qed:max,logp:max,sa:min".parse::<Objectives>().unwrap(),
+    )
+    .unwrap();
+    let scores = read_labels(&LabelSpec::new(
+        data.join("enamine10k_morgan2_2048.scores.csv.gz"),
+    ))
+    .unwrap();
+    assert_eq!(props.len(), 10_449);
+    assert_eq!(props.ids, scores.ids);
+    assert!(props.values.iter().flatten().all(Option::is_some));
+    for (k, spec, size) in [(0, "qed", 9), (2, "sa", 8)] {
+        let o = &props.objectives[k];
+        assert_eq!(o.column, spec);
+        let points: Vec<f64> = (0..props.len())
+            .flat_map(|r| [-scores.values[r], o.maximised(props.values[k][r].unwrap())])
+            .collect();
+        let front = &nondominated_layers(&points, 2).unwrap()[0];
+        assert_eq!(front.len(), size, "score and {spec}: {front:?}");
+    }
 }
