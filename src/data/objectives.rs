@@ -274,8 +274,13 @@ impl MultiLabels {
 }
 
 /// Reads the id column `id_col` and one column per objective from the labels CSV `path` (plain
-/// or compressed, as [`read_labels`](super::read_labels)); see the [module rules](self) for
-/// missing values.
+/// or compressed).
+///
+/// The rules are [`read_labels`](super::read_labels)'s but for missing values: unique header
+/// names, non-empty unique ids, finite values of magnitude at most
+/// [`MAX_LABEL`](super::MAX_LABEL). A cell is **missing** when it is empty or, ignoring ASCII
+/// case, `NA`, `N/A` or `NaN` (what pandas and R write for a missing value); every row must have
+/// a value for at least one objective.
 ///
 /// A file with no rows gives no labels; whether that is acceptable is the caller's decision.
 ///
