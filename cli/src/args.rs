@@ -479,7 +479,7 @@ pub(crate) struct SynthArgs {
     #[arg(long, default_value_t = 0)]
     pub(crate) seed: u64,
     /// Output prefix: writes PREFIX.npy (float32 features) and PREFIX.labels.csv (id,score; the
-    /// id is the row number).
+    /// id is the row number; for `pareto`, id,f1,f2,f3, three objectives to maximise).
     #[arg(long, value_name = "PREFIX")]
     pub(crate) out: PathBuf,
 }

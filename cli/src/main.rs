@@ -292,6 +292,11 @@ fn synth(a: SynthArgs) -> Result<()> {
         .map(|b| poolrank::sim::synth::to_bits(&data.pool.features, b, a.seed))
         .transpose()?;
     report::write_synth(&mut set, &paths, &data, fingerprints.as_ref())?;
+    if !data.objectives.is_empty() {
+        // `pareto`: the labels hold a column per objective (`id,f1,f2,f3`) instead of `score`;
+        // staging the output again replaces the `id,score` file.
+        set.write(&paths.labels, |w| data.write_objectives_csv(w))?;
+    }
     set.commit()?;
     if let Some(path) = &paths.test_ids {
         eprintln!(

@@ -468,7 +468,7 @@ fn read_labels_from(spec: &LabelSpec, rdr: &mut csv::Reader<CsvInput>) -> Result
 }
 
 /// A finite number, or why not.
-fn parse_value(text: &str) -> std::result::Result<f64, String> {
+pub(crate) fn parse_value(text: &str) -> std::result::Result<f64, String> {
     if text.is_empty() {
         return Err("empty value; expected a number".into());
     }

@@ -1,4 +1,5 @@
-//! Pools and labels: the in-memory feature blocks, the streaming pool readers and the label reader.
+//! Pools and labels: the in-memory feature blocks, the streaming pool readers and the label
+//! readers (one value column, or several objectives).
 //!
 //! A pool is read as a stream of [`Tile`]s of consecutive rows, so memory is bounded by the tile
 //! size and never by the pool size. Every reader gives the same [`Features`] layout:
@@ -12,6 +13,7 @@ pub(crate) mod labels;
 pub mod limits;
 mod npy;
 mod npz;
+mod objectives;
 
 use std::path::Path;
 
@@ -20,6 +22,9 @@ pub use fps::{read_fps_type, FpsReader};
 pub use labels::{read_id_list, read_labels, IdList, LabelSpec, Labels, MAX_LABEL};
 pub use npy::{push_packbits, Dtype, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
 pub use npz::{read_npz_provenance, NpzCountsReader};
+pub use objectives::{
+    read_objective_labels, MultiLabels, ObjectiveSpec, Objectives, MAX_OBJECTIVES,
+};
 
 use crate::error::{Error, InputFault, Result};
 

@@ -15,6 +15,16 @@
 //!   shifted by 6 in every coordinate, away from the pool's box: learning the pool does
 //!   little for accuracy on the test set, whatever the strategy (`Synthetic::test_rows`;
 //!   `synth` writes them to `PREFIX.test_ids.txt` for `simulate --test-ids`).
+//! - `pareto`: three objectives `f1`, `f2`, `f3` ([`PARETO_OBJECTIVES`]), all to be
+//!   **maximised**, exact (no noise): `f_k(x) = 1 − |z − p_k|² / 8` where `z = (x_0, x_1)` (the
+//!   other features do not matter; `dim ≥ 2`) and the peaks `p_k` lie on the circle of radius
+//!   1.5 at 90°, 210° and 330°. Each pair conflicts (over the box their correlation is about
+//!   −0.2), and the front is known: the Pareto-optimal candidates are those whose `z` lies in
+//!   the triangle of the peaks, and for `f1, f2` alone on the segment from `p_1` to `p_2`,
+//!   where `f1 = 1 − (tD)²/8`, `f2 = 1 − ((1 − t)D)²/8`, `D = 1.5·√3`, `t ∈ [0, 1]`. On a
+//!   finite pool the front is the non-dominated sort of the label columns
+//!   ([`crate::pareto::nondominated_layers`]). `synth` writes `id,f1,f2,f3` as the labels;
+//!   the one-objective label `y` is `f1`.
 
 use crate::data::Features;
 use crate::error::{Error, Result};
@@ -36,6 +46,8 @@ pub enum Scenario {
     Outliers,
     /// Smooth labels, with a test set drawn away from the pool.
     Shift,
+    /// Three conflicting smooth objectives with a known Pareto front.
+    Pareto,
 }
 
 /// A generated data set: the labeled pool and, for `shift`, the rows that form the test set.
@@ -44,6 +56,39 @@ pub struct Synthetic {
     pub pool: LabeledPool,
     /// Rows of the test set (empty except for `shift`).
     pub test_rows: Vec<usize>,
+    /// For `pareto`, one column of values per objective of [`PARETO_OBJECTIVES`] (every one
+    /// maximised), one value per row; empty for the other scenarios.
+    pub objectives: Vec<Vec<f64>>,
+}
+
+/// The label columns of the `pareto` scenario, each to be maximised.
+pub const PARETO_OBJECTIVES: [&str; 3] = ["f1", "f2", "f3"];
+
+impl Synthetic {
+    /// Writes the objectives as CSV, `id,f1,f2,f3`, the id being the row number (as `synth`
+    /// writes every labels file), for a scenario with objectives (`pareto`).
+    ///
+    /// # Errors
+    /// An error when a write fails, or when the scenario has no objectives
+    /// ([`std::io::ErrorKind::InvalidInput`]).
+    pub fn write_objectives_csv(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        if self.objectives.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "this scenario has no objectives to write",
+            ));
+        }
+        let mut csv = csv::Writer::from_writer(w);
+        let names = &PARETO_OBJECTIVES[..self.objectives.len()];
+        csv.write_record(std::iter::once("id").chain(names.iter().copied()))?;
+        for r in 0..self.pool.y.len() {
+            csv.write_record(
+                std::iter::once(r.to_string())
+                    .chain(self.objectives.iter().map(|col| col[r].to_string())),
+            )?;
+        }
+        csv.flush()
+    }
 }
 
 impl crate::names::Named for Scenario {
@@ -74,6 +119,11 @@ impl crate::names::Named for Scenario {
             "shift",
             "Smooth labels, with a test set drawn away from the pool",
         ),
+        (
+            Scenario::Pareto,
+            "pareto",
+            "Three conflicting smooth objectives f1,f2,f3 (maximised) with a known Pareto front",
+        ),
     ];
 }
 crate::names::named!(Scenario);
@@ -82,12 +132,19 @@ crate::names::named!(Scenario);
 /// in memory.
 pub const MAX_SYNTH_VALUES: usize = 1 << 28;
 
-/// Generates `n` candidates with `dim` dense features (at most [`MAX_SYNTH_VALUES`] values).
+/// Generates `n` candidates with `dim` dense features (at most [`MAX_SYNTH_VALUES`] values;
+/// `pareto` needs `dim ≥ 2`).
 pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<Synthetic> {
     if n < 10 || dim == 0 {
         return Err(Error::param(
             "n",
             format!("need n ≥ 10 and dim ≥ 1, got n = {n}, dim = {dim}"),
+        ));
+    }
+    if scenario == Scenario::Pareto && dim < 2 {
+        return Err(Error::param(
+            "dim",
+            format!("the pareto scenario's objectives use two features; need dim ≥ 2, got {dim}"),
         ));
     }
     // The whole pool is built in memory: bound it before reserving anything.
@@ -152,6 +209,7 @@ pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<S
             Scenario::Smooth | Scenario::Outliers | Scenario::Shift => f(&x) + 0.05 * e,
             Scenario::Noise => e,
             Scenario::Homogeneous => 0.1 * f(&x) + e,
+            Scenario::Pareto => pareto_objective(0, &x),
         };
         data.extend_from_slice(&x);
         y.push(v);
@@ -163,6 +221,17 @@ pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<S
             *v = worst - 1.0 - 0.01 * k as f64;
         }
     }
+    let objectives = if scenario == Scenario::Pareto {
+        (0..PARETO_OBJECTIVES.len())
+            .map(|k| {
+                data.chunks_exact(dim)
+                    .map(|x| pareto_objective(k, x))
+                    .collect()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Synthetic {
         pool: LabeledPool {
             features: Features::Dense { dim, data },
@@ -170,7 +239,22 @@ pub fn generate(scenario: Scenario, n: usize, dim: usize, seed: u64) -> Result<S
             y,
         },
         test_rows: (n - n_test..n).collect(),
+        objectives,
     })
+}
+
+/// Objective `k` of the `pareto` scenario at `x`: `1 − |z − p_k|² / 8`, `z = (x_0, x_1)`.
+fn pareto_objective(k: usize, x: &[f32]) -> f64 {
+    let (px, py) = pareto_peak(k);
+    let (dx, dy) = (f64::from(x[0]) - px, f64::from(x[1]) - py);
+    1.0 - (dx * dx + dy * dy) / 8.0
+}
+
+/// The peak of objective `k` of the `pareto` scenario, in `(x_0, x_1)`: radius 1.5, at
+/// 90° + 120°·k.
+pub fn pareto_peak(k: usize) -> (f64, f64) {
+    let angle = (90.0 + 120.0 * k as f64).to_radians();
+    (1.5 * angle.cos(), 1.5 * angle.sin())
 }
 
 /// Turns dense features into `nbits`-bit fingerprints with a locality-preserving sparse code:
@@ -210,4 +294,109 @@ pub fn to_bits(features: &Features, nbits: usize, seed: u64) -> Result<Features>
         }
     }
     Ok(Features::Bits { nbits, data: bits })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pareto::nondominated_layers;
+
+    fn pearson(a: &[f64], b: &[f64]) -> f64 {
+        let n = a.len() as f64;
+        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma) * (x - ma)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb) * (y - mb)).sum();
+        cov / (va * vb).sqrt()
+    }
+
+    /// Rows of the objectives `ks`, flat.
+    fn points(s: &Synthetic, ks: &[usize]) -> Vec<f64> {
+        (0..s.pool.y.len())
+            .flat_map(|r| ks.iter().map(move |&k| s.objectives[k][r]))
+            .collect()
+    }
+
+    #[test]
+    fn pareto_objectives_conflict_and_have_a_front() {
+        let s = generate(Scenario::Pareto, 1000, 4, 7).unwrap();
+        assert_eq!(s.objectives.len(), 3);
+        assert_eq!(s.pool.y, s.objectives[0]);
+        assert!(s.test_rows.is_empty());
+        for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+            let r = pearson(&s.objectives[a], &s.objectives[b]);
+            assert!(r < -0.1, "corr(f{}, f{}) = {r}", a + 1, b + 1);
+        }
+        let two = nondominated_layers(&points(&s, &[0, 1]), 2).unwrap();
+        assert!(two[0].len() >= 5, "front of f1, f2: {:?}", two[0]);
+        assert!(two.len() > 5, "{} layers", two.len());
+        let three = nondominated_layers(&points(&s, &[0, 1, 2]), 3).unwrap();
+        assert!(
+            three[0].len() > two[0].len(),
+            "{} vs {}",
+            three[0].len(),
+            two[0].len()
+        );
+        // The front of f1, f2 follows the segment between the peaks: each of its points lies
+        // closer to it than a typical candidate does.
+        let ((ax, ay), (bx, by)) = (pareto_peak(0), pareto_peak(1));
+        let to_segment = |r: usize| {
+            let x = s.pool.features.dense_row(r).unwrap();
+            let (px, py) = (f64::from(x[0]) - ax, f64::from(x[1]) - ay);
+            let (dx, dy) = (bx - ax, by - ay);
+            let t = ((px * dx + py * dy) / (dx * dx + dy * dy)).clamp(0.0, 1.0);
+            ((px - t * dx).powi(2) + (py - t * dy).powi(2)).sqrt()
+        };
+        let worst = two[0].iter().map(|&r| to_segment(r)).fold(0.0, f64::max);
+        let mut all: Vec<f64> = (0..1000).map(to_segment).collect();
+        all.sort_by(f64::total_cmp);
+        assert!(
+            worst < 0.5 && all[500] > 2.0 * worst,
+            "a front point {worst} from the segment, the median candidate {}",
+            all[500]
+        );
+        // Every value is exactly the function of the first two features.
+        for r in 0..1000 {
+            let x = s.pool.features.dense_row(r).unwrap();
+            for k in 0..3 {
+                assert_eq!(s.objectives[k][r], pareto_objective(k, x));
+            }
+        }
+    }
+
+    #[test]
+    fn pareto_is_deterministic_for_a_seed() {
+        let a = generate(Scenario::Pareto, 200, 3, 5).unwrap();
+        let b = generate(Scenario::Pareto, 200, 3, 5).unwrap();
+        assert_eq!(a.pool.features, b.pool.features);
+        assert_eq!(a.objectives, b.objectives);
+        let c = generate(Scenario::Pareto, 200, 3, 6).unwrap();
+        assert_ne!(a.objectives, c.objectives);
+    }
+
+    #[test]
+    fn pareto_needs_two_features_and_writes_its_columns() {
+        let e = generate(Scenario::Pareto, 100, 1, 0).err().unwrap();
+        assert!(
+            matches!(&e, Error::InvalidParam { name: "dim", .. }),
+            "{e:?}"
+        );
+        let s = generate(Scenario::Pareto, 10, 2, 0).unwrap();
+        let mut out = Vec::new();
+        s.write_objectives_csv(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 11);
+        assert_eq!(lines[0], "id,f1,f2,f3");
+        assert_eq!(
+            lines[3],
+            format!(
+                "2,{},{},{}",
+                s.objectives[0][2], s.objectives[1][2], s.objectives[2][2]
+            )
+        );
+        let smooth = generate(Scenario::Smooth, 10, 2, 0).unwrap();
+        assert!(smooth.objectives.is_empty());
+        assert!(smooth.write_objectives_csv(&mut Vec::new()).is_err());
+    }
 }

@@ -10,6 +10,7 @@ mod featurize_golden;
 mod featurize_stress;
 mod gpu;
 mod io;
+mod objectives;
 mod prune;
 mod scoring;
 mod select;

@@ -1,0 +1,153 @@
+//! Several objectives: `synth --scenario pareto` writes labels that the multi-objective labels
+//! reader reads back, with a non-trivial front, deterministically for a seed; the demo data's
+//! properties file has the fronts its README states.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use poolrank::data::{read_labels, read_objective_labels, LabelSpec, Objectives};
+use poolrank::pareto::nondominated_layers;
+
+fn poolrank(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_poolrank"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn synth(prefix: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "synth",
+        "--scenario",
+        "pareto",
+        "--n",
+        "400",
+        "--dim",
+        "3",
+        "--seed",
+        "3",
+        "--out",
+        prefix.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    poolrank(&args)
+}
+
+fn succeeded(o: &Output) {
+    assert!(
+        o.status.success(),
+        "poolrank failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn synth_pareto_writes_objectives_the_reader_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("p");
+    succeeded(&synth(&prefix, &[]));
+    let labels = dir.path().join("p.labels.csv");
+    assert!(dir.path().join("p.npy").is_file());
+    let text = std::fs::read_to_string(&labels).unwrap();
+    assert!(text.starts_with("id,f1,f2,f3\n"), "{}", &text[..40]);
+
+    let objectives: Objectives = "f1:max,f2:max,f3:max".parse().unwrap();
+    let l = read_objective_labels(&labels, "id", &objectives).unwrap();
+    assert_eq!(l.len(), 400);
+    assert_eq!(l.ids[7], "7");
+    assert!(l.values.iter().flatten().all(Option::is_some));
+    let (rows, points) = l.complete_maximised();
+    assert_eq!(rows.len(), 400);
+    assert!(nondominated_layers(&points, 3).unwrap()[0].len() >= 5);
+
+    // Two of the three columns, one minimised (its values negated), are read the same way.
+    let two: Objectives = "f2:max,f1:min".parse().unwrap();
+    let l2 = read_objective_labels(&labels, "id", &two).unwrap();
+    assert_eq!(l2.values[0], l.values[1]);
+    let (_, flipped) = l2.complete_maximised();
+    assert_eq!(flipped[1], -l.values[0][0].unwrap());
+    let plain: Vec<f64> = (0..400)
+        .flat_map(|r| [l.values[0][r].unwrap(), l.values[1][r].unwrap()])
+        .collect();
+    let front = &nondominated_layers(&plain, 2).unwrap()[0];
+    assert!(front.len() >= 5, "{front:?}");
+
+    // Each objective is also a one-objective labels column.
+    let f1 = read_labels(&LabelSpec {
+        path: labels.clone(),
+        id_col: "id".into(),
+        y_col: "f1".into(),
+    })
+    .unwrap();
+    assert_eq!(
+        Some(f1),
+        l.objective(0).map(|mut o| {
+            o.source = labels.clone();
+            o
+        })
+    );
+}
+
+#[test]
+fn synth_pareto_is_deterministic_and_checks_dim() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    succeeded(&synth(&a, &[]));
+    succeeded(&synth(&b, &[]));
+    for suffix in [".npy", ".labels.csv"] {
+        let read = |p: &Path| std::fs::read(format!("{}{suffix}", p.display())).unwrap();
+        assert_eq!(read(&a), read(&b), "{suffix}");
+    }
+    // With fingerprints the labels are the same objectives.
+    let c = dir.path().join("c");
+    succeeded(&synth(&c, &["--bits", "128"]));
+    assert_eq!(
+        std::fs::read(dir.path().join("c.labels.csv")).unwrap(),
+        std::fs::read(dir.path().join("a.labels.csv")).unwrap()
+    );
+    assert!(dir.path().join("c.fps").is_file());
+
+    let o = poolrank(&[
+        "synth",
+        "--scenario",
+        "pareto",
+        "--n",
+        "50",
+        "--dim",
+        "1",
+        "--out",
+        dir.path().join("d").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("dim ≥ 2"), "{err}");
+    assert!(!dir.path().join("d.labels.csv").exists());
+}
+
+/// The demo folder's docking scores and properties: the Pareto fronts of (score, minimised;
+/// qed, maximised) and (score; sa, minimised) have the sizes the README gives.
+#[test]
+fn demo_properties_fronts() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/enamine10k");
+    let props = read_objective_labels(
+        &data.join("enamine10k_properties.csv.gz"),
+        "id",
+        &"qed:max,logp:max,sa:min".parse::<Objectives>().unwrap(),
+    )
+    .unwrap();
+    let scores = read_labels(&LabelSpec::new(
+        data.join("enamine10k_morgan2_2048.scores.csv.gz"),
+    ))
+    .unwrap();
+    assert_eq!(props.len(), 10_449);
+    assert_eq!(props.ids, scores.ids);
+    assert!(props.values.iter().flatten().all(Option::is_some));
+    for (k, spec, size) in [(0, "qed", 9), (2, "sa", 8)] {
+        let o = &props.objectives[k];
+        assert_eq!(o.column, spec);
+        let points: Vec<f64> = (0..props.len())
+            .flat_map(|r| [-scores.values[r], o.maximised(props.values[k][r].unwrap())])
+            .collect();
+        let front = &nondominated_layers(&points, 2).unwrap()[0];
+        assert_eq!(front.len(), size, "score and {spec}: {front:?}");
+    }
+}
