@@ -8,7 +8,8 @@
 //! ## Architecture
 //! - [`data`]: the [`data::Pool`] trait (a pool is something a pass can be opened over), the
 //!   streaming readers (FPS, packed `.npy`, count `.npz`/`.npy`, dense `.npy`/CSV) that yield
-//!   [`data::Tile`]s, pools in memory ([`data::MemoryPool`]), and the label reader.
+//!   [`data::Tile`]s, pools in memory ([`data::MemoryPool`]), the label reader, and the
+//!   multi-objective one ([`data::read_objective_labels`]).
 //! - [`pool`]: pool files ([`pool::FilePool`]: which reader a file needs, SMILES included).
 //! - [`join`]: the one label-to-row join (labeled and pending or test ids found in one pass).
 //! - [`featurize`]: SMILES → RDKit-identical Morgan fingerprints (`chematic-fp`), the

@@ -35,7 +35,7 @@ pub(crate) enum Command {
     /// Replay active learning on a fully labeled pool: does it beat random here?
     Simulate(Box<SimulateArgs>),
     /// Write a synthetic pool and labels whose answer is known (smooth, noise, homogeneous,
-    /// outliers).
+    /// outliers, shift, pareto).
     Synth(SynthArgs),
     /// Run a selection on the built-in Enamine 10k set (docking scores; no input needed).
     Demo(DemoArgs),
