@@ -16,10 +16,7 @@ use crate::gp::{fit_with, FitInfo, FittedGp, ModelSpec};
 use crate::join::{join, Joined, Pass, Rule};
 use crate::model::{FittedModel, ModelOrigin};
 use crate::progress::progress_bar;
-use crate::select::joint::default_samples;
-use crate::select::pathwise::{
-    self, JointSampler, PathwiseSamples, QpoPicks, ThompsonPicks, PATHWISE_ALONE,
-};
+use crate::select::pathwise::{self, JointPicks, JointSampler, PathwiseSamples, PATHWISE_ALONE};
 use crate::select::stochastic::{self, Gumbel, KeyTop, STOCHASTIC_ALONE};
 use crate::select::{
     choose_batch, grown_shortlist, uses_shortlist, BatchMode, Floor, JointReport, Ranked,
@@ -1066,16 +1063,9 @@ fn pathwise_pool(
     pool_size: usize,
     available: usize,
 ) -> Result<(Vec<Ranked<Kept>>, Stages, JointReport)> {
-    let qpo = match cfg.acquisition {
-        Acquisition::Qpo { samples } => {
-            Some(samples.map_or(default_samples(batch), |s| s as usize))
-        }
-        _ => None,
-    };
-    let samples = qpo.unwrap_or(batch);
+    let mut picks = JointPicks::new(cfg.acquisition, batch);
+    let samples = picks.samples();
     let draws = PathwiseSamples::new(gp, cfg.prior_features, samples, ctx)?;
-    let mut thompson = ThompsonPicks::new(if qpo.is_some() { 0 } else { batch });
-    let mut best = QpoPicks::new(batch, if qpo.is_some() { samples } else { 0 });
     let mut stages = Stages::default();
     stream_scored(cfg, pool, scorer, ctx, pool_size, |tile, s| {
         let start = tile.start;
@@ -1094,20 +1084,14 @@ fn pathwise_pool(
                     var: s.var[r],
                     row: None,
                 };
-                match qpo {
-                    Some(_) => best.offer(v, s.scores[r], g, item),
-                    None => thompson.offer(v, g, item),
-                }
+                picks.offer(v, || s.scores[r], g, item);
             }
             Ok(())
         })?;
         stages += Stages::brute_force(tile.len() - (hi - lo));
         Ok(())
     })?;
-    let picks = match qpo {
-        Some(_) => best.finish().0,
-        None => thompson.finish(),
-    };
+    let picks = picks.finish();
     let report = JointReport {
         shortlist: available,
         samples,

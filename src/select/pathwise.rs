@@ -27,7 +27,7 @@ use std::collections::HashMap;
 
 use faer::{Accum, Mat, MatMut, MatRef, Par};
 
-use crate::acquisition::AcqContext;
+use crate::acquisition::{AcqContext, Acquisition};
 use crate::backend::CpuScorer;
 use crate::backend::Isa;
 use crate::data::Features;
@@ -36,6 +36,7 @@ use crate::gp::{Approximation, FittedGp};
 use crate::kernel::{Kernel, KernelKind};
 use crate::rng::{draw_u32, normal_draw_on};
 
+use super::joint::default_samples;
 use super::{Ranked, TopK};
 
 /// Random features of the prior draw when not told.
@@ -690,6 +691,70 @@ impl<T: Clone> QpoPicks<T> {
             }
         }
         (picks, winners)
+    }
+}
+
+/// The batch of `thompson` or `qpo` from pathwise samples, offered candidate by candidate.
+pub enum JointPicks<T> {
+    /// One sample per pick.
+    Thompson(ThompsonPicks<T>),
+    /// Each sample's argmax counted.
+    Qpo(QpoPicks<T>),
+}
+
+impl<T: Clone> JointPicks<T> {
+    /// For `acq` (`thompson` or `qpo`) and a batch of `batch`: Thompson draws one sample per
+    /// pick, qPO its `samples` (default max(1,000, 10 × batch)).
+    ///
+    /// # Panics
+    /// For an acquisition that is not joint ([`SelectParams::check`](crate::SelectParams::check)
+    /// refuses the pathwise sampler for those).
+    pub fn new(acq: Acquisition, batch: usize) -> Self {
+        match acq {
+            Acquisition::Thompson => JointPicks::Thompson(ThompsonPicks::new(batch)),
+            Acquisition::Qpo { samples } => {
+                let samples = samples.map_or(default_samples(batch), |s| s as usize);
+                JointPicks::Qpo(QpoPicks::new(batch, samples))
+            }
+            other => panic!("{} draws no joint samples", other.name()),
+        }
+    }
+
+    /// The samples the picks need.
+    pub fn samples(&self) -> usize {
+        match self {
+            JointPicks::Thompson(t) => t.tops.len(),
+            JointPicks::Qpo(q) => q.best.len(),
+        }
+    }
+
+    /// True for qPO, which breaks ties and fills the batch by the quantile `mean + 3·sd`.
+    pub fn uses_quantile(&self) -> bool {
+        matches!(self, JointPicks::Qpo(_))
+    }
+
+    /// Offers a candidate: its value under each sample, its quantile (asked for by qPO only),
+    /// its key (ties: lower first) and its item, built only when kept.
+    pub fn offer(
+        &mut self,
+        values: &[f32],
+        quantile: impl FnOnce() -> f32,
+        key: usize,
+        item: impl FnOnce() -> T,
+    ) {
+        match self {
+            JointPicks::Thompson(t) => t.offer(values, key, item),
+            JointPicks::Qpo(q) => q.offer(values, quantile(), key, item),
+        }
+    }
+
+    /// The picks in batch order, each with its score (the sample's value for Thompson, the
+    /// probability of being the best for qPO).
+    pub fn finish(self) -> Vec<Ranked<T>> {
+        match self {
+            JointPicks::Thompson(t) => t.finish(),
+            JointPicks::Qpo(q) => q.finish().0,
+        }
     }
 }
 

@@ -25,8 +25,7 @@ use crate::error::{Error, Result};
 use crate::gp::{fit_with, FittedGp, GpValidParams, Inducing, ModelSpec};
 use crate::join::{join, Pass, Rule};
 use crate::rng::{draw_u32, seeded_order};
-use crate::select::joint::default_samples;
-use crate::select::pathwise::{self, JointSampler, PathwiseSamples, QpoPicks, ThompsonPicks};
+use crate::select::pathwise::{self, JointPicks, JointSampler, PathwiseSamples};
 use crate::select::stochastic::{self, Gumbel, KeyTop};
 use crate::select::{
     choose_batch, grown_shortlist, shortlist_size, uses_shortlist, BatchMode, Floor, JointReport,
@@ -645,31 +644,15 @@ impl Run<'_> {
                     Ok(self.shortlist(&ctx, &is_labeled, keep, mean, &var))
                 }
             };
-            if self.acq.is_joint()
-                && cfg.joint_sampler == JointSampler::Pathwise
-                && round < cfg.rounds
-            {
-                let picks = self.pathwise(&gp, &scorer, &ctx, &is_labeled, &mut mean, &mut var)?;
-                stages += Stages::brute_force(available);
-                self.record(
-                    &gp,
-                    &scorer,
-                    &labeled,
-                    &is_labeled,
-                    &mean,
-                    name,
-                    rep,
-                    round,
-                    curves,
-                )?;
-                for i in picks {
-                    is_labeled[i] = true;
-                    labeled.push(i);
-                }
-                continue;
-            }
+            // The pathwise sampler picks from every candidate, with no shortlist.
+            let pathwise = self.acq.is_joint() && cfg.joint_sampler == JointSampler::Pathwise;
+            let mut chosen = None;
             let kept = if round == self.cfg.rounds {
                 scorer.mean_into(self.feats, &mut mean)?;
+                None
+            } else if pathwise {
+                chosen = Some(self.pathwise(&gp, &scorer, &ctx, &is_labeled, &mut mean)?);
+                stages += Stages::brute_force(available);
                 None
             } else {
                 Some(shortlist(keep, &mut mean, &mut stages)?)
@@ -690,33 +673,36 @@ impl Run<'_> {
                 round,
                 curves,
             )?;
-            let Some(mut kept) = kept else { break };
-            let picks = loop {
-                match self.pick(&gp, &ctx, kept, keep, available)? {
-                    Picked::Batch(rows, joint) => {
-                        if let Some(j) = joint {
-                            // How far into the shortlist the samples reached, per round.
-                            for (metric, value) in [
-                                ("joint_tail_share", j.tail_share),
-                                ("joint_shortlist", j.shortlist as f64),
-                            ] {
-                                curves.push(CurvePoint {
-                                    strategy: name.to_string(),
-                                    replicate: rep,
-                                    round,
-                                    labeled: labeled.len(),
-                                    metric,
-                                    value,
-                                });
+            let picks = match (chosen, kept) {
+                (Some(rows), _) => rows,
+                (None, None) => break,
+                (None, Some(mut kept)) => loop {
+                    match self.pick(&gp, &ctx, kept, keep, available)? {
+                        Picked::Batch(rows, joint) => {
+                            if let Some(j) = joint {
+                                // How far into the shortlist the samples reached, per round.
+                                for (metric, value) in [
+                                    ("joint_tail_share", j.tail_share),
+                                    ("joint_shortlist", j.shortlist as f64),
+                                ] {
+                                    curves.push(CurvePoint {
+                                        strategy: name.to_string(),
+                                        replicate: rep,
+                                        round,
+                                        labeled: labeled.len(),
+                                        metric,
+                                        value,
+                                    });
+                                }
                             }
+                            break rows;
                         }
-                        break rows;
+                        Picked::Grow(longer) => {
+                            keep = longer;
+                            kept = shortlist(keep, &mut mean, &mut stages)?;
+                        }
                     }
-                    Picked::Grow(longer) => {
-                        keep = longer;
-                        kept = shortlist(keep, &mut mean, &mut stages)?;
-                    }
-                }
+                },
             };
             for i in picks {
                 is_labeled[i] = true;
@@ -775,7 +761,7 @@ impl Run<'_> {
     }
 
     /// The batch of `thompson` or `qpo` from pathwise samples over every unlabeled candidate,
-    /// keyed and tied by the replicate's key; fills `mean` (and `var` for qPO's quantile).
+    /// keyed and tied by the replicate's key; fills `mean` on the way.
     fn pathwise(
         &self,
         gp: &FittedGp,
@@ -783,22 +769,19 @@ impl Run<'_> {
         ctx: &AcqContext,
         is_labeled: &[bool],
         mean: &mut [f32],
-        var: &mut [f32],
     ) -> Result<Vec<usize>> {
-        let qpo = match self.acq {
-            Acquisition::Qpo { samples } => {
-                Some(samples.map_or(default_samples(self.batch), |s| s as usize))
+        let mut picks = JointPicks::new(self.acq, self.batch);
+        let samples = picks.samples();
+        // qPO's quantile needs the variance; Thompson only the mean, for the metrics.
+        let mut var = Vec::new();
+        match picks.uses_quantile() {
+            true => {
+                var.resize(mean.len(), 0.0);
+                scorer.posterior_into(self.feats, mean, &mut var)?;
             }
-            _ => None,
-        };
-        let samples = qpo.unwrap_or(self.batch);
-        match qpo {
-            Some(_) => scorer.posterior_into(self.feats, mean, var)?,
-            None => scorer.mean_into(self.feats, mean)?,
+            false => scorer.mean_into(self.feats, mean)?,
         }
         let draws = PathwiseSamples::new(gp, self.cfg.prior_features, samples, ctx)?;
-        let mut thompson = ThompsonPicks::new(if qpo.is_some() { 0 } else { self.batch });
-        let mut best = QpoPicks::new(self.batch, if qpo.is_some() { samples } else { 0 });
         draws.for_each_block(self.feats, |first, values| {
             for (r, v) in values.chunks_exact(samples).enumerate() {
                 let i = first + r;
@@ -806,20 +789,12 @@ impl Run<'_> {
                     continue;
                 }
                 let key = self.tie_key[i];
-                match qpo {
-                    Some(_) => {
-                        let q = score(self.acq, mean[i], var[i], key as u64, ctx);
-                        best.offer(v, q, key, || i);
-                    }
-                    None => thompson.offer(v, key, || i),
-                }
+                let quantile = || score(self.acq, mean[i], var[i], key as u64, ctx);
+                picks.offer(v, quantile, key, || i);
             }
             Ok(())
         })?;
-        let picks = match qpo {
-            Some(_) => best.finish().0,
-            None => thompson.finish(),
-        };
+        let picks = picks.finish();
         Ok(picks.into_iter().map(|r| r.item).collect())
     }
 

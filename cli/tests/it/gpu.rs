@@ -955,6 +955,40 @@ fn gram_case<B: Backend>() {
     }
 }
 
+/// `select` of a batch of 12 from `p.fps` and `l.csv` in `d` with `args`, software GPU allowed:
+/// the picked ids and the summary, or the stderr of a failed run.
+fn select_picks(
+    d: &std::path::Path,
+    tag: &str,
+    args: &[&str],
+) -> Result<(Vec<String>, serde_json::Value), String> {
+    let (out, summary) = (d.join(format!("{tag}.csv")), d.join(format!("{tag}.json")));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_poolrank"))
+        .current_dir(d)
+        .env("POOLRANK_ALLOW_SOFTWARE_GPU", "1")
+        .args([
+            "select", "--pool", "p.fps", "--labels", "l.csv", "--batch", "12", "--quiet",
+        ])
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .arg("--summary")
+        .arg(&summary)
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+    }
+    let ids = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().to_string())
+        .collect();
+    let s = serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
+    Ok((ids, s))
+}
+
 /// `thompson` (joint samples) and `qpo` pick the same candidates on the GPU as on the CPU (the
 /// pool pass ranks by the quantile on either; the joint step is the CPU's), are reproducible by
 /// seed, report their joint step, and refuse the diverse mode.
@@ -964,50 +998,17 @@ fn joint_acquisitions_pick_the_same_on_gpu_and_cpu() {
     let d = f.dir.path();
     let run = |acq: &str, backend: &str, seed: &str, extra: &[&str]| {
         let tag = format!("{acq}-{backend}-{seed}");
-        let (out, summary) = (d.join(format!("{tag}.csv")), d.join(format!("{tag}.json")));
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_poolrank"))
-            .current_dir(d)
-            .env("POOLRANK_ALLOW_SOFTWARE_GPU", "1")
-            .args([
-                "select", "--pool", "p.fps", "--labels", "l.csv", "--batch", "12",
-            ])
-            .args([
-                "--acq",
-                acq,
-                "--backend",
-                backend,
-                "--seed",
-                seed,
-                "--quiet",
-            ])
-            .args([
-                "--signal-var",
-                "1.2",
-                "--noise",
-                "0.05",
-                "--shortlist",
-                "300",
-            ])
-            .args(extra)
-            .arg("--out")
-            .arg(&out)
-            .arg("--summary")
-            .arg(&summary)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        if !o.status.success() {
-            return Err(err);
-        }
-        let ids: Vec<String> = std::fs::read_to_string(&out)
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(1).unwrap().to_string())
-            .collect();
-        let s: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-        Ok((ids, s))
+        let mut args = vec!["--acq", acq, "--backend", backend, "--seed", seed];
+        args.extend([
+            "--signal-var",
+            "1.2",
+            "--noise",
+            "0.05",
+            "--shortlist",
+            "300",
+        ]);
+        args.extend(extra);
+        select_picks(d, &tag, &args)
     };
     for acq in ["thompson", "qpo"] {
         let (cpu, s) = run(acq, "cpu", "1", &[]).unwrap();
@@ -1042,44 +1043,11 @@ fn pathwise_joint_samples_pick_the_same_on_gpu_and_cpu() {
     let d = f.dir.path();
     let run = |acq: &str, backend: &str, seed: &str, extra: &[&str]| {
         let tag = format!("pw-{acq}-{backend}-{seed}");
-        let (out, summary) = (d.join(format!("{tag}.csv")), d.join(format!("{tag}.json")));
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_poolrank"))
-            .current_dir(d)
-            .env("POOLRANK_ALLOW_SOFTWARE_GPU", "1")
-            .args([
-                "select", "--pool", "p.fps", "--labels", "l.csv", "--batch", "12",
-            ])
-            .args([
-                "--acq",
-                acq,
-                "--backend",
-                backend,
-                "--seed",
-                seed,
-                "--quiet",
-            ])
-            .args(["--signal-var", "1.2", "--noise", "0.05", "--exact"])
-            .args(["--joint-sampler", "pathwise", "--prior-features", "256"])
-            .args(extra)
-            .arg("--out")
-            .arg(&out)
-            .arg("--summary")
-            .arg(&summary)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        if !o.status.success() {
-            return Err(err);
-        }
-        let ids: Vec<String> = std::fs::read_to_string(&out)
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(1).unwrap().to_string())
-            .collect();
-        let s: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&summary).unwrap()).unwrap();
-        Ok((ids, s))
+        let mut args = vec!["--acq", acq, "--backend", backend, "--seed", seed];
+        args.extend(["--signal-var", "1.2", "--noise", "0.05", "--exact"]);
+        args.extend(["--joint-sampler", "pathwise", "--prior-features", "256"]);
+        args.extend(extra);
+        select_picks(d, &tag, &args)
     };
     for acq in ["thompson", "qpo"] {
         let (cpu, s) = run(acq, "cpu", "1", &[]).unwrap();
