@@ -10,6 +10,7 @@ pub mod gpu;
 pub(crate) mod overlap;
 
 pub use cpu::fused::Isa;
+pub use cpu::shared::SharedCpuScorer;
 pub use cpu::{CpuScorer, CHUNK};
 pub use gpu::{GpuContext, GpuGram, GpuOptions, GpuScorer};
 

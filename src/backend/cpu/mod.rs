@@ -7,6 +7,7 @@
 //! of its block, so results depend neither on the number of threads nor on the chunking.
 
 pub mod fused;
+pub mod shared;
 
 use rayon::prelude::*;
 
