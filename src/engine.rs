@@ -375,7 +375,7 @@ pub fn run_select(
 }
 
 /// Pass 1 of a round: the labeled and pending rows.
-fn locate(
+pub(crate) fn locate(
     params: &SelectParams,
     pool: &dyn Pool,
     labels: &Labels,
@@ -698,7 +698,7 @@ pub fn run_score_shard(
 }
 
 /// The batch size for this pool, if that many candidates are neither labeled nor pending.
-fn check_batch(params: &SelectParams, loc: &Joined) -> Result<usize> {
+pub(crate) fn check_batch(params: &SelectParams, loc: &Joined) -> Result<usize> {
     let available = loc.pool_size - loc.excluded.len();
     let batch = params.batch.resolve(loc.pool_size);
     if batch > available {
@@ -1148,7 +1148,7 @@ pub(crate) fn stream_scored(
 
 /// Hands every tile of the pool to `visit` in pool order, reading the next tile on another
 /// thread meanwhile.
-fn stream_tiles(
+pub(crate) fn stream_tiles(
     cfg: &SelectParams,
     pool: &dyn Pool,
     pool_size: usize,

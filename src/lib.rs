@@ -92,6 +92,7 @@ pub mod gp;
 pub mod join;
 pub mod kernel;
 pub mod model;
+pub mod multi;
 pub mod names;
 pub mod pareto;
 pub mod pool;

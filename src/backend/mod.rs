@@ -96,6 +96,11 @@ impl Backend {
         }
     }
 
+    /// Whether this is the CPU backend.
+    pub fn is_cpu(&self) -> bool {
+        self.gpu.is_none()
+    }
+
     /// The CPU backend.
     pub fn cpu(description: &str) -> Self {
         Backend {

@@ -23,7 +23,8 @@ pub use labels::{read_id_list, read_labels, IdList, LabelSpec, Labels, MAX_LABEL
 pub use npy::{push_packbits, Dtype, NpyBitsReader, NpyCountsReader, NpyDenseReader, NpyHeader};
 pub use npz::{read_npz_provenance, NpzCountsReader};
 pub use objectives::{
-    read_objective_labels, MultiLabels, ObjectiveSpec, Objectives, MAX_OBJECTIVES,
+    read_label_columns, read_objective_labels, MultiLabels, ObjectiveSpec, Objectives,
+    MAX_LABEL_COLUMNS, MAX_OBJECTIVES,
 };
 
 use crate::error::{Error, InputFault, Result};

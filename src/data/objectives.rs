@@ -173,10 +173,15 @@ impl std::fmt::Display for Objectives {
 /// The checks of [`Objectives::new`], also applied to a slice given to
 /// [`read_objective_labels`].
 fn check(specs: &[ObjectiveSpec]) -> Result<()> {
+    check_columns(specs, MAX_OBJECTIVES, "objectives")
+}
+
+/// [`check`] with at most `max` columns, `what` they are.
+fn check_columns(specs: &[ObjectiveSpec], max: usize, what: &str) -> Result<()> {
     let bad = |msg: String| Error::param("objectives", msg);
-    if specs.is_empty() || specs.len() > MAX_OBJECTIVES {
+    if specs.is_empty() || specs.len() > max {
         return Err(bad(format!(
-            "{} objectives given; 1 to {MAX_OBJECTIVES} are supported",
+            "{} {what} given; 1 to {max} are supported",
             specs.len()
         )));
     }
@@ -295,6 +300,28 @@ pub fn read_objective_labels(
     objectives: &[ObjectiveSpec],
 ) -> Result<MultiLabels> {
     check(objectives)?;
+    read_columns(path, id_col, objectives)
+}
+
+/// The most label columns [`read_label_columns`] reads: the objectives and the columns of the
+/// constraints on them.
+pub const MAX_LABEL_COLUMNS: usize = 8;
+
+/// [`read_objective_labels`] for up to [`MAX_LABEL_COLUMNS`] columns: a multi-objective
+/// round's objectives followed by the columns only its constraints name.
+///
+/// # Errors
+/// As [`read_objective_labels`].
+pub fn read_label_columns(
+    path: &Path,
+    id_col: &str,
+    columns: &[ObjectiveSpec],
+) -> Result<MultiLabels> {
+    check_columns(columns, MAX_LABEL_COLUMNS, "label columns")?;
+    read_columns(path, id_col, columns)
+}
+
+fn read_columns(path: &Path, id_col: &str, objectives: &[ObjectiveSpec]) -> Result<MultiLabels> {
     if let Some(k) = objectives.iter().position(|s| s.column == id_col) {
         return Err(Error::param(
             "objectives",

@@ -157,7 +157,8 @@ impl SharedCpuScorer {
                         s.ks.resize(rows * nj, 0.0);
                         for i in 0..rows {
                             let out = &mut s.ks[i * nj..(i + 1) * nj];
-                            s.block.scaled_row(i * n, head.cols.as_deref(), head.s2, out);
+                            s.block
+                                .scaled_row(i * n, head.cols.as_deref(), head.s2, out);
                         }
                         s.part.resize(rows, 0.0);
                         head.w.variances(&s.ks, head.s2, &mut s.part);
@@ -303,15 +304,25 @@ mod tests {
             let (mut m, mut v) = (vec![0f32; rows], vec![0f32; rows]);
             alone.posterior_into(&tile, &mut m, &mut v).unwrap();
             for r in 0..rows {
-                assert_eq!(mean[r * 2 + j].to_bits(), m[r].to_bits(), "model {j} row {r}");
-                assert_eq!(var[r * 2 + j].to_bits(), v[r].to_bits(), "model {j} row {r}");
+                assert_eq!(
+                    mean[r * 2 + j].to_bits(),
+                    m[r].to_bits(),
+                    "model {j} row {r}"
+                );
+                assert_eq!(
+                    var[r * 2 + j].to_bits(),
+                    v[r].to_bits(),
+                    "model {j} row {r}"
+                );
             }
         }
     }
 
     #[test]
     fn shared_block_gives_each_models_own_bits() {
-        let s = generate(Scenario::Smooth, 40 + 3 * CHUNK + 17, 6, 3).unwrap().pool;
+        let s = generate(Scenario::Smooth, 40 + 3 * CHUNK + 17, 6, 3)
+            .unwrap()
+            .pool;
         check(KernelKind::Rbf, s.features.clone(), &s.y);
         check(KernelKind::Matern52, s.features.clone(), &s.y);
         let bits = to_bits(&s.features, 256, 5).unwrap();

@@ -1,0 +1,353 @@
+//! What a streaming pass keeps of the candidates: the best scalar scores ([`TopScores`]), or
+//! every candidate that can still enter a Pareto batch ([`FrontKeeper`]).
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use rayon::prelude::*;
+
+use crate::error::Result;
+use crate::pareto::pareto_batch;
+
+/// One kept candidate: its score, its key (what breaks ties: the global row, or `simulate`'s
+/// tie order) and what the caller keeps of it.
+#[derive(Clone, Debug)]
+pub struct Keyed<T> {
+    /// The score (larger is better; NaN ranks last).
+    pub score: f64,
+    /// The tie key (smaller first).
+    pub key: usize,
+    /// The caller's data.
+    pub item: T,
+}
+
+/// Best first: larger score, then smaller key; NaN last.
+fn rank(a: (f64, usize), b: (f64, usize)) -> Ordering {
+    let key = |s: f64| if s.is_nan() { f64::NEG_INFINITY } else { s };
+    key(b.0).total_cmp(&key(a.0)).then(a.1.cmp(&b.1))
+}
+
+impl<T> PartialEq for Keyed<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl<T> Eq for Keyed<T> {}
+
+impl<T> PartialOrd for Keyed<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T> Ord for Keyed<T> {
+    /// Best first is "least", so the heap's top is the worst kept.
+    fn cmp(&self, other: &Self) -> Ordering {
+        rank((self.score, self.key), (other.score, other.key))
+    }
+}
+
+/// The best `k` scores seen (`f64`: hypervolume improvements span many orders of magnitude),
+/// ties by key.
+pub struct TopScores<T> {
+    k: usize,
+    heap: BinaryHeap<Keyed<T>>,
+}
+
+impl<T> TopScores<T> {
+    /// Keeps the best `k`.
+    pub fn new(k: usize) -> Self {
+        TopScores {
+            k,
+            heap: BinaryHeap::new(),
+        }
+    }
+
+    /// Whether `(score, key)` would be kept now.
+    pub fn accepts(&self, score: f64, key: usize) -> bool {
+        if self.k == 0 {
+            return false;
+        }
+        match self.heap.peek() {
+            Some(worst) if self.heap.len() >= self.k => {
+                rank((score, key), (worst.score, worst.key)) == Ordering::Less
+            }
+            _ => true,
+        }
+    }
+
+    /// Offers a candidate; `item` is called only when it is kept.
+    pub fn offer(&mut self, score: f64, key: usize, item: impl FnOnce() -> T) {
+        if !self.accepts(score, key) {
+            return;
+        }
+        self.heap.push(Keyed {
+            score,
+            key,
+            item: item(),
+        });
+        if self.heap.len() > self.k {
+            self.heap.pop();
+        }
+    }
+
+    /// The kept candidates, best first.
+    pub fn into_sorted(self) -> Vec<Keyed<T>> {
+        self.heap.into_sorted_vec()
+    }
+}
+
+/// Every candidate, among those offered, that can be in the Pareto batch of `batch` of its
+/// score vectors ([`pareto_batch`]): a candidate dominated by at least `batch` others never
+/// is, since each of its dominators lies on an earlier non-dominated layer, so the layers
+/// before its own already hold the whole batch; more candidates only add dominators. The
+/// keeper drops such candidates whenever it has doubled since the last sweep, so it holds
+/// about the candidates dominated by fewer than `batch` others (`O(batch · log n)` for
+/// independent objectives; all of them when every candidate is on the front, which the
+/// batch's crowding distances need).
+///
+/// Dominator counts cost `O(L log L)` for two objectives and `O(L²)` for three, `L` the
+/// candidates held.
+pub struct FrontKeeper<T> {
+    m: usize,
+    batch: usize,
+    scores: Vec<f64>,
+    kept: Vec<(usize, T)>,
+    next_sweep: usize,
+}
+
+impl<T: Send> FrontKeeper<T> {
+    /// A keeper for a batch of `batch` from vectors of `m` (2 or 3) scores.
+    pub fn new(m: usize, batch: usize) -> Self {
+        FrontKeeper {
+            m,
+            batch,
+            scores: Vec::new(),
+            kept: Vec::new(),
+            next_sweep: (4 * batch).max(1024),
+        }
+    }
+
+    /// The candidates held.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// True when none is held.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// Offers a candidate with its `m` finite scores and tie key.
+    pub fn offer(&mut self, scores: &[f64], key: usize, item: T) {
+        debug_assert_eq!(scores.len(), self.m);
+        self.scores.extend_from_slice(scores);
+        self.kept.push((key, item));
+        if self.kept.len() >= self.next_sweep {
+            self.sweep();
+            self.next_sweep = (2 * self.kept.len()).max((4 * self.batch).max(1024));
+        }
+    }
+
+    /// Drops the candidates dominated by at least `batch` others.
+    fn sweep(&mut self) {
+        if self.batch == 0 {
+            self.scores.clear();
+            self.kept.clear();
+            return;
+        }
+        let counts = dominator_counts(&self.scores, self.m);
+        let m = self.m;
+        let old_scores = std::mem::take(&mut self.scores);
+        let old = std::mem::take(&mut self.kept);
+        for (i, (entry, &c)) in old.into_iter().zip(&counts).enumerate() {
+            if c < self.batch {
+                self.scores
+                    .extend_from_slice(&old_scores[i * m..(i + 1) * m]);
+                self.kept.push(entry);
+            }
+        }
+    }
+
+    /// The batch, in [`pareto_batch`]'s order, each with its 0-based non-dominated layer;
+    /// ties by key. Fewer than `batch` when fewer were offered.
+    ///
+    /// # Errors
+    /// As [`pareto_batch`] (non-finite scores).
+    pub fn finish(mut self) -> Result<Vec<(usize, T)>> {
+        // Key order, so that the batch's index ties are key ties.
+        let m = self.m;
+        let mut order: Vec<usize> = (0..self.kept.len()).collect();
+        order.sort_by_key(|&i| self.kept[i].0);
+        let scores: Vec<f64> = order
+            .iter()
+            .flat_map(|&i| self.scores[i * m..(i + 1) * m].iter().copied())
+            .collect();
+        let take = self.batch.min(order.len());
+        let picks = pareto_batch(&scores, m, take)?;
+        let layers = layer_of(&scores, m)?;
+        let mut slots: Vec<Option<(usize, T)>> = self.kept.drain(..).map(Some).collect();
+        Ok(picks
+            .into_iter()
+            .map(|p| {
+                let (_, item) = slots[order[p]].take().expect("each pick once");
+                (layers[p], item)
+            })
+            .collect())
+    }
+}
+
+/// The 0-based non-dominated layer of each row.
+fn layer_of(scores: &[f64], m: usize) -> Result<Vec<usize>> {
+    let layers = crate::pareto::nondominated_layers(scores, m)?;
+    let mut of = vec![0; scores.len() / m];
+    for (l, rows) in layers.iter().enumerate() {
+        for &r in rows {
+            of[r] = l;
+        }
+    }
+    Ok(of)
+}
+
+/// How many rows dominate each row (rows of `m` values, flat): `≥` in every objective and not
+/// equal.
+pub fn dominator_counts(scores: &[f64], m: usize) -> Vec<usize> {
+    let n = scores.len() / m;
+    if m == 2 {
+        return dominator_counts_2d(scores, n);
+    }
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let p = &scores[i * m..(i + 1) * m];
+            scores
+                .chunks_exact(m)
+                .filter(|q| crate::pareto::dominates(q, p))
+                .count()
+        })
+        .collect()
+}
+
+/// Two objectives: points in descending order of the first, each group of equal first values
+/// entered into a Fenwick tree over the second's ranks before any of the group is counted;
+/// then `#{q ≥ p} − #{q = p}`.
+fn dominator_counts_2d(scores: &[f64], n: usize) -> Vec<usize> {
+    let x = |i: usize| scores[2 * i];
+    let y = |i: usize| scores[2 * i + 1];
+    let mut by_y: Vec<usize> = (0..n).collect();
+    by_y.sort_by(|&a, &b| y(b).total_cmp(&y(a)));
+    // rank[i]: 1 + the number of distinct second values above y(i) (1-based, best first).
+    let mut rank = vec![0usize; n];
+    let mut r = 0;
+    for (k, &i) in by_y.iter().enumerate() {
+        if k == 0 || y(i) != y(by_y[k - 1]) {
+            r += 1;
+        }
+        rank[i] = r;
+    }
+    let mut tree = vec![0usize; r + 1];
+    let mut by_x: Vec<usize> = (0..n).collect();
+    by_x.sort_by(|&a, &b| x(b).total_cmp(&x(a)).then(y(b).total_cmp(&y(a))));
+    let mut counts = vec![0usize; n];
+    let mut g = 0;
+    while g < n {
+        let mut end = g;
+        while end < n && x(by_x[end]) == x(by_x[g]) {
+            end += 1;
+        }
+        for &i in &by_x[g..end] {
+            let mut k = rank[i];
+            while k <= r {
+                tree[k] += 1;
+                k += k & k.wrapping_neg();
+            }
+        }
+        // Equal points are adjacent in `by_x` (same x, then same y).
+        let mut s = g;
+        while s < end {
+            let mut e = s;
+            while e < end && y(by_x[e]) == y(by_x[s]) {
+                e += 1;
+            }
+            let (mut k, mut weakly) = (rank[by_x[s]], 0);
+            while k > 0 {
+                weakly += tree[k];
+                k -= k & k.wrapping_neg();
+            }
+            for &i in &by_x[s..e] {
+                counts[i] = weakly - (e - s);
+            }
+            s = e;
+        }
+        g = end;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pareto::dominates;
+
+    fn lcg(seed: &mut u64) -> f64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*seed >> 33) % 7) as f64
+    }
+
+    #[test]
+    fn dominator_counts_match_the_direct_count() {
+        let mut seed = 3;
+        for m in [2, 3] {
+            for n in [0, 1, 5, 60] {
+                // Few distinct values: many ties and equal points.
+                let pts: Vec<f64> = (0..n * m).map(|_| lcg(&mut seed)).collect();
+                let direct: Vec<usize> = pts
+                    .chunks_exact(m)
+                    .map(|p| pts.chunks_exact(m).filter(|q| dominates(q, p)).count())
+                    .collect();
+                assert_eq!(dominator_counts(&pts, m), direct, "m {m} n {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_keeper_gives_the_batch_of_all_candidates() {
+        let mut seed = 11;
+        for m in [2, 3] {
+            for batch in [1, 3, 10] {
+                let n = 3000;
+                let pts: Vec<f64> = (0..n * m)
+                    .map(|_| lcg(&mut seed) + 0.01 * lcg(&mut seed))
+                    .collect();
+                let mut keeper = FrontKeeper::new(m, batch);
+                // Keys in reverse row order: ties must follow the key, not the offer order.
+                for (i, p) in pts.chunks_exact(m).enumerate() {
+                    keeper.offer(p, n - 1 - i, i);
+                }
+                assert!(keeper.len() < n, "the sweep dropped candidates");
+                let got: Vec<usize> = keeper.finish().unwrap().into_iter().map(|p| p.1).collect();
+                let reversed: Vec<f64> = pts.chunks_exact(m).rev().flatten().copied().collect();
+                let want: Vec<usize> = pareto_batch(&reversed, m, batch)
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| n - 1 - r)
+                    .collect();
+                assert_eq!(got, want, "m {m} batch {batch}");
+            }
+        }
+    }
+
+    #[test]
+    fn top_scores_rank_by_score_then_key() {
+        let mut top = TopScores::new(2);
+        top.offer(1.0, 5, || "a");
+        top.offer(1.0, 2, || "b");
+        top.offer(f64::NAN, 0, || "nan");
+        top.offer(0.5, 1, || "c");
+        let got: Vec<&str> = top.into_sorted().into_iter().map(|k| k.item).collect();
+        assert_eq!(got, ["b", "a"]);
+    }
+}
