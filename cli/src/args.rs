@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use poolrank::backend::BackendChoice;
-use poolrank::data::{LabelSpec, PoolFormat};
+use poolrank::data::{LabelSpec, Objectives, PoolFormat};
+use poolrank::multi::{Constraint, ParetoAcquisition};
 use poolrank::names::Named;
 use poolrank::pool::FilePool;
 use poolrank::select::pathwise::JointSampler;
@@ -216,9 +217,9 @@ pub(crate) struct MergeArgs {
 /// `--acq` with its weights, as `select`, `diagnose` and `bench` take them.
 #[derive(clap::Args, Debug)]
 pub(crate) struct AcqArgs {
-    /// Acquisition function.
-    #[arg(long, value_parser = acquisitions(), default_value = "ucb")]
-    pub(crate) acq: String,
+    /// Acquisition function [default: ucb; ehvi with --objectives].
+    #[arg(long, value_parser = acquisitions())]
+    pub(crate) acq: Option<String>,
     /// UCB's weight on the standard deviation.
     #[arg(long, default_value_t = 2.0)]
     pub(crate) beta: f32,
@@ -233,7 +234,19 @@ pub(crate) struct AcqArgs {
 impl AcqArgs {
     /// The acquisition asked for.
     pub(crate) fn get(&self) -> Result<Acquisition> {
-        Ok(acquisition(&self.acq, self.beta, self.xi)?.with_samples(self.samples))
+        let name = self.acq.as_deref().unwrap_or("ucb");
+        Ok(acquisition(name, self.beta, self.xi)?.with_samples(self.samples))
+    }
+
+    /// The multi-objective acquisition asked for (default `ehvi`).
+    pub(crate) fn pareto(&self) -> Result<ParetoAcquisition> {
+        let name = self.acq.as_deref().unwrap_or("ehvi");
+        name.parse::<ParetoAcquisition>().map_err(|_| {
+            anyhow::anyhow!(
+                "invalid --acq: {name} scores one objective; with --objectives use {}",
+                pareto_names().join(", ")
+            )
+        })
     }
 }
 
@@ -648,6 +661,8 @@ pub(crate) struct SelectArgs {
     #[arg(long)]
     pub(crate) no_prune: bool,
     #[command(flatten)]
+    pub(crate) objectives: ObjectiveArgs,
+    #[command(flatten)]
     pub(crate) run: RunArgs,
     /// Round number (gives each round its own random draws).
     #[arg(long, default_value_t = 0)]
@@ -763,6 +778,9 @@ pub(crate) const FLAGS: &[(&str, &str)] = &[
     ("radius", "--radius"),
     ("chunk", "--chunk"),
     ("counts", "--counts"),
+    ("objectives", "--objectives"),
+    ("ref_point", "--ref-point"),
+    ("constraint", "--constraint"),
 ];
 
 /// `e` as the user of this command line reads it: a setting the library names by its field
@@ -778,7 +796,20 @@ pub(crate) fn in_flags(e: anyhow::Error) -> String {
 
 /// The acquisition `name` (one of [`Acquisition::names`], as clap checked) with its weights.
 pub(crate) fn acquisition(name: &str, beta: f32, xi: f32) -> Result<Acquisition> {
+    if name.parse::<ParetoAcquisition>().is_ok() {
+        anyhow::bail!(
+            "invalid --acq: {name} scores several objectives; give them with --objectives \"NAME:min,NAME:max\""
+        );
+    }
     Acquisition::from_name(name, beta, xi).with_context(|| format!("unknown acquisition {name:?}"))
+}
+
+/// The multi-objective acquisitions' names.
+fn pareto_names() -> Vec<&'static str> {
+    ParetoAcquisition::TABLE
+        .iter()
+        .map(|(_, n, _)| *n)
+        .collect()
 }
 
 /// A clap value parser over a library enum's name table, each name with its help line.
@@ -796,9 +827,45 @@ pub(crate) fn named<
 
 /// The acquisition names, each with its help line.
 pub(crate) fn acquisitions() -> clap::builder::PossibleValuesParser {
-    clap::builder::PossibleValuesParser::new(
-        Acquisition::TABLE
-            .iter()
-            .map(|(name, help)| clap::builder::PossibleValue::new(*name).help(*help)),
-    )
+    use clap::builder::PossibleValue;
+    let one = Acquisition::TABLE
+        .iter()
+        .map(|(name, help)| PossibleValue::new(*name).help(*help));
+    let several = ParetoAcquisition::TABLE
+        .iter()
+        .map(|(_, name, help)| PossibleValue::new(*name).help(format!("{help} (--objectives)")));
+    clap::builder::PossibleValuesParser::new(one.chain(several))
+}
+
+/// The flags of a multi-objective run (`select`, `simulate`).
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct ObjectiveArgs {
+    /// Several objectives at once: label columns with their directions, e.g.
+    /// "dock:min,qed:max" (2 or 3; a missing value, empty or NA, leaves that objective
+    /// unlabeled for the row). Replaces --y-col and --minimize; --acq then takes ehvi, phvi,
+    /// pareto-ucb or parego.
+    #[arg(long, value_name = "SPEC", value_parser = parse_objectives, conflicts_with_all = ["y_col", "minimize"])]
+    pub(crate) objectives: Option<Objectives>,
+    /// Reference point of ehvi and phvi, one value per objective in the file's units
+    /// [default: each objective's worst label less 10% of its range].
+    #[arg(
+        long,
+        value_name = "V,V",
+        value_delimiter = ',',
+        allow_hyphen_values = true,
+        requires = "objectives"
+    )]
+    pub(crate) ref_point: Option<Vec<f64>>,
+    /// A constraint on a label column, e.g. "qed>=0.5" or "logp<=5": scores are weighed by
+    /// each candidate's probability of meeting it under that column's GP (repeat for more).
+    #[arg(long, value_name = "NAME>=V", value_parser = parse_constraint, requires = "objectives")]
+    pub(crate) constraint: Vec<Constraint>,
+}
+
+fn parse_objectives(s: &str) -> std::result::Result<Objectives, String> {
+    s.parse::<Objectives>().map_err(|e| e.to_string())
+}
+
+fn parse_constraint(s: &str) -> std::result::Result<Constraint, String> {
+    s.parse::<Constraint>().map_err(|e| e.to_string())
 }

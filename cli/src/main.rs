@@ -389,6 +389,9 @@ fn fit(a: FitArgs) -> Result<()> {
 }
 
 fn select(a: SelectArgs) -> Result<()> {
+    if a.objectives.objectives.is_some() {
+        return select_objectives(a);
+    }
     let pool = a.pool.spec();
     let labels = a
         .pool
@@ -481,6 +484,96 @@ fn select(a: SelectArgs) -> Result<()> {
     if let Some(j) = &s.joint {
         eprintln!("{}", joint_line(j));
     }
+    Ok(())
+}
+
+/// `select --objectives`: a Pareto batch.
+fn select_objectives(a: SelectArgs) -> Result<()> {
+    use poolrank::multi::{run_select_objectives, MultiParams};
+    anyhow::ensure!(
+        a.model_file.is_none(),
+        "--model: a saved model holds one objective; --objectives fits one GP per objective from --labels"
+    );
+    let labels_path = a.labels.clone().context("--objectives needs --labels")?;
+    let pool = a.pool.spec();
+    let spec = a.pool.labels(labels_path.clone(), &a.y_col);
+    let mut set = report::Outputs::new()
+        .input(&pool.path)
+        .input(&labels_path)
+        .inputs(pool.ids.as_ref())
+        .inputs(a.pending.as_ref())
+        .output(&a.out)
+        .outputs(a.summary.as_ref())
+        .check()?;
+    pool_notes(&pool)?;
+    let o = &a.objectives;
+    let mut params = MultiParams::new(o.objectives.clone().expect("checked above"));
+    params.acquisition = a.acq.pareto()?;
+    params.beta = a.acq.beta;
+    params.ref_point = o.ref_point.clone();
+    params.constraints = o.constraint.clone();
+    params.select = SelectParams {
+        model: a.model.spec(),
+        batch: a.batch,
+        mode: a.batch_mode,
+        round: a.round,
+        ..SelectParams::default()
+    };
+    a.run.apply(&mut params.select);
+    params.check()?;
+    let labels = poolrank::data::read_label_columns(&labels_path, &spec.id_col, &params.columns())?;
+    let pending = IdList::read_or_empty(a.pending.as_deref())?;
+    let selection = run_select_objectives(&params, &pool, &labels, &pending)?;
+    let s = &selection.summary;
+    report::write_pareto_batch_csv(&mut set, &a.out, &selection.picks, &s.columns)?;
+    if let Some(path) = &a.summary {
+        report::write_json(&mut set, path, s)?;
+    }
+    set.commit()?;
+    eprintln!("backend: {}", s.backend_choice);
+    for f in &s.fits {
+        eprintln!(
+            "model {}: {} on {} labels, signal_var {:.4}, noise {:.4}",
+            f.column, f.fit.kernel, f.labeled, f.fit.signal_var, f.fit.noise
+        );
+    }
+    if let Some(r) = &s.reference_point {
+        eprintln!(
+            "reference point ({}): {}",
+            if s.reference_given {
+                "given"
+            } else {
+                "from the labels"
+            },
+            r.iter()
+                .map(|v| format!("{v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    if let Some(p) = s.best_p_feasible {
+        eprintln!(
+            "constraints {}: highest probability of feasibility {p:.3}",
+            s.constraints.join(", ")
+        );
+    }
+    eprintln!(
+        "picked {} of {} candidates ({} labeled, {} for every objective, {} on the labeled front) with {} on {}; {}; scored {:.0} candidates/s; wrote {}",
+        selection.picks.len(),
+        s.pool_size,
+        s.labeled,
+        s.complete,
+        s.front,
+        s.acquisition,
+        s.objectives.join(","),
+        if s.shared_kernel_block {
+            "one kernel block for every objective"
+        } else {
+            "one kernel block per objective"
+        },
+        s.candidates_per_second,
+        a.out.display()
+    );
     Ok(())
 }
 

@@ -35,6 +35,46 @@ pub fn write_batch_csv(set: &mut OutputSet, path: &Path, picks: &[Pick]) -> Resu
     })
 }
 
+/// Writes a Pareto batch as CSV: `rank,id,index,score`, then `p_feasible` when the round had
+/// constraints, then `mean_NAME,sd_NAME` per label column (`columns`, in the picks' order).
+pub fn write_pareto_batch_csv(
+    set: &mut OutputSet,
+    path: &Path,
+    picks: &[crate::multi::MultiPick],
+    columns: &[String],
+) -> Result<()> {
+    let constrained = picks.iter().any(|p| p.p_feasible.is_some());
+    set.write(path, |w| {
+        let mut csv = csv::Writer::from_writer(w);
+        let mut header: Vec<String> = ["rank", "id", "index", "score"].map(String::from).to_vec();
+        if constrained {
+            header.push("p_feasible".into());
+        }
+        for c in columns {
+            header.push(format!("mean_{c}"));
+            header.push(format!("sd_{c}"));
+        }
+        csv.write_record(&header)?;
+        for p in picks {
+            let mut row = vec![
+                p.rank.to_string(),
+                p.id.clone(),
+                p.index.to_string(),
+                p.score.to_string(),
+            ];
+            if let Some(f) = p.p_feasible {
+                row.push(f.to_string());
+            }
+            for (m, s) in p.mean.iter().zip(&p.sd) {
+                row.push(m.to_string());
+                row.push(s.to_string());
+            }
+            csv.write_record(&row)?;
+        }
+        csv.flush()
+    })
+}
+
 /// Writes simulation curves as CSV: `strategy,replicate,round,labeled,metric,value`.
 pub fn write_curves_csv(
     set: &mut OutputSet,

@@ -1147,3 +1147,53 @@ fn stochastic_modes_pick_the_same_on_gpu_and_cpu() {
     let err = run("power", "ucb", "cpu", &[]).unwrap_err();
     assert!(err.contains("softmax"), "{err}");
 }
+
+/// Several objectives: the GPU scores each objective's model on its own, the CPU from one
+/// shared kernel block; every multi-objective acquisition picks the same batch on both.
+#[test]
+fn pareto_batches_pick_the_same_on_gpu_and_cpu() {
+    let f = crate::prune::files(900, 30, 4, 21);
+    let d = f.dir.path();
+    // A second objective beside `score`, labeled on two thirds of the rows.
+    let text = std::fs::read_to_string(d.join("l.csv")).unwrap();
+    let mut out = String::from("id,score,other\n");
+    for (i, line) in text.lines().skip(1).enumerate() {
+        let (id, v) = line.split_once(',').unwrap();
+        let v: f64 = v.parse().unwrap();
+        let other = if i % 3 == 0 {
+            String::new()
+        } else {
+            format!("{}", (1.0 - v) * (1.0 - v) + 0.1 * (i % 5) as f64)
+        };
+        out += &format!("{id},{v},{other}\n");
+    }
+    std::fs::write(d.join("l.csv"), out).unwrap();
+    let run = |acq: &str, backend: &str, extra: &[&str]| {
+        let tag = format!("mo-{acq}-{backend}");
+        let mut args = vec![
+            "--acq",
+            acq,
+            "--backend",
+            backend,
+            "--objectives",
+            "score:max,other:min",
+        ];
+        args.extend(["--signal-var", "1.2", "--noise", "0.05", "--exact"]);
+        args.extend(extra);
+        select_picks(d, &tag, &args)
+    };
+    for (acq, extra) in [
+        ("ehvi", &[][..]),
+        ("phvi", &[][..]),
+        ("pareto-ucb", &[][..]),
+        ("parego", &[][..]),
+        ("ehvi", &["--constraint", "score>=0.4"][..]),
+    ] {
+        let (cpu, s) = run(acq, "cpu", extra).unwrap();
+        assert_eq!(cpu.len(), 12, "{acq}");
+        assert_eq!(s["shared_kernel_block"], true, "{acq}: {s}");
+        let (gpu, g) = run(acq, "gpu", extra).unwrap();
+        assert_eq!(g["shared_kernel_block"], false, "{acq}: {g}");
+        assert_eq!(cpu, gpu, "{acq} {extra:?}: GPU and CPU picks differ");
+    }
+}

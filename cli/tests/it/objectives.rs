@@ -151,3 +151,145 @@ fn demo_properties_fronts() {
         assert_eq!(front.len(), size, "score and {spec}: {front:?}");
     }
 }
+
+/// `select --objectives` on a `pareto` pool: a batch of each acquisition, the columns of the
+/// picks file, and the refusals by flag, leaving no output behind.
+#[test]
+fn select_objectives_picks_a_pareto_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("p");
+    succeeded(&synth(&prefix, &[]));
+    let pool = dir.path().join("p.npy");
+    // Label 40 rows; f2 only on every other one.
+    let text = std::fs::read_to_string(dir.path().join("p.labels.csv")).unwrap();
+    let mut labels = String::from("id,f1,f2\n");
+    for (i, line) in text.lines().skip(1).take(40).enumerate() {
+        let v: Vec<&str> = line.split(',').collect();
+        let f2 = if i % 2 == 0 { v[2] } else { "NA" };
+        labels += &format!("{},{},{f2}\n", v[0], v[1]);
+    }
+    let lab = dir.path().join("l.csv");
+    std::fs::write(&lab, labels).unwrap();
+    let out = dir.path().join("batch.csv");
+    let select = |extra: &[&str]| {
+        let mut args = vec![
+            "select",
+            "--pool",
+            pool.to_str().unwrap(),
+            "--labels",
+            lab.to_str().unwrap(),
+            "--objectives",
+            "f1:max,f2:max",
+            "--batch",
+            "8",
+            "--quiet",
+            "--backend",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        poolrank(&args)
+    };
+    for acq in ["ehvi", "phvi", "pareto-ucb", "parego"] {
+        let o = select(&["--acq", acq]);
+        succeeded(&o);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().unwrap(),
+            "rank,id,index,score,mean_f1,sd_f1,mean_f2,sd_f2",
+            "{acq}"
+        );
+        let picks: Vec<usize> = lines
+            .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(picks.len(), 8, "{acq}");
+        assert!(
+            picks.iter().all(|&i| i >= 40),
+            "{acq}: a labeled candidate picked"
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.contains("one kernel block for every objective")
+                || stderr.contains("per objective"),
+            "{stderr}"
+        );
+    }
+    // A constraint adds its probability column.
+    succeeded(&select(&["--constraint", "f1>=0.5"]));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.starts_with("rank,id,index,score,p_feasible,mean_f1"),
+        "{text}"
+    );
+    let before = std::fs::read(&out).unwrap();
+    for (extra, want) in [
+        (
+            &["--constraint", "f1>=10"][..],
+            "no candidate is likely to meet f1>=10",
+        ),
+        (&["--ref-point", "0"][..], "--ref-point"),
+        (
+            &["--acq", "pareto-ucb", "--ref-point", "0,0"][..],
+            "--ref-point",
+        ),
+        (&["--acq", "ucb"][..], "with --objectives use ehvi"),
+        (&["--minimize"][..], "--minimize"),
+        (&["--constraint", "f1>0.5"][..], "NAME>=VALUE"),
+        (&["--batch-mode", "softmax"][..], "--batch-mode"),
+    ] {
+        let o = select(extra);
+        assert!(!o.status.success(), "{extra:?} was accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            before,
+            "{extra:?}: the earlier output changed"
+        );
+    }
+    // A one-objective acquisition name without --objectives names the flag.
+    let o = poolrank(&[
+        "select",
+        "--pool",
+        pool.to_str().unwrap(),
+        "--labels",
+        lab.to_str().unwrap(),
+        "--y-col",
+        "f1",
+        "--acq",
+        "ehvi",
+        "--batch",
+        "4",
+        "--quiet",
+        "--out",
+        dir.path().join("x.csv").to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--objectives"));
+}
+
+/// The shipped objectives file is the scores and properties files joined on id.
+#[test]
+fn enamine_objectives_file_joins_scores_and_qed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/enamine10k");
+    let both = read_objective_labels(
+        &root.join("enamine10k_objectives.csv.gz"),
+        "id",
+        &"score:min,qed:max".parse::<Objectives>().unwrap(),
+    )
+    .unwrap();
+    let scores = read_labels(&LabelSpec::new(
+        root.join("enamine10k_morgan2_2048.scores.csv.gz"),
+    ))
+    .unwrap();
+    let mut spec = LabelSpec::new(root.join("enamine10k_properties.csv.gz"));
+    spec.y_col = "qed".into();
+    let qed = read_labels(&spec).unwrap();
+    assert_eq!(both.ids, scores.ids);
+    let s: Vec<f64> = both.values[0].iter().map(|v| v.unwrap()).collect();
+    let q: Vec<f64> = both.values[1].iter().map(|v| v.unwrap()).collect();
+    assert_eq!(s, scores.values);
+    assert_eq!(q, qed.values);
+}
