@@ -387,9 +387,12 @@ pub(crate) struct DevicesArgs {
 pub(crate) struct SimulateArgs {
     #[command(flatten)]
     pub(crate) input: InputArgs,
-    /// Strategies to compare with random (which always runs), comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "greedy,ucb", value_parser = acquisitions())]
+    /// Strategies to compare with random (which always runs), comma-separated [default:
+    /// greedy,ucb; ehvi,phvi,pareto-ucb,parego with --objectives].
+    #[arg(long, value_delimiter = ',', value_parser = acquisitions())]
     pub(crate) strategies: Vec<String>,
+    #[command(flatten)]
+    pub(crate) objectives: ObjectiveArgs,
     /// UCB's weight on the standard deviation.
     #[arg(long, default_value_t = 2.0)]
     pub(crate) beta: f32,

@@ -17,7 +17,7 @@ use clap::Parser;
 use poolrank::data::{read_labels, IdList};
 use poolrank::gp::Inducing;
 use poolrank::pool::FilePool;
-use poolrank::{report, Acquisition, SelectParams};
+use poolrank::{report, SelectParams};
 
 /// mimalloc: the SMILES parser and the ring and aromaticity perception of `featurize` allocate
 /// small buffers per molecule; the system allocator cost about 20% of featurize's time
@@ -165,12 +165,16 @@ fn simulate(a: SimulateArgs) -> Result<()> {
     use poolrank::sim::{load_labeled_pool, simulate, SimConfig};
     let (pool, labels) = a.input.specs();
     let mut cfg = SimConfig::new();
-    cfg.strategies = a
-        .strategies
-        .iter()
-        .filter_map(|s| Acquisition::from_name(s, a.beta, a.xi))
-        .map(|acq| acq.with_samples(a.samples))
-        .collect();
+    if a.objectives.objectives.is_some() {
+        return simulate_objectives(a);
+    }
+    if !a.strategies.is_empty() {
+        cfg.strategies = a
+            .strategies
+            .iter()
+            .map(|s| Ok(args::acquisition(s, a.beta, a.xi)?.with_samples(a.samples)))
+            .collect::<Result<_>>()?;
+    }
     cfg.init = a.init;
     cfg.batch = a.batch;
     cfg.rounds = a.rounds;
@@ -213,6 +217,77 @@ fn simulate(a: SimulateArgs) -> Result<()> {
         summary.display(),
         svg.display(),
         png.display()
+    );
+    Ok(())
+}
+
+/// `simulate --objectives`: Pareto strategies against random on hypervolume.
+fn simulate_objectives(a: SimulateArgs) -> Result<()> {
+    use poolrank::multi::ParetoAcquisition;
+    use poolrank::sim::pareto::{
+        load_multi_labeled_pool, pareto_verdict_table, simulate_objectives, ParetoSimConfig,
+    };
+    let o = &a.objectives;
+    anyhow::ensure!(
+        o.constraint.is_empty(),
+        "--constraint: simulate does not yet take constraints; run select --constraint on your labels"
+    );
+    anyhow::ensure!(
+        a.test_ids.is_none() && a.compare_inducing.is_empty() && !a.hold_hyperparameters,
+        "--test-ids, --compare-inducing and --hold-hyperparameters are one-objective settings; with --objectives every round refits every objective's GP"
+    );
+    let objectives = o.objectives.clone().expect("checked by the caller");
+    let mut cfg = ParetoSimConfig::new(objectives.clone());
+    if !a.strategies.is_empty() {
+        cfg.strategies = a
+            .strategies
+            .iter()
+            .filter(|s| s.as_str() != "random")
+            .map(|s| {
+                s.parse::<ParetoAcquisition>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "invalid --strategies: {s} scores one objective; with --objectives use ehvi, phvi, pareto-ucb or parego"
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+    }
+    anyhow::ensure!(
+        a.batch_mode == poolrank::BatchMode::TopK,
+        "invalid --batch-mode: {} batches are not yet supported with --objectives; use topk",
+        a.batch_mode
+    );
+    cfg.beta = a.beta;
+    cfg.ref_point = o.ref_point.clone();
+    let s = &mut cfg.sim;
+    s.init = a.init;
+    s.batch = a.batch;
+    s.rounds = a.rounds;
+    s.topk = a.topk;
+    s.reps = a.reps;
+    s.seed = a.seed;
+    s.model = a.model.spec();
+    s.backend = a.backend;
+    s.progress = !a.quiet;
+    let (pool, labels) = a.input.specs();
+    let mut set = report::pareto_simulation_outputs(&a.out)
+        .inputs([&pool.path, &labels.path])
+        .inputs(pool.ids.as_ref())
+        .check()?;
+    pool_notes(&pool)?;
+    let read = poolrank::data::read_objective_labels(&labels.path, &labels.id_col, &objectives)?;
+    let data = load_multi_labeled_pool(&pool, &read)?;
+    let result = simulate_objectives(&data, &cfg)?;
+    let paths = report::write_pareto_simulation(&mut set, &a.out, &result)?;
+    set.commit()?;
+    print!("{}", pareto_verdict_table(&result));
+    eprintln!(
+        "wrote {}",
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     Ok(())
 }

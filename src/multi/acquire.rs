@@ -158,7 +158,14 @@ pub enum Value {
     Scalar(f64),
     /// Per-objective UCB in standardised units (`pareto-ucb`), the first `m` entries.
     Vector([f64; 3]),
+    /// ParEGO: the expected improvement under each weight vector's model (the first
+    /// [`Acquirer::parego`]`.len()` entries), times the probability of feasibility.
+    Weighted([f64; PAREGO_WEIGHTS]),
 }
+
+/// The most weight vectors ParEGO draws per round: `min(batch, 8)`, the batch shared out
+/// among them in turn.
+pub const PAREGO_WEIGHTS: usize = 8;
 
 /// A constraint bound to its model.
 #[derive(Clone, Debug)]
@@ -186,8 +193,8 @@ pub struct Acquirer {
     pub constraints: Vec<BoundConstraint>,
     /// EHVI/PHVI: the labeled front's boxes (maximised label units).
     pub boxes: Option<FrontBoxes>,
-    /// ParEGO: the scalarised model and its incumbent (standardised).
-    pub parego: Option<(usize, AcqContext)>,
+    /// ParEGO: each weight vector's scalarised model and its incumbent (standardised).
+    pub parego: Vec<(usize, AcqContext)>,
 }
 
 impl Acquirer {
@@ -237,15 +244,19 @@ impl Acquirer {
                 Value::Scalar(v * self.feasibility(mean, var))
             }
             ParetoAcquisition::Parego => {
-                let (head, ctx) = self.parego.as_ref().expect("ParEGO has its model");
-                let ei = score(
-                    Acquisition::Ei { xi: 0.0 },
-                    mean[*head],
-                    var[*head],
-                    key,
-                    ctx,
-                );
-                Value::Scalar(f64::from(ei) * self.feasibility(mean, var))
+                let p = self.feasibility(mean, var);
+                let mut v = [0.0; PAREGO_WEIGHTS];
+                for (out, (head, ctx)) in v.iter_mut().zip(&self.parego) {
+                    let ei = score(
+                        Acquisition::Ei { xi: 0.0 },
+                        mean[*head],
+                        var[*head],
+                        key,
+                        ctx,
+                    );
+                    *out = f64::from(ei) * p;
+                }
+                Value::Weighted(v)
             }
             ParetoAcquisition::ParetoUcb => {
                 let mut u = [0.0; 3];
@@ -304,7 +315,7 @@ mod tests {
                 threshold: -3.0,
             }],
             boxes: None,
-            parego: None,
+            parego: Vec::new(),
         };
         // Maximised mean 1 + 2·0.5 = 2, the column's value −2, sd 2·1 = 2:
         // P(x ≤ −3) = Φ((−3 − (−2))/2) = Φ(−0.5).

@@ -6,6 +6,7 @@ use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
 
+use super::acquire::Value;
 use crate::error::Result;
 use crate::pareto::pareto_batch;
 
@@ -195,6 +196,102 @@ impl<T: Send> FrontKeeper<T> {
                 (layers[p], item)
             })
             .collect())
+    }
+}
+
+/// The batch of a multi-objective round, from each candidate's [`Value`] as it streams by.
+///
+/// - Scalar values: the best `batch` ([`TopScores`]).
+/// - ParEGO's weighted values: each weight vector's best `batch`, then the batch taken from
+///   them in turn (vector 1's best, vector 2's best, ...), a candidate already taken skipped.
+/// - `pareto-ucb`'s vectors: candidates whose probability of feasibility is at least one half
+///   first, by [`FrontKeeper`], the rest only when those run out; a pick's score is its layer,
+///   1 the first.
+pub struct Batcher<T> {
+    batch: usize,
+    m: usize,
+    top: TopScores<T>,
+    weighted: Vec<TopScores<T>>,
+    likely: FrontKeeper<T>,
+    unlikely: FrontKeeper<T>,
+}
+
+impl<T: Clone + Send> Batcher<T> {
+    /// A batch of `batch` from `m` objectives, with `weights` ParEGO weight vectors (0 when
+    /// not ParEGO).
+    pub fn new(batch: usize, m: usize, weights: usize) -> Self {
+        Batcher {
+            batch,
+            m,
+            top: TopScores::new(batch),
+            weighted: (0..weights).map(|_| TopScores::new(batch)).collect(),
+            likely: FrontKeeper::new(m, batch),
+            unlikely: FrontKeeper::new(m, batch),
+        }
+    }
+
+    /// Offers a candidate: its value, probability of feasibility and tie key; `item` is called
+    /// only when it is kept.
+    pub fn offer(&mut self, value: &Value, p: f64, key: usize, item: impl Fn() -> T) {
+        match value {
+            Value::Scalar(s) => self.top.offer(*s, key, item),
+            Value::Weighted(v) => {
+                for (top, s) in self.weighted.iter_mut().zip(v) {
+                    top.offer(*s, key, &item);
+                }
+            }
+            Value::Vector(u) if p >= 0.5 => self.likely.offer(&u[..self.m], key, item()),
+            Value::Vector(u) => self.unlikely.offer(&u[..self.m], key, item()),
+        }
+    }
+
+    /// The batch, in order, each with its score.
+    ///
+    /// # Errors
+    /// As [`FrontKeeper::finish`].
+    pub fn finish(self) -> Result<Vec<(f64, T)>> {
+        if !self.weighted.is_empty() {
+            let mut lists: Vec<std::vec::IntoIter<Keyed<T>>> = self
+                .weighted
+                .into_iter()
+                .map(|t| t.into_sorted().into_iter())
+                .collect();
+            let mut taken = std::collections::HashSet::new();
+            let mut picks = Vec::with_capacity(self.batch);
+            'fill: while picks.len() < self.batch {
+                let mut any = false;
+                for list in &mut lists {
+                    for k in list.by_ref() {
+                        any = true;
+                        if taken.insert(k.key) {
+                            picks.push((k.score, k.item));
+                            break;
+                        }
+                    }
+                    if picks.len() == self.batch {
+                        break 'fill;
+                    }
+                }
+                if !any {
+                    break;
+                }
+            }
+            return Ok(picks);
+        }
+        let layered = |v: Vec<(usize, T)>| v.into_iter().map(|(l, c)| ((l + 1) as f64, c));
+        let mut picks: Vec<(f64, T)> = layered(self.likely.finish()?).collect();
+        let mut rest: Vec<(f64, T)> = layered(self.unlikely.finish()?).collect();
+        rest.truncate(self.batch - picks.len());
+        picks.extend(rest);
+        if picks.is_empty() {
+            picks = self
+                .top
+                .into_sorted()
+                .into_iter()
+                .map(|k| (k.score, k.item))
+                .collect();
+        }
+        Ok(picks)
     }
 }
 

@@ -19,11 +19,13 @@
 //!   whole non-dominated layers in order, the last one cut by crowding distance
 //!   ([`crate::pareto::pareto_batch`]). Only candidates dominated by fewer than `batch` others
 //!   are held ([`FrontKeeper`]). A pick's score is its layer, 1 the first.
-//! - `parego`: Knowles' ParEGO. The rows labeled for every objective are scalarised with the
-//!   augmented Chebyshev function ([`crate::pareto::chebyshev`], `ρ = 0.05`) of their values
-//!   normalised to [0, 1] over those rows, with a weight vector drawn per round
-//!   ([`crate::pareto::parego_weights`]: the same seed and round give the same weights); one
-//!   more GP is fitted on that scalar and candidates are scored by its expected improvement.
+//! - `parego`: Knowles' ParEGO, batched. The rows labeled for every objective are scalarised
+//!   with the augmented Chebyshev function ([`crate::pareto::chebyshev`], `ρ = 0.05`) of
+//!   their values normalised to [0, 1] over those rows; one GP is fitted on each of
+//!   `min(batch, 8)` weight vectors drawn per round ([`parego_weight_sets`]: the same seed and
+//!   round give the same weights), and the batch is taken from their expected improvements in
+//!   turn (the first vector's best, the second's, ...), so that one batch spreads over
+//!   several directions of the front instead of one.
 //!
 //! The **reference point** of `ehvi` and `phvi` is, per objective, the worst labeled value less
 //! 10% of that objective's labeled range ([`crate::pareto::reference_point`] of its labels), or
@@ -49,8 +51,8 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-pub use acquire::{Acquirer, Bound, Constraint, ParetoAcquisition, Scale, Value};
-pub use keep::{FrontKeeper, Keyed, TopScores};
+pub use acquire::{Acquirer, Bound, Constraint, ParetoAcquisition, Scale, Value, PAREGO_WEIGHTS};
+pub use keep::{Batcher, FrontKeeper, Keyed, TopScores};
 
 use crate::acquisition::AcqContext;
 use crate::backend::{AnyScorer, Backend, GpuOptions, Scorer, SharedCpuScorer};
@@ -250,14 +252,16 @@ pub fn fit_heads(
     }
     if params.acquisition == ParetoAcquisition::Parego {
         let m = params.objectives.len();
-        let (rows, y) = parego_labels(labels, m, params.select.seed, params.select.round)?;
-        let gp = fit_with(&gp_params, &union.select_rows(&rows), &y, gram)?;
-        heads.push(Head {
-            name: "parego".into(),
-            gp,
-            rows,
-            sign: 1.0,
-        });
+        for (w, weights) in parego_weight_sets(params)?.into_iter().enumerate() {
+            let (rows, y) = parego_labels(labels, m, &weights)?;
+            let gp = fit_with(&gp_params, &union.select_rows(&rows), &y, gram)?;
+            heads.push(Head {
+                name: format!("parego{}", w + 1),
+                gp,
+                rows,
+                sign: 1.0,
+            });
+        }
     }
     Ok(heads)
 }
@@ -268,10 +272,8 @@ pub fn fit_heads(
 fn parego_labels(
     labels: &MultiLabels,
     m: usize,
-    seed: u64,
-    round: u32,
+    weights: &[f64],
 ) -> Result<(Vec<usize>, Vec<f64>)> {
-    let weights = parego_weights(m, seed, round)?;
     let rows: Vec<usize> = (0..labels.len())
         .filter(|&i| (0..m).all(|j| labels.values[j][i].is_some()))
         .collect();
@@ -312,9 +314,31 @@ fn parego_labels(
                 }
             })
             .collect();
-        y.push(chebyshev(&v, &weights, CHEBYSHEV_RHO)?);
+        y.push(chebyshev(&v, weights, CHEBYSHEV_RHO)?);
     }
     Ok((rows, y))
+}
+
+/// ParEGO's weight vectors this round: `min(batch, PAREGO_WEIGHTS)` of them, vector `w` of
+/// round `r` drawn as [`parego_weights`]' round `r · PAREGO_WEIGHTS + w`.
+///
+/// # Errors
+/// As [`parego_weights`].
+pub fn parego_weight_sets(params: &MultiParams) -> Result<Vec<Vec<f64>>> {
+    let sp = &params.select;
+    let count = match sp.batch {
+        crate::engine::BatchSize::Count(b) => b.min(PAREGO_WEIGHTS),
+        crate::engine::BatchSize::Fraction(_) => PAREGO_WEIGHTS,
+    };
+    (0..count)
+        .map(|w| {
+            let round = sp
+                .round
+                .wrapping_mul(PAREGO_WEIGHTS as u32)
+                .wrapping_add(w as u32);
+            parego_weights(params.objectives.len(), sp.seed, round)
+        })
+        .collect()
 }
 
 /// Every model's posterior on pool tiles: from one shared kernel block where the models allow
@@ -444,17 +468,21 @@ pub fn acquirer(
         }
         _ => None,
     };
-    let parego = (params.acquisition == ParetoAcquisition::Parego).then(|| {
-        let h = heads.len() - 1;
-        (
-            h,
-            AcqContext {
-                best: heads[h].gp.y_best as f32,
-                seed: params.select.seed,
-                round: params.select.round,
-            },
-        )
-    });
+    let parego = heads
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.name.starts_with("parego"))
+        .map(|(k, h)| {
+            (
+                k,
+                AcqContext {
+                    best: h.gp.y_best as f32,
+                    seed: params.select.seed,
+                    round: params.select.round,
+                },
+            )
+        })
+        .collect();
     Ok((
         Acquirer {
             acquisition: params.acquisition,
@@ -557,9 +585,9 @@ pub struct MultiSummary {
     /// The highest probability of feasibility among the candidates (with constraints).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best_p_feasible: Option<f64>,
-    /// ParEGO's weights this round.
+    /// ParEGO's weight vectors this round.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub parego_weights: Option<Vec<f64>>,
+    pub parego_weights: Option<Vec<Vec<f64>>>,
     /// Seed.
     pub seed: u64,
     /// Round.
@@ -588,6 +616,7 @@ pub struct MultiSelection {
 }
 
 /// What is kept of a candidate.
+#[derive(Clone)]
 struct Cand {
     index: usize,
     id: String,
@@ -653,9 +682,7 @@ pub fn run_select_objectives(
     let constrained = !params.constraints.is_empty();
 
     let t = Instant::now();
-    let mut top = TopScores::new(batch);
-    let mut likely = FrontKeeper::new(m, batch);
-    let mut unlikely = FrontKeeper::new(m, batch);
+    let mut batcher = Batcher::new(batch, m, acq.parego.len());
     let mut best_p = 0f64;
     let (mut mean, mut var) = (Vec::new(), Vec::new());
     let excluded = &loc.excluded;
@@ -694,11 +721,7 @@ pub fn run_select_objectives(
                 var: var[r * h..(r + 1) * h].to_vec(),
                 p: *p,
             };
-            match value {
-                Value::Scalar(s) => top.offer(*s, g, cand),
-                Value::Vector(u) if *p >= 0.5 => likely.offer(&u[..m], g, cand()),
-                Value::Vector(u) => unlikely.offer(&u[..m], g, cand()),
-            }
+            batcher.offer(value, *p, g, cand);
         }
         Ok(())
     })?;
@@ -707,25 +730,7 @@ pub fn run_select_objectives(
         return Err(no_feasible(params, best_p));
     }
     let t = Instant::now();
-    let chosen: Vec<(f64, Cand)> = match params.acquisition {
-        ParetoAcquisition::ParetoUcb => {
-            let mut picks: Vec<(f64, Cand)> = likely
-                .finish()?
-                .into_iter()
-                .map(|(l, c)| ((l + 1) as f64, c))
-                .collect();
-            let first = picks.len();
-            let mut rest = unlikely.finish()?;
-            rest.truncate(batch - first);
-            picks.extend(rest.into_iter().map(|(l, c)| ((l + 1) as f64, c)));
-            picks
-        }
-        _ => top
-            .into_sorted()
-            .into_iter()
-            .map(|k| (k.score, k.item))
-            .collect(),
-    };
+    let chosen = batcher.finish()?;
     seconds.select = t.elapsed().as_secs_f64();
     let columns = params.columns();
     let picks = chosen
@@ -784,7 +789,7 @@ pub fn run_select_objectives(
             constraints: params.constraints.iter().map(|c| c.to_string()).collect(),
             best_p_feasible: constrained.then_some(best_p),
             parego_weights: (params.acquisition == ParetoAcquisition::Parego)
-                .then(|| parego_weights(m, sp.seed, sp.round))
+                .then(|| parego_weight_sets(params))
                 .transpose()?,
             seed: sp.seed,
             round: sp.round,

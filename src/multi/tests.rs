@@ -171,10 +171,20 @@ fn parego_is_seeded_and_refits_on_the_scalarised_labels() {
     let a = run(&p, &x, &labels).unwrap();
     let b = run(&p, &x, &labels).unwrap();
     assert_eq!(a.picks, b.picks);
-    assert_eq!(a.summary.fits.len(), 3);
-    assert_eq!(a.summary.fits[2].column, "parego");
+    // min(batch, 8) weight vectors, one scalarised model each.
+    assert_eq!(a.summary.fits.len(), 2 + 8);
+    assert_eq!(a.summary.fits[2].column, "parego1");
     let w = a.summary.parego_weights.clone().unwrap();
-    assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    assert_eq!(w.len(), 8);
+    for v in &w {
+        assert!((v.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+    assert_ne!(w[0], w[1]);
+    let distinct: std::collections::HashSet<usize> = a.picks.iter().map(|p| p.index).collect();
+    assert_eq!(distinct.len(), 8);
+    let mut small = p.clone();
+    small.select.batch = BatchSize::Count(3);
+    assert_eq!(run(&small, &x, &labels).unwrap().summary.fits.len(), 2 + 3);
     let mut q = p.clone();
     q.select.round = 1;
     let c = run(&q, &x, &labels).unwrap();

@@ -184,6 +184,43 @@ pub fn write_json<T: serde::Serialize>(set: &mut OutputSet, path: &Path, value: 
     })
 }
 
+/// A multi-objective simulation's outputs in `dir`: `curves.csv`, `summary.json`,
+/// `hypervolume.svg`, `hypervolume.png`, `front.svg`, `front.png`.
+pub fn pareto_simulation_paths(dir: &Path) -> [PathBuf; 6] {
+    [
+        "curves.csv",
+        "summary.json",
+        "hypervolume.svg",
+        "hypervolume.png",
+        "front.svg",
+        "front.png",
+    ]
+    .map(|n| dir.join(n))
+}
+
+/// The outputs of a multi-objective simulation into `dir` (created if needed).
+pub fn pareto_simulation_outputs(dir: &Path) -> Outputs {
+    pareto_simulation_paths(dir)
+        .iter()
+        .fold(Outputs::new().folder(dir), |o, p| o.output(p))
+}
+
+/// Stages a multi-objective simulation's outputs ([`pareto_simulation_paths`]) in `set`.
+///
+/// # Errors
+/// [`crate::Error::Io`] when a file cannot be written.
+pub fn write_pareto_simulation(
+    set: &mut OutputSet,
+    dir: &Path,
+    result: &crate::sim::pareto::ParetoSimResult,
+) -> Result<[PathBuf; 6]> {
+    let paths = pareto_simulation_paths(dir);
+    write_curves_csv(set, &paths[0], &result.curves)?;
+    write_json(set, &paths[1], result)?;
+    plot::write_pareto_plots(set, result, [&paths[2], &paths[3]], [&paths[4], &paths[5]])?;
+    Ok(paths)
+}
+
 /// A simulation's outputs in `dir`: `curves.csv`, `summary.json`, `recall.svg`, `recall.png`.
 pub fn simulation_paths(dir: &Path) -> [PathBuf; 4] {
     ["curves.csv", "summary.json", "recall.svg", "recall.png"].map(|n| dir.join(n))

@@ -1,6 +1,7 @@
-//! The simulation plot: the objective's measure against the number of labeled candidates, one
-//! line per strategy (mean over replicates) with a band for the replicate spread (min to max),
-//! random drawn in black as the reference. SVG and PNG, staged in the run's output set.
+//! The simulation plots: a measure against the number of labeled candidates, one line per
+//! strategy (mean over replicates) with a band for the replicate spread (min to max), random
+//! drawn in black as the reference; and, for several objectives, the acquired candidates over
+//! the pool's true front. SVG and PNG, staged in the run's output set.
 
 use std::path::Path;
 
@@ -9,12 +10,25 @@ use plotters::prelude::*;
 
 use super::OutputSet;
 use crate::error::{Error, Result};
-use crate::sim::{Objective, SimResult};
+use crate::sim::pareto::ParetoSimResult;
+use crate::sim::{CurvePoint, Objective, SimResult};
 
 /// One strategy's curve: `(labeled, mean, min, max)` per round.
 type Curve = Vec<(f64, f64, f64, f64)>;
 
-fn curves(r: &SimResult, metric: &str) -> Vec<(String, Curve)> {
+/// What a curve plot draws.
+struct CurvePlot<'a> {
+    strategies: &'a [String],
+    rounds: usize,
+    reps: usize,
+    curves: &'a [CurvePoint],
+    metric: &'a str,
+    label: String,
+    /// The measure is a share: the axis stops at 1.
+    share: bool,
+}
+
+fn curves(r: &CurvePlot) -> Vec<(String, Curve)> {
     r.strategies
         .iter()
         .map(|s| {
@@ -23,7 +37,7 @@ fn curves(r: &SimResult, metric: &str) -> Vec<(String, Curve)> {
                     let pts: Vec<(f64, f64)> = r
                         .curves
                         .iter()
-                        .filter(|c| &c.strategy == s && c.round == round && c.metric == metric)
+                        .filter(|c| &c.strategy == s && c.round == round && c.metric == r.metric)
                         .map(|c| (c.labeled as f64, c.value))
                         .collect();
                     let n = pts.len().max(1) as f64;
@@ -53,13 +67,10 @@ fn register_font() {
 
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
-    r: &SimResult,
+    r: &CurvePlot,
 ) -> std::result::Result<(), String> {
-    let (metric, label) = match r.objective {
-        Objective::FindBest => ("topk_recall", format!("top-{} recall", r.topk)),
-        Objective::Accuracy => ("test_rmse", "test RMSE".to_string()),
-    };
-    let data = curves(r, metric);
+    let label = &r.label;
+    let data = curves(r);
     let x_max = data
         .iter()
         .flat_map(|(_, c)| c.iter().map(|p| p.0))
@@ -69,7 +80,7 @@ fn draw<DB: DrawingBackend>(
         .flat_map(|(_, c)| c.iter().map(|p| p.3))
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
-    let y_top = if metric == "topk_recall" {
+    let y_top = if r.share {
         1.0f64.min(y_max * 1.1).max(0.1)
     } else {
         (y_max * 1.1).max(1e-6)
@@ -135,24 +146,148 @@ fn draw<DB: DrawingBackend>(
 
 /// Stages the plot in `set`: SVG to `svg` and PNG to `png` (both declared outputs).
 pub fn write_plots(set: &mut OutputSet, r: &SimResult, svg: &Path, png: &Path) -> Result<()> {
+    let (metric, label, share) = match r.objective {
+        Objective::FindBest => ("topk_recall", format!("top-{} recall", r.topk), true),
+        Objective::Accuracy => ("test_rmse", "test RMSE".to_string(), false),
+    };
+    let plot = CurvePlot {
+        strategies: &r.strategies,
+        rounds: r.rounds,
+        reps: r.reps,
+        curves: &r.curves,
+        metric,
+        label,
+        share,
+    };
+    write_both(
+        set,
+        svg,
+        png,
+        |root| draw(root, &plot),
+        |root| draw(root, &plot),
+    )
+}
+
+/// Stages a multi-objective simulation's plots: the hypervolume curves (`hv`, SVG and PNG) and
+/// replicate 0's acquired candidates over the pool's values of the first two objectives
+/// (`front`, SVG and PNG).
+pub fn write_pareto_plots(
+    set: &mut OutputSet,
+    r: &ParetoSimResult,
+    hv: [&Path; 2],
+    front: [&Path; 2],
+) -> Result<()> {
+    let plot = CurvePlot {
+        strategies: &r.strategies,
+        rounds: r.rounds,
+        reps: r.reps,
+        curves: &r.curves,
+        metric: "hypervolume",
+        label: "hypervolume / pool's".to_string(),
+        share: true,
+    };
+    write_both(
+        set,
+        hv[0],
+        hv[1],
+        |root| draw(root, &plot),
+        |root| draw(root, &plot),
+    )?;
+    write_both(
+        set,
+        front[0],
+        front[1],
+        |root| draw_front(root, r),
+        |root| draw_front(root, r),
+    )
+}
+
+/// Replicate 0's acquired candidates (one colour per strategy, random black) over every
+/// candidate (grey), on the first two objectives in the file's units.
+fn draw_front<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    r: &ParetoSimResult,
+) -> std::result::Result<(), String> {
+    let m = r.objectives.len();
+    let xy: Vec<(f64, f64)> = r.points.chunks_exact(m).map(|p| (p[0], p[1])).collect();
+    let span = |f: fn(&(f64, f64)) -> f64| {
+        let lo = xy.iter().map(f).fold(f64::INFINITY, f64::min);
+        let hi = xy.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+        let pad = ((hi - lo) * 0.03).max(1e-9);
+        (lo - pad)..(hi + pad)
+    };
+    let (xs, ys) = (span(|p| p.0), span(|p| p.1));
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "acquired after {} rounds (replicate 0) over the pool",
+                r.rounds
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(xs, ys)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc(r.objectives[0].as_str())
+        .y_desc(r.objectives[1].as_str())
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    chart
+        .draw_series(
+            xy.iter()
+                .map(|&p| Circle::new(p, 2, RGBColor(200, 200, 200).filled())),
+        )
+        .map_err(|e| e.to_string())?;
+    for (k, (name, rows)) in r.strategies.iter().zip(&r.acquired).enumerate() {
+        let color = if name == "random" {
+            BLACK
+        } else {
+            let (r, g, b) = Palette99::pick(k).to_rgba().rgb();
+            RGBColor(r, g, b)
+        };
+        chart
+            .draw_series(rows.iter().map(|&i| Circle::new(xy[i], 3, color.filled())))
+            .map_err(|e| e.to_string())?
+            .label(name.clone())
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Renders a figure to SVG (`svg`) and PNG (`png`) and stages both in `set`.
+fn write_both(
+    set: &mut OutputSet,
+    svg: &Path,
+    png: &Path,
+    draw_svg: impl FnOnce(DrawingArea<SVGBackend, Shift>) -> std::result::Result<(), String>,
+    draw_png: impl FnOnce(DrawingArea<BitMapBackend, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
     register_font();
     let (w, h) = (900u32, 560u32);
     let mut text = String::new();
-    draw(
-        SVGBackend::with_string(&mut text, (w, h)).into_drawing_area(),
-        r,
-    )
-    .map_err(|e| Error::io(svg, std::io::Error::other(e)))?;
+    draw_svg(SVGBackend::with_string(&mut text, (w, h)).into_drawing_area())
+        .map_err(|e| Error::io(svg, std::io::Error::other(e)))?;
     set.write(svg, |f| f.write_all(text.as_bytes()))?;
     // The PNG encoder writes to a path and picks the format by its extension: render to a
     // scratch `.png` beside the output, then stage its bytes like any other output's.
     let (scratch, file) = set.scratch(png, "png")?;
     drop(file);
-    draw(
-        BitMapBackend::new(scratch.path(), (w, h)).into_drawing_area(),
-        r,
-    )
-    .map_err(|e| Error::io(png, std::io::Error::other(e)))?;
+    draw_png(BitMapBackend::new(scratch.path(), (w, h)).into_drawing_area())
+        .map_err(|e| Error::io(png, std::io::Error::other(e)))?;
     let bytes = std::fs::read(scratch.path()).map_err(|e| Error::io(png, e))?;
     set.write(png, |f| f.write_all(&bytes))
 }

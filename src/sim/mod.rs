@@ -12,6 +12,7 @@
 //! labels into the picks.
 
 pub mod metrics;
+pub mod pareto;
 pub mod synth;
 pub mod verdict;
 
@@ -493,7 +494,7 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
         "simulating rounds",
     );
     for rep in 0..cfg.reps {
-        let rep_seed = u64::from(draw_u32(cfg.seed, rep as u32, 0, 13)) << 32 | rep as u64;
+        let rep_seed = label_seed(cfg.seed, rep);
         let initial: Vec<usize> = seeded_order(n, rep_seed)[..init].to_vec();
         let mut tie_key = vec![0usize; n];
         for (pos, i) in seeded_order(n, rep_seed ^ 0x5eed).into_iter().enumerate() {
@@ -549,6 +550,11 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
         stages,
         curves,
     })
+}
+
+/// Replicate `rep`'s seed: its initial set, tie order and draws derive from it.
+pub(crate) fn label_seed(seed: u64, rep: usize) -> u64 {
+    u64::from(draw_u32(seed, rep as u32, 0, 13)) << 32 | rep as u64
 }
 
 /// A strategy's name with its parameter, e.g. `ucb(2)`.
@@ -957,6 +963,29 @@ fn verdicts(cfg: &SimConfig, names: &[String], curves: &[CurvePoint]) -> Vec<Str
         Objective::FindBest => ("topk_recall", true),
         Objective::Accuracy => ("test_rmse", false),
     };
+    verdicts_on(
+        metric,
+        higher_better,
+        (cfg.rounds, cfg.reps, cfg.seed),
+        names,
+        curves,
+    )
+}
+
+/// Paired verdicts against random (`names[0]`) on `metric` over `(rounds, reps, seed)`.
+pub(crate) fn verdicts_on(
+    metric: &'static str,
+    higher_better: bool,
+    (rounds, reps, seed): (usize, usize, u64),
+    names: &[String],
+    curves: &[CurvePoint],
+) -> Vec<StrategyVerdict> {
+    struct Cfg {
+        rounds: usize,
+        reps: usize,
+        seed: u64,
+    }
+    let cfg = Cfg { rounds, reps, seed };
     // value[strategy][rep][round]
     let value = |s: &str, rep: usize, round: usize| -> f64 {
         curves

@@ -1,0 +1,557 @@
+//! Retrospective simulation with several objectives: does a Pareto acquisition beat random at
+//! finding the pool's front?
+//!
+//! The protocol is the one-objective simulation's ([`super`]): per replicate one random
+//! initial set that every strategy starts from, a seeded tie order, `random` always run; each
+//! round fits one GP per objective on the labels so far (a round of [`crate::multi`]), scores
+//! every unlabeled candidate, picks a batch and reveals its labels. Hyperparameters are
+//! refitted every round.
+//!
+//! Per round two measures of the labeled set:
+//! - `hypervolume`: its hypervolume over the whole pool's, both against one reference point
+//!   near the pool's true front: the front's worst value of each objective (its nadir) less
+//!   10% of the front's range ([`crate::pareto::reference_point`] of the front's true values).
+//!   1 when the front is found. (A reference below the whole pool would count the bulk of the
+//!   pool that any labeled set dominates, and random would score near 1 from the first
+//!   round.)
+//! - `front_recall`: the share it holds of the pool's first non-dominated layers, as many
+//!   layers as together hold at least `topk` candidates.
+//!
+//! Each strategy is compared with random on each measure, paired by replicate, as for one
+//! objective ([`super::verdict`]).
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::{label_seed, verdicts_on, CurvePoint, SimConfig, StrategyVerdict};
+use crate::backend::{Backend, GpuOptions};
+use crate::data::{Features, Labels, MultiLabels, ObjectiveSpec, Objectives, Pool};
+use crate::error::{Error, Result};
+use crate::multi::{
+    acquirer, fit_heads, Batcher, MultiParams, MultiScorer, ParetoAcquisition, TopScores, Value,
+};
+use crate::pareto::{hypervolume, nondominated_layers, reference_point};
+use crate::rng::{draw_u32, seeded_order, uniform};
+
+/// The stream of `random`'s draws in a multi-objective simulation.
+const RANDOM_STREAM: u32 = 29;
+
+/// Settings of a multi-objective simulation.
+#[derive(Clone, Debug)]
+pub struct ParetoSimConfig {
+    /// Initial set, batch, rounds, top-k (the size of the front measured), replicates, seed,
+    /// model, backend and progress as for one objective; its strategies, batch mode,
+    /// objective and direction are not used.
+    pub sim: SimConfig,
+    /// The objectives (2 or 3).
+    pub objectives: Objectives,
+    /// Strategies besides `random` (which always runs).
+    pub strategies: Vec<ParetoAcquisition>,
+    /// UCB weight of `pareto-ucb`.
+    pub beta: f32,
+    /// Reference point of `ehvi`/`phvi` each round (file units); `None`: from that round's
+    /// labels.
+    pub ref_point: Option<Vec<f64>>,
+}
+
+impl ParetoSimConfig {
+    /// EHVI, PHVI, `pareto-ucb` and ParEGO on `objectives`, the one-objective protocol's sizes.
+    pub fn new(objectives: Objectives) -> Self {
+        ParetoSimConfig {
+            sim: SimConfig::new(),
+            objectives,
+            strategies: vec![
+                ParetoAcquisition::Ehvi,
+                ParetoAcquisition::Phvi,
+                ParetoAcquisition::ParetoUcb,
+                ParetoAcquisition::Parego,
+            ],
+            beta: 2.0,
+            ref_point: None,
+        }
+    }
+}
+
+/// A fully labeled pool with several objectives, in memory.
+pub struct MultiLabeledPool {
+    /// Features, one row per candidate.
+    pub features: Features,
+    /// Ids.
+    pub ids: Vec<String>,
+    /// `values[k][row]`: objective `k`'s value, in the file's units.
+    pub values: Vec<Vec<f64>>,
+    /// The objectives, in order.
+    pub objectives: Vec<ObjectiveSpec>,
+}
+
+/// Reads a whole pool and every candidate's value of every objective.
+///
+/// # Errors
+/// [`Error::Unlabeled`] (through the join) for pool rows without a label row,
+/// [`Error::InvalidParam`] on `labels` naming the id, line and column of a missing value, and
+/// the join's.
+pub fn load_multi_labeled_pool(pool: &dyn Pool, labels: &MultiLabels) -> Result<MultiLabeledPool> {
+    for (k, col) in labels.values.iter().enumerate() {
+        if let Some(i) = col.iter().position(Option::is_none) {
+            return Err(Error::param(
+                "labels",
+                format!(
+                    "{}: id {:?}{} has no {:?}; simulate reveals true values, so every candidate needs every objective",
+                    labels.source.display(),
+                    labels.ids[i],
+                    labels.lines.get(i).map_or(String::new(), |l| format!(" (line {l})")),
+                    labels.objectives[k].column
+                ),
+            ));
+        }
+    }
+    let first = Labels {
+        source: labels.source.clone(),
+        ids: labels.ids.clone(),
+        values: vec![0.0; labels.len()],
+        lines: labels.lines.clone(),
+    };
+    let (data, _) = super::load_labeled_pool(pool, &first, &crate::data::IdList::default())?;
+    let row_of: std::collections::HashMap<&str, usize> = labels
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let values = labels
+        .values
+        .iter()
+        .map(|col| {
+            data.ids
+                .iter()
+                .map(|id| col[row_of[id.as_str()]].expect("checked above"))
+                .collect()
+        })
+        .collect();
+    Ok(MultiLabeledPool {
+        features: data.features,
+        ids: data.ids,
+        values,
+        objectives: labels.objectives.clone(),
+    })
+}
+
+/// Everything a multi-objective simulation produced.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ParetoSimResult {
+    /// Candidates in the pool.
+    pub pool_size: usize,
+    /// Initial labels.
+    pub init: usize,
+    /// Batch per round.
+    pub batch: usize,
+    /// The `topk` asked for the front measured.
+    pub topk: usize,
+    /// Candidates on the pool's first layers that `front_recall` measures.
+    pub front_size: usize,
+    /// How many layers those are.
+    pub front_layers: usize,
+    /// Candidates on the pool's first non-dominated layer.
+    pub pareto_front: usize,
+    /// Rounds.
+    pub rounds: usize,
+    /// Replicates.
+    pub reps: usize,
+    /// Seed.
+    pub seed: u64,
+    /// The objectives, `NAME:min`/`NAME:max`.
+    pub objectives: Vec<String>,
+    /// The reference point of the `hypervolume` measure (the pool front's nadir less 10% of the
+    /// front's range), in the file's units.
+    pub reference_point: Vec<f64>,
+    /// The whole pool's hypervolume against it (maximised units).
+    pub pool_hypervolume: f64,
+    /// Kernel used.
+    pub kernel: &'static str,
+    /// Strategy names, random first.
+    pub strategies: Vec<String>,
+    /// Initial sets, one per replicate (pool rows).
+    pub initial_sets: Vec<Vec<usize>>,
+    /// Verdicts of every strategy but random, on `hypervolume` then on `front_recall`.
+    pub verdicts: Vec<StrategyVerdict>,
+    /// Whether the CPU scored every objective from one kernel block.
+    pub shared_kernel_block: bool,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// How the backend was chosen.
+    pub backend: String,
+    /// The curves.
+    #[serde(skip)]
+    pub curves: Vec<CurvePoint>,
+    /// Every candidate's objectives in the file's units, row-major (`m` a row), for the plot.
+    #[serde(skip)]
+    pub points: Vec<f64>,
+    /// Replicate 0's labeled rows at the end, per strategy (in `strategies`' order).
+    #[serde(skip)]
+    pub acquired: Vec<Vec<usize>>,
+}
+
+/// Runs the simulation.
+///
+/// # Errors
+/// [`Error::InvalidParam`] naming the field for bad settings (objectives not those of the
+/// pool, too few rounds or replicates, more labels than candidates), and the rounds'.
+pub fn simulate_objectives(
+    pool: &MultiLabeledPool,
+    cfg: &ParetoSimConfig,
+) -> Result<ParetoSimResult> {
+    let started = Instant::now();
+    let sc = &cfg.sim;
+    if pool.objectives != cfg.objectives.to_vec() {
+        return Err(Error::param(
+            "objectives",
+            "the labeled pool holds other objectives than the configuration",
+        ));
+    }
+    let m = cfg.objectives.len();
+    if sc.reps == 0 || sc.rounds == 0 {
+        return Err(Error::param(
+            if sc.reps == 0 { "reps" } else { "rounds" },
+            "must be at least 1",
+        ));
+    }
+    for (i, a) in cfg.strategies.iter().enumerate() {
+        if cfg.strategies[..i].contains(a) {
+            return Err(Error::param(
+                "strategies",
+                format!("{a} is listed twice; each strategy runs once (random always runs)"),
+            ));
+        }
+    }
+    let n = pool.ids.len();
+    let (init, batch, topk) = (sc.init.resolve(n), sc.batch.resolve(n), sc.topk.resolve(n));
+    if init < 2 {
+        return Err(Error::param(
+            "init",
+            "needs at least 2 initial labels to fit a model",
+        ));
+    }
+    if init + sc.rounds * batch > n {
+        return Err(Error::param(
+            "rounds",
+            format!(
+                "{init} initial + {} rounds × {batch} = {} labels, more than the {n} candidates in the pool",
+                sc.rounds,
+                init + sc.rounds * batch
+            ),
+        ));
+    }
+    if topk > n {
+        return Err(Error::param(
+            "topk",
+            format!("{topk} is more than the {n} candidates"),
+        ));
+    }
+    let mut probe = MultiParams::new(cfg.objectives.clone());
+    probe.select.model = sc.model.clone();
+    probe.beta = cfg.beta;
+    probe.ref_point = cfg.ref_point.clone();
+    probe.check()?;
+    let kernel = sc.model.check(pool.features.kind())?.params().kernel;
+
+    // The truth: every candidate maximised, the reference, the front measured.
+    let specs = &pool.objectives;
+    let points: Vec<f64> = (0..n)
+        .flat_map(|i| (0..m).map(move |j| specs[j].maximised(pool.values[j][i])))
+        .collect();
+    let layers = nondominated_layers(&points, m)?;
+    let front: Vec<f64> = layers[0]
+        .iter()
+        .flat_map(|&i| points[i * m..(i + 1) * m].iter().copied())
+        .collect();
+    let reference = reference_point(&front, m)?;
+    let pool_hv = hypervolume(&points, m, &reference)?;
+    let mut in_front = vec![false; n];
+    let (mut front_size, mut front_layers) = (0, 0);
+    for layer in &layers {
+        if front_size >= topk.max(1) {
+            break;
+        }
+        for &i in layer {
+            in_front[i] = true;
+        }
+        front_size += layer.len();
+        front_layers += 1;
+    }
+    let truth = Truth {
+        points: &points,
+        m,
+        reference: &reference,
+        pool_hv,
+        in_front: &in_front,
+        front_size,
+    };
+
+    let backend = Backend::new(sc.backend, &GpuOptions::default())?;
+    let mut strategies = vec![None];
+    strategies.extend(cfg.strategies.iter().copied().map(Some));
+    let names: Vec<String> = strategies
+        .iter()
+        .map(|s| s.map_or("random".to_string(), |a| a.to_string()))
+        .collect();
+    let progress = crate::progress::progress_bar(
+        sc.progress,
+        Some((sc.reps * strategies.len() * (sc.rounds + 1)) as u64),
+        "simulating rounds",
+    );
+    let (mut curves, mut initial_sets, mut acquired) = (Vec::new(), Vec::new(), Vec::new());
+    let mut shared = true;
+    for rep in 0..sc.reps {
+        let rep_seed = label_seed(sc.seed, rep);
+        let initial: Vec<usize> = seeded_order(n, rep_seed)[..init].to_vec();
+        let mut tie_key = vec![0usize; n];
+        for (pos, i) in seeded_order(n, rep_seed ^ 0x5eed).into_iter().enumerate() {
+            tie_key[i] = pos;
+        }
+        initial_sets.push(initial.clone());
+        for (s, name) in strategies.iter().zip(&names) {
+            let mut labeled = initial.clone();
+            let mut is_labeled = vec![false; n];
+            for &i in &labeled {
+                is_labeled[i] = true;
+            }
+            for round in 0..=sc.rounds {
+                for (metric, value) in truth.measures(&labeled) {
+                    curves.push(CurvePoint {
+                        strategy: name.clone(),
+                        replicate: rep,
+                        round,
+                        labeled: labeled.len(),
+                        metric,
+                        value,
+                    });
+                }
+                progress.inc(1);
+                if round == sc.rounds {
+                    break;
+                }
+                let picks = match s {
+                    None => random_batch(&is_labeled, &tie_key, batch, rep_seed, round as u32),
+                    Some(a) => {
+                        let mut p = probe.clone();
+                        p.acquisition = *a;
+                        p.select.seed = rep_seed;
+                        p.select.round = round as u32;
+                        let (picks, was_shared) = pareto_batch_of(
+                            &p,
+                            pool,
+                            &labeled,
+                            &is_labeled,
+                            &tie_key,
+                            batch,
+                            &backend,
+                        )?;
+                        shared &= was_shared;
+                        picks
+                    }
+                };
+                for i in picks {
+                    is_labeled[i] = true;
+                    labeled.push(i);
+                }
+            }
+            if rep == 0 {
+                acquired.push(labeled);
+            }
+        }
+    }
+    progress.finish_and_clear();
+    let settings = (sc.rounds, sc.reps, sc.seed);
+    let mut verdicts = verdicts_on("hypervolume", true, settings, &names, &curves);
+    verdicts.extend(verdicts_on("front_recall", true, settings, &names, &curves));
+    Ok(ParetoSimResult {
+        pool_size: n,
+        init,
+        batch,
+        topk,
+        front_size,
+        front_layers,
+        pareto_front: layers.first().map_or(0, Vec::len),
+        rounds: sc.rounds,
+        reps: sc.reps,
+        seed: sc.seed,
+        objectives: cfg.objectives.iter().map(|s| s.to_string()).collect(),
+        reference_point: reference
+            .iter()
+            .zip(specs)
+            .map(|(v, s)| s.maximised(*v))
+            .collect(),
+        pool_hypervolume: pool_hv,
+        kernel: kernel.name(),
+        strategies: names,
+        initial_sets,
+        verdicts,
+        shared_kernel_block: shared && backend.is_cpu(),
+        seconds: started.elapsed().as_secs_f64(),
+        backend: backend.description.clone(),
+        curves,
+        points: (0..n)
+            .flat_map(|i| (0..m).map(move |j| pool.values[j][i]))
+            .collect(),
+        acquired,
+    })
+}
+
+/// The true values and what the measures compare against.
+struct Truth<'a> {
+    points: &'a [f64],
+    m: usize,
+    reference: &'a [f64],
+    pool_hv: f64,
+    in_front: &'a [bool],
+    front_size: usize,
+}
+
+impl Truth<'_> {
+    /// `hypervolume` and `front_recall` of the labeled rows.
+    fn measures(&self, labeled: &[usize]) -> [(&'static str, f64); 2] {
+        let m = self.m;
+        let pts: Vec<f64> = labeled
+            .iter()
+            .flat_map(|&i| self.points[i * m..(i + 1) * m].iter().copied())
+            .collect();
+        let hv = hypervolume(&pts, m, self.reference).unwrap_or(f64::NAN);
+        let found = labeled.iter().filter(|&&i| self.in_front[i]).count();
+        [
+            (
+                "hypervolume",
+                if self.pool_hv > 0.0 {
+                    hv / self.pool_hv
+                } else {
+                    1.0
+                },
+            ),
+            ("front_recall", found as f64 / self.front_size.max(1) as f64),
+        ]
+    }
+}
+
+/// `random`: the unlabeled rows with the largest seeded uniform draws, keyed by the tie order.
+fn random_batch(
+    is_labeled: &[bool],
+    tie_key: &[usize],
+    batch: usize,
+    seed: u64,
+    round: u32,
+) -> Vec<usize> {
+    let mut top = TopScores::new(batch);
+    for (i, _) in is_labeled.iter().enumerate().filter(|(_, l)| !**l) {
+        let key = tie_key[i];
+        let u = f64::from(uniform(draw_u32(seed, round, key as u64, RANDOM_STREAM)));
+        top.offer(u, key, || i);
+    }
+    top.into_sorted().into_iter().map(|k| k.item).collect()
+}
+
+/// One round of a Pareto strategy on the labeled rows: the batch (pool rows) and whether the
+/// models shared one kernel block.
+#[allow(clippy::too_many_arguments)]
+fn pareto_batch_of(
+    p: &MultiParams,
+    pool: &MultiLabeledPool,
+    labeled: &[usize],
+    is_labeled: &[bool],
+    tie_key: &[usize],
+    batch: usize,
+    backend: &Backend,
+) -> Result<(Vec<usize>, bool)> {
+    let m = p.objectives.len();
+    let labels = MultiLabels {
+        source: "<simulation>".into(),
+        objectives: pool.objectives.clone(),
+        ids: labeled.iter().map(|i| i.to_string()).collect(),
+        values: (0..m)
+            .map(|j| labeled.iter().map(|&i| Some(pool.values[j][i])).collect())
+            .collect(),
+        lines: Vec::new(),
+    };
+    let union = pool.features.select_rows(labeled);
+    let heads = fit_heads(p, &union, &labels, backend.gram().as_ref())?;
+    let (acq, _) = acquirer(p, &labels, &heads)?;
+    let scorer = MultiScorer::new(backend, &union, &heads)?;
+    let (h, n) = (heads.len(), pool.ids.len());
+    let (mut mean, mut var) = (vec![0f32; n * h], vec![0f32; n * h]);
+    scorer.posterior_into(&pool.features, &mut mean, &mut var)?;
+    let values: Vec<Value> = (0..n)
+        .into_par_iter()
+        .map(|r| {
+            acq.value(
+                &mean[r * h..(r + 1) * h],
+                &var[r * h..(r + 1) * h],
+                tie_key[r] as u64,
+            )
+        })
+        .collect::<Result<_>>()?;
+    let mut batcher = Batcher::new(batch, m, acq.parego.len());
+    for (r, v) in values.iter().enumerate() {
+        if !is_labeled[r] {
+            batcher.offer(v, 1.0, tie_key[r], || r);
+        }
+    }
+    let picks = batcher.finish()?.into_iter().map(|(_, r)| r).collect();
+    Ok((picks, scorer.shared()))
+}
+
+/// The verdicts as a text table, hypervolume first.
+pub fn pareto_verdict_table(r: &ParetoSimResult) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} candidates, {} initial + {} rounds × {}, {} replicates, kernel {}, objectives {}; pool front {} candidates, front_recall over the first {} layer(s) ({} candidates)",
+        r.pool_size,
+        r.init,
+        r.rounds,
+        r.batch,
+        r.reps,
+        r.kernel,
+        r.objectives.join(","),
+        r.pareto_front,
+        r.front_layers,
+        r.front_size
+    );
+    let _ = writeln!(
+        out,
+        "{:<12} {:<13} {:>8} {:>8} {:>24} {:<18} {:<18}",
+        "strategy",
+        "measure",
+        "final",
+        "random",
+        "difference [95% CI]",
+        "verdict (final)",
+        "verdict (area)"
+    );
+    for v in &r.verdicts {
+        let ci = format!(
+            "{:+.3} [{:+.3}, {:+.3}]",
+            v.final_round.mean_difference, v.final_round.low, v.final_round.high
+        );
+        let _ = writeln!(
+            out,
+            "{:<12} {:<13} {:>8.3} {:>8.3} {:>24} {:<18} {:<18}",
+            v.strategy,
+            v.metric,
+            v.strategy_mean,
+            v.random_mean,
+            ci,
+            v.final_round.verdict.as_str(),
+            v.area.verdict.as_str()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "hypervolume: of the labeled set over the pool's (reference {}); positive differences favour the strategy",
+        r.reference_point
+            .iter()
+            .map(|v| format!("{v:.4}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    out
+}
