@@ -23,13 +23,20 @@
 //!   rows are the same; the labels are 1000 of the originals. It prints how many candidates
 //!   got a variance, and how many a staged bound from a prefix of `W`'s rows.
 //!
+//! - `objectives`: several objectives' posteriors on MinMax counts
+//!   (`objectives/cpu/minmax-2048/n500/two-shared/N50000`): one objective alone (`one`), two
+//!   scored each on its own (`two-separate`), two and three from one shared kernel block
+//!   (`two-shared`, `three-shared`), N/4 candidates.
+//!
 //! `POOLRANK_BENCH_N` changes N for `score` and `gpu_vs_cpu` (default 200000).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use faer::linalg::matmul::triangular::{matmul, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par};
 use poolrank::acquisition::{AcqContext, Acquisition};
-use poolrank::backend::{BestOf, CpuScorer, GpuContext, GpuOptions, GpuScorer, Scorer, CHUNK};
+use poolrank::backend::{
+    BestOf, CpuScorer, GpuContext, GpuOptions, GpuScorer, Scorer, SharedCpuScorer, CHUNK,
+};
 use poolrank::data::{Features, NpzCountsReader, PoolReader, Tile};
 use poolrank::gp::{fit, FittedGp, GpParams};
 use poolrank::kernel::KernelKind;
@@ -304,6 +311,68 @@ fn bench_prune(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_score, bench_variance, bench_prune);
+/// Several objectives on one labeled set: one objective alone against two and three scored
+/// from one shared kernel block (`SharedCpuScorer`), and two scored each on its own (what the
+/// GPU backend does today). The target: two objectives at most 1.3× one.
+fn bench_objectives(c: &mut Criterion) {
+    let big_n = bench_n() / 4;
+    let counts = enamine_counts();
+    let order = seeded_order(counts.len(), 5);
+    let pool_rows: Vec<usize> = (0..big_n).map(|i| i % counts.len()).collect();
+    let pool = counts.select_rows(&pool_rows);
+    let mut group = c.benchmark_group("objectives");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(big_n as u64));
+    for n in [500usize, 1000] {
+        let train = counts.select_rows(&order[..n]);
+        let all: Vec<usize> = (0..n).collect();
+        // Three objectives on the same rows: different labels, hence different alpha and W.
+        let gps: Vec<FittedGp> = (0..3)
+            .map(|k| {
+                let mut p = GpParams::new(KernelKind::MinMax);
+                p.signal_var = Some(1.0 + k as f64 * 0.3);
+                p.noise = Some(0.1 / (1.0 + k as f64));
+                let y: Vec<f64> = (0..n)
+                    .map(|i| ((i * (7919 + 13 * k)) % 101) as f64 / 101.0)
+                    .collect();
+                fit(&p.check(train.kind()).unwrap(), &train, &y).unwrap()
+            })
+            .collect();
+        let id = |what: &str| {
+            BenchmarkId::new(format!("cpu/minmax-2048/n{n}/{what}"), format!("N{big_n}"))
+        };
+        let one = CpuScorer::new(&gps[0]);
+        let (mut mean, mut var) = (vec![0f32; big_n], vec![0f32; big_n]);
+        group.bench_function(id("one"), |b| {
+            b.iter(|| one.posterior_into(&pool, &mut mean, &mut var).unwrap())
+        });
+        let two = CpuScorer::new(&gps[1]);
+        group.bench_function(id("two-separate"), |b| {
+            b.iter(|| {
+                one.posterior_into(&pool, &mut mean, &mut var).unwrap();
+                two.posterior_into(&pool, &mut mean, &mut var).unwrap()
+            })
+        });
+        for m in [2usize, 3] {
+            let heads: Vec<(&FittedGp, &[usize])> =
+                gps[..m].iter().map(|g| (g, &all[..])).collect();
+            let shared = SharedCpuScorer::new(&train, &heads).unwrap();
+            let (mut mean, mut var) = (vec![0f32; big_n * m], vec![0f32; big_n * m]);
+            let what = if m == 2 { "two-shared" } else { "three-shared" };
+            group.bench_function(id(what), |b| {
+                b.iter(|| shared.posterior_into(&pool, &mut mean, &mut var).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_score,
+    bench_variance,
+    bench_prune,
+    bench_objectives
+);
 criterion_group!(gpu_vs_cpu, bench_gpu_vs_cpu);
 criterion_main!(benches, gpu_vs_cpu);

@@ -152,23 +152,46 @@ impl MultiParams {
             ));
         }
         let s = &self.select;
-        if s.mode != BatchMode::TopK {
+        let scalar = matches!(
+            self.acquisition,
+            ParetoAcquisition::Ehvi | ParetoAcquisition::Phvi
+        );
+        match s.mode {
+            BatchMode::TopK => {}
+            BatchMode::Diverse if scalar => {}
+            BatchMode::Diverse => {
+                return Err(Error::param(
+                    "mode",
+                    format!(
+                        "diverse batches condition ehvi and phvi; {} spreads its batch itself (by {}), use topk",
+                        self.acquisition,
+                        if self.acquisition == ParetoAcquisition::Parego {
+                            "several weight vectors"
+                        } else {
+                            "crowding distance"
+                        }
+                    ),
+                ))
+            }
+            other => {
+                return Err(Error::param(
+                    "mode",
+                    format!(
+                        "{other} batches are not yet supported with several objectives; use topk or diverse"
+                    ),
+                ))
+            }
+        }
+        if s.max_sim.is_some() {
             return Err(Error::param(
-                "mode",
-                format!(
-                    "{} batches are not yet supported with several objectives; use topk",
-                    s.mode
-                ),
+                "max_sim",
+                "not used by multi-objective rounds",
             ));
         }
-        if s.max_sim.is_some() || s.shortlist.is_some() {
+        if s.shortlist.is_some() && s.mode != BatchMode::Diverse {
             return Err(Error::param(
-                if s.max_sim.is_some() {
-                    "max_sim"
-                } else {
-                    "shortlist"
-                },
-                "not used by multi-objective rounds",
+                "shortlist",
+                "it applies only to diverse batches (mode)",
             ));
         }
         if s.joint_sampler != JointSampler::Shortlist {
@@ -623,6 +646,8 @@ struct Cand {
     mean: Vec<f32>,
     var: Vec<f32>,
     p: f64,
+    /// Its features, for a diverse batch.
+    row: Option<Features>,
 }
 
 /// Runs one multi-objective round: finds the labeled and pending candidates, fits a GP per
@@ -682,7 +707,18 @@ pub fn run_select_objectives(
     let constrained = !params.constraints.is_empty();
 
     let t = Instant::now();
-    let mut batcher = Batcher::new(batch, m, acq.parego.len());
+    let diverse = sp.mode == BatchMode::Diverse;
+    let available = loc.pool_size - loc.excluded.len();
+    let keep = match diverse {
+        true => crate::select::shortlist_size(
+            sp.shortlist,
+            batch,
+            available,
+            crate::Acquisition::Greedy,
+        )?,
+        false => batch,
+    };
+    let mut batcher = Batcher::new(keep, m, acq.parego.len());
     let mut best_p = 0f64;
     let (mut mean, mut var) = (Vec::new(), Vec::new());
     let excluded = &loc.excluded;
@@ -720,6 +756,7 @@ pub fn run_select_objectives(
                 mean: mean[r * h..(r + 1) * h].to_vec(),
                 var: var[r * h..(r + 1) * h].to_vec(),
                 p: *p,
+                row: diverse.then(|| tile.features.select_rows(&[r])),
             };
             batcher.offer(value, *p, g, cand);
         }
@@ -730,7 +767,13 @@ pub fn run_select_objectives(
         return Err(no_feasible(params, best_p));
     }
     let t = Instant::now();
-    let chosen = batcher.finish()?;
+    let mut chosen = batcher.finish()?;
+    if diverse {
+        let r = reference
+            .as_deref()
+            .expect("ehvi and phvi have a reference");
+        chosen = diverse_batch(acq.clone(), &heads, labels, r, chosen, &loc.other, batch)?;
+    }
     seconds.select = t.elapsed().as_secs_f64();
     let columns = params.columns();
     let picks = chosen
@@ -808,6 +851,71 @@ pub fn run_select_objectives(
             candidates_per_second: loc.pool_size as f64 / seconds.score.max(1e-9),
         },
     })
+}
+
+/// The kriging believer over a shortlist (best first) for several objectives: one pick at a
+/// time, each the best value still open; then every model is conditioned on the pick (its
+/// variances shrink, its means stay) and, for `ehvi`/`phvi`, the pick's predicted objectives
+/// join the front, so the next value counts only what the batch has not already covered.
+/// Pending candidates are conditioned on first. Ties by pool row.
+fn diverse_batch(
+    mut acq: Acquirer,
+    heads: &[Head],
+    labels: &MultiLabels,
+    reference: &[f64],
+    short: Vec<(f64, Cand)>,
+    pending: &Features,
+    batch: usize,
+) -> Result<Vec<(f64, Cand)>> {
+    let m = acq.m;
+    let Some(first) = short.first() else {
+        return Ok(short);
+    };
+    let mut feats = Features::empty(first.1.row.as_ref().expect("kept rows").kind());
+    for (_, c) in &short {
+        feats.push_row_from(c.row.as_ref().expect("kept rows"), 0);
+    }
+    let mut believers: Vec<crate::select::Believer> = heads
+        .iter()
+        .map(|h| crate::select::Believer::new(&h.gp, &feats, pending))
+        .collect();
+    let mut front = labeled_front(labels, m);
+    let mut taken = vec![false; short.len()];
+    let mut picks = Vec::with_capacity(batch);
+    let mut var = vec![0f32; heads.len()];
+    while picks.len() < batch.min(short.len()) {
+        let mut best: Option<(f64, usize, f64)> = None;
+        for (i, (_, c)) in short.iter().enumerate() {
+            if taken[i] {
+                continue;
+            }
+            for (v, b) in var.iter_mut().zip(&believers) {
+                *v = b.var(i);
+            }
+            let Value::Scalar(s) = acq.value(&c.mean, &var, c.index as u64)? else {
+                unreachable!("diverse batches are for ehvi and phvi")
+            };
+            let better = match best {
+                None => true,
+                Some((bs, bi, _)) => s > bs || (s == bs && c.index < short[bi].1.index),
+            };
+            if better {
+                best = Some((s, i, acq.feasibility(&c.mean, &var)));
+            }
+        }
+        let Some((s, i, p)) = best else { break };
+        taken[i] = true;
+        for b in &mut believers {
+            b.condition_on(i);
+        }
+        let c = &short[i].1;
+        front.extend((0..m).map(|j| acq.scales[j].maximised(c.mean[j], 0.0).0));
+        acq.boxes = Some(FrontBoxes::new(&front, reference)?);
+        let mut c = c.clone();
+        c.p = p;
+        picks.push((s, c));
+    }
+    Ok(picks)
 }
 
 /// The error of constraints no candidate is likely to meet.

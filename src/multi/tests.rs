@@ -255,3 +255,63 @@ fn bad_settings_are_refused_by_name() {
         .to_string();
     assert!(e.contains("\"f2\" has 1 labels"), "{e}");
 }
+
+#[test]
+fn diverse_ehvi_batches_spread_over_the_front() {
+    let (x, labels) = setup(800, 30, false);
+    let mut p = params(ParetoAcquisition::Ehvi, 10);
+    let top = run(&p, &x, &labels).unwrap();
+    p.select.mode = BatchMode::Diverse;
+    p.select.shortlist = Some(200);
+    let div = run(&p, &x, &labels).unwrap();
+    assert_eq!(div.picks.len(), 10);
+    assert_eq!(
+        div.picks[0].index, top.picks[0].index,
+        "the first pick is the best value"
+    );
+    assert_ne!(div.picks, top.picks);
+    // Closest pair of picks in feature space: the believer keeps picks apart.
+    let closest = |s: &MultiSelection| {
+        let Features::Dense { dim, data } = &x else {
+            unreachable!()
+        };
+        let row = |i: usize| &data[i * dim..(i + 1) * dim];
+        let mut best = f32::INFINITY;
+        for a in &s.picks {
+            for b in &s.picks {
+                if a.index < b.index {
+                    let d: f32 = row(a.index)
+                        .iter()
+                        .zip(row(b.index))
+                        .map(|(u, v)| (u - v) * (u - v))
+                        .sum();
+                    best = best.min(d);
+                }
+            }
+        }
+        best
+    };
+    assert!(
+        closest(&div) > closest(&top),
+        "{} {}",
+        closest(&div),
+        closest(&top)
+    );
+    // Each later pick's value counts what the earlier picks did not cover: it is at most
+    // what it scored alone in the top-k ranking.
+    for w in div.picks.windows(2) {
+        assert!(w[1].score <= w[0].score + 1e-12);
+    }
+    for acq in [ParetoAcquisition::ParetoUcb, ParetoAcquisition::Parego] {
+        let mut q = params(acq, 10);
+        q.select.mode = BatchMode::Diverse;
+        let e = run(&q, &x, &labels).unwrap_err().to_string();
+        assert!(e.contains("mode") && e.contains("use topk"), "{e}");
+    }
+    let mut q = params(ParetoAcquisition::Ehvi, 10);
+    q.select.shortlist = Some(50);
+    assert!(run(&q, &x, &labels)
+        .unwrap_err()
+        .to_string()
+        .contains("shortlist"));
+}

@@ -209,7 +209,7 @@ fn one_by_one(
 }
 
 /// Posterior covariance of the shortlist and the pending candidates, updated pick by pick.
-struct Believer<'a> {
+pub struct Believer<'a> {
     gp: &'a FittedGp,
     /// Shortlisted rows, then the pending rows.
     all: Features,
@@ -222,7 +222,9 @@ struct Believer<'a> {
 }
 
 impl<'a> Believer<'a> {
-    fn new(gp: &'a FittedGp, feats: &Features, pending: &Features) -> Self {
+    /// The posterior of the rows of `feats` under `gp`, already conditioned on every row of
+    /// `pending` (as if labeled with its posterior mean).
+    pub fn new(gp: &'a FittedGp, feats: &Features, pending: &Features) -> Self {
         let mut all = feats.clone();
         for p in 0..pending.len() {
             all.push_row_from(pending, p);
@@ -247,13 +249,15 @@ impl<'a> Believer<'a> {
         b
     }
 
-    fn var(&self, i: usize) -> f32 {
+    /// Row `i`'s current latent variance (standardised units).
+    pub fn var(&self, i: usize) -> f32 {
         self.var[i].max(0.0) as f32
     }
 
-    /// Conditions on row `p` of `all` as if labeled (noise `n2`) with its posterior mean: one
-    /// more column of the pivoted partial Cholesky of the posterior covariance.
-    fn condition_on(&mut self, p: usize) {
+    /// Conditions on row `p` of `all` (a row of `feats`, or `feats.len()` + a pending row) as
+    /// if labeled (noise `n2`) with its posterior mean: one more column of the pivoted partial
+    /// Cholesky of the posterior covariance.
+    pub fn condition_on(&mut self, p: usize) {
         let gp = self.gp;
         let n = self.v.nrows();
         let mut cov: Vec<f64> = (0..self.all.len())

@@ -13,7 +13,7 @@ use std::collections::BinaryHeap;
 
 use crate::acquisition::Acquisition;
 
-pub use diverse::{choose_batch, Batch, BatchMode, Shortlisted, JOINT_MODE};
+pub use diverse::{choose_batch, Batch, BatchMode, Believer, Shortlisted, JOINT_MODE};
 pub use joint::{grown_shortlist, JointReport};
 pub use stochastic::{is_stochastic, Gumbel, KeyTop};
 

@@ -1188,6 +1188,10 @@ fn pareto_batches_pick_the_same_on_gpu_and_cpu() {
         ("pareto-ucb", &[][..]),
         ("parego", &[][..]),
         ("ehvi", &["--constraint", "score>=0.4"][..]),
+        (
+            "ehvi",
+            &["--batch-mode", "diverse", "--shortlist", "100"][..],
+        ),
     ] {
         let (cpu, s) = run(acq, "cpu", extra).unwrap();
         assert_eq!(cpu.len(), 12, "{acq}");
