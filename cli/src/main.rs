@@ -252,11 +252,6 @@ fn simulate_objectives(a: SimulateArgs) -> Result<()> {
             })
             .collect::<Result<_>>()?;
     }
-    anyhow::ensure!(
-        a.batch_mode == poolrank::BatchMode::TopK,
-        "invalid --batch-mode: {} batches are not yet supported with --objectives; use topk",
-        a.batch_mode
-    );
     cfg.beta = a.beta;
     cfg.ref_point = o.ref_point.clone();
     let s = &mut cfg.sim;
@@ -267,6 +262,7 @@ fn simulate_objectives(a: SimulateArgs) -> Result<()> {
     s.reps = a.reps;
     s.seed = a.seed;
     s.model = a.model.spec();
+    s.mode = a.batch_mode;
     s.backend = a.backend;
     s.progress = !a.quiet;
     let (pool, labels) = a.input.specs();

@@ -640,14 +640,14 @@ pub struct MultiSelection {
 
 /// What is kept of a candidate.
 #[derive(Clone)]
-struct Cand {
-    index: usize,
-    id: String,
-    mean: Vec<f32>,
-    var: Vec<f32>,
-    p: f64,
+pub(crate) struct Cand {
+    pub(crate) index: usize,
+    pub(crate) id: String,
+    pub(crate) mean: Vec<f32>,
+    pub(crate) var: Vec<f32>,
+    pub(crate) p: f64,
     /// Its features, for a diverse batch.
-    row: Option<Features>,
+    pub(crate) row: Option<Features>,
 }
 
 /// Runs one multi-objective round: finds the labeled and pending candidates, fits a GP per
@@ -858,7 +858,7 @@ pub fn run_select_objectives(
 /// variances shrink, its means stay) and, for `ehvi`/`phvi`, the pick's predicted objectives
 /// join the front, so the next value counts only what the batch has not already covered.
 /// Pending candidates are conditioned on first. Ties by pool row.
-fn diverse_batch(
+pub(crate) fn diverse_batch(
     mut acq: Acquirer,
     heads: &[Head],
     labels: &MultiLabels,

@@ -28,9 +28,12 @@ use super::{label_seed, verdicts_on, CurvePoint, SimConfig, StrategyVerdict};
 use crate::backend::{Backend, GpuOptions};
 use crate::data::{Features, Labels, MultiLabels, ObjectiveSpec, Objectives, Pool};
 use crate::error::{Error, Result};
+use crate::acquisition::Acquisition;
 use crate::multi::{
-    acquirer, fit_heads, Batcher, MultiParams, MultiScorer, ParetoAcquisition, TopScores, Value,
+    acquirer, diverse_batch, fit_heads, Batcher, Cand, MultiParams, MultiScorer,
+    ParetoAcquisition, TopScores, Value,
 };
+use crate::select::{shortlist_size, BatchMode};
 use crate::pareto::{hypervolume, nondominated_layers, reference_point};
 use crate::rng::{draw_u32, seeded_order, uniform};
 
@@ -41,8 +44,8 @@ const RANDOM_STREAM: u32 = 29;
 #[derive(Clone, Debug)]
 pub struct ParetoSimConfig {
     /// Initial set, batch, rounds, top-k (the size of the front measured), replicates, seed,
-    /// model, backend and progress as for one objective; its strategies, batch mode,
-    /// objective and direction are not used.
+    /// model, batch mode (top-k, or diverse for `ehvi` and `phvi`), backend and progress as
+    /// for one objective; its strategies, objective and direction are not used.
     pub sim: SimConfig,
     /// The objectives (2 or 3).
     pub objectives: Objectives,
@@ -250,9 +253,17 @@ pub fn simulate_objectives(
     }
     let mut probe = MultiParams::new(cfg.objectives.clone());
     probe.select.model = sc.model.clone();
+    probe.select.mode = sc.mode;
     probe.beta = cfg.beta;
     probe.ref_point = cfg.ref_point.clone();
     probe.check()?;
+    for a in &cfg.strategies {
+        MultiParams {
+            acquisition: *a,
+            ..probe.clone()
+        }
+        .check()?;
+    }
     let kernel = sc.model.check(pool.features.kind())?.params().kernel;
 
     // The truth: every candidate maximised, the reference, the front measured.
@@ -473,7 +484,7 @@ fn pareto_batch_of(
     };
     let union = pool.features.select_rows(labeled);
     let heads = fit_heads(p, &union, &labels, backend.gram().as_ref())?;
-    let (acq, _) = acquirer(p, &labels, &heads)?;
+    let (acq, reference) = acquirer(p, &labels, &heads)?;
     let scorer = MultiScorer::new(backend, &union, &heads)?;
     let (h, n) = (heads.len(), pool.ids.len());
     let (mut mean, mut var) = (vec![0f32; n * h], vec![0f32; n * h]);
@@ -488,6 +499,40 @@ fn pareto_batch_of(
             )
         })
         .collect::<Result<_>>()?;
+    if p.select.mode == BatchMode::Diverse {
+        let keep = shortlist_size(p.select.shortlist, batch, n - labeled.len(), Acquisition::Greedy)?;
+        let mut top = TopScores::new(keep);
+        for (r, v) in values.iter().enumerate() {
+            if let (false, Value::Scalar(s)) = (is_labeled[r], v) {
+                top.offer(*s, tie_key[r], || r);
+            }
+        }
+        let short: Vec<(f64, Cand)> = top
+            .into_sorted()
+            .into_iter()
+            .map(|k| {
+                let r = k.item;
+                let cand = Cand {
+                    // The believer breaks ties by this index: the replicate's tie order.
+                    index: tie_key[r],
+                    id: r.to_string(),
+                    mean: mean[r * h..(r + 1) * h].to_vec(),
+                    var: var[r * h..(r + 1) * h].to_vec(),
+                    p: 1.0,
+                    row: Some(pool.features.select_rows(&[r])),
+                };
+                (k.score, cand)
+            })
+            .collect();
+        let r = reference.as_deref().expect("ehvi and phvi have a reference");
+        let none = Features::empty(pool.features.kind());
+        let picks = diverse_batch(acq, &heads, &labels, r, short, &none, batch)?;
+        let picks = picks
+            .into_iter()
+            .map(|(_, c)| c.id.parse().expect("a row number"))
+            .collect();
+        return Ok((picks, scorer.shared()));
+    }
     let mut batcher = Batcher::new(batch, m, acq.parego.len());
     for (r, v) in values.iter().enumerate() {
         if !is_labeled[r] {
