@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use poolrank::backend::BackendChoice;
-use poolrank::data::{LabelSpec, PoolFormat};
+use poolrank::data::{LabelSpec, Objectives, PoolFormat};
 use poolrank::names::Named;
 use poolrank::pool::FilePool;
 use poolrank::select::pathwise::JointSampler;
@@ -261,6 +261,16 @@ pub(crate) struct DiagnoseArgs {
     /// Held-out test candidates (ids in the pool, one per line), for --objective accuracy.
     #[arg(long, value_name = "FILE")]
     pub(crate) test: Option<PathBuf>,
+    /// Several objectives, each a column of --labels with its direction (up to 3, e.g.
+    /// "dock:min,qed:max"; a row may lack some): a report per objective on its own labels, how
+    /// the objectives trade off, and an overall verdict. Replaces --y-col and --minimize.
+    #[arg(
+        long,
+        value_name = "NAME:min|max,...",
+        value_parser = parse_objectives,
+        conflicts_with_all = ["y_col", "minimize"]
+    )]
+    pub(crate) objectives: Option<Objectives>,
     #[command(flatten)]
     pub(crate) run: RunArgs,
     /// Output folder: report.json and report.html.
@@ -751,6 +761,7 @@ pub(crate) const FLAGS: &[(&str, &str)] = &[
     ("test", "--test"),
     ("folds", "--folds"),
     ("nn_sample", "--nn-sample"),
+    ("objectives", "--objectives"),
     ("ids", "--ids"),
     ("index", "--index"),
     ("pending", "--pending"),
@@ -792,6 +803,15 @@ pub(crate) fn named<
             .map(|(_, name, help)| PossibleValue::new(*name).help(*help)),
     )
     .try_map(|s| s.parse::<T>())
+}
+
+/// `--objectives`, through the library's parser (its message, without the field name clap
+/// already gives as the flag).
+pub(crate) fn parse_objectives(text: &str) -> std::result::Result<Objectives, String> {
+    text.parse::<Objectives>().map_err(|e| match e {
+        poolrank::Error::InvalidParam { msg, .. } => msg,
+        e => e.to_string(),
+    })
 }
 
 /// The acquisition names, each with its help line.
