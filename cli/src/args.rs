@@ -274,6 +274,16 @@ pub(crate) struct DiagnoseArgs {
     /// Held-out test candidates (ids in the pool, one per line), for --objective accuracy.
     #[arg(long, value_name = "FILE")]
     pub(crate) test: Option<PathBuf>,
+    /// Several objectives, each a column of --labels with its direction (up to 3, e.g.
+    /// "dock:min,qed:max"; a row may lack some): a report per objective on its own labels, how
+    /// the objectives trade off, and an overall verdict. Replaces --y-col and --minimize.
+    #[arg(
+        long,
+        value_name = "NAME:min|max,...",
+        value_parser = parse_objectives,
+        conflicts_with_all = ["y_col", "minimize"]
+    )]
+    pub(crate) objectives: Option<Objectives>,
     #[command(flatten)]
     pub(crate) run: RunArgs,
     /// Output folder: report.json and report.html.
@@ -769,6 +779,7 @@ pub(crate) const FLAGS: &[(&str, &str)] = &[
     ("test", "--test"),
     ("folds", "--folds"),
     ("nn_sample", "--nn-sample"),
+    ("objectives", "--objectives"),
     ("ids", "--ids"),
     ("index", "--index"),
     ("pending", "--pending"),
@@ -781,7 +792,6 @@ pub(crate) const FLAGS: &[(&str, &str)] = &[
     ("radius", "--radius"),
     ("chunk", "--chunk"),
     ("counts", "--counts"),
-    ("objectives", "--objectives"),
     ("ref_point", "--ref-point"),
     ("constraint", "--constraint"),
 ];
@@ -828,6 +838,15 @@ pub(crate) fn named<
     .try_map(|s| s.parse::<T>())
 }
 
+/// `--objectives`, through the library's parser (its message, without the field name clap
+/// already gives as the flag).
+pub(crate) fn parse_objectives(text: &str) -> std::result::Result<Objectives, String> {
+    text.parse::<Objectives>().map_err(|e| match e {
+        poolrank::Error::InvalidParam { msg, .. } => msg,
+        e => e.to_string(),
+    })
+}
+
 /// The acquisition names, each with its help line.
 pub(crate) fn acquisitions() -> clap::builder::PossibleValuesParser {
     use clap::builder::PossibleValue;
@@ -863,10 +882,6 @@ pub(crate) struct ObjectiveArgs {
     /// each candidate's probability of meeting it under that column's GP (repeat for more).
     #[arg(long, value_name = "NAME>=V", value_parser = parse_constraint, requires = "objectives")]
     pub(crate) constraint: Vec<Constraint>,
-}
-
-fn parse_objectives(s: &str) -> std::result::Result<Objectives, String> {
-    s.parse::<Objectives>().map_err(|e| e.to_string())
 }
 
 fn parse_constraint(s: &str) -> std::result::Result<Constraint, String> {

@@ -408,6 +408,22 @@ fn diagnose(a: DiagnoseArgs) -> Result<()> {
         .inputs(a.test.as_ref())
         .check()?;
     cfg.select.check()?;
+    if let Some(objectives) = &a.objectives {
+        // Each objective's direction comes from its entry; --y-col and --minimize are refused
+        // beside --objectives by the parser.
+        let labels = poolrank::data::read_objective_labels(
+            &a.input.labels,
+            &a.input.pool.id_col,
+            objectives,
+        )?;
+        let test = IdList::read_or_empty(a.test.as_deref())?;
+        let r = poolrank::diagnose::run_diagnose_objectives(&cfg, &pool, &labels, &test)?;
+        let [json, html] = report::write_multi_diagnosis(&mut set, &a.out, &r)?;
+        set.commit()?;
+        print!("{}", render::multi_text(&r));
+        eprintln!("wrote {} and {}", json.display(), html.display());
+        return Ok(());
+    }
     let labels = read_labels(&labels)?;
     let test = IdList::read_or_empty(a.test.as_deref())?;
     let r = run_diagnose(&cfg, &pool, &labels, &test)?;

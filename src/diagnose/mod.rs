@@ -9,9 +9,13 @@
 //! batch and the sample are held. The sections ([`pool`], [`spread`], [`cv`], [`batch`],
 //! [`objective`]) each carry their numbers and a one-line reading; [`verdict`] turns them into
 //! a plain verdict with the reasons that drove it; [`render`] writes text and HTML.
+//!
+//! For several objectives, [`multi`] runs the report once per objective on its own labels and
+//! adds a cross-objective section and an overall verdict ([`run_diagnose_objectives`]).
 
 pub mod batch;
 pub mod cv;
+pub mod multi;
 pub mod objective;
 pub mod pass;
 pub mod pool;
@@ -39,6 +43,7 @@ use crate::select::TopK;
 use crate::sim::Objective;
 
 pub use cv::ModelSection;
+pub use multi::{run_diagnose_objectives, MultiReport};
 use pass::{Kept, PoolPass};
 use similarity::References;
 use stats::Histogram;

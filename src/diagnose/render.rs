@@ -1,8 +1,9 @@
 //! The report as text (stdout) and as one self-contained HTML page with inline SVG plots (no
-//! scripts, no network).
+//! scripts, no network); a multi-objective report as both too ([`multi_text`], [`multi_html`]).
 
 use std::fmt::Write as _;
 
+use super::multi::{CrossSection, MultiReport, ObjectiveReport};
 use super::stats::Bin;
 use super::Report;
 
@@ -214,24 +215,40 @@ fn row(out: &mut String, name: &str, value: String) {
     );
 }
 
-/// The HTML page.
-pub fn html(r: &Report) -> String {
-    let mut o = String::new();
-    let s = &r.setup;
-    let verdict_colour = match r.verdict.verdict {
+/// The page's head and the opening of its body.
+fn page_start(o: &mut String) {
+    o.push_str(r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>poolrank diagnose</title><style>body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:.2em .6em;text-align:left;font-size:.9em}.reading{background:#f4f4f4;padding:.5em;border-left:4px solid #4477aa}.verdict{font-size:1.4em;font-weight:bold}svg{margin:.3em}</style></head><body>"#);
+}
+
+/// The verdict word in its colour.
+fn verdict_html(o: &mut String, w: super::verdict::Word) {
+    let colour = match w {
         super::verdict::Word::LikelyBeatsRandom => "#228833",
         super::verdict::Word::LikelyRandomLike => "#cc3311",
         super::verdict::Word::Uncertain => "#ccbb44",
     };
     let _ = write!(
         o,
-        r#"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>poolrank diagnose</title><style>body{{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}}table{{border-collapse:collapse;margin:.5em 0}}th,td{{border:1px solid #ccc;padding:.2em .6em;text-align:left;font-size:.9em}}.reading{{background:#f4f4f4;padding:.5em;border-left:4px solid #4477aa}}.verdict{{font-size:1.4em;font-weight:bold;color:{verdict_colour}}}svg{{margin:.3em}}</style></head><body>"#
+        "<p class=\"verdict\" style=\"color:{colour}\">{}</p>",
+        w.as_str()
     );
-    let _ = write!(
-        o,
-        "<h1>Is active learning likely to beat random here?</h1><p class=\"verdict\">{}</p><ul>",
-        r.verdict.verdict.as_str()
-    );
+}
+
+/// The HTML page.
+pub fn html(r: &Report) -> String {
+    let mut o = String::new();
+    page_start(&mut o);
+    o.push_str("<h1>Is active learning likely to beat random here?</h1>");
+    report_html(&mut o, r, 2);
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// The body of one report: verdict, setup and sections, the sections' headings at level `h`.
+fn report_html(o: &mut String, r: &Report, h: u8) {
+    let s = &r.setup;
+    verdict_html(o, r.verdict.verdict);
+    o.push_str("<ul>");
     for reason in &r.verdict.reasons {
         let _ = write!(
             o,
@@ -254,25 +271,25 @@ pub fn html(r: &Report) -> String {
         );
     }
     o.push_str("</ul><table>");
-    row(&mut o, "pool", s.pool.display().to_string());
-    row(&mut o, "features", s.features.to_string());
+    row(o, "pool", s.pool.display().to_string());
+    row(o, "features", s.features.to_string());
     row(
-        &mut o,
+        o,
         "candidates / labeled / test",
         format!("{} / {} / {}", s.pool_size, s.labeled, s.test),
     );
     row(
-        &mut o,
+        o,
         "acquisition, batch",
         format!("{}, {}", s.acquisition.name(), s.batch),
     );
     row(
-        &mut o,
+        o,
         "seed, backend, threads",
         format!("{}, {}, {}", s.seed, s.backend, s.threads),
     );
     row(
-        &mut o,
+        o,
         "seconds (locate, model, score, total)",
         format!(
             "{:.2}, {:.2}, {:.2}, {:.2}",
@@ -284,17 +301,17 @@ pub fn html(r: &Report) -> String {
     let p = &r.pool;
     let _ = write!(
         o,
-        "<h2>1. Pool</h2><p class=\"reading\">{}</p><table>",
+        "<h{h}>1. Pool</h{h}><p class=\"reading\">{}</p><table>",
         esc(&p.reading)
     );
-    row(&mut o, "similarity", p.similarity.clone());
+    row(o, "similarity", p.similarity.clone());
     row(
-        &mut o,
+        o,
         "nearest-neighbour sample",
         format!("{} candidates (seeded; --nn-sample)", p.sample),
     );
     row(
-        &mut o,
+        o,
         "nearest-neighbour similarity (q05 / median / q95)",
         format!(
             "{:.3} / {:.3} / {:.3}",
@@ -302,7 +319,7 @@ pub fn html(r: &Report) -> String {
         ),
     );
     row(
-        &mut o,
+        o,
         "exact / near duplicates",
         format!(
             "{:.1}% / {:.1}%",
@@ -311,7 +328,7 @@ pub fn html(r: &Report) -> String {
         ),
     );
     row(
-        &mut o,
+        o,
         "coverage: similarity to nearest label (q05 / median / q95)",
         format!(
             "{:.3} / {:.3} / {:.3}",
@@ -319,7 +336,7 @@ pub fn html(r: &Report) -> String {
         ),
     );
     row(
-        &mut o,
+        o,
         "outliers",
         format!(
             "{:.2}% (similarity to the nearest label < {:.3}, half the median)",
@@ -340,11 +357,11 @@ pub fn html(r: &Report) -> String {
     let sp = &r.spread;
     let _ = write!(
         o,
-        "<h2>2. Spread of informativeness</h2><p class=\"reading\">{}</p><table>",
+        "<h{h}>2. Spread of informativeness</h{h}><p class=\"reading\">{}</p><table>",
         esc(&sp.reading)
     );
     row(
-        &mut o,
+        o,
         "score (q05 / median / q95 / max)",
         format!(
             "{:.3} / {:.3} / {:.3} / {:.3}",
@@ -352,17 +369,17 @@ pub fn html(r: &Report) -> String {
         ),
     );
     row(
-        &mut o,
+        o,
         "coefficient of variation",
         format!("{:.3}", sp.coefficient_of_variation),
     );
     row(
-        &mut o,
+        o,
         "batch − median, in predictive sd",
         sp.batch_gap_sd.map_or("—".into(), |v| format!("{v:.2}")),
     );
     row(
-        &mut o,
+        o,
         "within noise of the best",
         match (sp.within_noise_of_best, sp.within_noise_share) {
             (Some(c), Some(f)) => format!(
@@ -382,11 +399,11 @@ pub fn html(r: &Report) -> String {
     let m = &r.model;
     let _ = write!(
         o,
-        "<h2>3. Model</h2><p class=\"reading\">{}</p><table>",
+        "<h{h}>3. Model</h{h}><p class=\"reading\">{}</p><table>",
         esc(&m.reading)
     );
     row(
-        &mut o,
+        o,
         "kernel, signal var, noise, lengthscale",
         format!(
             "{}, {:.4}, {:.4}, {}",
@@ -397,7 +414,7 @@ pub fn html(r: &Report) -> String {
         ),
     );
     row(
-        &mut o,
+        o,
         "at a bound",
         if m.fit.at_bound.is_empty() {
             "none".into()
@@ -406,17 +423,17 @@ pub fn html(r: &Report) -> String {
         },
     );
     row(
-        &mut o,
+        o,
         "train R² / CV R²",
         format!("{:.3} / {:.3}", m.fit.train_r2, m.cv.r2),
     );
     row(
-        &mut o,
+        o,
         "standardised residuals: mean, sd",
         format!("{:.3}, {:.3}", m.cv.z_mean, m.cv.z_sd),
     );
     row(
-        &mut o,
+        o,
         "coverage of 68% / 95% intervals",
         format!(
             "{:.1}% / {:.1}%",
@@ -424,13 +441,9 @@ pub fn html(r: &Report) -> String {
             100.0 * m.cv.coverage95
         ),
     );
+    row(o, "mean NLPD (standardised)", format!("{:.3}", m.cv.nlpd));
     row(
-        &mut o,
-        "mean NLPD (standardised)",
-        format!("{:.3}", m.cv.nlpd),
-    );
-    row(
-        &mut o,
+        o,
         "Spearman(|error|, sd)",
         format!("{:.3}", m.cv.sd_ranks_errors),
     );
@@ -449,21 +462,21 @@ pub fn html(r: &Report) -> String {
     let b = &r.batch;
     let _ = write!(
         o,
-        "<h2>4. The batch</h2><p class=\"reading\">{}</p><table>",
+        "<h{h}>4. The batch</h{h}><p class=\"reading\">{}</p><table>",
         esc(&b.reading)
     );
     row(
-        &mut o,
+        o,
         "similarity to labels: batch / pool",
         format!("{:.3} / {:.3}", b.coverage_batch, b.coverage_pool),
     );
     row(
-        &mut o,
+        o,
         "local density: batch / pool",
         format!("{:.3} / {:.3}", b.density_batch, b.density_pool),
     );
     row(
-        &mut o,
+        o,
         "outliers: batch / pool",
         format!(
             "{:.1}% / {:.1}%",
@@ -472,7 +485,7 @@ pub fn html(r: &Report) -> String {
         ),
     );
     row(
-        &mut o,
+        o,
         "predicted value gap (pool sd), sd ratio",
         format!("{:+.2}, {:.2}", b.mean_gap, b.sd_ratio),
     );
@@ -484,13 +497,98 @@ pub fn html(r: &Report) -> String {
     if let Some(ob) = &r.objective {
         let _ = write!(
             o,
-            "<h2>5. Objective</h2><p class=\"reading\">{}</p>",
+            "<h{h}>5. Objective</h{h}><p class=\"reading\">{}</p>",
             esc(&ob.reading)
         );
         o.push_str(&histogram_svg(
             &ob.test_nn_histogram,
             "test candidates: similarity to the nearest pool candidate",
         ));
+    }
+}
+
+/// The cross-objective section as text lines.
+fn cross_text(out: &mut String, c: &CrossSection) {
+    let _ = writeln!(out, "across objectives: {}", c.reading);
+    for p in &c.pairs {
+        let _ = writeln!(
+            out,
+            "  {} ~ {}: Spearman {} on {} rows labeled for both",
+            p.a,
+            p.b,
+            p.spearman.map_or("—".into(), |v| format!("{v:.2}")),
+            p.rows
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  front: {} of {} rows labeled for every objective on the first non-dominated layer",
+        c.front, c.complete
+    );
+}
+
+/// The text summary of a multi-objective report: the cross-objective section and the overall
+/// verdict, then each objective's [`text`] under a heading naming it.
+pub fn multi_text(m: &MultiReport) -> String {
+    let mut out = String::new();
+    let names: Vec<String> = m.objectives.iter().map(ObjectiveReport::name).collect();
+    let _ = writeln!(
+        out,
+        "poolrank diagnose: {} objectives ({}) from {}",
+        names.len(),
+        names.join(", "),
+        m.labels.display()
+    );
+    cross_text(&mut out, &m.cross);
+    let _ = writeln!(out, "overall verdict: {}", m.verdict.verdict.as_str());
+    let _ = writeln!(out, "  {}", m.verdict.reading);
+    for (o, name) in m.objectives.iter().zip(&names) {
+        let _ = writeln!(out, "\n== objective {name} ==");
+        out.push_str(&text(&o.report));
+    }
+    out
+}
+
+/// The HTML page of a multi-objective report: the overall verdict and the cross-objective
+/// section, then each objective's report (as [`html`] writes it) under a heading naming it.
+pub fn multi_html(m: &MultiReport) -> String {
+    let mut o = String::new();
+    page_start(&mut o);
+    o.push_str("<h1>Is active learning likely to beat random here?</h1>");
+    verdict_html(&mut o, m.verdict.verdict);
+    let _ = write!(
+        o,
+        "<p class=\"reading\">{}</p><h2>Across objectives</h2><p class=\"reading\">{}</p><table><tr><th>objectives</th><th>Spearman ρ (maximisation scale)</th><th>rows labeled for both</th></tr>",
+        esc(&m.verdict.reading),
+        esc(&m.cross.reading)
+    );
+    for p in &m.cross.pairs {
+        let _ = write!(
+            o,
+            "<tr><td>{} ~ {}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.a),
+            esc(&p.b),
+            p.spearman.map_or("—".into(), |v| format!("{v:.3}")),
+            p.rows
+        );
+    }
+    o.push_str("</table><table>");
+    row(&mut o, "labels", m.labels.display().to_string());
+    row(
+        &mut o,
+        "rows labeled for every objective",
+        m.cross.complete.to_string(),
+    );
+    row(
+        &mut o,
+        "on the first non-dominated layer",
+        m.cross.front.to_string(),
+    );
+    row(&mut o, "seconds", format!("{:.2}", m.seconds));
+    o.push_str("</table>");
+    for r in &m.objectives {
+        let _ = write!(o, "<h2>Objective {}</h2>", esc(&r.name()));
+        report_html(&mut o, &r.report, 3);
     }
     o.push_str("</body></html>\n");
     o

@@ -338,6 +338,24 @@ pub fn write_diagnosis(
     Ok(paths)
 }
 
+/// Stages a multi-objective diagnostic report in the same two files as [`write_diagnosis`]:
+/// the JSON of the whole [`MultiReport`](crate::diagnose::MultiReport) and its HTML page.
+/// Returns their paths.
+///
+/// # Errors
+/// [`crate::Error::Io`] when a file cannot be written.
+pub fn write_multi_diagnosis(
+    set: &mut OutputSet,
+    dir: &Path,
+    report: &crate::diagnose::MultiReport,
+) -> Result<[PathBuf; 2]> {
+    let paths = diagnosis_paths(dir);
+    write_json(set, &paths[0], report)?;
+    let page = crate::diagnose::render::multi_html(report);
+    set.write(&paths[1], |w| w.write_all(page.as_bytes()))?;
+    Ok(paths)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

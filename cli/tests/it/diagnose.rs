@@ -348,3 +348,173 @@ fn bad_input_is_a_clear_error_and_leaves_nothing() {
         "invalid --test: the accuracy objective needs",
     );
 }
+
+/// `synth --scenario pareto` (labels id,f1,f2,f3, all maximised) on 600 rows in 3 dimensions,
+/// with its labels cut to the first 60 rows, f3 missing on every fourth: the folder, the pool
+/// and the cut labels.
+fn pareto_files() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("p");
+    let o = poolrank(&[
+        "synth",
+        "--scenario",
+        "pareto",
+        "--n",
+        "600",
+        "--dim",
+        "3",
+        "--seed",
+        "3",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let all = std::fs::read_to_string(dir.path().join("p.labels.csv")).unwrap();
+    let mut lines = all.lines();
+    assert_eq!(lines.next(), Some("id,f1,f2,f3"));
+    let mut cut = String::from("id,f1,f2,f3\n");
+    for (i, line) in lines.take(60).enumerate() {
+        if i % 4 == 0 {
+            let (head, _) = line.rsplit_once(',').unwrap();
+            cut.push_str(&format!("{head},\n"));
+        } else {
+            cut.push_str(&format!("{line}\n"));
+        }
+    }
+    let labels = dir.path().join("labels60.csv");
+    std::fs::write(&labels, cut).unwrap();
+    let pool = dir.path().join("p.npy");
+    (dir, pool, labels)
+}
+
+fn objectives_args(pool: &Path, labels: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "diagnose",
+        "--pool",
+        pool.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--batch",
+        "10",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+#[test]
+fn cli_objectives_reports_each_objective_and_their_correlation() {
+    let (dir, pool, labels) = pareto_files();
+    let out = dir.path().join("report");
+    let a = objectives_args(
+        &pool,
+        &labels,
+        &out,
+        &["--objectives", "f1:max,f2:min,f3:max"],
+    );
+    let o = poolrank(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for name in ["f1:max", "f2:min", "f3:max"] {
+        assert!(
+            stdout.contains(&format!("== objective {name} ==")),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.contains("across objectives: "), "{stdout}");
+    assert!(stdout.contains("f1 ~ f2: Spearman"), "{stdout}");
+    assert!(stdout.contains("overall verdict: "), "{stdout}");
+    assert_eq!(stdout.matches("\nverdict: ").count(), 3, "{stdout}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let objectives = json["objectives"].as_array().unwrap();
+    let columns: Vec<&str> = objectives
+        .iter()
+        .map(|o| o["column"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["f1", "f2", "f3"]);
+    assert_eq!(objectives[1]["minimize"], true);
+    assert_eq!(objectives[1]["report"]["setup"]["minimize"], true);
+    // f3 is missing on 15 of the 60 rows: its model is fitted on the other 45.
+    assert_eq!(objectives[0]["report"]["setup"]["labeled"], 60);
+    assert_eq!(objectives[2]["report"]["setup"]["labeled"], 45);
+    for o in objectives {
+        assert!(o["report"]["verdict"]["verdict"].is_string(), "{o}");
+        assert!(o["report"]["model"]["cv"]["spearman"].is_f64(), "{o}");
+    }
+    let pairs = json["cross"]["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 3);
+    assert_eq!(
+        (pairs[0]["a"].as_str(), pairs[0]["b"].as_str()),
+        (Some("f1"), Some("f2"))
+    );
+    assert_eq!(pairs[0]["rows"], 60);
+    assert_eq!(pairs[1]["rows"], 45);
+    for p in pairs {
+        let rho = p["spearman"].as_f64().unwrap();
+        assert!(rho.is_finite() && rho.abs() <= 1.0, "{p}");
+    }
+    assert_eq!(json["cross"]["complete"], 45);
+    let front = json["cross"]["front"].as_u64().unwrap();
+    assert!((1..=45).contains(&front), "{front}");
+    assert!(json["verdict"]["verdict"].is_string());
+
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("Across objectives"));
+    for name in ["f1:max", "f2:min", "f3:max"] {
+        assert!(
+            html.contains(&format!("<h2>Objective {name}</h2>")),
+            "{name}"
+        );
+    }
+    assert!(
+        html.matches("<svg").count() >= 15,
+        "plots inline, per objective"
+    );
+    for net in ["<script", "src=", "href=", "<link"] {
+        assert!(!html.contains(net), "self-contained: found {net}");
+    }
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 2);
+}
+
+#[test]
+fn cli_objectives_refuses_one_objective_flags_and_unknown_columns() {
+    let (dir, pool, labels) = pareto_files();
+    let out = dir.path().join("bad");
+    let fails = |extra: &[&str], expect: &[&str]| {
+        let a = objectives_args(&pool, &labels, &out, extra);
+        let o = poolrank(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{extra:?} should fail");
+        for e in expect {
+            assert!(err.contains(e), "stderr lacks {e:?}: {err}");
+        }
+        let left = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "files left in the output folder");
+    };
+    fails(
+        &["--objectives", "f1:max,f2:max", "--minimize"],
+        &["--objectives", "--minimize"],
+    );
+    fails(
+        &["--objectives", "f1:max,f2:max", "--y-col", "f1"],
+        &["--objectives", "--y-col"],
+    );
+    fails(
+        &["--objectives", "f1:max,nope:min"],
+        &["labels60.csv", "\"nope\""],
+    );
+    fails(&["--objectives", "f1:max,f2"], &["--objectives", "f2:min"]);
+    fails(
+        &["--objectives", "f1:max,f3:max", "--folds", "50"],
+        &["invalid --folds: objective f3: 50-fold"],
+    );
+}
