@@ -33,6 +33,8 @@
 //! - [`diagnose`]: the report on whether active learning is likely to beat random here.
 //! - [`shard`]: a pool scored in shards on a cluster (job arrays, Ray) and merged exactly.
 //! - [`pareto`]: multi-objective building blocks (non-dominated layers, hypervolume, EHVI, PHVI).
+//! - [`multi`]: a multi-objective round (a GP per label column, one shared kernel block,
+//!   EHVI, PHVI, Pareto-UCB and ParEGO batches, constraints); [`sim::pareto`] simulates it.
 //!
 //! Memory is bounded by the tile size plus the labeled set, never by the pool size.
 //!

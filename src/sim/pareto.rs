@@ -25,17 +25,17 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::{label_seed, verdicts_on, CurvePoint, SimConfig, StrategyVerdict};
+use crate::acquisition::Acquisition;
 use crate::backend::{Backend, GpuOptions};
 use crate::data::{Features, Labels, MultiLabels, ObjectiveSpec, Objectives, Pool};
 use crate::error::{Error, Result};
-use crate::acquisition::Acquisition;
 use crate::multi::{
-    acquirer, diverse_batch, fit_heads, Batcher, Cand, MultiParams, MultiScorer,
-    ParetoAcquisition, TopScores, Value,
+    acquirer, diverse_batch, fit_heads, Batcher, Cand, MultiParams, MultiScorer, ParetoAcquisition,
+    TopScores, Value,
 };
-use crate::select::{shortlist_size, BatchMode};
 use crate::pareto::{hypervolume, nondominated_layers, reference_point};
 use crate::rng::{draw_u32, seeded_order, uniform};
+use crate::select::{shortlist_size, BatchMode};
 
 /// The stream of `random`'s draws in a multi-objective simulation.
 const RANDOM_STREAM: u32 = 29;
@@ -500,7 +500,12 @@ fn pareto_batch_of(
         })
         .collect::<Result<_>>()?;
     if p.select.mode == BatchMode::Diverse {
-        let keep = shortlist_size(p.select.shortlist, batch, n - labeled.len(), Acquisition::Greedy)?;
+        let keep = shortlist_size(
+            p.select.shortlist,
+            batch,
+            n - labeled.len(),
+            Acquisition::Greedy,
+        )?;
         let mut top = TopScores::new(keep);
         for (r, v) in values.iter().enumerate() {
             if let (false, Value::Scalar(s)) = (is_labeled[r], v) {
@@ -524,7 +529,9 @@ fn pareto_batch_of(
                 (k.score, cand)
             })
             .collect();
-        let r = reference.as_deref().expect("ehvi and phvi have a reference");
+        let r = reference
+            .as_deref()
+            .expect("ehvi and phvi have a reference");
         let none = Features::empty(pool.features.kind());
         let picks = diverse_batch(acq, &heads, &labels, r, short, &none, batch)?;
         let picks = picks
