@@ -191,7 +191,7 @@ def read_pareto_batch(path):
 
 @pytest.mark.parametrize("acq,extra", [
     ("ehvi", {}),
-    ("phvi", {"ref_point": [0.1, 0.0]}),
+    ("phvi", {"ref_point": [-1.5, -1.25]}),
     ("pareto-ucb", {"beta": 1.5}),
     ("parego", {"round": 2}),
     ("ehvi", {"constraints": ["f1>=0.4", "f3<=0.8"]}),
