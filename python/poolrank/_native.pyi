@@ -1,7 +1,7 @@
 """Type stubs of the native module (the Rust engine's binding)."""
 
 from os import PathLike
-from typing import Any, Iterator, Literal, Optional, Tuple, Union, overload
+from typing import Any, Iterator, Literal, Mapping, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -84,13 +84,22 @@ Size = Union[int, float]  # a count, or a fraction of the pool
 AcqName = Literal[
     "greedy", "ucb", "ei", "pi", "variance", "thompson", "thompson-marginal", "qpo", "random"
 ]
+# With `objectives`: the multi-objective acquisitions.
+ParetoAcqName = Literal["ehvi", "phvi", "pareto-ucb", "parego"]
+# `["dock:min", "qed:max"]` or `"dock:min,qed:max"` (2 or 3 label columns).
+ObjectivesArg = Union[str, Sequence[str]]
+# With `objectives`: `{column: values}` aligned with `labeled_index` (NaN or None where missing),
+# or the path of a labels CSV whose `id` column holds pool row numbers (`labeled_index=None`).
+MultiLabelsArg = Union[Mapping[str, npt.ArrayLike], str, PathLike[str]]
+# `"qed>=0.5"`, `"logp<=5"`, or a list of them.
+ConstraintsArg = Union[str, Sequence[str]]
 
 @overload
 def select(
     pool: ArrayLike,
     labeled_index: npt.ArrayLike,
     y: npt.ArrayLike,
-    acq: AcqName = "ucb",
+    acq: Optional[AcqName] = None,
     batch: Optional[Size] = None,
     minimize: bool = False,
     seed: int = 0,
@@ -115,13 +124,17 @@ def select(
     power: float = 1.0,
     joint_sampler: Literal["shortlist", "pathwise"] = "shortlist",
     prior_features: int = 1024,
+    objectives: None = None,
+    ref_point: None = None,
+    constraints: None = None,
+    round: int = 0,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
 @overload
 def select(
     pool: ArrayLike,
     labeled_index: npt.ArrayLike,
     y: npt.ArrayLike,
-    acq: AcqName = "ucb",
+    acq: Optional[AcqName] = None,
     batch: Optional[Size] = None,
     minimize: bool = False,
     seed: int = 0,
@@ -147,7 +160,87 @@ def select(
     power: float = 1.0,
     joint_sampler: Literal["shortlist", "pathwise"] = "shortlist",
     prior_features: int = 1024,
+    objectives: None = None,
+    ref_point: None = None,
+    constraints: None = None,
+    round: int = 0,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], dict[str, Any]]: ...
+# With `objectives`: `(indices, scores, posterior)`, `posterior` holding `mean_<column>`,
+# `sd_<column>` and, with constraints, `p_feasible` arrays aligned with the picks.
+Posterior = dict[str, npt.NDArray[np.float64]]
+
+@overload
+def select(
+    pool: ArrayLike,
+    labeled_index: Optional[npt.ArrayLike],
+    y: MultiLabelsArg,
+    acq: Optional[ParetoAcqName] = None,
+    batch: Optional[Size] = None,
+    minimize: Literal[False] = False,
+    seed: int = 0,
+    backend: BackendName = "auto",
+    kernel: Optional[str] = None,
+    noise: Optional[float] = None,
+    signal_var: Optional[float] = None,
+    lengthscale: Optional[float] = None,
+    inducing: Optional[int] = None,
+    exact: bool = False,
+    batch_mode: Literal["topk"] = "topk",
+    max_sim: None = None,
+    pending_index: Optional[npt.ArrayLike] = None,
+    features: FeaturesHint = None,
+    beta: float = 2.0,
+    xi: float = 0.0,
+    return_summary: Literal[False] = False,
+    prune: bool = True,
+    shortlist: None = None,
+    samples: None = None,
+    temperature: float = 0.1,
+    power: float = 1.0,
+    joint_sampler: Literal["shortlist"] = "shortlist",
+    prior_features: int = 1024,
+    *,
+    objectives: ObjectivesArg,
+    ref_point: Optional[Sequence[float]] = None,
+    constraints: Optional[ConstraintsArg] = None,
+    round: int = 0,
+) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], Posterior]: ...
+@overload
+def select(
+    pool: ArrayLike,
+    labeled_index: Optional[npt.ArrayLike],
+    y: MultiLabelsArg,
+    acq: Optional[ParetoAcqName] = None,
+    batch: Optional[Size] = None,
+    minimize: Literal[False] = False,
+    seed: int = 0,
+    backend: BackendName = "auto",
+    kernel: Optional[str] = None,
+    noise: Optional[float] = None,
+    signal_var: Optional[float] = None,
+    lengthscale: Optional[float] = None,
+    inducing: Optional[int] = None,
+    exact: bool = False,
+    batch_mode: Literal["topk"] = "topk",
+    max_sim: None = None,
+    pending_index: Optional[npt.ArrayLike] = None,
+    features: FeaturesHint = None,
+    beta: float = 2.0,
+    xi: float = 0.0,
+    *,
+    return_summary: Literal[True],
+    prune: bool = True,
+    shortlist: None = None,
+    samples: None = None,
+    temperature: float = 0.1,
+    power: float = 1.0,
+    joint_sampler: Literal["shortlist"] = "shortlist",
+    prior_features: int = 1024,
+    objectives: ObjectivesArg,
+    ref_point: Optional[Sequence[float]] = None,
+    constraints: Optional[ConstraintsArg] = None,
+    round: int = 0,
+) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], Posterior, dict[str, Any]]: ...
 def _simulate(
     pool: ArrayLike, y: npt.ArrayLike, **kwargs: Any
 ) -> Tuple[dict[str, Any], dict[str, Any], str]: ...

@@ -4,6 +4,7 @@
 //! for the command line too.
 
 mod convert;
+mod multi;
 mod pool;
 mod shard;
 
@@ -529,25 +530,42 @@ fn row_indices(
 
 /// Chooses the next batch from `pool` given the labeled rows `labeled_index` with labels `y`,
 /// exactly as `poolrank select` does on the same data (same seed ⇒ same batch): fits the GP
-/// (hyperparameters not given are fitted), scores every other row with `acq` on `backend`,
-/// and picks `batch` of them (a count, or a fraction of the pool when a float below 1).
-/// Returns `(indices, scores)`, best first; with `return_summary=True` also the run's summary
-/// (the JSON `select --summary` writes) as a dict. `prune=False` computes every candidate's
-/// variance (brute force; the same batch).
+/// (hyperparameters not given are fitted), scores every other row with `acq` (default `ucb`)
+/// on `backend`, and picks `batch` of them (a count, or a fraction of the pool when a float
+/// below 1). Returns `(indices, scores)`, best first; with `return_summary=True` also the run's
+/// summary (the JSON `select --summary` writes) as a dict. `prune=False` computes every
+/// candidate's variance (brute force; the same batch). `round` numbers the campaign's round
+/// (it seeds what is drawn per round).
+///
+/// With `objectives` (2 or 3 label columns with their directions, `["dock:min", "qed:max"]`
+/// or `"dock:min,qed:max"`) it picks a Pareto batch as `poolrank select --objectives` does:
+/// one GP per column, `acq` one of `ehvi` (default), `phvi`, `pareto-ucb` (UCB weight `beta`)
+/// or `parego`. `y` is then a mapping `{column: values}` aligned with `labeled_index`, NaN or
+/// `None` where a row lacks that column (a dict of arrays, or a pandas DataFrame), or the path
+/// of a labels CSV whose `id` column holds pool row numbers, with `labeled_index=None`.
+/// `ref_point` (one value per objective, in label units; `ehvi`/`phvi`) replaces the reference
+/// point taken from the labels; `constraints` (`"qed>=0.5"`, `"logp<=5"`, or a list) weigh the
+/// scores by each candidate's probability of meeting them, and `y` must hold the columns they
+/// name. Returns `(indices, scores, posterior)`: `posterior` maps `mean_<column>` and
+/// `sd_<column>` (each column's posterior mean and latent standard deviation, in label units)
+/// and, with constraints, `p_feasible` to arrays aligned with the picks; with
+/// `return_summary=True` also the summary. `pareto-ucb`'s score is the pick's non-dominated
+/// layer (1 the first). Batches are top-k; `minimize`, `xi` and `samples` are refused.
 #[pyfunction]
 #[pyo3(signature = (
-    pool, labeled_index, y, acq="ucb", batch=None, minimize=false, seed=0, backend="auto",
+    pool, labeled_index, y, acq=None, batch=None, minimize=false, seed=0, backend="auto",
     kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
     batch_mode="topk", max_sim=None, pending_index=None, features=None, beta=2.0, xi=0.0,
     return_summary=false, prune=true, shortlist=None, samples=None, temperature=0.1,
-    power=1.0, joint_sampler="shortlist", prior_features=1024
+    power=1.0, joint_sampler="shortlist", prior_features=1024, objectives=None,
+    ref_point=None, constraints=None, round=0
 ))]
 #[allow(clippy::too_many_arguments)]
 fn select<'py>(
     pool: &Bound<'py, PyAny>,
     labeled_index: &Bound<'py, PyAny>,
     y: &Bound<'py, PyAny>,
-    acq: &str,
+    acq: Option<&str>,
     batch: Option<&Bound<'py, PyAny>>,
     minimize: bool,
     seed: u64,
@@ -572,13 +590,15 @@ fn select<'py>(
     power: f32,
     joint_sampler: &str,
     prior_features: usize,
+    objectives: Option<&Bound<'py, PyAny>>,
+    ref_point: Option<Vec<f64>>,
+    constraints: Option<&Bound<'py, PyAny>>,
+    round: u32,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = pool.py();
     let input = Input::parse(pool, features)?;
     let view: View<'_> = input.view();
     let rows = view.rows();
-    let ids = row_indices(py, "labeled_index", labeled_index, rows)?;
-    let values = labels(py, y, ids.len())?;
     let pending = match pending_index {
         Some(p) => IdList::new(
             "<pending_index>",
@@ -589,15 +609,13 @@ fn select<'py>(
         ),
         None => IdList::default(),
     };
-    let acquisition = acquisition_arg(acq, beta, xi, samples)?;
     let batch = match batch {
         None => BatchSize::Count(100),
         Some(b) => size_arg("batch", b)?,
     };
     let mode = mode_arg(batch_mode)?;
-    let params = SelectParams {
+    let base = SelectParams {
         model: model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?,
-        acquisition,
         minimize,
         batch,
         mode,
@@ -608,9 +626,55 @@ fn select<'py>(
         joint_sampler: named("joint_sampler", joint_sampler)?,
         prior_features,
         seed,
+        round,
         backend: backend_choice(backend)?,
         prune,
         ..SelectParams::default()
+    };
+    if let Some(objectives) = objectives {
+        let args = multi::MultiArgs {
+            objectives,
+            acq: acq.unwrap_or("ehvi"),
+            beta,
+            xi,
+            samples,
+            ref_point,
+            constraints,
+        };
+        return multi::select(
+            py,
+            view,
+            labeled_index,
+            y,
+            base,
+            args,
+            pending,
+            return_summary,
+        );
+    }
+    for (given, name) in [
+        (ref_point.is_some(), "ref_point"),
+        (constraints.is_some(), "constraints"),
+    ] {
+        if given {
+            return Err(PyValueError::new_err(format!(
+                "{name}: only with objectives (give them as objectives=[\"NAME:min\", \"NAME:max\"])"
+            )));
+        }
+    }
+    let ids = row_indices(py, "labeled_index", labeled_index, rows)?;
+    let values = labels(py, y, ids.len())?;
+    let acq = acq.unwrap_or("ucb");
+    if acq.parse::<poolrank::multi::ParetoAcquisition>().is_ok() {
+        return Err(PyValueError::new_err(format!(
+            "acq: {acq} scores several objectives; give them with \
+             objectives=[\"NAME:min\", \"NAME:max\"]"
+        )));
+    }
+    let acquisition = acquisition_arg(acq, beta, xi, samples)?;
+    let params = SelectParams {
+        acquisition,
+        ..base
     }
     .check()
     .map_err(py_err)?;

@@ -156,3 +156,118 @@ def test_stochastic_modes_are_reproducible_and_match_the_cli(toy, poolrank_cli, 
     np.testing.assert_array_equal(again, index)
     other, _ = poolrank.select(packed, labeled, y, **{**kw, "seed": 4})
     assert list(other) != list(index)
+
+
+@pytest.fixture(scope="module")
+def pareto(tmp_path_factory, poolrank_cli):
+    """`synth --scenario pareto`'s pool, 40 random rows labeled for f1, f2 on half of them (NA
+    in the CSV, NaN or None in the mapping) and f3 on all: the labels as a CSV and a dict."""
+    d = tmp_path_factory.mktemp("pareto")
+    poolrank_cli("synth", "--scenario", "pareto", "--n", 400, "--dim", 3, "--seed", 3,
+                 "--out", d / "p")
+    with open(d / "p.labels.csv") as f:
+        rows = list(csv.DictReader(f))
+    labeled = np.random.default_rng(5).choice(400, size=40, replace=False)
+    y = {"f1": [], "f2": [], "f3": []}
+    with open(d / "labels.csv", "w") as f:
+        f.write("id,f1,f2,f3\n")
+        for k, i in enumerate(labeled):
+            r = rows[i]
+            assert int(r["id"]) == i
+            f2 = r["f2"] if k % 2 == 0 else "NA"
+            f.write(f"{i},{r['f1']},{f2},{r['f3']}\n")
+            y["f1"].append(float(r["f1"]))
+            y["f2"].append(float(f2) if k % 2 == 0 else (None if k % 4 == 1 else np.nan))
+            y["f3"].append(float(r["f3"]))
+    return d, np.load(d / "p.npy"), labeled, y
+
+
+def read_pareto_batch(path):
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    cols = {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k not in ("rank", "id")}
+    return cols.pop("index").astype(int), cols.pop("score"), cols
+
+
+@pytest.mark.parametrize("acq,extra", [
+    ("ehvi", {}),
+    ("phvi", {"ref_point": [-1.5, -1.25]}),
+    ("pareto-ucb", {"beta": 1.5}),
+    ("parego", {"round": 2}),
+    ("ehvi", {"constraints": ["f1>=0.4", "f3<=0.8"]}),
+])
+def test_objectives_select_equals_the_cli(pareto, poolrank_cli, acq, extra):
+    d, X, labeled, y = pareto
+    out = d / f"{acq}-{len(extra)}.csv"
+    flags = []
+    for key, value in extra.items():
+        if key == "constraints":
+            for c in value:
+                flags += ["--constraint", c]
+        else:
+            flags += [f"--{key.replace('_', '-')}",
+                      ",".join(map(str, value)) if isinstance(value, list) else value]
+    poolrank_cli(
+        "select", "--pool", d / "p.npy", "--labels", d / "labels.csv", "--objectives",
+        "f1:max,f2:max", "--acq", acq, "--batch", 8, "--seed", 4, "--backend", "cpu", "--quiet",
+        "--out", out, *flags,
+    )
+    want_index, want_score, want = read_pareto_batch(out)
+    index, score, posterior, summary = poolrank.select(
+        X, labeled, y, objectives=["f1:max", "f2:max"], acq=acq, batch=8, seed=4,
+        backend="cpu", return_summary=True, **extra,
+    )
+    np.testing.assert_array_equal(index, want_index)
+    np.testing.assert_allclose(score, want_score, rtol=1e-9, atol=1e-12)
+    assert list(posterior) == list(want), "the command line's columns, in its order"
+    for key, values in want.items():
+        np.testing.assert_allclose(posterior[key], values, rtol=1e-9, atol=1e-12, err_msg=key)
+    assert not set(index) & set(labeled)
+    assert summary["acquisition"] == acq and summary["objectives"] == ["f1:max", "f2:max"]
+    assert summary["labeled"] == 40 and summary["complete"] == 20
+    assert [f["column"] for f in summary["fits"]][:2] == ["f1", "f2"]
+    assert ("p_feasible" in posterior) == ("constraints" in extra)
+    if "constraints" in extra:
+        assert summary["columns"] == ["f1", "f2", "f3"]
+
+    # The labels CSV itself, named by path, gives the same batch.
+    again, _, _ = poolrank.select(
+        X, None, d / "labels.csv", objectives="f1:max,f2:max", acq=acq, batch=8, seed=4,
+        backend="cpu", **extra,
+    )
+    np.testing.assert_array_equal(again, index)
+
+
+def test_objectives_select_refusals(pareto):
+    _, X, labeled, y = pareto
+    kw = dict(objectives=["f1:max", "f2:max"], batch=8, backend="cpu")
+    with pytest.raises(ValueError, match="acq: ucb scores one objective; with objectives use "
+                                         "ehvi, phvi, pareto-ucb, parego"):
+        poolrank.select(X, labeled, y, acq="ucb", **kw)
+    with pytest.raises(ValueError, match="acq: ehvi scores several objectives"):
+        poolrank.select(X, labeled, y["f1"], acq="ehvi", batch=8)
+    with pytest.raises(ValueError, match="constraints: only with objectives"):
+        poolrank.select(X, labeled, y["f1"], constraints="f1>=0.5")
+    with pytest.raises(ValueError, match="minimize"):
+        poolrank.select(X, labeled, y, minimize=True, **kw)
+    with pytest.raises(ValueError, match="ref_point"):
+        poolrank.select(X, labeled, y, acq="pareto-ucb", ref_point=[0.0, 0.0], **kw)
+    with pytest.raises(ValueError, match="ref_point"):
+        poolrank.select(X, labeled, y, ref_point=[0.0], **kw)
+    with pytest.raises(ValueError, match="NAME>=VALUE"):
+        poolrank.select(X, labeled, y, constraints=["f1>0.5"], **kw)
+    with pytest.raises(ValueError, match="no candidate is likely to meet f1>=10"):
+        poolrank.select(X, labeled, y, constraints="f1>=10", **kw)
+    with pytest.raises(ValueError, match="a Pareto round needs 2 or 3"):
+        poolrank.select(X, labeled, y, objectives="f1:max", batch=8)
+    with pytest.raises(ValueError, match='y has no column "f4"'):
+        poolrank.select(X, labeled, y, constraints="f4>=0", **kw)
+    with pytest.raises(ValueError, match=r'y\["f2"\] has 39 values'):
+        poolrank.select(X, labeled, {**y, "f2": y["f2"][:-1]}, **kw)
+    with pytest.raises(ValueError, match=r"expected a mapping"):
+        poolrank.select(X, labeled, np.array(y["f1"]), **kw)
+    with pytest.raises(ValueError, match="has no value in any column"):
+        f1 = [y["f1"][0], np.nan] + y["f1"][2:]
+        poolrank.select(X, labeled, {"f1": f1, "f2": y["f2"]}, **kw)
+    with pytest.raises(ValueError, match="labeled_index=None"):
+        poolrank.select(X, labeled, "labels.csv", **kw)
