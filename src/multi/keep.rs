@@ -1,101 +1,35 @@
 //! What a streaming pass keeps of the candidates: the best scalar scores ([`TopScores`]), or
 //! every candidate that can still enter a Pareto batch ([`FrontKeeper`]).
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
-
 use rayon::prelude::*;
 
 use super::acquire::Value;
 use crate::error::Result;
 use crate::pareto::pareto_batch;
-
-/// One kept candidate: its score, its key (what breaks ties: the global row, or `simulate`'s
-/// tie order) and what the caller keeps of it.
-#[derive(Clone, Debug)]
-pub struct Keyed<T> {
-    /// The score (larger is better; NaN ranks last).
-    pub score: f64,
-    /// The tie key (smaller first).
-    pub key: usize,
-    /// The caller's data.
-    pub item: T,
-}
-
-/// Best first: larger score, then smaller key; NaN last.
-fn rank(a: (f64, usize), b: (f64, usize)) -> Ordering {
-    let key = |s: f64| if s.is_nan() { f64::NEG_INFINITY } else { s };
-    key(b.0).total_cmp(&key(a.0)).then(a.1.cmp(&b.1))
-}
-
-impl<T> PartialEq for Keyed<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl<T> Eq for Keyed<T> {}
-
-impl<T> PartialOrd for Keyed<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<T> Ord for Keyed<T> {
-    /// Best first is "least", so the heap's top is the worst kept.
-    fn cmp(&self, other: &Self) -> Ordering {
-        rank((self.score, self.key), (other.score, other.key))
-    }
-}
+use crate::select::stochastic::{KeyTop, Keyed};
 
 /// The best `k` scores seen (`f64`: hypervolume improvements span many orders of magnitude),
-/// ties by key.
-pub struct TopScores<T> {
-    k: usize,
-    heap: BinaryHeap<Keyed<T>>,
-}
+/// ties by key: the stochastic modes' [`KeyTop`], with the kept item built only when it is
+/// kept.
+pub struct TopScores<T>(KeyTop<T>);
 
 impl<T> TopScores<T> {
     /// Keeps the best `k`.
     pub fn new(k: usize) -> Self {
-        TopScores {
-            k,
-            heap: BinaryHeap::new(),
-        }
+        TopScores(KeyTop::new(k))
     }
 
-    /// Whether `(score, key)` would be kept now.
-    pub fn accepts(&self, score: f64, key: usize) -> bool {
-        if self.k == 0 {
-            return false;
-        }
-        match self.heap.peek() {
-            Some(worst) if self.heap.len() >= self.k => {
-                rank((score, key), (worst.score, worst.key)) == Ordering::Less
-            }
-            _ => true,
-        }
-    }
-
-    /// Offers a candidate; `item` is called only when it is kept.
+    /// Offers a candidate with its score and tie key; `item` is called only when it is kept.
     pub fn offer(&mut self, score: f64, key: usize, item: impl FnOnce() -> T) {
-        if !self.accepts(score, key) {
-            return;
-        }
-        self.heap.push(Keyed {
-            score,
-            key,
-            item: item(),
-        });
-        if self.heap.len() > self.k {
-            self.heap.pop();
+        if self.0.accepts(score, key) {
+            self.0.push(score, key, item());
         }
     }
 
-    /// The kept candidates, best first.
+    /// The kept candidates, best first: [`Keyed::key`] is the score, [`Keyed::index`] the tie
+    /// key.
     pub fn into_sorted(self) -> Vec<Keyed<T>> {
-        self.heap.into_sorted_vec()
+        self.0.into_sorted()
     }
 }
 
@@ -263,8 +197,8 @@ impl<T: Clone + Send> Batcher<T> {
                 for list in &mut lists {
                     for k in list.by_ref() {
                         any = true;
-                        if taken.insert(k.key) {
-                            picks.push((k.score, k.item));
+                        if taken.insert(k.index) {
+                            picks.push((k.key, k.item));
                             break;
                         }
                     }
@@ -288,7 +222,7 @@ impl<T: Clone + Send> Batcher<T> {
                 .top
                 .into_sorted()
                 .into_iter()
-                .map(|k| (k.score, k.item))
+                .map(|k| (k.key, k.item))
                 .collect();
         }
         Ok(picks)

@@ -52,7 +52,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 pub use acquire::{Acquirer, Bound, Constraint, ParetoAcquisition, Scale, Value, PAREGO_WEIGHTS};
-pub use keep::{Batcher, FrontKeeper, Keyed, TopScores};
+pub use keep::{Batcher, FrontKeeper, TopScores};
 
 use crate::acquisition::AcqContext;
 use crate::backend::{AnyScorer, Backend, GpuOptions, Scorer, SharedCpuScorer};

@@ -211,6 +211,39 @@ impl SimConfig {
     }
 }
 
+impl SimConfig {
+    /// The initial set, batch and top-k sizes on a pool of `n`, checked: at least 2 initial
+    /// labels, no more labels over the rounds than candidates, a top-k within the pool.
+    pub(crate) fn sizes(&self, n: usize) -> Result<(usize, usize, usize)> {
+        let init = self.init.resolve(n);
+        let batch = self.batch.resolve(n);
+        let topk = self.topk.resolve(n);
+        if init < 2 {
+            return Err(Error::param(
+                "init",
+                "needs at least 2 initial labels to fit a model",
+            ));
+        }
+        if init + self.rounds * batch > n {
+            return Err(Error::param(
+                "rounds",
+                format!(
+                    "{init} initial + {} rounds × {batch} = {} labels, more than the {n} candidates in the pool",
+                    self.rounds,
+                    init + self.rounds * batch
+                ),
+            ));
+        }
+        if topk > n {
+            return Err(Error::param(
+                "topk",
+                format!("{topk} is more than the {n} candidates"),
+            ));
+        }
+        Ok((init, batch, topk))
+    }
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         SimConfig::new()
@@ -437,31 +470,7 @@ pub fn simulate(pool: &LabeledPool, cfg: &SimConfig) -> Result<SimResult> {
     let test_feats = pool.features.select_rows(&test_rows);
     let test_y: Vec<f64> = test_rows.iter().map(|&i| sign * pool.y[i]).collect();
 
-    let init = cfg.init.resolve(n);
-    let batch = cfg.batch.resolve(n);
-    let topk = cfg.topk.resolve(n);
-    if init < 2 {
-        return Err(Error::param(
-            "init",
-            "needs at least 2 initial labels to fit a model",
-        ));
-    }
-    if init + cfg.rounds * batch > n {
-        return Err(Error::param(
-            "rounds",
-            format!(
-                "{init} initial + {} rounds × {batch} = {} labels, more than the {n} candidates in the pool",
-                cfg.rounds,
-                init + cfg.rounds * batch
-            ),
-        ));
-    }
-    if topk > n {
-        return Err(Error::param(
-            "topk",
-            format!("{topk} is more than the {n} candidates"),
-        ));
-    }
+    let (init, batch, topk) = cfg.sizes(n)?;
     let truth = TopTruth::new(&y, topk);
     let backend = Backend::new(cfg.backend, &GpuOptions::default())?;
 

@@ -228,29 +228,7 @@ pub fn simulate_objectives(
         }
     }
     let n = pool.ids.len();
-    let (init, batch, topk) = (sc.init.resolve(n), sc.batch.resolve(n), sc.topk.resolve(n));
-    if init < 2 {
-        return Err(Error::param(
-            "init",
-            "needs at least 2 initial labels to fit a model",
-        ));
-    }
-    if init + sc.rounds * batch > n {
-        return Err(Error::param(
-            "rounds",
-            format!(
-                "{init} initial + {} rounds × {batch} = {} labels, more than the {n} candidates in the pool",
-                sc.rounds,
-                init + sc.rounds * batch
-            ),
-        ));
-    }
-    if topk > n {
-        return Err(Error::param(
-            "topk",
-            format!("{topk} is more than the {n} candidates"),
-        ));
-    }
+    let (init, batch, topk) = sc.sizes(n)?;
     let mut probe = MultiParams::new(cfg.objectives.clone());
     probe.select.model = sc.model.clone();
     probe.select.mode = sc.mode;
@@ -526,7 +504,7 @@ fn pareto_batch_of(
                     p: 1.0,
                     row: Some(pool.features.select_rows(&[r])),
                 };
-                (k.score, cand)
+                (k.key, cand)
             })
             .collect();
         let r = reference

@@ -209,13 +209,21 @@ fn select_objectives_picks_a_pareto_batch() {
             picks.iter().all(|&i| i >= 40),
             "{acq}: a labeled candidate picked"
         );
+        // RBF with a lengthscale fitted per objective: the models cannot share a block.
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert!(
-            stderr.contains("one kernel block for every objective")
-                || stderr.contains("per objective"),
-            "{stderr}"
+            stderr.contains("one kernel block per objective"),
+            "{acq}: {stderr}"
         );
     }
+    // At one fixed lengthscale they share it.
+    let o = select(&["--lengthscale", "1"]);
+    succeeded(&o);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("one kernel block for every objective"),
+        "{stderr}"
+    );
     // A constraint adds its probability column.
     succeeded(&select(&["--constraint", "f1>=0.5"]));
     let text = std::fs::read_to_string(&out).unwrap();
