@@ -28,6 +28,14 @@
 //!   scored each on its own (`two-separate`), two and three from one shared kernel block
 //!   (`two-shared`, `three-shared`), N/4 candidates.
 //!
+//! - `objective-rounds`: whole `select` rounds on MinMax counts, one objective (the docking
+//!   score, UCB) against two (score and QED, EHVI), pruned and brute force
+//!   (`objective-rounds/pruned/two-ehvi/n1000/N50000`): the Enamine 10k molecules repeated to
+//!   N/4 candidates, 1,000 of them labeled with their real score and QED, fixed
+//!   hyperparameters (one Cholesky per model), the best 1% picked. It prints the median score
+//!   phase of 11 rounds (the library's own timer: the pass over the pool, from the prepared
+//!   models to the kept candidates) and how many candidates got their variances.
+//!
 //! `POOLRANK_BENCH_N` changes N for `score` and `gpu_vs_cpu` (default 200000).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -367,12 +375,131 @@ fn bench_objectives(c: &mut Criterion) {
     group.finish();
 }
 
+/// The median and the range of the score phase (`Timings::score`) of several rounds, and
+/// the median of their fit phase.
+fn median_score(runs: impl Iterator<Item = poolrank::engine::Timings>) -> String {
+    let runs: Vec<_> = runs.collect();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let (score, lo, hi) = median(runs.iter().map(|t| t.score * 1e3).collect());
+    let (fit, _, _) = median(runs.iter().map(|t| t.fit * 1e3).collect());
+    format!(
+        "median {score:.1} ms ({lo:.1} to {hi:.1}) of {} rounds, fit {fit:.1} ms",
+        runs.len()
+    )
+}
+
+/// Whole rounds through the library's entry points: `run_select` on the docking score (UCB,
+/// β = 2) against `run_select_objectives` on score and QED (EHVI), each pruned and brute force.
+fn bench_objective_rounds(c: &mut Criterion) {
+    use poolrank::data::{IdList, Labels, MemoryPool, MultiLabels, ObjectiveSpec};
+    use poolrank::engine::{run_select, BatchSize, SelectParams};
+    use poolrank::gp::ModelSpec;
+    use poolrank::multi::{run_select_objectives, MultiParams};
+    let big_n = bench_n() / 4;
+    let counts = enamine_counts();
+    let rows: Vec<usize> = (0..big_n).map(|i| i % counts.len()).collect();
+    let features = counts.select_rows(&rows);
+    let name = std::path::PathBuf::from("<enamine repeated>");
+    let pool = MemoryPool::new(&name, &features);
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../data/enamine10k/enamine10k_objectives.csv.gz"
+    );
+    let specs = [ObjectiveSpec::min("score"), ObjectiveSpec::max("qed")];
+    let all =
+        poolrank::data::read_objective_labels(std::path::Path::new(file), "id", &specs).unwrap();
+    let n = 1000;
+    let order = seeded_order(counts.len(), 5);
+    // Pool row `r` (r < 10,449) is molecule `mol{r}`; the pool's ids are its row numbers.
+    let at: std::collections::HashMap<&str, usize> = all
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let value = |k: usize, r: usize| all.values[k][at[format!("mol{r}").as_str()]].unwrap();
+    let ids: Vec<String> = order[..n].iter().map(|r| r.to_string()).collect();
+    let multi = MultiLabels {
+        source: file.into(),
+        objectives: specs.to_vec(),
+        ids: ids.clone(),
+        values: (0..2)
+            .map(|k| order[..n].iter().map(|&r| Some(value(k, r))).collect())
+            .collect(),
+        lines: Vec::new(),
+    };
+    let one = Labels {
+        source: file.into(),
+        ids,
+        values: order[..n].iter().map(|&r| value(0, r)).collect(),
+        lines: Vec::new(),
+    };
+    let model = ModelSpec {
+        kernel: Some(KernelKind::MinMax),
+        signal_var: Some(1.0),
+        noise: Some(0.1),
+        ..ModelSpec::default()
+    };
+    let select = |prune: bool| SelectParams {
+        model: model.clone(),
+        minimize: true,
+        batch: BatchSize::Fraction(0.01),
+        backend: poolrank::backend::BackendChoice::Cpu,
+        prune,
+        ..SelectParams::default()
+    };
+    let none = IdList::default();
+    let mut group = c.benchmark_group("objective-rounds");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(big_n as u64));
+    for prune in [true, false] {
+        let mode = if prune { "pruned" } else { "brute" };
+        let id = |what: &str| BenchmarkId::new(format!("{mode}/{what}/n{n}"), format!("N{big_n}"));
+        let p1 = select(prune).check().unwrap();
+        let runs: Vec<_> = (0..11)
+            .map(|_| run_select(&p1, &pool, &one, &none).unwrap().summary)
+            .collect();
+        println!(
+            "objective-rounds/{mode}/one-ucb: score phase {}; {} of {} candidates got a variance",
+            median_score(runs.iter().map(|s| s.seconds.clone())),
+            runs[0].stages.variance,
+            runs[0].candidates
+        );
+        group.bench_function(id("one-ucb"), |b| {
+            b.iter(|| run_select(&p1, &pool, &one, &none).unwrap())
+        });
+        let mut p2 = MultiParams::new("score:min,qed:max".parse().unwrap());
+        p2.select = select(prune);
+        let runs: Vec<_> = (0..11)
+            .map(|_| {
+                run_select_objectives(&p2, &pool, &multi, &none)
+                    .unwrap()
+                    .summary
+            })
+            .collect();
+        println!(
+            "objective-rounds/{mode}/two-ehvi: score phase {}; {} of {} candidates got variances",
+            median_score(runs.iter().map(|s| s.seconds.clone())),
+            runs[0].variances,
+            runs[0].candidates
+        );
+        group.bench_function(id("two-ehvi"), |b| {
+            b.iter(|| run_select_objectives(&p2, &pool, &multi, &none).unwrap())
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_score,
     bench_variance,
     bench_prune,
-    bench_objectives
+    bench_objectives,
+    bench_objective_rounds
 );
 criterion_group!(gpu_vs_cpu, bench_gpu_vs_cpu);
 criterion_main!(benches, gpu_vs_cpu);

@@ -251,13 +251,15 @@ pub trait KsOut: Copy {
 }
 
 impl KsOut for f32 {
+    /// `s2 · (c / den)`: the similarity first, so that a block at `s2 = 1` scaled by `s2` later
+    /// (one block shared by models of several signal variances) has these bits.
     #[inline(always)]
     fn ratio(c: f32, na: f32, nb: f32, s2: f32) -> Self {
         let den = na + nb - c;
         if den == 0.0 {
             s2
         } else {
-            s2 * c / den
+            s2 * (c / den)
         }
     }
 }

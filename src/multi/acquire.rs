@@ -1,7 +1,7 @@
 //! The multi-objective acquisitions and constraints, per candidate, from each model's
 //! posterior.
 
-use crate::acquisition::{score, AcqContext, Acquisition};
+use crate::acquisition::{score, score_bound, AcqContext, Acquisition};
 use crate::error::{Error, Result};
 use crate::gp::FittedGp;
 use crate::names::Named;
@@ -221,6 +221,52 @@ impl Acquirer {
                 }
             })
             .product()
+    }
+
+    /// Whether [`Acquirer::value_bound`] bounds this acquisition: `ehvi` and `parego` without
+    /// constraints. (`phvi` is not monotone in the variance: a mean outside the dominated
+    /// region loses probability as the variance grows; `pareto-ucb` keeps every candidate
+    /// dominated by fewer than `batch` others, a test with no cheap threshold; a probability of
+    /// feasibility can rise as the variance falls.)
+    pub fn prunable(&self) -> bool {
+        self.constraints.is_empty()
+            && matches!(
+                self.acquisition,
+                ParetoAcquisition::Ehvi | ParetoAcquisition::Parego
+            )
+    }
+
+    /// An upper bound of [`Acquirer::value`] at every variance up to `var_hi` (one per model),
+    /// for a [`Acquirer::prunable`] acquisition: the value at `var_hi`, raised by a margin
+    /// that covers rounding. EHVI grows with each objective's variance: the improvement
+    /// `HVI(y)` is convex in each coordinate (the region the front leaves open only widens as
+    /// the coordinate grows), so spreading a coordinate's normal raises its expectation. EI
+    /// grows with the variance too ([`score_bound`]).
+    ///
+    /// # Errors
+    /// A non-finite posterior reaching the box sums.
+    pub fn value_bound(&self, mean: &[f32], var_hi: &[f32], key: u64) -> Result<Value> {
+        debug_assert!(self.prunable());
+        Ok(match self.acquisition {
+            ParetoAcquisition::Parego => {
+                let mut v = [0.0; PAREGO_WEIGHTS];
+                for (out, (head, ctx)) in v.iter_mut().zip(&self.parego) {
+                    let ei = score_bound(
+                        Acquisition::Ei { xi: 0.0 },
+                        mean[*head],
+                        var_hi[*head],
+                        key,
+                        ctx,
+                    );
+                    *out = f64::from(ei);
+                }
+                Value::Weighted(v)
+            }
+            _ => match self.value(mean, var_hi, key)? {
+                Value::Scalar(v) => Value::Scalar(v + v.abs() / 1024.0 + f64::MIN_POSITIVE),
+                other => other,
+            },
+        })
     }
 
     /// The candidate's value from each model's standardised latent `mean` and `var` (one per

@@ -26,6 +26,12 @@ impl<T> TopScores<T> {
         }
     }
 
+    /// True when a candidate with tie key `key` whose score is at most `bound` may still be
+    /// kept (a NaN bound proves nothing).
+    pub fn admits(&self, bound: f64, key: usize) -> bool {
+        bound.is_nan() || self.0.accepts(bound, key)
+    }
+
     /// The kept candidates, best first: [`Keyed::key`] is the score, [`Keyed::index`] the tie
     /// key.
     pub fn into_sorted(self) -> Vec<Keyed<T>> {
@@ -176,6 +182,22 @@ impl<T: Clone + Send> Batcher<T> {
             }
             Value::Vector(u) if p >= 0.5 => self.likely.offer(&u[..self.m], key, item()),
             Value::Vector(u) => self.unlikely.offer(&u[..self.m], key, item()),
+        }
+    }
+
+    /// True when a candidate with tie key `key` whose value is at most `bound` (in every
+    /// entry) may still be kept: a scalar that may reach the best `batch`, weighted values one
+    /// of which may reach its weight's best `batch`. `pareto-ucb`'s vectors are always
+    /// admitted.
+    pub fn admits(&self, bound: &Value, key: usize) -> bool {
+        match bound {
+            Value::Scalar(s) => self.top.admits(*s, key),
+            Value::Weighted(v) => self
+                .weighted
+                .iter()
+                .zip(v)
+                .any(|(top, s)| top.admits(*s, key)),
+            Value::Vector(_) => true,
         }
     }
 

@@ -621,6 +621,12 @@ pub struct MultiSummary {
     pub backend_choice: String,
     /// Whether every model was scored from one kernel block per tile.
     pub shared_kernel_block: bool,
+    /// Whether candidates that provably could not enter the batch (or the shortlist) were
+    /// skipped before their variances (`ehvi` and `parego` without constraints, on one shared
+    /// kernel block; the batch is brute force's).
+    pub pruned: bool,
+    /// Candidates whose variances under every model were computed (all of them unpruned).
+    pub variances: usize,
     /// Each model.
     pub fits: Vec<ColumnFit>,
     /// Seconds per phase.
@@ -722,15 +728,49 @@ pub fn run_select_objectives(
     let mut best_p = 0f64;
     let (mut mean, mut var) = (Vec::new(), Vec::new());
     let excluded = &loc.excluded;
+    let pruned = match &scorer {
+        MultiScorer::Shared(s) if sp.prune && acq.prunable() => Some(s),
+        _ => None,
+    };
+    let mut variances = 0usize;
     stream_tiles(sp, pool, loc.pool_size, |tile| {
         let rows = tile.len();
+        let start = tile.start;
+        let lo = excluded.partition_point(|&g| g < start);
+        let hi = excluded.partition_point(|&g| g < start + rows);
+        let mut skip = excluded[lo..hi].iter().peekable();
+        let eligible: Vec<usize> = (0..rows)
+            .filter(|&r| skip.next_if_eq(&&(start + r)).is_none())
+            .collect();
         mean.resize(rows * h, 0.0);
+        let cand = |r: usize, mean: &[f32], var: &[f32], p: f64| Cand {
+            index: start + r,
+            id: tile.ids[r].clone(),
+            mean: mean.to_vec(),
+            var: var.to_vec(),
+            p,
+            row: diverse.then(|| tile.features.select_rows(&[r])),
+        };
+        if let Some(shared) = pruned {
+            shared.means_into(&tile.features, &mut mean)?;
+            variances += pruned_pass(
+                shared,
+                &acq,
+                &mut batcher,
+                &tile.features,
+                &mean,
+                &eligible,
+                |r| start + r,
+                |r, m, v| cand(r, m, v, 1.0),
+            )?;
+            best_p = 1.0;
+            return Ok(());
+        }
         var.resize(rows * h, 0.0);
         scorer.posterior_into(&tile.features, &mut mean, &mut var)?;
-        let start = tile.start;
-        let values: Vec<(Value, f64)> = (0..rows)
-            .into_par_iter()
-            .map(|r| {
+        let values: Vec<(Value, f64)> = eligible
+            .par_iter()
+            .map(|&r| {
                 let (mr, vr) = (&mean[r * h..(r + 1) * h], &var[r * h..(r + 1) * h]);
                 let p = if constrained {
                     acq.feasibility(mr, vr)
@@ -740,26 +780,13 @@ pub fn run_select_objectives(
                 acq.value(mr, vr, (start + r) as u64).map(|v| (v, p))
             })
             .collect::<Result<_>>()?;
-        let lo = excluded.partition_point(|&g| g < start);
-        let hi = excluded.partition_point(|&g| g < start + rows);
-        let mut skip = excluded[lo..hi].iter().peekable();
-        for (r, v) in values.iter().enumerate() {
-            let g = start + r;
-            if skip.next_if_eq(&&g).is_some() {
-                continue;
-            }
-            let (value, p) = v;
+        for (&r, (value, p)) in eligible.iter().zip(&values) {
             best_p = best_p.max(*p);
-            let cand = || Cand {
-                index: g,
-                id: tile.ids[r].clone(),
-                mean: mean[r * h..(r + 1) * h].to_vec(),
-                var: var[r * h..(r + 1) * h].to_vec(),
-                p: *p,
-                row: diverse.then(|| tile.features.select_rows(&[r])),
-            };
-            batcher.offer(value, *p, g, cand);
+            batcher.offer(value, *p, start + r, || {
+                cand(r, &mean[r * h..(r + 1) * h], &var[r * h..(r + 1) * h], *p)
+            });
         }
+        variances += eligible.len();
         Ok(())
     })?;
     seconds.score = t.elapsed().as_secs_f64();
@@ -839,6 +866,8 @@ pub fn run_select_objectives(
             backend: scorer.name(),
             backend_choice: backend.description.clone(),
             shared_kernel_block: scorer.shared(),
+            pruned: pruned.is_some(),
+            variances,
             fits: heads
                 .iter()
                 .map(|hd| ColumnFit {
@@ -851,6 +880,94 @@ pub fn run_select_objectives(
             candidates_per_second: loc.pool_size as f64 / seconds.score.max(1e-9),
         },
     })
+}
+
+/// The pruned pass over one tile's `eligible` rows (their means in `mean`, row-major rows ×
+/// models): each row's value bound at the prior variances ([`Acquirer::value_bound`]); then
+/// the rows best bound first, in waves of one chunk per thread, while the batcher admits
+/// their bound; each wave's variances by stages ([`SharedCpuScorer::staged_variances`]), a
+/// row dropped once its bound at the partial variances is refused. The rows that reach the
+/// end have brute force's bits: their exact values are offered with their tie key `key(row)`
+/// (`cand` builds a kept row from its means and variances), which raises the threshold for the next wave. The rows it drops cannot
+/// enter the batch. Returns how many rows got their variances.
+///
+/// # Errors
+/// A non-finite posterior reaching the box sums.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pruned_pass<T: Clone + Send + Sync>(
+    shared: &SharedCpuScorer,
+    acq: &Acquirer,
+    batcher: &mut Batcher<T>,
+    tile: &Features,
+    mean: &[f32],
+    eligible: &[usize],
+    key: impl Fn(usize) -> usize + Sync,
+    cand: impl Fn(usize, &[f32], &[f32]) -> T,
+) -> Result<usize> {
+    let h = shared.heads();
+    let prior = shared.signal_vars();
+    let at = |r: usize| &mean[r * h..(r + 1) * h];
+    let bounds: Vec<Value> = eligible
+        .par_iter()
+        .map(|&r| acq.value_bound(at(r), &prior, key(r) as u64))
+        .collect::<Result<_>>()?;
+    // Best bound first (a weighted bound by its largest entry; a NaN, which proves nothing,
+    // first of all), ties by row.
+    let peak = |v: &Value| match v {
+        Value::Scalar(s) => *s,
+        Value::Weighted(w) => w.iter().copied().fold(f64::NEG_INFINITY, |a, b| {
+            if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else {
+                a.max(b)
+            }
+        }),
+        Value::Vector(_) => f64::NAN,
+    };
+    let rank = |i: usize| {
+        let v = peak(&bounds[i]);
+        if v.is_nan() {
+            f64::INFINITY
+        } else {
+            v
+        }
+    };
+    let mut order: Vec<usize> = (0..eligible.len()).collect();
+    order.sort_by(|&a, &b| rank(b).total_cmp(&rank(a)).then(a.cmp(&b)));
+    let wave = crate::backend::CHUNK * rayon::current_num_threads().max(1);
+    let mut exact = 0;
+    let mut next = 0;
+    while next < order.len() {
+        let take: Vec<usize> = order[next..(next + wave).min(order.len())]
+            .iter()
+            .take_while(|&&i| batcher.admits(&bounds[i], key(eligible[i])))
+            .map(|&i| eligible[i])
+            .collect();
+        if take.is_empty() {
+            break;
+        }
+        next += take.len();
+        let seen: &Batcher<T> = batcher;
+        let got = shared.staged_variances(tile, &take, |r, hi| {
+            acq.value_bound(at(r), hi, key(r) as u64)
+                .map_or(true, |b| seen.admits(&b, key(r)))
+        });
+        for (r, v) in got {
+            if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
+                return Err(Error::param(
+                    "features",
+                    format!(
+                        "the float32 scoring gave a non-finite variance ({bad}) for tile row {r}; \
+                         the features or labels are beyond what float32 represents: rescale them"
+                    ),
+                ));
+            }
+            let value = acq.value(at(r), &v, key(r) as u64)?;
+            batcher.offer(&value, 1.0, key(r), || cand(r, at(r), &v));
+            exact += 1;
+        }
+    }
+    Ok(exact)
 }
 
 /// The kriging believer over a shortlist (best first) for several objectives: one pick at a

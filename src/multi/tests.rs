@@ -315,3 +315,54 @@ fn diverse_ehvi_batches_spread_over_the_front() {
         .to_string()
         .contains("shortlist"));
 }
+
+/// The pruned pass (bounds at the prior and at partial variances, the shared block's staged
+/// variances) picks brute force's batch, bit for bit, for `ehvi` top-k and diverse, `parego`,
+/// labels missing for one objective (models of different sizes, different stages), on one
+/// thread and three (other waves); it does skip variances; constraints turn it off.
+#[test]
+fn pruned_batches_are_brute_force_batches() {
+    let mut skipped = 0;
+    for (partial, labeled) in [(false, 40), (true, 60)] {
+        let (x, labels) = setup(3000, labeled, partial);
+        let mut cases = vec![
+            params(ParetoAcquisition::Ehvi, 12),
+            params(ParetoAcquisition::Parego, 8),
+            params(ParetoAcquisition::Ehvi, 1),
+        ];
+        let mut div = params(ParetoAcquisition::Ehvi, 6);
+        div.select.mode = BatchMode::Diverse;
+        div.select.shortlist = Some(60);
+        cases.push(div);
+        for mut p in cases {
+            p.select.tile_rows = 700;
+            p.select.prune = false;
+            let brute = run(&p, &x, &labels).unwrap();
+            assert!(!brute.summary.pruned);
+            assert_eq!(brute.summary.variances, brute.summary.candidates);
+            p.select.prune = true;
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let got = pool.install(|| run(&p, &x, &labels)).unwrap();
+                let case = format!(
+                    "{:?} {:?} batch {} partial {partial} threads {threads}",
+                    p.acquisition, p.select.mode, brute.summary.batch
+                );
+                assert!(got.summary.pruned, "{case}");
+                assert_eq!(got.picks, brute.picks, "{case}");
+                assert!(got.summary.variances <= got.summary.candidates, "{case}");
+                skipped += got.summary.candidates - got.summary.variances;
+            }
+        }
+    }
+    assert!(skipped > 0, "the bounds dropped candidates");
+    let (x, labels) = setup(600, 40, false);
+    let mut p = params(ParetoAcquisition::Ehvi, 5);
+    p.constraints = vec!["f1>=0.2".parse().unwrap()];
+    assert!(!run(&p, &x, &labels).unwrap().summary.pruned);
+    let p = params(ParetoAcquisition::Phvi, 5);
+    assert!(!run(&p, &x, &labels).unwrap().summary.pruned);
+}

@@ -116,20 +116,23 @@ impl FrontBoxes {
     /// allowed; all zero, it is the plain [`hvi`](FrontBoxes::hvi) of `mean`.
     pub fn ehvi(&self, mean: &[f64], sd: &[f64]) -> Result<f64> {
         self.check_gaussian(mean, sd)?;
-        let g: Vec<Vec<f64>> = (0..self.m)
-            .map(|j| {
+        // `G` at every bound of every objective, in one buffer: objective `j`'s from `at[j]`.
+        let mut at = [0usize; 3];
+        let mut g = Vec::with_capacity(self.bounds.iter().map(Vec::len).sum());
+        for j in 0..self.m {
+            at[j] = g.len();
+            g.extend(
                 self.bounds[j]
                     .iter()
-                    .map(|&a| partial_expectation(a, mean[j], sd[j]))
-                    .collect()
-            })
-            .collect();
+                    .map(|&a| partial_expectation(a, mean[j], sd[j])),
+            );
+        }
         Ok(self
             .cells
             .iter()
             .map(|c| {
                 (0..self.m)
-                    .map(|j| (g[j][c.lo[j] as usize] - g[j][c.hi[j] as usize]).max(0.0))
+                    .map(|j| (g[at[j] + c.lo[j] as usize] - g[at[j] + c.hi[j] as usize]).max(0.0))
                     .product::<f64>()
             })
             .sum())

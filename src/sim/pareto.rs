@@ -30,8 +30,8 @@ use crate::backend::{Backend, GpuOptions};
 use crate::data::{Features, Labels, MultiLabels, ObjectiveSpec, Objectives, Pool};
 use crate::error::{Error, Result};
 use crate::multi::{
-    acquirer, diverse_batch, fit_heads, Batcher, Cand, MultiParams, MultiScorer, ParetoAcquisition,
-    TopScores, Value,
+    acquirer, diverse_batch, fit_heads, pruned_pass, Batcher, Cand, MultiParams, MultiScorer,
+    ParetoAcquisition, TopScores, Value,
 };
 use crate::pareto::{hypervolume, nondominated_layers, reference_point};
 use crate::rng::{draw_u32, seeded_order, uniform};
@@ -232,6 +232,7 @@ pub fn simulate_objectives(
     let mut probe = MultiParams::new(cfg.objectives.clone());
     probe.select.model = sc.model.clone();
     probe.select.mode = sc.mode;
+    probe.select.prune = sc.prune;
     probe.beta = cfg.beta;
     probe.ref_point = cfg.ref_point.clone();
     probe.check()?;
@@ -465,66 +466,79 @@ fn pareto_batch_of(
     let (acq, reference) = acquirer(p, &labels, &heads)?;
     let scorer = MultiScorer::new(backend, &union, &heads)?;
     let (h, n) = (heads.len(), pool.ids.len());
-    let (mut mean, mut var) = (vec![0f32; n * h], vec![0f32; n * h]);
-    scorer.posterior_into(&pool.features, &mut mean, &mut var)?;
-    let values: Vec<Value> = (0..n)
-        .into_par_iter()
-        .map(|r| {
-            acq.value(
-                &mean[r * h..(r + 1) * h],
-                &var[r * h..(r + 1) * h],
-                tie_key[r] as u64,
-            )
-        })
-        .collect::<Result<_>>()?;
-    if p.select.mode == BatchMode::Diverse {
-        let keep = shortlist_size(
+    let eligible: Vec<usize> = (0..n).filter(|&r| !is_labeled[r]).collect();
+    let diverse = p.select.mode == BatchMode::Diverse;
+    let keep = match diverse {
+        true => shortlist_size(
             p.select.shortlist,
             batch,
             n - labeled.len(),
             Acquisition::Greedy,
-        )?;
-        let mut top = TopScores::new(keep);
-        for (r, v) in values.iter().enumerate() {
-            if let (false, Value::Scalar(s)) = (is_labeled[r], v) {
-                top.offer(*s, tie_key[r], || r);
+        )?,
+        false => batch,
+    };
+    // Each kept row with its means and variances (one per model).
+    type Kept = (usize, Vec<f32>, Vec<f32>);
+    let mut batcher: Batcher<Kept> = Batcher::new(keep, m, acq.parego.len());
+    match &scorer {
+        MultiScorer::Shared(shared) if p.select.prune && acq.prunable() => {
+            let mut mean = vec![0f32; n * h];
+            shared.means_into(&pool.features, &mut mean)?;
+            pruned_pass(
+                shared,
+                &acq,
+                &mut batcher,
+                &pool.features,
+                &mean,
+                &eligible,
+                |r| tie_key[r],
+                |r, m, v| (r, m.to_vec(), v.to_vec()),
+            )?;
+        }
+        _ => {
+            let (mut mean, mut var) = (vec![0f32; n * h], vec![0f32; n * h]);
+            scorer.posterior_into(&pool.features, &mut mean, &mut var)?;
+            let post = |r: usize| (&mean[r * h..(r + 1) * h], &var[r * h..(r + 1) * h]);
+            let values: Vec<Value> = eligible
+                .par_iter()
+                .map(|&r| acq.value(post(r).0, post(r).1, tie_key[r] as u64))
+                .collect::<Result<_>>()?;
+            for (&r, v) in eligible.iter().zip(&values) {
+                batcher.offer(v, 1.0, tie_key[r], || {
+                    (r, post(r).0.to_vec(), post(r).1.to_vec())
+                });
             }
         }
-        let short: Vec<(f64, Cand)> = top
-            .into_sorted()
-            .into_iter()
-            .map(|k| {
-                let r = k.item;
-                let cand = Cand {
-                    // The believer breaks ties by this index: the replicate's tie order.
-                    index: tie_key[r],
-                    id: r.to_string(),
-                    mean: mean[r * h..(r + 1) * h].to_vec(),
-                    var: var[r * h..(r + 1) * h].to_vec(),
-                    p: 1.0,
-                    row: Some(pool.features.select_rows(&[r])),
-                };
-                (k.key, cand)
-            })
-            .collect();
-        let r = reference
-            .as_deref()
-            .expect("ehvi and phvi have a reference");
-        let none = Features::empty(pool.features.kind());
-        let picks = diverse_batch(acq, &heads, &labels, r, short, &none, batch)?;
-        let picks = picks
-            .into_iter()
-            .map(|(_, c)| c.id.parse().expect("a row number"))
-            .collect();
+    }
+    let chosen = batcher.finish()?;
+    if !diverse {
+        let picks = chosen.into_iter().map(|(_, (r, _, _))| r).collect();
         return Ok((picks, scorer.shared()));
     }
-    let mut batcher = Batcher::new(batch, m, acq.parego.len());
-    for (r, v) in values.iter().enumerate() {
-        if !is_labeled[r] {
-            batcher.offer(v, 1.0, tie_key[r], || r);
-        }
-    }
-    let picks = batcher.finish()?.into_iter().map(|(_, r)| r).collect();
+    let short: Vec<(f64, Cand)> = chosen
+        .into_iter()
+        .map(|(score, (r, mean, var))| {
+            let cand = Cand {
+                // The believer breaks ties by this index: the replicate's tie order.
+                index: tie_key[r],
+                id: r.to_string(),
+                mean,
+                var,
+                p: 1.0,
+                row: Some(pool.features.select_rows(&[r])),
+            };
+            (score, cand)
+        })
+        .collect();
+    let r = reference
+        .as_deref()
+        .expect("ehvi and phvi have a reference");
+    let none = Features::empty(pool.features.kind());
+    let picks = diverse_batch(acq, &heads, &labels, r, short, &none, batch)?;
+    let picks = picks
+        .into_iter()
+        .map(|(_, c)| c.id.parse().expect("a row number"))
+        .collect();
     Ok((picks, scorer.shared()))
 }
 
@@ -584,4 +598,55 @@ pub fn pareto_verdict_table(r: &ParetoSimResult) -> String {
             .join(",")
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BackendChoice;
+    use crate::engine::BatchSize;
+    use crate::gp::ModelSpec;
+    use crate::sim::synth::{generate, Scenario};
+
+    /// Pruned rounds (EHVI and ParEGO on one shared block, top-k and diverse) acquire what
+    /// brute force does, round for round.
+    #[test]
+    fn pruned_simulations_acquire_what_brute_force_does() {
+        let s = generate(Scenario::Pareto, 1500, 2, 3).unwrap();
+        let objectives: Objectives = "f1:max,f2:max".parse().unwrap();
+        let pool = MultiLabeledPool {
+            features: s.pool.features,
+            ids: (0..1500).map(|i| i.to_string()).collect(),
+            values: s.objectives[..2].to_vec(),
+            objectives: objectives.to_vec(),
+        };
+        for mode in [BatchMode::TopK, BatchMode::Diverse] {
+            let mut cfg = ParetoSimConfig::new(objectives.clone());
+            cfg.strategies = match mode {
+                BatchMode::TopK => vec![ParetoAcquisition::Ehvi, ParetoAcquisition::Parego],
+                _ => vec![ParetoAcquisition::Ehvi],
+            };
+            let sc = &mut cfg.sim;
+            (sc.init, sc.batch, sc.topk) = (
+                BatchSize::Count(20),
+                BatchSize::Count(10),
+                BatchSize::Count(30),
+            );
+            (sc.rounds, sc.reps, sc.mode) = (3, 2, mode);
+            sc.backend = BackendChoice::Cpu;
+            sc.model = ModelSpec {
+                lengthscale: Some(1.0),
+                signal_var: Some(1.0),
+                noise: Some(0.01),
+                ..ModelSpec::default()
+            };
+            sc.prune = false;
+            let brute = simulate_objectives(&pool, &cfg).unwrap();
+            cfg.sim.prune = true;
+            let pruned = simulate_objectives(&pool, &cfg).unwrap();
+            assert!(pruned.shared_kernel_block);
+            assert_eq!(pruned.acquired, brute.acquired, "{mode:?}");
+            assert_eq!(pruned.curves, brute.curves, "{mode:?}");
+        }
+    }
 }

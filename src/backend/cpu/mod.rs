@@ -479,7 +479,7 @@ impl CpuScorer {
 /// The panel counts after which the pruned pass recomputes bounds, for `W` in `panels` panels:
 /// about 1/8, 1/4 and 1/2 of the rows, then all of them (the work up to a stage grows as the
 /// square of its rows, so the early stages are cheap). Ascending, distinct, ending at `panels`.
-fn stage_ends(panels: usize) -> Vec<usize> {
+pub(super) fn stage_ends(panels: usize) -> Vec<usize> {
     let mut ends: Vec<usize> = [8, 4, 2]
         .iter()
         .map(|&d| panels.div_ceil(d))

@@ -4,15 +4,16 @@
 //! labeled rows is computed once; each model then takes its columns, scaled by its signal
 //! variance, for its mean and its variance.
 //!
-//! Every model's mean and variance are the bits its own [`super::CpuScorer`] gives: the fingerprint
-//! block keeps each pair's overlap and union count and forms `s2 · c / (|a| + |b| − c)` per
-//! model exactly as the one-model block does, and a dense block keeps `k` and forms `s2 · k`.
+//! Every model's mean and variance are the bits its own [`super::CpuScorer`] gives: the block
+//! holds `k` (the fingerprint block at `s2 = 1`, `c / (|a| + |b| − c)`) and each model forms
+//! `s2 · k`, as the one-model block does.
 
 use rayon::prelude::*;
 
-use super::{dense_kernel, dot, Train, CHUNK};
+use super::fused::{finish, Acc, LANES};
+use super::{dense_kernel, dot, stage_ends, Train, CHUNK};
 use crate::backend::encode::Packed;
-use crate::backend::overlap::{KsOut, PopcountSide};
+use crate::backend::overlap::PopcountSide;
 use crate::backend::{check_dense_range, check_finite_posterior, check_tile_kind, dense_abs_max};
 use crate::data::{FeatureKind, Features};
 use crate::error::Result;
@@ -20,36 +21,6 @@ use crate::gp::FittedGp;
 use crate::kernel::KernelKind;
 
 use super::fused::PackedW;
-
-/// One pair's overlap `c` and union count `|a| + |b| − c`, so each model can form its own
-/// `s2 · c / den` with the one-model block's rounding.
-#[derive(Clone, Copy, Debug, Default)]
-struct Overlap {
-    c: f32,
-    den: f32,
-}
-
-impl KsOut for Overlap {
-    #[inline(always)]
-    fn ratio(c: f32, na: f32, nb: f32, _s2: f32) -> Self {
-        Overlap {
-            c,
-            den: na + nb - c,
-        }
-    }
-}
-
-impl Overlap {
-    /// `s2 · c / den`, with `0/0 = 1`: [`KsOut::ratio`] of `f32`.
-    #[inline(always)]
-    fn scaled(self, s2: f32) -> f32 {
-        if self.den == 0.0 {
-            s2
-        } else {
-            s2 * self.c / self.den
-        }
-    }
-}
 
 /// One model: its columns of the union, signal variance, `alpha` and `W = L⁻¹`.
 struct Head {
@@ -133,6 +104,34 @@ impl SharedCpuScorer {
     /// A tile of another kind than the models', dense values that would overflow `f32`, or a
     /// non-finite posterior.
     pub fn posterior_into(&self, tile: &Features, mean: &mut [f32], var: &mut [f32]) -> Result<()> {
+        self.pass(tile, mean, var, true)?;
+        check_finite_posterior(0, mean, var)
+    }
+
+    /// Fills `mean` (row-major, `tile.len() × heads`) with each model's standardised latent
+    /// mean, the bits of [`SharedCpuScorer::posterior_into`]'s, without the variances.
+    ///
+    /// # Errors
+    /// As [`SharedCpuScorer::posterior_into`], for the means.
+    pub fn means_into(&self, tile: &Features, mean: &mut [f32]) -> Result<()> {
+        let mut none = vec![0f32; mean.len()];
+        self.pass(tile, mean, &mut none, false)?;
+        check_finite_posterior(0, mean, &none)
+    }
+
+    /// Each model's signal variance: its prior variance, which no posterior variance exceeds.
+    pub fn signal_vars(&self) -> Vec<f32> {
+        self.heads.iter().map(|h| h.s2).collect()
+    }
+
+    /// The kernel block and each model's mean (and, with `variances`, variance) of every row.
+    fn pass(
+        &self,
+        tile: &Features,
+        mean: &mut [f32],
+        var: &mut [f32],
+        variances: bool,
+    ) -> Result<()> {
         check_tile_kind(tile, self.kind)?;
         check_dense_range(tile, self.train_abs_max)?;
         let (n, h) = (self.n, self.heads.len());
@@ -142,42 +141,155 @@ impl SharedCpuScorer {
             .zip(var.par_chunks_mut(CHUNK * h))
             .enumerate()
             .for_each_init(
-                || Scratch {
-                    packed: Packed::default(),
-                    counts: Vec::new(),
-                    block: Block::new(&self.train, CHUNK * n),
-                    ks: Vec::new(),
-                    part: Vec::new(),
-                },
+                || Scratch::new(n),
                 |s, (c, (mean, var))| {
                     let rows = mean.len() / h;
                     self.block(tile, c * CHUNK, rows, s);
                     for (j, head) in self.heads.iter().enumerate() {
-                        let nj = head.alpha.len();
-                        s.ks.resize(rows * nj, 0.0);
-                        for i in 0..rows {
-                            let out = &mut s.ks[i * nj..(i + 1) * nj];
-                            s.block
-                                .scaled_row(i * n, head.cols.as_deref(), head.s2, out);
+                        if !variances {
+                            // The mean alone: `s2 · k` formed inside the dot product.
+                            for i in 0..rows {
+                                let row = &s.block[i * n..(i + 1) * n];
+                                mean[i * h + j] = scaled_dot(row, head, &head.alpha);
+                            }
+                            continue;
                         }
+                        let nj = head.alpha.len();
+                        let mut ks = std::mem::take(&mut s.ks);
+                        self.head_rows(s, head, rows, &mut ks);
                         s.part.resize(rows, 0.0);
-                        head.w.variances(&s.ks, head.s2, &mut s.part);
+                        head.w.variances(&ks, head.s2, &mut s.part);
                         for i in 0..rows {
-                            mean[i * h + j] = dot(&s.ks[i * nj..(i + 1) * nj], &head.alpha);
+                            mean[i * h + j] = dot(&ks[i * nj..(i + 1) * nj], &head.alpha);
                             var[i * h + j] = s.part[i];
                         }
+                        s.ks = ks;
                     }
                 },
             );
-        check_finite_posterior(0, mean, var)
+        Ok(())
     }
 
-    /// The unscaled block of the tile's rows `start..start + rows` into `s.block`.
+    /// Model `head`'s kernel rows `s2 · k(row, its X)` of the first `rows` rows of `s.block`
+    /// into `ks` (row-major, one row per pool row).
+    fn head_rows(&self, s: &Scratch, head: &Head, rows: usize, ks: &mut Vec<f32>) {
+        let (n, nj) = (self.n, head.alpha.len());
+        ks.resize(rows * nj, 0.0);
+        let s2 = head.s2;
+        for i in 0..rows {
+            let (row, out) = (&s.block[i * n..(i + 1) * n], &mut ks[i * nj..(i + 1) * nj]);
+            match head.cols.as_deref() {
+                None => out.iter_mut().zip(row).for_each(|(o, k)| *o = s2 * k),
+                Some(cols) => out
+                    .iter_mut()
+                    .zip(cols)
+                    .for_each(|(o, &c)| *o = s2 * row[c]),
+            }
+        }
+    }
+
+    /// The variances of the tile rows `rows` under every model, by stages: their kernel rows
+    /// again, then each model's `W` panel by panel up to about 1/8, 1/4, 1/2 and all of its
+    /// rows; after each stage but the last, `admits(row, var_hi)` is asked with each model's
+    /// variance bound so far (`max(s2 − Σ`, 0)` over the rows of `W` done, which only falls and
+    /// is never below the final variance), and a row it refuses gets no further panels.
+    /// Returns the rows that reached the end with their variances (one per model), the bits of
+    /// [`SharedCpuScorer::posterior_into`]'s; chunks of rows in parallel.
+    pub fn staged_variances(
+        &self,
+        tile: &Features,
+        rows: &[usize],
+        admits: impl Fn(usize, &[f32]) -> bool + Sync,
+    ) -> Vec<(usize, Vec<f32>)> {
+        let ends: Vec<Vec<usize>> = self
+            .heads
+            .iter()
+            .map(|h| stage_ends(h.w.panels()))
+            .collect();
+        let stages = ends.iter().map(Vec::len).max().unwrap_or(1);
+        // Every model's stage `s`: its own `s`-th end, its last once it has no more.
+        let end = |j: usize, s: usize| ends[j][s.min(ends[j].len() - 1)];
+        rows.par_chunks(CHUNK)
+            .map_init(
+                || Scratch::new(self.n),
+                |s, which| {
+                    let m = which.len();
+                    self.block(&tile.select_rows(which), 0, m, s);
+                    let mut ks: Vec<Vec<f32>> = self
+                        .heads
+                        .iter()
+                        .map(|head| {
+                            let mut ks = Vec::new();
+                            self.head_rows(s, head, m, &mut ks);
+                            ks
+                        })
+                        .collect();
+                    let mut acc: Vec<Vec<Acc>> = vec![vec![[0.0; LANES]; m]; self.heads.len()];
+                    // `alive[i]`: the place in `which` of the row whose sums are at `i`.
+                    let mut alive: Vec<usize> = (0..m).collect();
+                    let mut hi = vec![0f32; self.heads.len()];
+                    for stage in 0..stages {
+                        let live = alive.len();
+                        for (j, head) in self.heads.iter().enumerate() {
+                            let nj = head.alpha.len();
+                            let from = if stage == 0 { 0 } else { end(j, stage - 1) };
+                            head.w.accumulate(
+                                &ks[j][..live * nj],
+                                &mut acc[j][..live],
+                                from..end(j, stage),
+                            );
+                        }
+                        if stage + 1 == stages {
+                            break;
+                        }
+                        let mut kept = 0;
+                        for i in 0..live {
+                            for (j, head) in self.heads.iter().enumerate() {
+                                hi[j] = finish(&acc[j][i], head.s2);
+                            }
+                            if !admits(which[alive[i]], &hi) {
+                                continue;
+                            }
+                            if kept != i {
+                                for (j, head) in self.heads.iter().enumerate() {
+                                    let nj = head.alpha.len();
+                                    ks[j].copy_within(i * nj..(i + 1) * nj, kept * nj);
+                                    acc[j][kept] = acc[j][i];
+                                }
+                                alive[kept] = alive[i];
+                            }
+                            kept += 1;
+                        }
+                        alive.truncate(kept);
+                        if kept == 0 {
+                            break;
+                        }
+                    }
+                    alive
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &a)| {
+                            let var = self
+                                .heads
+                                .iter()
+                                .enumerate()
+                                .map(|(j, head)| finish(&acc[j][i], head.s2))
+                                .collect();
+                            (which[a], var)
+                        })
+                        .collect::<Vec<_>>()
+                },
+            )
+            .flatten()
+            .collect()
+    }
+
+    /// The unscaled block `k(rows, X)` of the tile's rows `start..start + rows` into `s.block`.
     fn block(&self, tile: &Features, start: usize, rows: usize, s: &mut Scratch) {
         let n = self.n;
-        match (&self.train, &mut s.block) {
-            (Train::Popcount(side), Block::Overlap(out)) => {
-                let out = &mut out[..rows * n];
+        let out = &mut s.block[..rows * n];
+        match &self.train {
+            Train::Popcount(side) => {
                 side.block(
                     tile,
                     start..start + rows,
@@ -187,15 +299,12 @@ impl SharedCpuScorer {
                     out,
                 );
             }
-            (
-                Train::Dense {
-                    dim,
-                    data,
-                    inv_ls,
-                    matern,
-                },
-                Block::Kernel(out),
-            ) => {
+            Train::Dense {
+                dim,
+                data,
+                inv_ls,
+                matern,
+            } => {
                 let Features::Dense { data: pool, .. } = tile else {
                     unreachable!("the tile's kind was checked");
                 };
@@ -208,60 +317,54 @@ impl SharedCpuScorer {
                     }
                 }
             }
-            _ => unreachable!("the block matches the training side"),
         }
     }
 }
 
-/// Per-task scratch of [`SharedCpuScorer::posterior_into`].
+/// `dot(ks, alpha)` of [`super::dot`] for the model's kernel row `ks[c] = s2 · row[col c]`
+/// without writing it: the same products in the same order, hence its bits.
+#[inline]
+fn scaled_dot(row: &[f32], head: &Head, alpha: &[f32]) -> f32 {
+    let s2 = head.s2;
+    match head.cols.as_deref() {
+        None => dot_with(alpha, |c| s2 * row[c]),
+        Some(cols) => dot_with(alpha, |c| s2 * row[cols[c]]),
+    }
+}
+
+/// [`super::dot`] of `x(0..b.len())` and `b`: 16 partial sums over full groups of 16, the
+/// rest summed in order, then the partial sums' sum plus the rest.
+#[inline(always)]
+fn dot_with(b: &[f32], x: impl Fn(usize) -> f32) -> f32 {
+    let full = b.len() / 16 * 16;
+    let tail: f32 = (full..b.len()).map(|c| x(c) * b[c]).sum();
+    let mut acc = [0f32; 16];
+    for base in (0..full).step_by(16) {
+        for k in 0..16 {
+            acc[k] += x(base + k) * b[base + k];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Per-task scratch of [`SharedCpuScorer::posterior_into`]: the unscaled block of one chunk,
+/// and one model's scaled rows.
 struct Scratch {
     packed: Packed,
     counts: Vec<u8>,
-    block: Block,
+    block: Vec<f32>,
     ks: Vec<f32>,
     part: Vec<f32>,
 }
 
-/// The unscaled kernel block of one chunk.
-enum Block {
-    /// Fingerprints: each pair's overlap.
-    Overlap(Vec<Overlap>),
-    /// Dense features: `k`.
-    Kernel(Vec<f32>),
-}
-
-impl Block {
-    fn new(train: &Train, len: usize) -> Self {
-        match train {
-            Train::Popcount(_) => Block::Overlap(vec![Overlap::default(); len]),
-            Train::Dense { .. } => Block::Kernel(vec![0.0; len]),
-        }
-    }
-
-    /// `out[c] = s2 · k(row, X[cols[c]])` from the block row starting at `at`.
-    #[inline]
-    fn scaled_row(&self, at: usize, cols: Option<&[usize]>, s2: f32, out: &mut [f32]) {
-        match (self, cols) {
-            (Block::Overlap(b), None) => {
-                for (o, v) in out.iter_mut().zip(&b[at..]) {
-                    *o = v.scaled(s2);
-                }
-            }
-            (Block::Overlap(b), Some(cols)) => {
-                for (o, &c) in out.iter_mut().zip(cols) {
-                    *o = b[at + c].scaled(s2);
-                }
-            }
-            (Block::Kernel(b), None) => {
-                for (o, v) in out.iter_mut().zip(&b[at..]) {
-                    *o = s2 * v;
-                }
-            }
-            (Block::Kernel(b), Some(cols)) => {
-                for (o, &c) in out.iter_mut().zip(cols) {
-                    *o = s2 * b[at + c];
-                }
-            }
+impl Scratch {
+    fn new(n: usize) -> Self {
+        Scratch {
+            packed: Packed::default(),
+            counts: Vec::new(),
+            block: vec![0.0; CHUNK * n],
+            ks: Vec::new(),
+            part: Vec::new(),
         }
     }
 }
@@ -299,6 +402,10 @@ mod tests {
         let rows = tile.len();
         let (mut mean, mut var) = (vec![0f32; rows * 2], vec![0f32; rows * 2]);
         shared.posterior_into(&tile, &mut mean, &mut var).unwrap();
+        let mut alone = vec![0f32; rows * 2];
+        shared.means_into(&tile, &mut alone).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&alone), bits(&mean), "the means without the variances");
         for (j, gp) in [&gp_all, &gp_odd].into_iter().enumerate() {
             let alone = CpuScorer::new(gp);
             let (mut m, mut v) = (vec![0f32; rows], vec![0f32; rows]);
