@@ -223,6 +223,30 @@ impl Acquirer {
             .product()
     }
 
+    /// ParEGO's value: `ei(EI, mean, var, key, ctx)` of each weight vector's model (the exact
+    /// [`score`] or its [`score_bound`]) times `p`.
+    fn parego_values(
+        &self,
+        mean: &[f32],
+        var: &[f32],
+        key: u64,
+        p: f64,
+        ei: fn(Acquisition, f32, f32, u64, &AcqContext) -> f32,
+    ) -> Value {
+        let mut v = [0.0; PAREGO_WEIGHTS];
+        for (out, (head, ctx)) in v.iter_mut().zip(&self.parego) {
+            let e = ei(
+                Acquisition::Ei { xi: 0.0 },
+                mean[*head],
+                var[*head],
+                key,
+                ctx,
+            );
+            *out = f64::from(e) * p;
+        }
+        Value::Weighted(v)
+    }
+
     /// Whether [`Acquirer::value_bound`] bounds this acquisition: `ehvi` and `parego` without
     /// constraints. (`phvi` is not monotone in the variance: a mean outside the dominated
     /// region loses probability as the variance grows; `pareto-ucb` keeps every candidate
@@ -248,20 +272,7 @@ impl Acquirer {
     pub fn value_bound(&self, mean: &[f32], var_hi: &[f32], key: u64) -> Result<Value> {
         debug_assert!(self.prunable());
         Ok(match self.acquisition {
-            ParetoAcquisition::Parego => {
-                let mut v = [0.0; PAREGO_WEIGHTS];
-                for (out, (head, ctx)) in v.iter_mut().zip(&self.parego) {
-                    let ei = score_bound(
-                        Acquisition::Ei { xi: 0.0 },
-                        mean[*head],
-                        var_hi[*head],
-                        key,
-                        ctx,
-                    );
-                    *out = f64::from(ei);
-                }
-                Value::Weighted(v)
-            }
+            ParetoAcquisition::Parego => self.parego_values(mean, var_hi, key, 1.0, score_bound),
             _ => match self.value(mean, var_hi, key)? {
                 Value::Scalar(v) => Value::Scalar(v + v.abs() / 1024.0 + f64::MIN_POSITIVE),
                 other => other,
@@ -291,18 +302,7 @@ impl Acquirer {
             }
             ParetoAcquisition::Parego => {
                 let p = self.feasibility(mean, var);
-                let mut v = [0.0; PAREGO_WEIGHTS];
-                for (out, (head, ctx)) in v.iter_mut().zip(&self.parego) {
-                    let ei = score(
-                        Acquisition::Ei { xi: 0.0 },
-                        mean[*head],
-                        var[*head],
-                        key,
-                        ctx,
-                    );
-                    *out = f64::from(ei) * p;
-                }
-                Value::Weighted(v)
+                self.parego_values(mean, var, key, p, score)
             }
             ParetoAcquisition::ParetoUcb => {
                 let mut u = [0.0; 3];

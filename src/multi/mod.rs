@@ -763,7 +763,6 @@ pub fn run_select_objectives(
                 |r| start + r,
                 |r, m, v| cand(r, m, v, 1.0),
             )?;
-            best_p = 1.0;
             return Ok(());
         }
         var.resize(rows * h, 0.0);
