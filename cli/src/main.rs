@@ -265,6 +265,7 @@ fn simulate_objectives(a: SimulateArgs) -> Result<()> {
     s.mode = a.batch_mode;
     s.backend = a.backend;
     s.progress = !a.quiet;
+    s.prune = !a.no_prune;
     let (pool, labels) = a.input.specs();
     let mut set = report::pareto_simulation_outputs(&a.out)
         .inputs([&pool.path, &labels.path])

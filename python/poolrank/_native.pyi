@@ -91,6 +91,19 @@ ObjectivesArg = Union[str, Sequence[str]]
 # With `objectives`: `{column: values}` aligned with `labeled_index` (NaN or None where missing),
 # or the path of a labels CSV whose `id` column holds pool row numbers (`labeled_index=None`).
 MultiLabelsArg = Union[Mapping[str, npt.ArrayLike], str, PathLike[str]]
+def fit_objectives(
+    x: ArrayLike,
+    y: Mapping[str, npt.ArrayLike],
+    objectives: ObjectivesArg,
+    kernel: Optional[Literal["tanimoto", "minmax", "rbf", "matern52"]] = None,
+    noise: Optional[float] = None,
+    signal_var: Optional[float] = None,
+    lengthscale: Optional[float] = None,
+    inducing: Optional[int] = None,
+    exact: bool = False,
+    features: FeaturesHint = None,
+) -> dict[str, GP]: ...
+
 # `"qed>=0.5"`, `"logp<=5"`, or a list of them.
 ConstraintsArg = Union[str, Sequence[str]]
 
@@ -241,9 +254,13 @@ def select(
     constraints: Optional[ConstraintsArg] = None,
     round: int = 0,
 ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], Posterior, dict[str, Any]]: ...
+# With `objectives`, a fourth item: each strategy's labeled rows at the end of replicate 0.
 def _simulate(
-    pool: ArrayLike, y: npt.ArrayLike, **kwargs: Any
-) -> Tuple[dict[str, Any], dict[str, Any], str]: ...
+    pool: ArrayLike, y: Union[npt.ArrayLike, MultiLabelsArg], **kwargs: Any
+) -> Union[
+    Tuple[dict[str, Any], dict[str, Any], str],
+    Tuple[dict[str, Any], dict[str, Any], str, dict[str, npt.NDArray[np.int64]]],
+]: ...
 def _diagnose(
     pool: ArrayLike, labeled_index: npt.ArrayLike, y: npt.ArrayLike, **kwargs: Any
 ) -> Tuple[dict[str, Any], str]: ...

@@ -27,10 +27,16 @@ class SimulationResult:
     - `verdicts`: one dict per strategy against random (`word` is `beats-random`,
       `random-like`, `worse-than-random` or `too-few-replicates`);
     - `curves`: columns `strategy`, `replicate`, `round`, `labeled`, `metric`, `value`.
+
+    With several objectives the measures are `hypervolume` (the labeled set's over the pool's)
+    and `front_recall`, each strategy has a verdict on both, and `acquired` maps each strategy
+    to replicate 0's labeled pool rows at the end (the points of `front.svg`).
     """
 
-    def __init__(self, summary: dict[str, Any], curves: dict[str, Any], table: str):
+    def __init__(self, summary: dict[str, Any], curves: dict[str, Any], table: str,
+                 acquired: Optional[dict[str, np.ndarray]] = None):
         self.summary = summary
+        self.acquired = acquired
         self.curves = {
             "strategy": np.asarray(curves["strategy"]),
             "replicate": curves["replicate"],
@@ -49,9 +55,21 @@ class SimulationResult:
     def strategies(self) -> list[str]:
         return self.summary["strategies"]
 
-    def curve(self, strategy: str, metric: str = "topk_recall") -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def objectives(self) -> Optional[list[str]]:
+        """The objectives (`NAME:min`/`NAME:max`) of a multi-objective simulation, else None."""
+        return self.summary.get("objectives")
+
+    def _metric(self, metric: Optional[str]) -> str:
+        if metric is not None:
+            return metric
+        return "hypervolume" if self.objectives else "topk_recall"
+
+    def curve(self, strategy: str, metric: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
         """`(labeled, values)`: the labeled count per round (from replicate 0) and the values
-        as a `(replicates, rounds + 1)` array."""
+        as a `(replicates, rounds + 1)` array. `metric` defaults to `topk_recall`, or to
+        `hypervolume` with several objectives."""
+        metric = self._metric(metric)
         c = self.curves
         keep = (c["strategy"] == strategy) & (c["metric"] == metric)
         if not keep.any():
@@ -65,9 +83,11 @@ class SimulationResult:
         labeled[rounds[first]] = c["labeled"][keep][first]
         return labeled, values
 
-    def plot(self, metric: str = "topk_recall", ax: Optional[Any] = None):
+    def plot(self, metric: Optional[str] = None, ax: Optional[Any] = None):
         """Mean curve per strategy against the labeled count, with the replicates' range as a
-        band and random drawn as the reference (as `recall.svg`)."""
+        band and random drawn as the reference (as `recall.svg`, or `hypervolume.svg` with
+        several objectives)."""
+        metric = self._metric(metric)
         if ax is None:
             _, ax = _pyplot().subplots(figsize=(6, 4))
         for s in self.strategies:
@@ -86,7 +106,11 @@ class SimulationResult:
         return self._table
 
     def __repr__(self) -> str:
-        words = ", ".join(f"{v['strategy']}: {v['final_round']['verdict']}" for v in self.verdicts)
+        many = self.objectives is not None
+        words = ", ".join(
+            f"{v['strategy']}{' on ' + v['metric'] if many else ''}: {v['final_round']['verdict']}"
+            for v in self.verdicts
+        )
         return f"SimulationResult({words})"
 
 
@@ -134,7 +158,15 @@ def simulate(pool, y, **kwargs) -> SimulationResult:
     `out`, `prune`: `False` gives every candidate a variance each round, the picks are the
     same; `temperature` of `batch_mode="softmax"`, `power` of `"power"` and `"softrank"`;
     `samples` of qPO; `joint_sampler="pathwise"` and `prior_features` for `thompson` and `qpo`);
-    sizes are counts (int) or fractions (float)."""
+    sizes are counts (int) or fractions (float).
+
+    Several objectives: `objectives=["dock:min", "qed:max"]` (2 or 3) with `y` a mapping
+    `{column: one value per pool row}` or a labels CSV path whose `id` column holds pool rows;
+    `strategies` among `ehvi`, `phvi`, `pareto-ucb`, `parego` (default all four; random always
+    runs), `beta` of `pareto-ucb`, `ref_point` of `ehvi`/`phvi` (default: from each round's
+    labels), `batch_mode` `topk` or `diverse`. The measures are hypervolume and front recall;
+    `minimize`, `objective`, `test`, `test_index`, `refit=False`, `xi` and `samples` are
+    refused there."""
     return SimulationResult(*_native._simulate(pool, y, **kwargs))
 
 

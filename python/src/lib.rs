@@ -401,6 +401,95 @@ impl Gp {
     }
 }
 
+/// One GP per objective, each fitted on the rows of `X` that have a value of its column, as
+/// `select(objectives=...)` fits them: `y` maps each column to one value per row of `X` (NaN or
+/// `None` where missing), `objectives` names 2 or 3 columns with their directions
+/// (`["dock:min", "qed:max"]`); a `NAME:min` model is fitted to the negated labels and predicts
+/// in label units, as `poolrank fit --minimize` does. The model settings are `GP`'s. Returns
+/// `{column: GP}` in the objectives' order.
+#[pyfunction]
+#[pyo3(signature = (
+    x, y, objectives, kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None,
+    exact=false, features=None
+))]
+#[allow(clippy::too_many_arguments)]
+fn fit_objectives<'py>(
+    x: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    objectives: &Bound<'py, PyAny>,
+    kernel: Option<&str>,
+    noise: Option<f64>,
+    signal_var: Option<f64>,
+    lengthscale: Option<f64>,
+    inducing: Option<usize>,
+    exact: bool,
+    features: Option<&str>,
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+    let py = x.py();
+    let objectives = multi::objectives_arg(objectives)?;
+    let spec = model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?;
+    let input = Input::parse(x, features)?;
+    let rows = input.rows();
+    let mut columns = Vec::with_capacity(objectives.len());
+    for o in objectives.iter() {
+        let column = multi::column_of(py, y, o, &format!("objective {o}"), (rows, "X"))?;
+        if let Some(i) = column.iter().position(|v| v.is_infinite()) {
+            return Err(PyValueError::new_err(format!(
+                "y[{:?}][{i}] is {}: a label is a finite number, or NaN or None where missing",
+                o.column, column[i]
+            )));
+        }
+        columns.push(column);
+    }
+    let view = input.view();
+    let specs = objectives.to_vec();
+    let model = spec.clone();
+    let fitted = py.detach(move || -> poolrank::Result<Vec<FittedModel>> {
+        let mut train = Features::empty(view.kind());
+        view.rows_into(0, rows, &mut train)?;
+        let params = model.check(train.kind())?;
+        specs
+            .iter()
+            .zip(&columns)
+            .map(|(o, column)| {
+                let labeled: Vec<usize> = (0..rows).filter(|&i| !column[i].is_nan()).collect();
+                if labeled.len() < 2 {
+                    return Err(poolrank::Error::param(
+                        "y",
+                        format!(
+                            "column {:?} has {} values; a GP needs at least 2",
+                            o.column,
+                            labeled.len()
+                        ),
+                    ));
+                }
+                let values: Vec<f64> = labeled.iter().map(|&i| column[i]).collect();
+                let sign = if o.minimize { -1.0 } else { 1.0 };
+                let signed: Vec<f64> = values.iter().map(|v| sign * v).collect();
+                let gp = fit(&params, &train.select_rows(&labeled), &signed)?;
+                FittedModel::new(
+                    gp,
+                    ModelOrigin {
+                        provenance: None,
+                        minimize: o.minimize,
+                        labeled_ids: labeled.iter().map(usize::to_string).collect(),
+                        label_values: values,
+                    },
+                )
+            })
+            .collect()
+    });
+    let out = pyo3::types::PyDict::new(py);
+    for (o, model) in objectives.iter().zip(fitted.map_err(py_err)?) {
+        let gp = Gp {
+            spec: spec.clone(),
+            fitted: Some(model),
+        };
+        out.set_item(&o.column, Py::new(py, gp)?)?;
+    }
+    Ok(out)
+}
+
 /// Every adapter wgpu sees and the one `backend="auto"` would take, as a dict.
 #[pyfunction]
 fn devices(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
@@ -725,14 +814,19 @@ fn mode_arg(name: &str) -> PyResult<BatchMode> {
 /// and returns `(summary, curves, table)`: the content of `summary.json`, the curves as
 /// columns (`strategy`, `replicate`, `round`, `labeled`, `metric`, `value`, NumPy arrays or
 /// lists), and the verdict table the command prints. With `out`, also writes the command's
-/// files there. The Python wrapper `poolrank.simulate` turns this into a `SimulationResult`.
+/// files there. With `objectives` (`["dock:min", "qed:max"]`), `y` maps each column to one
+/// value per row (or is a labels CSV path), the strategies are the Pareto acquisitions, the
+/// measures hypervolume and front recall, and a fourth item maps each strategy to replicate
+/// 0's labeled rows. The Python wrapper `poolrank.simulate` turns this into a
+/// `SimulationResult`.
 #[pyfunction]
 #[pyo3(signature = (
     pool, y, strategies=None, init=None, batch=None, rounds=5, topk=None, reps=5, seed=0,
     minimize=false, batch_mode="topk", objective="find-best", test=0.2, test_index=None,
     kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
     refit=true, backend="auto", beta=2.0, xi=0.0, features=None, out=None, prune=true,
-    samples=None, temperature=0.1, power=1.0, joint_sampler="shortlist", prior_features=1024
+    samples=None, temperature=0.1, power=1.0, joint_sampler="shortlist", prior_features=1024,
+    objectives=None, ref_point=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn _simulate<'py>(
@@ -768,13 +862,59 @@ fn _simulate<'py>(
     power: f32,
     joint_sampler: &str,
     prior_features: usize,
+    objectives: Option<&Bound<'py, PyAny>>,
+    ref_point: Option<Vec<f64>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = pool.py();
     let input = Input::parse(pool, features)?;
     let view = input.view();
     let rows = view.rows();
-    let y = labels(py, y, rows)?;
     let mut cfg = poolrank::sim::SimConfig::new();
+    let fraction = BatchSize::Fraction(0.01);
+    cfg.init = init.map_or(Ok(fraction), |v| size_arg("init", v))?;
+    cfg.batch = batch.map_or(Ok(fraction), |v| size_arg("batch", v))?;
+    cfg.topk = topk.map_or(Ok(fraction), |v| size_arg("topk", v))?;
+    cfg.rounds = rounds;
+    cfg.reps = reps;
+    cfg.seed = seed;
+    cfg.prune = prune;
+    cfg.mode = mode_arg(batch_mode)?;
+    cfg.model = model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?;
+    cfg.backend = backend_choice(backend)?;
+    if let Some(objectives) = objectives {
+        for (given, name) in [
+            (minimize, "minimize"),
+            (
+                objective_arg(objective)? != poolrank::sim::Objective::FindBest,
+                "objective",
+            ),
+            (test != 0.2 || test_index.is_some(), "test"),
+            (!refit, "refit"),
+            (xi != 0.0, "xi"),
+            (samples.is_some(), "samples"),
+        ] {
+            if given {
+                return Err(PyValueError::new_err(format!(
+                    "{name}: a one-objective setting; with objectives each column carries its \
+                     own direction (\"dock:min\"), every round refits every objective's GP, and \
+                     the measures are hypervolume and front recall"
+                )));
+            }
+        }
+        let args = multi::SimArgs {
+            objectives,
+            strategies,
+            beta,
+            ref_point,
+        };
+        return multi::simulate(py, view, y, cfg, args, out);
+    }
+    if ref_point.is_some() {
+        return Err(PyValueError::new_err(
+            "ref_point: only with objectives (give them as objectives=[\"NAME:min\", \"NAME:max\"])",
+        ));
+    }
+    let y = labels(py, y, rows)?;
     if let Some(names) = strategies {
         cfg.strategies = names
             .iter()
@@ -791,16 +931,7 @@ fn _simulate<'py>(
             })
             .collect::<PyResult<_>>()?;
     }
-    let fraction = BatchSize::Fraction(0.01);
-    cfg.init = init.map_or(Ok(fraction), |v| size_arg("init", v))?;
-    cfg.batch = batch.map_or(Ok(fraction), |v| size_arg("batch", v))?;
-    cfg.topk = topk.map_or(Ok(fraction), |v| size_arg("topk", v))?;
-    cfg.rounds = rounds;
-    cfg.reps = reps;
-    cfg.seed = seed;
     cfg.minimize = minimize;
-    cfg.prune = prune;
-    cfg.mode = mode_arg(batch_mode)?;
     cfg.temperature = temperature;
     cfg.power = power;
     cfg.joint_sampler = named("joint_sampler", joint_sampler)?;
@@ -810,10 +941,7 @@ fn _simulate<'py>(
     if let Some(t) = test_index {
         cfg.test_rows = Some(row_indices(py, "test_index", t, rows)?);
     }
-    let model = model_spec(kernel, noise, signal_var, lengthscale, inducing, exact)?;
-    cfg.model = model;
     cfg.refit = refit;
-    cfg.backend = backend_choice(backend)?;
     // Refused before any work, as on the command line (the inputs are arrays, not files).
     let mut set = out
         .as_ref()
@@ -838,7 +966,17 @@ fn _simulate<'py>(
         })
         .map_err(py_err)?;
     let summary = to_py(py, &result)?;
-    let c = &result.curves;
+    let curves = curves_dict(py, &result.curves)?;
+    let table = poolrank::sim::verdict_table(&result);
+    Ok((summary, curves, table).into_pyobject(py)?.into_any())
+}
+
+/// A simulation's curves as columns: `strategy`, `replicate`, `round`, `labeled`, `metric`
+/// (lists of strings and NumPy arrays).
+pub(crate) fn curves_dict<'py>(
+    py: Python<'py>,
+    c: &[poolrank::sim::CurvePoint],
+) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
     let curves = pyo3::types::PyDict::new(py);
     curves.set_item(
         "strategy",
@@ -855,8 +993,7 @@ fn _simulate<'py>(
         "value",
         PyArray1::from_vec(py, c.iter().map(|p| p.value).collect()),
     )?;
-    let table = poolrank::sim::verdict_table(&result);
-    Ok((summary, curves, table).into_pyobject(py)?.into_any())
+    Ok(curves)
 }
 
 /// Runs `poolrank diagnose` on a pool held in arrays with labels for `labeled_index`, and
@@ -952,6 +1089,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Gp>()?;
     m.add_class::<PoolFile>()?;
     m.add_function(wrap_pyfunction!(devices, m)?)?;
+    m.add_function(wrap_pyfunction!(fit_objectives, m)?)?;
     m.add_function(wrap_pyfunction!(select, m)?)?;
     m.add_function(wrap_pyfunction!(_simulate, m)?)?;
     m.add_function(wrap_pyfunction!(_diagnose, m)?)?;

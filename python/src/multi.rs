@@ -1,6 +1,7 @@
-//! The multi-objective form of `select` (`objectives=`): the objectives, acquisition,
-//! reference point and constraints checked by the library, labels per column from a mapping or
-//! a labels CSV, and the Pareto batch back as arrays named like the command line's columns.
+//! The multi-objective forms of `select` and `simulate` (`objectives=`): the objectives,
+//! acquisition, reference point and constraints checked by the library, labels per column from
+//! a mapping or a labels CSV, and the Pareto batch or the simulation's curves back as arrays
+//! named like the command line's columns.
 
 use std::path::PathBuf;
 
@@ -9,14 +10,23 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use poolrank::data::{read_label_columns, IdList, MultiLabels, ObjectiveSpec, Objectives};
+use poolrank::data::{
+    read_label_columns, read_objective_labels, Features, IdList, MultiLabels, ObjectiveSpec,
+    Objectives,
+};
 use poolrank::multi::{run_select_objectives, Constraint, MultiParams, ParetoAcquisition};
 use poolrank::names::Named;
+use poolrank::report;
+use poolrank::sim::pareto::{
+    load_multi_labeled_pool, pareto_verdict_table, simulate_objectives, MultiLabeledPool,
+    ParetoSimConfig, ParetoSimResult,
+};
+use poolrank::sim::SimConfig;
 use poolrank::SelectParams;
 
 use crate::convert::View;
 use crate::pool::ArrayPool;
-use crate::{py_err, row_indices, to_py};
+use crate::{curves_dict, py_err, row_indices, to_py};
 
 /// What `select` takes only with `objectives`, and the one-objective settings it refuses there.
 pub(crate) struct MultiArgs<'a, 'py> {
@@ -54,11 +64,7 @@ pub(crate) fn select<'py>(
         PyValueError::new_err(format!(
             "acq: {} scores one objective; with objectives use {}",
             args.acq,
-            ParetoAcquisition::TABLE
-                .iter()
-                .map(|(_, n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
+            pareto_names()
         ))
     })?;
     if args.xi != 0.0 {
@@ -127,7 +133,7 @@ pub(crate) fn select<'py>(
 }
 
 /// `["dock:min", "qed:max"]` or `"dock:min,qed:max"`, checked: 2 or 3 objectives.
-fn objectives_arg(value: &Bound<'_, PyAny>) -> PyResult<Objectives> {
+pub(crate) fn objectives_arg(value: &Bound<'_, PyAny>) -> PyResult<Objectives> {
     let text = match value.extract::<String>() {
         Ok(s) => s,
         Err(_) => value
@@ -171,6 +177,164 @@ fn constraints_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<Constraint>
         .collect()
 }
 
+/// What `simulate` takes only with `objectives`.
+pub(crate) struct SimArgs<'a, 'py> {
+    pub objectives: &'a Bound<'py, PyAny>,
+    pub strategies: Option<Vec<String>>,
+    pub beta: f32,
+    pub ref_point: Option<Vec<f64>>,
+}
+
+/// `simulate` with several objectives on the pool `view`: `y` a mapping `{column: one value per
+/// pool row}` or a labels CSV path (its `id` column holding pool rows), `sim` the protocol's
+/// sizes, seed, model, batch mode, backend and pruning. With `out`, also writes the command's
+/// files there, all or nothing. Returns `(summary, curves, table, acquired)`, `acquired`
+/// mapping each strategy to replicate 0's labeled rows at the end.
+pub(crate) fn simulate<'py>(
+    py: Python<'py>,
+    view: View<'_>,
+    y: &Bound<'py, PyAny>,
+    sim: SimConfig,
+    args: SimArgs<'_, 'py>,
+    out: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let objectives = objectives_arg(args.objectives)?;
+    let mut cfg = ParetoSimConfig::new(objectives.clone());
+    if let Some(names) = args.strategies {
+        cfg.strategies = names
+            .iter()
+            .filter(|n| n.as_str() != "random")
+            .map(|n| {
+                n.parse::<ParetoAcquisition>().map_err(|_| {
+                    PyValueError::new_err(format!(
+                        "strategies: {n} scores one objective; with objectives use {}",
+                        pareto_names()
+                    ))
+                })
+            })
+            .collect::<PyResult<_>>()?;
+    }
+    cfg.sim = sim;
+    cfg.beta = args.beta;
+    cfg.ref_point = args.ref_point;
+    let rows = view.rows();
+    let path = y.extract::<PathBuf>().ok();
+    let values = match path {
+        Some(_) => None,
+        None => {
+            let mut values = Vec::with_capacity(objectives.len());
+            for spec in objectives.iter() {
+                let role = format!("objective {spec}");
+                let column = column_of(py, y, spec, &role, (rows, "the pool"))?;
+                if let Some(i) = column.iter().position(|v| !v.is_finite()) {
+                    return Err(PyValueError::new_err(format!(
+                        "y[{:?}][{i}] is {}: simulate reveals every candidate's true value, so \
+                         every pool row needs a finite value of every objective",
+                        spec.column, column[i]
+                    )));
+                }
+                values.push(column);
+            }
+            Some(values)
+        }
+    };
+    let mut set = out
+        .as_ref()
+        .map(|dir| report::pareto_simulation_outputs(dir).check())
+        .transpose()
+        .map_err(py_err)?;
+    let result = py
+        .detach(move || -> poolrank::Result<ParetoSimResult> {
+            let data = match (values, path) {
+                (Some(values), _) => {
+                    let mut features = Features::empty(view.kind());
+                    view.rows_into(0, rows, &mut features)?;
+                    MultiLabeledPool {
+                        features,
+                        ids: (0..rows).map(|i| i.to_string()).collect(),
+                        values,
+                        objectives: objectives.to_vec(),
+                    }
+                }
+                (None, Some(path)) => {
+                    let labels = read_objective_labels(&path, "id", &objectives)?;
+                    load_multi_labeled_pool(&ArrayPool::new(view), &labels)?
+                }
+                (None, None) => unreachable!("y is a mapping or a path"),
+            };
+            let result = simulate_objectives(&data, &cfg)?;
+            if let (Some(dir), Some(mut set)) = (&out, set.take()) {
+                report::write_pareto_simulation(&mut set, dir, &result)?;
+                set.commit()?;
+            }
+            Ok(result)
+        })
+        .map_err(py_err)?;
+    let summary = to_py(py, &result)?;
+    let curves = curves_dict(py, &result.curves)?;
+    let acquired = PyDict::new(py);
+    for (name, rows) in result.strategies.iter().zip(&result.acquired) {
+        let rows: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+        acquired.set_item(name, PyArray1::from_vec(py, rows))?;
+    }
+    let table = pareto_verdict_table(&result);
+    Ok((summary, curves, table, acquired)
+        .into_pyobject(py)?
+        .into_any())
+}
+
+fn pareto_names() -> String {
+    ParetoAcquisition::TABLE
+        .iter()
+        .map(|(_, n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `y[spec.column]` as `n` floats (NaN where `None`), `role` naming why the column is needed.
+pub(crate) fn column_of(
+    py: Python<'_>,
+    y: &Bound<'_, PyAny>,
+    spec: &ObjectiveSpec,
+    role: &str,
+    (n, rows_of): (usize, &str),
+) -> PyResult<Vec<f64>> {
+    if !y.hasattr("keys")? {
+        return Err(PyValueError::new_err(
+            "y: with objectives, expected a mapping {column: values} (or a labels CSV path)",
+        ));
+    }
+    let col = &spec.column;
+    let given = y.get_item(col).map_err(|_| {
+        let keys: Vec<String> = y
+            .call_method0("keys")
+            .and_then(|k| k.try_iter()?.map(|k| k?.str()?.extract()).collect())
+            .unwrap_or_default();
+        PyValueError::new_err(format!(
+            "y has no column {col:?} (needed by {role}); it has {keys:?}"
+        ))
+    })?;
+    let arr = py
+        .import("numpy")?
+        .call_method1("asarray", (given, "float64"))
+        .map_err(|e| {
+            PyValueError::new_err(format!(
+                "y[{col:?}]: expected numbers, NaN or None where missing ({e})"
+            ))
+        })?;
+    let arr: PyReadonlyArray1<f64> = arr.extract().map_err(|_| {
+        PyValueError::new_err(format!("y[{col:?}]: expected a 1-D array of numbers"))
+    })?;
+    let arr = arr.as_array();
+    if arr.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "y[{col:?}] has {} values but {rows_of} has {n} rows",
+            arr.len()
+        )));
+    }
+    Ok(arr.to_vec())
+}
+
 /// Labels of `columns` (the first `m` the objectives) from the mapping `y` (`y[column]`: one
 /// value per row of `ids`, NaN or `None` where that column is missing for the row).
 fn labels_of_mapping(
@@ -186,52 +350,26 @@ fn labels_of_mapping(
              labeled_index} (NaN or None where a value is missing), or a labels CSV path",
         ));
     }
-    let np = py.import("numpy")?;
     let n = ids.len();
     let mut values = Vec::with_capacity(columns.len());
     for (j, spec) in columns.iter().enumerate() {
-        let col = &spec.column;
-        let given = y.get_item(col).map_err(|_| {
-            let keys: Vec<String> = y
-                .call_method0("keys")
-                .and_then(|k| k.try_iter()?.map(|k| k?.str()?.extract()).collect())
-                .unwrap_or_default();
-            let role = if j < m {
-                format!("objective {spec}")
-            } else {
-                "a constraint".to_string()
-            };
-            PyValueError::new_err(format!(
-                "y has no column {col:?} (needed by {role}); it has {keys:?}"
-            ))
-        })?;
-        let arr = np
-            .call_method1("asarray", (given, "float64"))
-            .map_err(|e| {
-                PyValueError::new_err(format!(
-                    "y[{col:?}]: expected numbers, NaN or None where missing ({e})"
-                ))
-            })?;
-        let arr: PyReadonlyArray1<f64> = arr.extract().map_err(|_| {
-            PyValueError::new_err(format!("y[{col:?}]: expected a 1-D array of numbers"))
-        })?;
-        let arr = arr.as_array();
-        if arr.len() != n {
-            return Err(PyValueError::new_err(format!(
-                "y[{col:?}] has {} values but labeled_index has {n} rows",
-                arr.len()
-            )));
-        }
+        let role = if j < m {
+            format!("objective {spec}")
+        } else {
+            "a constraint".to_string()
+        };
+        let given = column_of(py, y, spec, &role, (n, "labeled_index"))?;
         let mut column = Vec::with_capacity(n);
-        for (i, &v) in arr.iter().enumerate() {
+        for (i, &v) in given.iter().enumerate() {
             if v.is_nan() {
                 column.push(None);
             } else if v.is_finite() {
                 column.push(Some(v));
             } else {
                 return Err(PyValueError::new_err(format!(
-                    "y[{col:?}][{i}] is {v}: a label is a finite number, or NaN or None where \
-                     missing"
+                    "y[{:?}][{i}] is {v}: a label is a finite number, or NaN or None where \
+                     missing",
+                    spec.column
                 )));
             }
         }

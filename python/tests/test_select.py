@@ -271,3 +271,34 @@ def test_objectives_select_refusals(pareto):
         poolrank.select(X, labeled, {"f1": f1, "f2": y["f2"]}, **kw)
     with pytest.raises(ValueError, match="labeled_index=None"):
         poolrank.select(X, labeled, "labels.csv", **kw)
+
+
+def test_fit_objectives_predicts_what_select_reports(pareto):
+    """One GP per objective, each on its own rows (f2 is missing on half of them): at the
+    batch select picks, their means and sds are the batch's columns, a `:min` objective in
+    label units."""
+    _, X, labeled, y = pareto
+    objectives = ["f1:min", "f2:max"]
+    index, _, posterior = poolrank.select(X, labeled, y, objectives=objectives, acq="ehvi",
+                                          batch=8, backend="cpu")
+    models = poolrank.fit_objectives(X[labeled], y, objectives)
+    assert list(models) == ["f1", "f2"]
+    assert models["f1"].n_train == 40 and models["f2"].n_train == 20
+    for column, gp in models.items():
+        mean, sd = gp.predict(X[index], return_std=True, backend="cpu")
+        np.testing.assert_allclose(mean, posterior[f"mean_{column}"], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(sd, posterior[f"sd_{column}"], rtol=1e-9, atol=1e-12)
+    # The labeled rows' means follow the labels: the sign of a :min fit is undone.
+    f1 = np.asarray(y["f1"])
+    fitted = models["f1"].predict(X[labeled])
+    assert np.corrcoef(fitted, f1)[0, 1] > 0.9
+
+    with pytest.raises(ValueError, match='y has no column "f4"'):
+        poolrank.fit_objectives(X[labeled], y, ["f1:max", "f4:max"])
+    with pytest.raises(ValueError, match=r'y\["f1"\] has 39 values but X has 40 rows'):
+        poolrank.fit_objectives(X[labeled], {**y, "f1": y["f1"][:-1]}, objectives)
+    with pytest.raises(ValueError, match='column "f2" has 1 values; a GP needs at least 2'):
+        f2 = [np.nan] * 39 + [0.5]
+        poolrank.fit_objectives(X[labeled], {**y, "f2": f2}, objectives)
+    with pytest.raises(ValueError, match="a Pareto round needs 2 or 3"):
+        poolrank.fit_objectives(X[labeled], y, "f1:max")

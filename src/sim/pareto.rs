@@ -180,6 +180,9 @@ pub struct ParetoSimResult {
     pub verdicts: Vec<StrategyVerdict>,
     /// Whether the CPU scored every objective from one kernel block.
     pub shared_kernel_block: bool,
+    /// Whether some round took the pruned pass (`ehvi` and `parego` on a shared kernel block,
+    /// unless `prune` is off); the acquired sets are the same either way.
+    pub pruned: bool,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// How the backend was chosen.
@@ -291,7 +294,7 @@ pub fn simulate_objectives(
         "simulating rounds",
     );
     let (mut curves, mut initial_sets, mut acquired) = (Vec::new(), Vec::new(), Vec::new());
-    let mut shared = true;
+    let (mut shared, mut pruned) = (true, false);
     for rep in 0..sc.reps {
         let rep_seed = label_seed(sc.seed, rep);
         let initial: Vec<usize> = seeded_order(n, rep_seed)[..init].to_vec();
@@ -328,7 +331,7 @@ pub fn simulate_objectives(
                         p.acquisition = *a;
                         p.select.seed = rep_seed;
                         p.select.round = round as u32;
-                        let (picks, was_shared) = pareto_batch_of(
+                        let (picks, was_shared, was_pruned) = pareto_batch_of(
                             &p,
                             pool,
                             &labeled,
@@ -338,6 +341,7 @@ pub fn simulate_objectives(
                             &backend,
                         )?;
                         shared &= was_shared;
+                        pruned |= was_pruned;
                         picks
                     }
                 };
@@ -378,6 +382,7 @@ pub fn simulate_objectives(
         initial_sets,
         verdicts,
         shared_kernel_block: shared && backend.is_cpu(),
+        pruned,
         seconds: started.elapsed().as_secs_f64(),
         backend: backend.description.clone(),
         curves,
@@ -439,8 +444,8 @@ fn random_batch(
     top.into_sorted().into_iter().map(|k| k.item).collect()
 }
 
-/// One round of a Pareto strategy on the labeled rows: the batch (pool rows) and whether the
-/// models shared one kernel block.
+/// One round of a Pareto strategy on the labeled rows: the batch (pool rows), whether the
+/// models shared one kernel block, and whether the round took the pruned pass.
 #[allow(clippy::too_many_arguments)]
 fn pareto_batch_of(
     p: &MultiParams,
@@ -450,7 +455,7 @@ fn pareto_batch_of(
     tie_key: &[usize],
     batch: usize,
     backend: &Backend,
-) -> Result<(Vec<usize>, bool)> {
+) -> Result<(Vec<usize>, bool, bool)> {
     let m = p.objectives.len();
     let labels = MultiLabels {
         source: "<simulation>".into(),
@@ -480,8 +485,9 @@ fn pareto_batch_of(
     // Each kept row with its means and variances (one per model).
     type Kept = (usize, Vec<f32>, Vec<f32>);
     let mut batcher: Batcher<Kept> = Batcher::new(keep, m, acq.parego.len());
+    let pruned = p.select.prune && acq.prunable() && scorer.shared();
     match &scorer {
-        MultiScorer::Shared(shared) if p.select.prune && acq.prunable() => {
+        MultiScorer::Shared(shared) if pruned => {
             let mut mean = vec![0f32; n * h];
             shared.means_into(&pool.features, &mut mean)?;
             pruned_pass(
@@ -513,7 +519,7 @@ fn pareto_batch_of(
     let chosen = batcher.finish()?;
     if !diverse {
         let picks = chosen.into_iter().map(|(_, (r, _, _))| r).collect();
-        return Ok((picks, scorer.shared()));
+        return Ok((picks, scorer.shared(), pruned));
     }
     let short: Vec<(f64, Cand)> = chosen
         .into_iter()
@@ -539,7 +545,7 @@ fn pareto_batch_of(
         .into_iter()
         .map(|(_, c)| c.id.parse().expect("a row number"))
         .collect();
-    Ok((picks, scorer.shared()))
+    Ok((picks, scorer.shared(), pruned))
 }
 
 /// The verdicts as a text table, hypervolume first.
@@ -644,7 +650,7 @@ mod tests {
             let brute = simulate_objectives(&pool, &cfg).unwrap();
             cfg.sim.prune = true;
             let pruned = simulate_objectives(&pool, &cfg).unwrap();
-            assert!(pruned.shared_kernel_block);
+            assert!(pruned.shared_kernel_block && pruned.pruned && !brute.pruned);
             assert_eq!(pruned.acquired, brute.acquired, "{mode:?}");
             assert_eq!(pruned.curves, brute.curves, "{mode:?}");
         }

@@ -443,3 +443,71 @@ fn simulate_objectives_beats_random_only_when_the_labels_are_learnable() {
         "{err}"
     );
 }
+
+/// `simulate --objectives --no-prune` gives every candidate its variances each round and
+/// acquires what the pruned pass does (`pruned` in the summary says which ran).
+#[test]
+fn simulate_objectives_no_prune_acquires_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("p");
+    let o = poolrank(&[
+        "synth",
+        "--scenario",
+        "pareto",
+        "--n",
+        "300",
+        "--dim",
+        "2",
+        "--seed",
+        "8",
+        "--out",
+        prefix.to_str().unwrap(),
+    ]);
+    succeeded(&o);
+    let (pool, labels) = (dir.path().join("p.npy"), dir.path().join("p.labels.csv"));
+    let run = |extra: &[&str], out: &str| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "simulate",
+            "--pool",
+            pool.to_str().unwrap(),
+            "--labels",
+            labels.to_str().unwrap(),
+            "--objectives",
+            "f1:max,f2:min",
+            "--strategies",
+            "ehvi,parego",
+            "--init",
+            "10",
+            "--batch",
+            "8",
+            "--rounds",
+            "3",
+            "--reps",
+            "2",
+            "--backend",
+            "cpu",
+            "--quiet",
+            "--signal-var",
+            "1",
+            "--noise",
+            "0.01",
+            "--lengthscale",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        succeeded(&poolrank(&args));
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        (std::fs::read_to_string(out.join("curves.csv")).unwrap(), s)
+    };
+    let (pruned, s) = run(&[], "pruned");
+    let (brute, b) = run(&["--no-prune"], "brute");
+    assert_eq!(s["pruned"], true);
+    assert_eq!(b["pruned"], false);
+    assert_eq!(s["shared_kernel_block"], true);
+    assert_eq!(pruned, brute);
+    assert_eq!(s["verdicts"], b["verdicts"]);
+}
