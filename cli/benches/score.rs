@@ -33,8 +33,9 @@
 //!   (`objective-rounds/pruned/two-ehvi/n1000/N50000`): the Enamine 10k molecules repeated to
 //!   N/4 candidates, 1,000 of them labeled with their real score and QED, fixed
 //!   hyperparameters (one Cholesky per model), the best 1% picked. It prints the median score
-//!   phase of 11 rounds (the library's own timer: the pass over the pool, from the prepared
-//!   models to the kept candidates) and how many candidates got their variances.
+//!   phase of 21 rounds of each, run in turn after a warm-up (the library's own timer: the pass
+//!   over the pool, from the prepared models to the kept candidates), the median of the 21
+//!   paired ratios, and how many candidates got their variances.
 //!
 //! `POOLRANK_BENCH_N` changes N for `score` and `gpu_vs_cpu` (default 200000).
 
@@ -459,36 +460,49 @@ fn bench_objective_rounds(c: &mut Criterion) {
         let mode = if prune { "pruned" } else { "brute" };
         let id = |what: &str| BenchmarkId::new(format!("{mode}/{what}/n{n}"), format!("N{big_n}"));
         let p1 = select(prune).check().unwrap();
-        let runs: Vec<_> = (0..11)
-            .map(|_| run_select(&p1, &pool, &one, &none).unwrap().summary)
-            .collect();
-        println!(
-            "objective-rounds/{mode}/one-ucb: score phase {}; {} of {} candidates got a variance",
-            median_score(runs.iter().map(|s| s.seconds.clone())),
-            runs[0].stages.variance,
-            runs[0].candidates
-        );
-        group.bench_function(id("one-ucb"), |b| {
-            b.iter(|| run_select(&p1, &pool, &one, &none).unwrap())
-        });
         let mut p2 = MultiParams::new("score:min,qed:max".parse().unwrap());
         p2.select = select(prune);
-        let runs: Vec<_> = (0..11)
-            .map(|_| {
-                run_select_objectives(&p2, &pool, &multi, &none)
-                    .unwrap()
-                    .summary
-            })
+        let round1 = || run_select(&p1, &pool, &one, &none).unwrap().summary;
+        let round2 = || {
+            run_select_objectives(&p2, &pool, &multi, &none)
+                .unwrap()
+                .summary
+        };
+        // Warm up, then the two in turn, so that drift in the machine's speed hits both.
+        let (_, _) = (round1(), round2());
+        let (mut runs1, mut runs2) = (Vec::new(), Vec::new());
+        for _ in 0..21 {
+            runs1.push(round1());
+            runs2.push(round2());
+        }
+        let mut ratios: Vec<f64> = runs1
+            .iter()
+            .zip(&runs2)
+            .map(|(a, b)| b.seconds.score / a.seconds.score)
             .collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "objective-rounds/{mode}/one-ucb: score phase {}; {} of {} candidates got a variance",
+            median_score(runs1.iter().map(|s| s.seconds.clone())),
+            runs1[0].stages.variance,
+            runs1[0].candidates
+        );
         println!(
             "objective-rounds/{mode}/two-ehvi: score phase {}; {} of {} candidates got variances",
-            median_score(runs.iter().map(|s| s.seconds.clone())),
-            runs[0].variances,
-            runs[0].candidates
+            median_score(runs2.iter().map(|s| s.seconds.clone())),
+            runs2[0].variances,
+            runs2[0].candidates
         );
-        group.bench_function(id("two-ehvi"), |b| {
-            b.iter(|| run_select_objectives(&p2, &pool, &multi, &none).unwrap())
-        });
+        println!(
+            "objective-rounds/{mode}: two over one, score phase, median of {} rounds in turn: \
+             {:.2} ({:.2} to {:.2})",
+            ratios.len(),
+            ratios[ratios.len() / 2],
+            ratios[0],
+            ratios[ratios.len() - 1]
+        );
+        group.bench_function(id("one-ucb"), |b| b.iter(round1));
+        group.bench_function(id("two-ehvi"), |b| b.iter(round2));
     }
     group.finish();
 }

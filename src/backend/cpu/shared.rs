@@ -150,7 +150,7 @@ impl SharedCpuScorer {
                             // The mean alone: `s2 · k` formed inside the dot product.
                             for i in 0..rows {
                                 let row = &s.block[i * n..(i + 1) * n];
-                                mean[i * h + j] = scaled_dot(row, head, &head.alpha);
+                                mean[i * h + j] = scaled_dot(row, head, &mut s.ks);
                             }
                             continue;
                         }
@@ -321,30 +321,36 @@ impl SharedCpuScorer {
     }
 }
 
-/// `dot(ks, alpha)` of [`super::dot`] for the model's kernel row `ks[c] = s2 · row[col c]`
-/// without writing it: the same products in the same order, hence its bits.
+/// `dot(ks, alpha)` of [`super::dot`] for the model's kernel row `ks[c] = s2 · row[col c]`:
+/// the same products in the same order, hence its bits. A model on every labeled row forms
+/// `s2 · row[c]` inside the (vectorised) loop; a model on a subset gathers its row into
+/// `gathered` first.
 #[inline]
-fn scaled_dot(row: &[f32], head: &Head, alpha: &[f32]) -> f32 {
-    let s2 = head.s2;
+fn scaled_dot(row: &[f32], head: &Head, gathered: &mut Vec<f32>) -> f32 {
+    let (s2, alpha) = (head.s2, &head.alpha);
     match head.cols.as_deref() {
-        None => dot_with(alpha, |c| s2 * row[c]),
-        Some(cols) => dot_with(alpha, |c| s2 * row[cols[c]]),
-    }
-}
-
-/// [`super::dot`] of `x(0..b.len())` and `b`: 16 partial sums over full groups of 16, the
-/// rest summed in order, then the partial sums' sum plus the rest.
-#[inline(always)]
-fn dot_with(b: &[f32], x: impl Fn(usize) -> f32) -> f32 {
-    let full = b.len() / 16 * 16;
-    let tail: f32 = (full..b.len()).map(|c| x(c) * b[c]).sum();
-    let mut acc = [0f32; 16];
-    for base in (0..full).step_by(16) {
-        for k in 0..16 {
-            acc[k] += x(base + k) * b[base + k];
+        None => {
+            let mut acc = [0f32; 16];
+            let (ca, cb) = (row[..alpha.len()].chunks_exact(16), alpha.chunks_exact(16));
+            let tail: f32 = ca
+                .remainder()
+                .iter()
+                .zip(cb.remainder())
+                .map(|(x, y)| (s2 * x) * y)
+                .sum();
+            for (x, y) in ca.zip(cb) {
+                for k in 0..16 {
+                    acc[k] += (s2 * x[k]) * y[k];
+                }
+            }
+            acc.iter().sum::<f32>() + tail
+        }
+        Some(cols) => {
+            gathered.clear();
+            gathered.extend(cols.iter().map(|&c| s2 * row[c]));
+            dot(gathered, alpha)
         }
     }
-    acc.iter().sum::<f32>() + tail
 }
 
 /// Per-task scratch of [`SharedCpuScorer::posterior_into`]: the unscaled block of one chunk,
