@@ -879,7 +879,8 @@ pub(crate) struct ObjectiveArgs {
     )]
     pub(crate) ref_point: Option<Vec<f64>>,
     /// A constraint on a label column, e.g. "qed>=0.5" or "logp<=5": scores are weighed by
-    /// each candidate's probability of meeting it under that column's GP (repeat for more).
+    /// each candidate's probability of meeting it under that column's GP (repeat for more); in
+    /// simulate the measures count only the candidates that meet it.
     #[arg(long, value_name = "NAME>=V", value_parser = parse_constraint, requires = "objectives")]
     pub(crate) constraint: Vec<Constraint>,
 }

@@ -229,10 +229,6 @@ fn simulate_objectives(a: SimulateArgs) -> Result<()> {
     };
     let o = &a.objectives;
     anyhow::ensure!(
-        o.constraint.is_empty(),
-        "--constraint: simulate does not yet take constraints; run select --constraint on your labels"
-    );
-    anyhow::ensure!(
         a.test_ids.is_none() && a.compare_inducing.is_empty() && !a.hold_hyperparameters,
         "--test-ids, --compare-inducing and --hold-hyperparameters are one-objective settings; with --objectives every round refits every objective's GP"
     );
@@ -254,6 +250,7 @@ fn simulate_objectives(a: SimulateArgs) -> Result<()> {
     }
     cfg.beta = a.beta;
     cfg.ref_point = o.ref_point.clone();
+    cfg.constraints = o.constraint.clone();
     let s = &mut cfg.sim;
     s.init = a.init;
     s.batch = a.batch;
@@ -272,7 +269,10 @@ fn simulate_objectives(a: SimulateArgs) -> Result<()> {
         .inputs(pool.ids.as_ref())
         .check()?;
     pool_notes(&pool)?;
-    let read = poolrank::data::read_objective_labels(&labels.path, &labels.id_col, &objectives)?;
+    let mut columns = poolrank::multi::MultiParams::new(objectives);
+    columns.constraints = cfg.constraints.clone();
+    let read =
+        poolrank::data::read_label_columns(&labels.path, &labels.id_col, &columns.columns())?;
     let data = load_multi_labeled_pool(&pool, &read)?;
     let result = simulate_objectives(&data, &cfg)?;
     let paths = report::write_pareto_simulation(&mut set, &a.out, &result)?;

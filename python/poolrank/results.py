@@ -164,7 +164,9 @@ def simulate(pool, y, **kwargs) -> SimulationResult:
     `{column: one value per pool row}` or a labels CSV path whose `id` column holds pool rows;
     `strategies` among `ehvi`, `phvi`, `pareto-ucb`, `parego` (default all four; random always
     runs), `beta` of `pareto-ucb`, `ref_point` of `ehvi`/`phvi` (default: from each round's
-    labels), `batch_mode` `topk` or `diverse`. The measures are hypervolume and front recall;
+    labels), `batch_mode` `topk` or `diverse`, `constraints` (`"qed>=0.5"` or a list; the
+    measures then count only the candidates that meet them, and `y` must hold their columns).
+    The measures are hypervolume and front recall;
     `minimize`, `objective`, `test`, `test_index`, `refit=False`, `xi` and `samples` are
     refused there."""
     return SimulationResult(*_native._simulate(pool, y, **kwargs))

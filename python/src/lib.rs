@@ -826,7 +826,7 @@ fn mode_arg(name: &str) -> PyResult<BatchMode> {
     kernel=None, noise=None, signal_var=None, lengthscale=None, inducing=None, exact=false,
     refit=true, backend="auto", beta=2.0, xi=0.0, features=None, out=None, prune=true,
     samples=None, temperature=0.1, power=1.0, joint_sampler="shortlist", prior_features=1024,
-    objectives=None, ref_point=None
+    objectives=None, ref_point=None, constraints=None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn _simulate<'py>(
@@ -864,6 +864,7 @@ fn _simulate<'py>(
     prior_features: usize,
     objectives: Option<&Bound<'py, PyAny>>,
     ref_point: Option<Vec<f64>>,
+    constraints: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = pool.py();
     let input = Input::parse(pool, features)?;
@@ -906,13 +907,19 @@ fn _simulate<'py>(
             strategies,
             beta,
             ref_point,
+            constraints,
         };
         return multi::simulate(py, view, y, cfg, args, out);
     }
-    if ref_point.is_some() {
-        return Err(PyValueError::new_err(
-            "ref_point: only with objectives (give them as objectives=[\"NAME:min\", \"NAME:max\"])",
-        ));
+    for (given, name) in [
+        (ref_point.is_some(), "ref_point"),
+        (constraints.is_some(), "constraints"),
+    ] {
+        if given {
+            return Err(PyValueError::new_err(format!(
+                "{name}: only with objectives (give them as objectives=[\"NAME:min\", \"NAME:max\"])"
+            )));
+        }
     }
     let y = labels(py, y, rows)?;
     if let Some(names) = strategies {

@@ -11,8 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use poolrank::data::{
-    read_label_columns, read_objective_labels, Features, IdList, MultiLabels, ObjectiveSpec,
-    Objectives,
+    read_label_columns, Features, IdList, MultiLabels, ObjectiveSpec, Objectives,
 };
 use poolrank::multi::{run_select_objectives, Constraint, MultiParams, ParetoAcquisition};
 use poolrank::names::Named;
@@ -183,6 +182,7 @@ pub(crate) struct SimArgs<'a, 'py> {
     pub strategies: Option<Vec<String>>,
     pub beta: f32,
     pub ref_point: Option<Vec<f64>>,
+    pub constraints: Option<&'a Bound<'py, PyAny>>,
 }
 
 /// `simulate` with several objectives on the pool `view`: `y` a mapping `{column: one value per
@@ -217,19 +217,27 @@ pub(crate) fn simulate<'py>(
     cfg.sim = sim;
     cfg.beta = args.beta;
     cfg.ref_point = args.ref_point;
+    cfg.constraints = constraints_arg(args.constraints)?;
+    let mut probe = MultiParams::new(objectives.clone());
+    probe.constraints = cfg.constraints.clone();
+    let columns = probe.columns();
     let rows = view.rows();
     let path = y.extract::<PathBuf>().ok();
     let values = match path {
         Some(_) => None,
         None => {
-            let mut values = Vec::with_capacity(objectives.len());
-            for spec in objectives.iter() {
-                let role = format!("objective {spec}");
+            let mut values = Vec::with_capacity(columns.len());
+            for (j, spec) in columns.iter().enumerate() {
+                let role = match j < objectives.len() {
+                    true => format!("objective {spec}"),
+                    false => "a constraint".to_string(),
+                };
                 let column = column_of(py, y, spec, &role, (rows, "the pool"))?;
                 if let Some(i) = column.iter().position(|v| !v.is_finite()) {
                     return Err(PyValueError::new_err(format!(
                         "y[{:?}][{i}] is {}: simulate reveals every candidate's true value, so \
-                         every pool row needs a finite value of every objective",
+                         every pool row needs a finite value of every objective and of every \
+                         column a constraint names",
                         spec.column, column[i]
                     )));
                 }
@@ -253,11 +261,11 @@ pub(crate) fn simulate<'py>(
                         features,
                         ids: (0..rows).map(|i| i.to_string()).collect(),
                         values,
-                        objectives: objectives.to_vec(),
+                        objectives: columns,
                     }
                 }
                 (None, Some(path)) => {
-                    let labels = read_objective_labels(&path, "id", &objectives)?;
+                    let labels = read_label_columns(&path, "id", &columns)?;
                     load_multi_labeled_pool(&ArrayPool::new(view), &labels)?
                 }
                 (None, None) => unreachable!("y is a mapping or a path"),

@@ -111,7 +111,7 @@ def pareto(tmp_path_factory, poolrank_cli):
     with open(d / "p.labels.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["id"]) for r in rows] == list(range(300))
-    y = {c: np.array([float(r[c]) for r in rows]) for c in ("f1", "f2")}
+    y = {c: np.array([float(r[c]) for r in rows]) for c in ("f1", "f2", "f3")}
     return d, np.load(d / "p.npy"), y
 
 
@@ -157,6 +157,29 @@ def test_simulate_objectives_equals_the_cli(pareto, poolrank_cli, tmp_path):
     assert np.array_equal(again.curves["value"], res.curves["value"])
 
 
+def test_simulate_objectives_with_a_constraint_equals_the_cli(pareto, poolrank_cli, tmp_path):
+    d, X, y = pareto
+    sizes = dict(reps=2, rounds=2, init=20, batch=10, topk=20, seed=3)
+    flags = [x for k, v in sizes.items() for x in (f"--{k}", v)]
+    poolrank_cli("simulate", "--pool", d / "p.npy", "--labels", d / "p.labels.csv",
+                 "--objectives", "f1:max,f2:max", "--strategies", "ehvi,pareto-ucb",
+                 "--constraint", "f3>=0.4", *flags, "--backend", "cpu", "--quiet",
+                 "--out", tmp_path / "cli")
+    res = poolrank.simulate(X, y, objectives=["f1:max", "f2:max"], constraints="f3>=0.4",
+                            strategies=["ehvi", "pareto-ucb"], backend="cpu", **sizes)
+    cli = json.loads((tmp_path / "cli" / "summary.json").read_text())
+    assert res.summary["constraints"] == ["f3>=0.4"] == cli["constraints"]
+    assert res.summary["feasible"] == cli["feasible"] == int((y["f3"] >= 0.4).sum())
+    assert res.summary["verdicts"] == cli["verdicts"]
+    with pytest.raises(ValueError, match='y has no column "f4"'):
+        poolrank.simulate(X, y, objectives=["f1:max", "f2:max"], constraints="f4>=0", **sizes)
+    with pytest.raises(ValueError, match="no candidate of the pool meets f3>=100"):
+        poolrank.simulate(X, y, objectives=["f1:max", "f2:max"], constraints=["f3>=100"],
+                          **sizes)
+    with pytest.raises(ValueError, match="constraints: only with objectives"):
+        poolrank.simulate(X, y["f1"], constraints="f3>=0.4")
+
+
 def test_simulate_objectives_refusals(pareto, tmp_path):
     _, X, y = pareto
     kw = dict(objectives=["f1:max", "f2:max"], reps=2, rounds=1, init=20, batch=10,
@@ -174,8 +197,8 @@ def test_simulate_objectives_refusals(pareto, tmp_path):
         f2 = y["f2"].copy()
         f2[4] = np.nan
         poolrank.simulate(X, {"f1": y["f1"], "f2": f2}, **kw)
-    with pytest.raises(ValueError, match='y has no column "f3"'):
-        poolrank.simulate(X, y, **{**kw, "objectives": "f1:max,f3:min"})
+    with pytest.raises(ValueError, match='y has no column "f4"'):
+        poolrank.simulate(X, y, **{**kw, "objectives": "f1:max,f4:min"})
     with pytest.raises(ValueError, match="expected a mapping"):
         poolrank.simulate(X, y["f1"], **kw)
     out = tmp_path / "run"

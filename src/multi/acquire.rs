@@ -108,6 +108,16 @@ impl std::str::FromStr for Constraint {
     }
 }
 
+impl Constraint {
+    /// Whether `value` (in the column's units) meets the constraint.
+    pub fn holds(&self, value: f64) -> bool {
+        match self.bound {
+            Bound::AtLeast => value >= self.threshold,
+            Bound::AtMost => value <= self.threshold,
+        }
+    }
+}
+
 impl std::fmt::Display for Constraint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let op = match self.bound {

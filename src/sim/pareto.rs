@@ -30,8 +30,8 @@ use crate::backend::{Backend, GpuOptions};
 use crate::data::{Features, Labels, MultiLabels, ObjectiveSpec, Objectives, Pool};
 use crate::error::{Error, Result};
 use crate::multi::{
-    acquirer, diverse_batch, fit_heads, pruned_pass, Batcher, Cand, MultiParams, MultiScorer,
-    ParetoAcquisition, TopScores, Value,
+    acquirer, diverse_batch, fit_heads, pruned_pass, Batcher, Cand, Constraint, MultiParams,
+    MultiScorer, ParetoAcquisition, TopScores, Value,
 };
 use crate::pareto::{hypervolume, nondominated_layers, reference_point};
 use crate::rng::{draw_u32, seeded_order, uniform};
@@ -56,6 +56,10 @@ pub struct ParetoSimConfig {
     /// Reference point of `ehvi`/`phvi` each round (file units); `None`: from that round's
     /// labels.
     pub ref_point: Option<Vec<f64>>,
+    /// Constraints: each strategy's acquisition is multiplied by the probability of meeting
+    /// them, as in `select`, and the measures count only the candidates whose true values meet
+    /// them (the front is the feasible candidates' front).
+    pub constraints: Vec<Constraint>,
 }
 
 impl ParetoSimConfig {
@@ -72,6 +76,7 @@ impl ParetoSimConfig {
             ],
             beta: 2.0,
             ref_point: None,
+            constraints: Vec::new(),
         }
     }
 }
@@ -82,9 +87,10 @@ pub struct MultiLabeledPool {
     pub features: Features,
     /// Ids.
     pub ids: Vec<String>,
-    /// `values[k][row]`: objective `k`'s value, in the file's units.
+    /// `values[k][row]`: column `k`'s value, in the file's units.
     pub values: Vec<Vec<f64>>,
-    /// The objectives, in order.
+    /// The columns: the objectives, in order, then any other column a constraint names
+    /// ([`MultiParams::columns`]).
     pub objectives: Vec<ObjectiveSpec>,
 }
 
@@ -165,6 +171,10 @@ pub struct ParetoSimResult {
     pub seed: u64,
     /// The objectives, `NAME:min`/`NAME:max`.
     pub objectives: Vec<String>,
+    /// The constraints (`qed>=0.5`); the measures count only the candidates that meet them.
+    pub constraints: Vec<String>,
+    /// Candidates of the pool that meet every constraint (all of them without constraints).
+    pub feasible: usize,
     /// The reference point of the `hypervolume` measure (the pool front's nadir less 10% of the
     /// front's range), in the file's units.
     pub reference_point: Vec<f64>,
@@ -201,20 +211,15 @@ pub struct ParetoSimResult {
 /// Runs the simulation.
 ///
 /// # Errors
-/// [`Error::InvalidParam`] naming the field for bad settings (objectives not those of the
-/// pool, too few rounds or replicates, more labels than candidates), and the rounds'.
+/// [`Error::InvalidParam`] naming the field for bad settings (objectives or constraint columns
+/// not those of the pool, too few rounds or replicates, more labels than candidates, a
+/// constraint that no candidate meets), and the rounds'.
 pub fn simulate_objectives(
     pool: &MultiLabeledPool,
     cfg: &ParetoSimConfig,
 ) -> Result<ParetoSimResult> {
     let started = Instant::now();
     let sc = &cfg.sim;
-    if pool.objectives != cfg.objectives.to_vec() {
-        return Err(Error::param(
-            "objectives",
-            "the labeled pool holds other objectives than the configuration",
-        ));
-    }
     let m = cfg.objectives.len();
     if sc.reps == 0 || sc.rounds == 0 {
         return Err(Error::param(
@@ -238,7 +243,14 @@ pub fn simulate_objectives(
     probe.select.prune = sc.prune;
     probe.beta = cfg.beta;
     probe.ref_point = cfg.ref_point.clone();
+    probe.constraints = cfg.constraints.clone();
     probe.check()?;
+    if pool.objectives != probe.columns() {
+        return Err(Error::param(
+            "objectives",
+            "the labeled pool holds other columns than the objectives and constraints",
+        ));
+    }
     for a in &cfg.strategies {
         MultiParams {
             acquisition: *a,
@@ -248,18 +260,47 @@ pub fn simulate_objectives(
     }
     let kernel = sc.model.check(pool.features.kind())?.params().kernel;
 
-    // The truth: every candidate maximised, the reference, the front measured.
+    // The truth: every candidate maximised, which meet the constraints, the reference and the
+    // front measured (of those that meet them).
     let specs = &pool.objectives;
     let points: Vec<f64> = (0..n)
         .flat_map(|i| (0..m).map(move |j| specs[j].maximised(pool.values[j][i])))
         .collect();
-    let layers = nondominated_layers(&points, m)?;
+    let column = |c: &Constraint| {
+        let k = specs.iter().position(|s| s.column == c.column);
+        &pool.values[k.expect("checked against the columns")]
+    };
+    let feasible: Vec<bool> = (0..n)
+        .map(|i| cfg.constraints.iter().all(|c| c.holds(column(c)[i])))
+        .collect();
+    let rows: Vec<usize> = (0..n).filter(|&i| feasible[i]).collect();
+    if rows.is_empty() {
+        return Err(Error::param(
+            "constraint",
+            format!(
+                "no candidate of the pool meets {}; loosen a threshold or check its direction",
+                cfg.constraints
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        ));
+    }
+    let kept: Vec<f64> = rows
+        .iter()
+        .flat_map(|&i| points[i * m..(i + 1) * m].iter().copied())
+        .collect();
+    let layers: Vec<Vec<usize>> = nondominated_layers(&kept, m)?
+        .into_iter()
+        .map(|layer| layer.into_iter().map(|i| rows[i]).collect())
+        .collect();
     let front: Vec<f64> = layers[0]
         .iter()
         .flat_map(|&i| points[i * m..(i + 1) * m].iter().copied())
         .collect();
     let reference = reference_point(&front, m)?;
-    let pool_hv = hypervolume(&points, m, &reference)?;
+    let pool_hv = hypervolume(&kept, m, &reference)?;
     let mut in_front = vec![false; n];
     let (mut front_size, mut front_layers) = (0, 0);
     for layer in &layers {
@@ -274,6 +315,7 @@ pub fn simulate_objectives(
     }
     let truth = Truth {
         points: &points,
+        feasible: &feasible,
         m,
         reference: &reference,
         pool_hv,
@@ -371,6 +413,8 @@ pub fn simulate_objectives(
         reps: sc.reps,
         seed: sc.seed,
         objectives: cfg.objectives.iter().map(|s| s.to_string()).collect(),
+        constraints: cfg.constraints.iter().map(|c| c.to_string()).collect(),
+        feasible: rows.len(),
         reference_point: reference
             .iter()
             .zip(specs)
@@ -396,6 +440,7 @@ pub fn simulate_objectives(
 /// The true values and what the measures compare against.
 struct Truth<'a> {
     points: &'a [f64],
+    feasible: &'a [bool],
     m: usize,
     reference: &'a [f64],
     pool_hv: f64,
@@ -404,11 +449,12 @@ struct Truth<'a> {
 }
 
 impl Truth<'_> {
-    /// `hypervolume` and `front_recall` of the labeled rows.
+    /// `hypervolume` and `front_recall` of the labeled rows (those that meet the constraints).
     fn measures(&self, labeled: &[usize]) -> [(&'static str, f64); 2] {
         let m = self.m;
         let pts: Vec<f64> = labeled
             .iter()
+            .filter(|&&i| self.feasible[i])
             .flat_map(|&i| self.points[i * m..(i + 1) * m].iter().copied())
             .collect();
         let hv = hypervolume(&pts, m, self.reference).unwrap_or(f64::NAN);
@@ -461,8 +507,10 @@ fn pareto_batch_of(
         source: "<simulation>".into(),
         objectives: pool.objectives.clone(),
         ids: labeled.iter().map(|i| i.to_string()).collect(),
-        values: (0..m)
-            .map(|j| labeled.iter().map(|&i| Some(pool.values[j][i])).collect())
+        values: pool
+            .values
+            .iter()
+            .map(|column| labeled.iter().map(|&i| Some(column[i])).collect())
             .collect(),
         lines: Vec::new(),
     };
@@ -505,12 +553,21 @@ fn pareto_batch_of(
             let (mut mean, mut var) = (vec![0f32; n * h], vec![0f32; n * h]);
             scorer.posterior_into(&pool.features, &mut mean, &mut var)?;
             let post = |r: usize| (&mean[r * h..(r + 1) * h], &var[r * h..(r + 1) * h]);
-            let values: Vec<Value> = eligible
+            let constrained = !p.constraints.is_empty();
+            let values: Vec<(Value, f64)> = eligible
                 .par_iter()
-                .map(|&r| acq.value(post(r).0, post(r).1, tie_key[r] as u64))
+                .map(|&r| {
+                    let (mr, vr) = post(r);
+                    let p = if constrained {
+                        acq.feasibility(mr, vr)
+                    } else {
+                        1.0
+                    };
+                    acq.value(mr, vr, tie_key[r] as u64).map(|v| (v, p))
+                })
                 .collect::<Result<_>>()?;
-            for (&r, v) in eligible.iter().zip(&values) {
-                batcher.offer(v, 1.0, tie_key[r], || {
+            for (&r, (v, p)) in eligible.iter().zip(&values) {
+                batcher.offer(v, *p, tie_key[r], || {
                     (r, post(r).0.to_vec(), post(r).1.to_vec())
                 });
             }
@@ -654,5 +711,84 @@ mod tests {
             assert_eq!(pruned.acquired, brute.acquired, "{mode:?}");
             assert_eq!(pruned.curves, brute.curves, "{mode:?}");
         }
+    }
+
+    /// With a constraint the measures count only the candidates that meet it (the pool's
+    /// front is the feasible one), and a constrained strategy acquires more feasible
+    /// candidates than the same strategy without it; a constraint that no candidate meets is
+    /// refused by name.
+    #[test]
+    fn constrained_simulations_measure_and_seek_the_feasible() {
+        let s = generate(Scenario::Pareto, 1500, 2, 3).unwrap();
+        let objectives: Objectives = "f1:max,f2:max".parse().unwrap();
+        let f3 = &s.objectives[2];
+        let mut sorted = f3.clone();
+        sorted.sort_by(f64::total_cmp);
+        let constraint: Constraint = format!("f3>={}", sorted[750]).parse().unwrap();
+        let pool = |columns: usize| {
+            let mut specs = objectives.to_vec();
+            if columns == 3 {
+                specs.push(ObjectiveSpec::max("f3"));
+            }
+            MultiLabeledPool {
+                features: s.pool.features.clone(),
+                ids: (0..1500).map(|i| i.to_string()).collect(),
+                values: s.objectives[..columns].to_vec(),
+                objectives: specs,
+            }
+        };
+        let mut cfg = ParetoSimConfig::new(objectives.clone());
+        cfg.strategies = vec![ParetoAcquisition::Ehvi, ParetoAcquisition::ParetoUcb];
+        let sc = &mut cfg.sim;
+        (sc.init, sc.batch, sc.topk) = (
+            BatchSize::Count(20),
+            BatchSize::Count(20),
+            BatchSize::Count(30),
+        );
+        (sc.rounds, sc.reps) = (4, 2);
+        sc.backend = BackendChoice::Cpu;
+        sc.model = ModelSpec {
+            lengthscale: Some(1.0),
+            signal_var: Some(1.0),
+            noise: Some(0.01),
+            ..ModelSpec::default()
+        };
+        let free = simulate_objectives(&pool(2), &cfg).unwrap();
+        // The constrained configuration needs the constraint's column in the pool.
+        cfg.constraints = vec![constraint.clone()];
+        let refused = simulate_objectives(&pool(2), &cfg).unwrap_err().to_string();
+        assert!(refused.contains("other columns"), "{refused}");
+        let bound = simulate_objectives(&pool(3), &cfg).unwrap();
+        let meets = f3.iter().filter(|&&v| constraint.holds(v)).count();
+        assert_eq!((free.feasible, bound.feasible), (1500, meets));
+        assert_eq!(bound.constraints, vec![constraint.to_string()]);
+        assert!(bound.curves.iter().all(|c| (0.0..=1.0).contains(&c.value)));
+        // The same initial sets, measured on the feasible candidates only.
+        assert_eq!(free.initial_sets, bound.initial_sets);
+        let start = |r: &ParetoSimResult| r.curves[0].value;
+        assert_ne!(start(&free), start(&bound));
+        let share = |r: &ParetoSimResult, k: usize| {
+            let acquired = &r.acquired[k][r.init..];
+            acquired
+                .iter()
+                .filter(|&&i| constraint.holds(f3[i]))
+                .count() as f64
+                / acquired.len() as f64
+        };
+        for k in [1, 2] {
+            assert!(
+                share(&bound, k) > share(&free, k) + 0.2,
+                "{}: {} constrained against {}",
+                bound.strategies[k],
+                share(&bound, k),
+                share(&free, k)
+            );
+        }
+        cfg.constraints = vec![format!("f3>={}", sorted[1499] + 1.0).parse().unwrap()];
+        let none = simulate_objectives(&pool(3), &cfg).unwrap_err().to_string();
+        assert!(
+            none.contains("no candidate of the pool meets f3>="),
+            "{none}"
+        );
     }
 }

@@ -445,9 +445,11 @@ fn simulate_objectives_beats_random_only_when_the_labels_are_learnable() {
 }
 
 /// `simulate --objectives --no-prune` gives every candidate its variances each round and
-/// acquires what the pruned pass does (`pruned` in the summary says which ran).
+/// acquires what the pruned pass does (`pruned` in the summary says which ran); with
+/// `--constraint` the summary names it and counts the feasible candidates, and a constraint
+/// that no candidate meets is refused by its flag.
 #[test]
-fn simulate_objectives_no_prune_acquires_the_same() {
+fn simulate_objectives_no_prune_and_constraints() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("p");
     let o = poolrank(&[
@@ -504,6 +506,35 @@ fn simulate_objectives_no_prune_acquires_the_same() {
         (std::fs::read_to_string(out.join("curves.csv")).unwrap(), s)
     };
     let (pruned, s) = run(&[], "pruned");
+    // A constraint on the third column: measured on the feasible candidates, not pruned.
+    let (_, c) = run(&["--constraint", "f3>=0.5"], "constrained");
+    assert_eq!(c["constraints"], serde_json::json!(["f3>=0.5"]));
+    assert_eq!(c["pruned"], false);
+    let feasible = c["feasible"].as_u64().unwrap();
+    assert!(feasible > 0 && feasible < 300, "{feasible}");
+    let out = dir.path().join("never");
+    let o = poolrank(&[
+        "simulate",
+        "--pool",
+        pool.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--objectives",
+        "f1:max,f2:min",
+        "--constraint",
+        "f3>=1e9",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--constraint")
+            && err.contains("no candidate of the pool meets f3>=1000000000"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a refused run writes nothing");
     let (brute, b) = run(&["--no-prune"], "brute");
     assert_eq!(s["pruned"], true);
     assert_eq!(b["pruned"], false);
