@@ -623,6 +623,15 @@ pub fn pareto_verdict_table(r: &ParetoSimResult) -> String {
         r.front_layers,
         r.front_size
     );
+    if !r.constraints.is_empty() {
+        let _ = writeln!(
+            out,
+            "constraints {}: {} of {} candidates meet them; both measures count only those",
+            r.constraints.join(" and "),
+            r.feasible,
+            r.pool_size
+        );
+    }
     let _ = writeln!(
         out,
         "{:<12} {:<13} {:>8} {:>8} {:>24} {:<18} {:<18}",
@@ -762,6 +771,11 @@ mod tests {
         let meets = f3.iter().filter(|&&v| constraint.holds(v)).count();
         assert_eq!((free.feasible, bound.feasible), (1500, meets));
         assert_eq!(bound.constraints, vec![constraint.to_string()]);
+        let table = pareto_verdict_table(&bound);
+        assert!(
+            table.contains(&format!("constraints {constraint}: {meets} of 1500")),
+            "{table}"
+        );
         assert!(bound.curves.iter().all(|c| (0.0..=1.0).contains(&c.value)));
         // The same initial sets, measured on the feasible candidates only.
         assert_eq!(free.initial_sets, bound.initial_sets);
