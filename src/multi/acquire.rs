@@ -233,6 +233,32 @@ impl Acquirer {
             .product()
     }
 
+    /// An upper bound of [`Acquirer::feasibility`] at every variance up to `var_hi`: a
+    /// constraint the mean meets may be met with certainty (1), one it misses is likeliest at
+    /// the largest variance (`Φ` of the margin over the largest sd, raised by a margin that
+    /// covers rounding).
+    fn feasibility_bound(&self, mean: &[f32], var_hi: &[f32]) -> f64 {
+        self.constraints
+            .iter()
+            .map(|c| {
+                let s = &self.scales[c.head];
+                let (mu, sd) = s.maximised(mean[c.head], var_hi[c.head]);
+                let mu = s.sign * mu;
+                let margin = match c.bound {
+                    Bound::AtLeast => mu - c.threshold,
+                    Bound::AtMost => c.threshold - mu,
+                };
+                if margin >= 0.0 {
+                    1.0
+                } else if sd > 0.0 {
+                    (normal_cdf(margin / sd) * (1.0 + 1.0 / 1024.0)).min(1.0)
+                } else {
+                    0.0
+                }
+            })
+            .product()
+    }
+
     /// ParEGO's value: `ei(EI, mean, var, key, ctx)` of each weight vector's model (the exact
     /// [`score`] or its [`score_bound`]) times `p`.
     fn parego_values(
@@ -257,17 +283,15 @@ impl Acquirer {
         Value::Weighted(v)
     }
 
-    /// Whether [`Acquirer::value_bound`] bounds this acquisition: `ehvi` and `parego` without
-    /// constraints. (`phvi` is not monotone in the variance: a mean outside the dominated
-    /// region loses probability as the variance grows; `pareto-ucb` keeps every candidate
-    /// dominated by fewer than `batch` others, a test with no cheap threshold; a probability of
-    /// feasibility can rise as the variance falls.)
+    /// Whether [`Acquirer::value_bound`] bounds this acquisition: `ehvi` and `parego`, with or
+    /// without constraints. (`phvi` is not monotone in the variance: a mean outside the
+    /// dominated region loses probability as the variance grows; `pareto-ucb` keeps every
+    /// candidate dominated by fewer than `batch` others, a test with no cheap threshold.)
     pub fn prunable(&self) -> bool {
-        self.constraints.is_empty()
-            && matches!(
-                self.acquisition,
-                ParetoAcquisition::Ehvi | ParetoAcquisition::Parego
-            )
+        matches!(
+            self.acquisition,
+            ParetoAcquisition::Ehvi | ParetoAcquisition::Parego
+        )
     }
 
     /// An upper bound of [`Acquirer::value`] at every variance up to `var_hi` (one per model),
@@ -275,19 +299,37 @@ impl Acquirer {
     /// that covers rounding. EHVI grows with each objective's variance: the improvement
     /// `HVI(y)` is convex in each coordinate (the region the front leaves open only widens as
     /// the coordinate grows), so spreading a coordinate's normal raises its expectation. EI
-    /// grows with the variance too ([`score_bound`]).
+    /// grows with the variance too ([`score_bound`]). The probability of feasibility does not
+    /// (it falls with the variance where the mean meets a constraint): it is bounded on its
+    /// own, by 1 or its value at `var_hi` ([`Acquirer::feasibility_bound`]), and the product of
+    /// the two bounds bounds the product.
     ///
     /// # Errors
     /// A non-finite posterior reaching the box sums.
     pub fn value_bound(&self, mean: &[f32], var_hi: &[f32], key: u64) -> Result<Value> {
         debug_assert!(self.prunable());
+        let p = self.feasibility_bound(mean, var_hi);
         Ok(match self.acquisition {
-            ParetoAcquisition::Parego => self.parego_values(mean, var_hi, key, 1.0, score_bound),
-            _ => match self.value(mean, var_hi, key)? {
-                Value::Scalar(v) => Value::Scalar(v + v.abs() / 1024.0 + f64::MIN_POSITIVE),
-                other => other,
-            },
+            ParetoAcquisition::Parego => self.parego_values(mean, var_hi, key, p, score_bound),
+            _ => {
+                let v = self.hypervolume_value(mean, var_hi)? * p;
+                Value::Scalar(v + v.abs() / 1024.0 + f64::MIN_POSITIVE)
+            }
         })
+    }
+
+    /// EHVI or PHVI of the objectives' posteriors, before any constraint.
+    fn hypervolume_value(&self, mean: &[f32], var: &[f32]) -> Result<f64> {
+        let m = self.m;
+        let boxes = self.boxes.as_ref().expect("EHVI and PHVI have boxes");
+        let (mut mu, mut sd) = ([0.0; 3], [0.0; 3]);
+        for j in 0..m {
+            (mu[j], sd[j]) = self.scales[j].maximised(mean[j], var[j]);
+        }
+        match self.acquisition {
+            ParetoAcquisition::Ehvi => boxes.ehvi(&mu[..m], &sd[..m]),
+            _ => boxes.phvi(&mu[..m], &sd[..m]),
+        }
     }
 
     /// The candidate's value from each model's standardised latent `mean` and `var` (one per
@@ -299,16 +341,7 @@ impl Acquirer {
         let m = self.m;
         Ok(match self.acquisition {
             ParetoAcquisition::Ehvi | ParetoAcquisition::Phvi => {
-                let boxes = self.boxes.as_ref().expect("EHVI and PHVI have boxes");
-                let (mut mu, mut sd) = ([0.0; 3], [0.0; 3]);
-                for j in 0..m {
-                    (mu[j], sd[j]) = self.scales[j].maximised(mean[j], var[j]);
-                }
-                let v = match self.acquisition {
-                    ParetoAcquisition::Ehvi => boxes.ehvi(&mu[..m], &sd[..m])?,
-                    _ => boxes.phvi(&mu[..m], &sd[..m])?,
-                };
-                Value::Scalar(v * self.feasibility(mean, var))
+                Value::Scalar(self.hypervolume_value(mean, var)? * self.feasibility(mean, var))
             }
             ParetoAcquisition::Parego => {
                 let p = self.feasibility(mean, var);

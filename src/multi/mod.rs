@@ -622,8 +622,8 @@ pub struct MultiSummary {
     /// Whether every model was scored from one kernel block per tile.
     pub shared_kernel_block: bool,
     /// Whether candidates that provably could not enter the batch (or the shortlist) were
-    /// skipped before their variances (`ehvi` and `parego` without constraints, on one shared
-    /// kernel block; the batch is brute force's).
+    /// skipped before their variances (`ehvi` and `parego`, with or without constraints, on
+    /// one shared kernel block; the batch is brute force's).
     pub pruned: bool,
     /// Candidates whose variances under every model were computed (all of them unpruned).
     pub variances: usize,
@@ -753,7 +753,7 @@ pub fn run_select_objectives(
         };
         if let Some(shared) = pruned {
             shared.means_into(&tile.features, &mut mean)?;
-            variances += pruned_pass(
+            let pass = pruned_pass(
                 shared,
                 &acq,
                 &mut batcher,
@@ -761,8 +761,10 @@ pub fn run_select_objectives(
                 &mean,
                 &eligible,
                 |r| start + r,
-                |r, m, v| cand(r, m, v, 1.0),
+                cand,
             )?;
+            variances += pass.variances;
+            best_p = best_p.max(pass.best_p);
             return Ok(());
         }
         var.resize(rows * h, 0.0);
@@ -790,6 +792,13 @@ pub fn run_select_objectives(
     })?;
     seconds.score = t.elapsed().as_secs_f64();
     if constrained && best_p < FEASIBLE_FLOOR {
+        if pruned.is_some() {
+            // The rows pruned away were never given a probability: brute force decides (and
+            // names the pool's highest probability).
+            let mut brute = params.clone();
+            brute.select.prune = false;
+            return run_select_objectives(&brute, pool, labels, pending);
+        }
         return Err(no_feasible(params, best_p));
     }
     let t = Instant::now();
@@ -887,8 +896,8 @@ pub fn run_select_objectives(
 /// their bound; each wave's variances by stages ([`SharedCpuScorer::staged_variances`]), a
 /// row dropped once its bound at the partial variances is refused. The rows that reach the
 /// end have brute force's bits: their exact values are offered with their tie key `key(row)`
-/// (`cand` builds a kept row from its means and variances), which raises the threshold for the next wave. The rows it drops cannot
-/// enter the batch. Returns how many rows got their variances.
+/// (`cand` builds a kept row from its means, variances and probability of feasibility), which
+/// raises the threshold for the next wave. The rows it drops cannot enter the batch.
 ///
 /// # Errors
 /// A non-finite posterior reaching the box sums.
@@ -901,11 +910,16 @@ pub(crate) fn pruned_pass<T: Clone + Send + Sync>(
     mean: &[f32],
     eligible: &[usize],
     key: impl Fn(usize) -> usize + Sync,
-    cand: impl Fn(usize, &[f32], &[f32]) -> T,
-) -> Result<usize> {
+    cand: impl Fn(usize, &[f32], &[f32], f64) -> T,
+) -> Result<PrunedPass> {
     let h = shared.heads();
     let prior = shared.signal_vars();
     let at = |r: usize| &mean[r * h..(r + 1) * h];
+    let constrained = !acq.constraints.is_empty();
+    let mut pass = PrunedPass {
+        variances: 0,
+        best_p: 0.0,
+    };
     let bounds: Vec<Value> = eligible
         .par_iter()
         .map(|&r| acq.value_bound(at(r), &prior, key(r) as u64))
@@ -931,21 +945,36 @@ pub(crate) fn pruned_pass<T: Clone + Send + Sync>(
             v
         }
     };
+    // Ties by tie key, the order in which the batcher breaks them: a scalar bound refused
+    // then refuses every later one.
+    let rank_keys: Vec<f64> = (0..eligible.len()).map(rank).collect();
     let mut order: Vec<usize> = (0..eligible.len()).collect();
-    order.sort_by(|&a, &b| rank(b).total_cmp(&rank(a)).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        rank_keys[b]
+            .total_cmp(&rank_keys[a])
+            .then(key(eligible[a]).cmp(&key(eligible[b])))
+    });
     let wave = crate::backend::CHUNK * rayon::current_num_threads().max(1);
-    let mut exact = 0;
     let mut next = 0;
     while next < order.len() {
-        let take: Vec<usize> = order[next..(next + wave).min(order.len())]
-            .iter()
-            .take_while(|&&i| batcher.admits(&bounds[i], key(eligible[i])))
-            .map(|&i| eligible[i])
-            .collect();
+        // The next rows the batcher admits. A refused row is refused for good (thresholds only
+        // rise); past a refused scalar bound every bound is refused, but ParEGO's weighted
+        // bounds each face their own weight's threshold, so a row refused by every weight
+        // says nothing of the next row: it is skipped, not the end.
+        let mut take = Vec::with_capacity(wave);
+        while next < order.len() && take.len() < wave {
+            let i = order[next];
+            if batcher.admits(&bounds[i], key(eligible[i])) {
+                take.push(eligible[i]);
+            } else if !matches!(bounds[i], Value::Weighted(_)) {
+                next = order.len();
+                break;
+            }
+            next += 1;
+        }
         if take.is_empty() {
             break;
         }
-        next += take.len();
         let seen: &Batcher<T> = batcher;
         let got = shared.staged_variances(tile, &take, |r, hi| {
             acq.value_bound(at(r), hi, key(r) as u64)
@@ -962,11 +991,23 @@ pub(crate) fn pruned_pass<T: Clone + Send + Sync>(
                 ));
             }
             let value = acq.value(at(r), &v, key(r) as u64)?;
-            batcher.offer(&value, 1.0, key(r), || cand(r, at(r), &v));
-            exact += 1;
+            let p = match constrained {
+                true => acq.feasibility(at(r), &v),
+                false => 1.0,
+            };
+            pass.best_p = pass.best_p.max(p);
+            batcher.offer(&value, p, key(r), || cand(r, at(r), &v, p));
+            pass.variances += 1;
         }
     }
-    Ok(exact)
+    Ok(pass)
+}
+
+/// What [`pruned_pass`] did: how many rows got their variances, and the largest probability
+/// of feasibility among them (at most that of every row, which brute force finds).
+pub(crate) struct PrunedPass {
+    pub variances: usize,
+    pub best_p: f64,
 }
 
 /// The kriging believer over a shortlist (best first) for several objectives: one pick at a

@@ -333,7 +333,26 @@ fn pruned_batches_are_brute_force_batches() {
         let mut div = params(ParetoAcquisition::Ehvi, 6);
         div.select.mode = BatchMode::Diverse;
         div.select.shortlist = Some(60);
-        cases.push(div);
+        cases.push(div.clone());
+        // Constraints near each column's median label: the probability of feasibility is
+        // bounded apart from the hypervolume (1 where the mean meets it).
+        let median = |k: usize| {
+            let mut v: Vec<f64> = labels.values[k].iter().flatten().copied().collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (c1, c2) = (
+            format!("f1>={}", median(0)).parse::<Constraint>().unwrap(),
+            format!("f2<={}", median(1)).parse::<Constraint>().unwrap(),
+        );
+        for (mut p, constraints) in [
+            (params(ParetoAcquisition::Ehvi, 12), vec![c1.clone()]),
+            (params(ParetoAcquisition::Parego, 8), vec![c2.clone()]),
+            (div, vec![c1.clone(), c2.clone()]),
+        ] {
+            p.constraints = constraints;
+            cases.push(p);
+        }
         for mut p in cases {
             p.select.tile_rows = 700;
             p.select.prune = false;
@@ -360,9 +379,18 @@ fn pruned_batches_are_brute_force_batches() {
     }
     assert!(skipped > 0, "the bounds dropped candidates");
     let (x, labels) = setup(600, 40, false);
-    let mut p = params(ParetoAcquisition::Ehvi, 5);
-    p.constraints = vec!["f1>=0.2".parse().unwrap()];
-    assert!(!run(&p, &x, &labels).unwrap().summary.pruned);
     let p = params(ParetoAcquisition::Phvi, 5);
     assert!(!run(&p, &x, &labels).unwrap().summary.pruned);
+    // A constraint no candidate is likely to meet: the pruned run stops with brute force's
+    // message (the pool's highest probability, found by a brute-force pass).
+    let mut p = params(ParetoAcquisition::Ehvi, 5);
+    p.constraints = vec!["f1>=1e6".parse().unwrap()];
+    let pruned = run(&p, &x, &labels).unwrap_err().to_string();
+    p.select.prune = false;
+    let brute = run(&p, &x, &labels).unwrap_err().to_string();
+    assert_eq!(pruned, brute);
+    assert!(
+        brute.contains("no candidate is likely to meet f1>="),
+        "{brute}"
+    );
 }

@@ -546,7 +546,7 @@ fn pareto_batch_of(
                 &mean,
                 &eligible,
                 |r| tie_key[r],
-                |r, m, v| (r, m.to_vec(), v.to_vec()),
+                |r, m, v, _| (r, m.to_vec(), v.to_vec()),
             )?;
         }
         _ => {
@@ -768,6 +768,13 @@ mod tests {
         let refused = simulate_objectives(&pool(2), &cfg).unwrap_err().to_string();
         assert!(refused.contains("other columns"), "{refused}");
         let bound = simulate_objectives(&pool(3), &cfg).unwrap();
+        // Constrained EHVI rounds are pruned, and acquire what brute force does.
+        cfg.sim.prune = false;
+        let brute = simulate_objectives(&pool(3), &cfg).unwrap();
+        cfg.sim.prune = true;
+        assert!(bound.pruned && !brute.pruned);
+        assert_eq!(bound.acquired, brute.acquired);
+        assert_eq!(bound.curves, brute.curves);
         let meets = f3.iter().filter(|&&v| constraint.holds(v)).count();
         assert_eq!((free.feasible, bound.feasible), (1500, meets));
         assert_eq!(bound.constraints, vec![constraint.to_string()]);
@@ -804,5 +811,41 @@ mod tests {
             none.contains("no candidate of the pool meets f3>="),
             "{none}"
         );
+    }
+
+    /// Pruned ParEGO rounds with fitted hyperparameters acquire what brute force does, round
+    /// for round (the regression of the weighted bounds' stopping rule is the command line's
+    /// `pruned_parego_on_enamine_equals_brute_force`).
+    #[test]
+    fn pruned_parego_rounds_acquire_what_brute_force_does() {
+        let s = generate(Scenario::Pareto, 3000, 3, 11).unwrap();
+        let objectives: Objectives = "f1:max,f2:min".parse().unwrap();
+        let pool = MultiLabeledPool {
+            features: s.pool.features,
+            ids: (0..3000).map(|i| i.to_string()).collect(),
+            values: s.objectives[..2].to_vec(),
+            objectives: objectives.to_vec(),
+        };
+        let mut cfg = ParetoSimConfig::new(objectives);
+        cfg.strategies = vec![ParetoAcquisition::Parego];
+        let sc = &mut cfg.sim;
+        (sc.init, sc.batch, sc.topk) = (
+            BatchSize::Count(30),
+            BatchSize::Count(30),
+            BatchSize::Count(30),
+        );
+        (sc.rounds, sc.reps) = (5, 2);
+        sc.backend = BackendChoice::Cpu;
+        sc.model = ModelSpec {
+            lengthscale: Some(1.5),
+            ..ModelSpec::default()
+        };
+        sc.prune = false;
+        let brute = simulate_objectives(&pool, &cfg).unwrap();
+        cfg.sim.prune = true;
+        let pruned = simulate_objectives(&pool, &cfg).unwrap();
+        assert!(pruned.pruned);
+        assert_eq!(pruned.acquired, brute.acquired);
+        assert_eq!(pruned.curves, brute.curves);
     }
 }
