@@ -301,7 +301,7 @@ impl Acquirer {
     /// the coordinate grows), so spreading a coordinate's normal raises its expectation. EI
     /// grows with the variance too ([`score_bound`]). The probability of feasibility does not
     /// (it falls with the variance where the mean meets a constraint): it is bounded on its
-    /// own, by 1 or its value at `var_hi` ([`Acquirer::feasibility_bound`]), and the product of
+    /// own, by 1 or its value at `var_hi` (`Acquirer::feasibility_bound`), and the product of
     /// the two bounds bounds the product.
     ///
     /// # Errors
