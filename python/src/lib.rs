@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 
 use poolrank::backend::{Backend, BackendChoice, GpuOptions, Scorer};
 use poolrank::data::{Features, IdList, Labels, Pool, Tile};
-use poolrank::gp::{fit, FittedGp, ModelSpec};
+use poolrank::gp::{fit, CpuGram, FittedGp, ModelSpec};
 use poolrank::model::{FittedModel, ModelOrigin};
 use poolrank::names::UnknownName;
 use poolrank::pool::FilePool;
@@ -442,50 +442,45 @@ fn fit_objectives<'py>(
         columns.push(column);
     }
     let view = input.view();
-    let specs = objectives.to_vec();
-    let model = spec.clone();
+    let names: Vec<String> = objectives.iter().map(|o| o.column.clone()).collect();
+    let mut params = poolrank::multi::MultiParams::new(objectives.clone());
+    params.select.model = spec.clone();
+    let labels = poolrank::data::MultiLabels {
+        source: "<X, y>".into(),
+        objectives: objectives.to_vec(),
+        ids: (0..rows).map(|i| i.to_string()).collect(),
+        values: columns
+            .iter()
+            .map(|c| c.iter().map(|&v| (!v.is_nan()).then_some(v)).collect())
+            .collect(),
+        lines: Vec::new(),
+    };
     let fitted = py.detach(move || -> poolrank::Result<Vec<FittedModel>> {
         let mut train = Features::empty(view.kind());
         view.rows_into(0, rows, &mut train)?;
-        let params = model.check(train.kind())?;
-        specs
-            .iter()
-            .zip(&columns)
-            .map(|(o, column)| {
-                let labeled: Vec<usize> = (0..rows).filter(|&i| !column[i].is_nan()).collect();
-                if labeled.len() < 2 {
-                    return Err(poolrank::Error::param(
-                        "y",
-                        format!(
-                            "column {:?} has {} values; a GP needs at least 2",
-                            o.column,
-                            labeled.len()
-                        ),
-                    ));
-                }
-                let values: Vec<f64> = labeled.iter().map(|&i| column[i]).collect();
-                let sign = if o.minimize { -1.0 } else { 1.0 };
-                let signed: Vec<f64> = values.iter().map(|v| sign * v).collect();
-                let gp = fit(&params, &train.select_rows(&labeled), &signed)?;
-                FittedModel::new(
-                    gp,
-                    ModelOrigin {
-                        provenance: None,
-                        minimize: o.minimize,
-                        labeled_ids: labeled.iter().map(usize::to_string).collect(),
-                        label_values: values,
-                    },
-                )
+        // `select`'s own fits: each objective on the rows labeled for it, negated for `:min`.
+        let heads = poolrank::multi::fit_heads(&params, &train, &labels, &CpuGram)?;
+        heads
+            .into_iter()
+            .zip(objectives.iter().zip(&labels.values))
+            .map(|(head, (o, values))| {
+                let origin = ModelOrigin {
+                    provenance: None,
+                    minimize: o.minimize,
+                    labeled_ids: head.rows.iter().map(usize::to_string).collect(),
+                    label_values: head.rows.iter().filter_map(|&r| values[r]).collect(),
+                };
+                FittedModel::new(head.gp, origin)
             })
             .collect()
     });
     let out = pyo3::types::PyDict::new(py);
-    for (o, model) in objectives.iter().zip(fitted.map_err(py_err)?) {
+    for (name, model) in names.iter().zip(fitted.map_err(py_err)?) {
         let gp = Gp {
             spec: spec.clone(),
             fitted: Some(model),
         };
-        out.set_item(&o.column, Py::new(py, gp)?)?;
+        out.set_item(name, Py::new(py, gp)?)?;
     }
     Ok(out)
 }
@@ -741,16 +736,7 @@ fn select<'py>(
             return_summary,
         );
     }
-    for (given, name) in [
-        (ref_point.is_some(), "ref_point"),
-        (constraints.is_some(), "constraints"),
-    ] {
-        if given {
-            return Err(PyValueError::new_err(format!(
-                "{name}: only with objectives (give them as objectives=[\"NAME:min\", \"NAME:max\"])"
-            )));
-        }
-    }
+    only_with_objectives(ref_point.is_some(), constraints.is_some())?;
     let ids = row_indices(py, "labeled_index", labeled_index, rows)?;
     let values = labels(py, y, ids.len())?;
     let acq = acq.unwrap_or("ucb");
@@ -782,6 +768,18 @@ fn select<'py>(
     } else {
         Ok((index, score).into_pyobject(py)?.into_any())
     }
+}
+
+/// Refuses `ref_point` and `constraints` given without `objectives`.
+fn only_with_objectives(ref_point: bool, constraints: bool) -> PyResult<()> {
+    for (given, name) in [(ref_point, "ref_point"), (constraints, "constraints")] {
+        if given {
+            return Err(PyValueError::new_err(format!(
+                "{name}: only with objectives (give them as objectives=[\"NAME:min\", \"NAME:max\"])"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A size: an int is a count, a float a fraction of the pool.
@@ -911,16 +909,7 @@ fn _simulate<'py>(
         };
         return multi::simulate(py, view, y, cfg, args, out);
     }
-    for (given, name) in [
-        (ref_point.is_some(), "ref_point"),
-        (constraints.is_some(), "constraints"),
-    ] {
-        if given {
-            return Err(PyValueError::new_err(format!(
-                "{name}: only with objectives (give them as objectives=[\"NAME:min\", \"NAME:max\"])"
-            )));
-        }
-    }
+    only_with_objectives(ref_point.is_some(), constraints.is_some())?;
     let y = labels(py, y, rows)?;
     if let Some(names) = strategies {
         cfg.strategies = names

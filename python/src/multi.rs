@@ -222,10 +222,9 @@ pub(crate) fn simulate<'py>(
     probe.constraints = cfg.constraints.clone();
     let columns = probe.columns();
     let rows = view.rows();
-    let path = y.extract::<PathBuf>().ok();
-    let values = match path {
-        Some(_) => None,
-        None => {
+    let truth = match y.extract::<PathBuf>() {
+        Ok(path) => Truth::File(path),
+        Err(_) => {
             let mut values = Vec::with_capacity(columns.len());
             for (j, spec) in columns.iter().enumerate() {
                 let role = match j < objectives.len() {
@@ -243,7 +242,7 @@ pub(crate) fn simulate<'py>(
                 }
                 values.push(column);
             }
-            Some(values)
+            Truth::Values(values)
         }
     };
     let mut set = out
@@ -253,8 +252,8 @@ pub(crate) fn simulate<'py>(
         .map_err(py_err)?;
     let result = py
         .detach(move || -> poolrank::Result<ParetoSimResult> {
-            let data = match (values, path) {
-                (Some(values), _) => {
+            let data = match truth {
+                Truth::Values(values) => {
                     let mut features = Features::empty(view.kind());
                     view.rows_into(0, rows, &mut features)?;
                     MultiLabeledPool {
@@ -264,11 +263,10 @@ pub(crate) fn simulate<'py>(
                         objectives: columns,
                     }
                 }
-                (None, Some(path)) => {
+                Truth::File(path) => {
                     let labels = read_label_columns(&path, "id", &columns)?;
                     load_multi_labeled_pool(&ArrayPool::new(view), &labels)?
                 }
-                (None, None) => unreachable!("y is a mapping or a path"),
             };
             let result = simulate_objectives(&data, &cfg)?;
             if let (Some(dir), Some(mut set)) = (&out, set.take()) {
@@ -289,6 +287,12 @@ pub(crate) fn simulate<'py>(
     Ok((summary, curves, table, acquired)
         .into_pyobject(py)?
         .into_any())
+}
+
+/// Where `simulate`'s true values come from: `y` as arrays (one per column), or a labels CSV.
+enum Truth {
+    Values(Vec<Vec<f64>>),
+    File(PathBuf),
 }
 
 fn pareto_names() -> String {

@@ -297,7 +297,8 @@ def test_fit_objectives_predicts_what_select_reports(pareto):
         poolrank.fit_objectives(X[labeled], y, ["f1:max", "f4:max"])
     with pytest.raises(ValueError, match=r'y\["f1"\] has 39 values but X has 40 rows'):
         poolrank.fit_objectives(X[labeled], {**y, "f1": y["f1"][:-1]}, objectives)
-    with pytest.raises(ValueError, match='column "f2" has 1 values; a GP needs at least 2'):
+    with pytest.raises(ValueError,
+                       match='column "f2" has 1 labels in the pool; a model needs at least 2'):
         f2 = [np.nan] * 39 + [0.5]
         poolrank.fit_objectives(X[labeled], {**y, "f2": f2}, objectives)
     with pytest.raises(ValueError, match="a Pareto round needs 2 or 3"):

@@ -215,13 +215,7 @@ impl Acquirer {
         self.constraints
             .iter()
             .map(|c| {
-                let s = &self.scales[c.head];
-                let (mu, sd) = s.maximised(mean[c.head], var[c.head]);
-                let mu = s.sign * mu;
-                let margin = match c.bound {
-                    Bound::AtLeast => mu - c.threshold,
-                    Bound::AtMost => c.threshold - mu,
-                };
+                let (margin, sd) = self.margin(c, mean, var);
                 if sd > 0.0 {
                     normal_cdf(margin / sd)
                 } else if margin >= 0.0 {
@@ -233,6 +227,19 @@ impl Acquirer {
             .product()
     }
 
+    /// How far constraint `c`'s column's mean lies on its side of the threshold (negative
+    /// when it misses it) and its sd, in the column's units.
+    fn margin(&self, c: &BoundConstraint, mean: &[f32], var: &[f32]) -> (f64, f64) {
+        let s = &self.scales[c.head];
+        let (mu, sd) = s.maximised(mean[c.head], var[c.head]);
+        let mu = s.sign * mu;
+        let margin = match c.bound {
+            Bound::AtLeast => mu - c.threshold,
+            Bound::AtMost => c.threshold - mu,
+        };
+        (margin, sd)
+    }
+
     /// An upper bound of [`Acquirer::feasibility`] at every variance up to `var_hi`: a
     /// constraint the mean meets may be met with certainty (1), one it misses is likeliest at
     /// the largest variance (`Φ` of the margin over the largest sd, raised by a margin that
@@ -241,13 +248,7 @@ impl Acquirer {
         self.constraints
             .iter()
             .map(|c| {
-                let s = &self.scales[c.head];
-                let (mu, sd) = s.maximised(mean[c.head], var_hi[c.head]);
-                let mu = s.sign * mu;
-                let margin = match c.bound {
-                    Bound::AtLeast => mu - c.threshold,
-                    Bound::AtMost => c.threshold - mu,
-                };
+                let (margin, sd) = self.margin(c, mean, var_hi);
                 if margin >= 0.0 {
                     1.0
                 } else if sd > 0.0 {

@@ -680,101 +680,119 @@ mod tests {
     use crate::gp::ModelSpec;
     use crate::sim::synth::{generate, Scenario};
 
+    /// A `pareto` synth pool of `n` on `dim` features with `objectives` (columns `f1`, `f2`)
+    /// and, with `f3`, that column too (maximised); and every `f3` value.
+    fn synth_pool(
+        n: usize,
+        dim: usize,
+        seed: u64,
+        objectives: &Objectives,
+        f3: bool,
+    ) -> (MultiLabeledPool, Vec<f64>) {
+        let s = generate(Scenario::Pareto, n, dim, seed).unwrap();
+        let mut specs = objectives.to_vec();
+        let columns = if f3 {
+            specs.push(ObjectiveSpec::max("f3"));
+            3
+        } else {
+            2
+        };
+        let pool = MultiLabeledPool {
+            features: s.pool.features,
+            ids: (0..n).map(|i| i.to_string()).collect(),
+            values: s.objectives[..columns].to_vec(),
+            objectives: specs,
+        };
+        (pool, s.objectives[2].clone())
+    }
+
+    /// `strategies` on `objectives` on the CPU: `init`, `batch` and `topk` counts, `rounds`
+    /// and `reps`, `model`.
+    fn config(
+        objectives: &Objectives,
+        strategies: Vec<ParetoAcquisition>,
+        [init, batch, topk]: [usize; 3],
+        (rounds, reps): (usize, usize),
+        model: ModelSpec,
+    ) -> ParetoSimConfig {
+        let mut cfg = ParetoSimConfig::new(objectives.clone());
+        cfg.strategies = strategies;
+        let sc = &mut cfg.sim;
+        (sc.init, sc.batch, sc.topk) = (
+            BatchSize::Count(init),
+            BatchSize::Count(batch),
+            BatchSize::Count(topk),
+        );
+        (sc.rounds, sc.reps) = (rounds, reps);
+        sc.backend = BackendChoice::Cpu;
+        sc.model = model;
+        cfg
+    }
+
+    /// Fixed hyperparameters, one lengthscale: every model shares the kernel block.
+    fn fixed() -> ModelSpec {
+        ModelSpec {
+            lengthscale: Some(1.0),
+            signal_var: Some(1.0),
+            noise: Some(0.01),
+            ..ModelSpec::default()
+        }
+    }
+
+    /// Runs `cfg` brute force, then pruned, and checks that the pruned run pruned and acquired
+    /// what brute force did, round for round; returns the pruned run.
+    fn pruned_equals_brute(pool: &MultiLabeledPool, cfg: &ParetoSimConfig) -> ParetoSimResult {
+        let mut cfg = cfg.clone();
+        cfg.sim.prune = false;
+        let brute = simulate_objectives(pool, &cfg).unwrap();
+        cfg.sim.prune = true;
+        let pruned = simulate_objectives(pool, &cfg).unwrap();
+        let case = format!("{:?} {:?}", cfg.strategies, cfg.sim.mode);
+        assert!(pruned.pruned && !brute.pruned, "{case}");
+        assert_eq!(pruned.acquired, brute.acquired, "{case}");
+        assert_eq!(pruned.curves, brute.curves, "{case}");
+        pruned
+    }
+
     /// Pruned rounds (EHVI and ParEGO on one shared block, top-k and diverse) acquire what
     /// brute force does, round for round.
     #[test]
     fn pruned_simulations_acquire_what_brute_force_does() {
-        let s = generate(Scenario::Pareto, 1500, 2, 3).unwrap();
         let objectives: Objectives = "f1:max,f2:max".parse().unwrap();
-        let pool = MultiLabeledPool {
-            features: s.pool.features,
-            ids: (0..1500).map(|i| i.to_string()).collect(),
-            values: s.objectives[..2].to_vec(),
-            objectives: objectives.to_vec(),
-        };
+        let (pool, _) = synth_pool(1500, 2, 3, &objectives, false);
         for mode in [BatchMode::TopK, BatchMode::Diverse] {
-            let mut cfg = ParetoSimConfig::new(objectives.clone());
-            cfg.strategies = match mode {
+            let strategies = match mode {
                 BatchMode::TopK => vec![ParetoAcquisition::Ehvi, ParetoAcquisition::Parego],
                 _ => vec![ParetoAcquisition::Ehvi],
             };
-            let sc = &mut cfg.sim;
-            (sc.init, sc.batch, sc.topk) = (
-                BatchSize::Count(20),
-                BatchSize::Count(10),
-                BatchSize::Count(30),
-            );
-            (sc.rounds, sc.reps, sc.mode) = (3, 2, mode);
-            sc.backend = BackendChoice::Cpu;
-            sc.model = ModelSpec {
-                lengthscale: Some(1.0),
-                signal_var: Some(1.0),
-                noise: Some(0.01),
-                ..ModelSpec::default()
-            };
-            sc.prune = false;
-            let brute = simulate_objectives(&pool, &cfg).unwrap();
-            cfg.sim.prune = true;
-            let pruned = simulate_objectives(&pool, &cfg).unwrap();
-            assert!(pruned.shared_kernel_block && pruned.pruned && !brute.pruned);
-            assert_eq!(pruned.acquired, brute.acquired, "{mode:?}");
-            assert_eq!(pruned.curves, brute.curves, "{mode:?}");
+            let mut cfg = config(&objectives, strategies, [20, 10, 30], (3, 2), fixed());
+            cfg.sim.mode = mode;
+            assert!(pruned_equals_brute(&pool, &cfg).shared_kernel_block);
         }
     }
 
     /// With a constraint the measures count only the candidates that meet it (the pool's
     /// front is the feasible one), and a constrained strategy acquires more feasible
-    /// candidates than the same strategy without it; a constraint that no candidate meets is
-    /// refused by name.
+    /// candidates than the same strategy without it; constrained EHVI rounds are pruned and
+    /// acquire what brute force does; a constraint that no candidate meets is refused by name.
     #[test]
     fn constrained_simulations_measure_and_seek_the_feasible() {
-        let s = generate(Scenario::Pareto, 1500, 2, 3).unwrap();
         let objectives: Objectives = "f1:max,f2:max".parse().unwrap();
-        let f3 = &s.objectives[2];
+        let (free_pool, f3) = synth_pool(1500, 2, 3, &objectives, false);
+        let (pool, _) = synth_pool(1500, 2, 3, &objectives, true);
         let mut sorted = f3.clone();
         sorted.sort_by(f64::total_cmp);
         let constraint: Constraint = format!("f3>={}", sorted[750]).parse().unwrap();
-        let pool = |columns: usize| {
-            let mut specs = objectives.to_vec();
-            if columns == 3 {
-                specs.push(ObjectiveSpec::max("f3"));
-            }
-            MultiLabeledPool {
-                features: s.pool.features.clone(),
-                ids: (0..1500).map(|i| i.to_string()).collect(),
-                values: s.objectives[..columns].to_vec(),
-                objectives: specs,
-            }
-        };
-        let mut cfg = ParetoSimConfig::new(objectives.clone());
-        cfg.strategies = vec![ParetoAcquisition::Ehvi, ParetoAcquisition::ParetoUcb];
-        let sc = &mut cfg.sim;
-        (sc.init, sc.batch, sc.topk) = (
-            BatchSize::Count(20),
-            BatchSize::Count(20),
-            BatchSize::Count(30),
-        );
-        (sc.rounds, sc.reps) = (4, 2);
-        sc.backend = BackendChoice::Cpu;
-        sc.model = ModelSpec {
-            lengthscale: Some(1.0),
-            signal_var: Some(1.0),
-            noise: Some(0.01),
-            ..ModelSpec::default()
-        };
-        let free = simulate_objectives(&pool(2), &cfg).unwrap();
+        let strategies = vec![ParetoAcquisition::Ehvi, ParetoAcquisition::ParetoUcb];
+        let mut cfg = config(&objectives, strategies, [20, 20, 30], (4, 2), fixed());
+        let free = simulate_objectives(&free_pool, &cfg).unwrap();
         // The constrained configuration needs the constraint's column in the pool.
         cfg.constraints = vec![constraint.clone()];
-        let refused = simulate_objectives(&pool(2), &cfg).unwrap_err().to_string();
+        let refused = simulate_objectives(&free_pool, &cfg)
+            .unwrap_err()
+            .to_string();
         assert!(refused.contains("other columns"), "{refused}");
-        let bound = simulate_objectives(&pool(3), &cfg).unwrap();
-        // Constrained EHVI rounds are pruned, and acquire what brute force does.
-        cfg.sim.prune = false;
-        let brute = simulate_objectives(&pool(3), &cfg).unwrap();
-        cfg.sim.prune = true;
-        assert!(bound.pruned && !brute.pruned);
-        assert_eq!(bound.acquired, brute.acquired);
-        assert_eq!(bound.curves, brute.curves);
+        let bound = pruned_equals_brute(&pool, &cfg);
         let meets = f3.iter().filter(|&&v| constraint.holds(v)).count();
         assert_eq!((free.feasible, bound.feasible), (1500, meets));
         assert_eq!(bound.constraints, vec![constraint.to_string()]);
@@ -806,7 +824,7 @@ mod tests {
             );
         }
         cfg.constraints = vec![format!("f3>={}", sorted[1499] + 1.0).parse().unwrap()];
-        let none = simulate_objectives(&pool(3), &cfg).unwrap_err().to_string();
+        let none = simulate_objectives(&pool, &cfg).unwrap_err().to_string();
         assert!(
             none.contains("no candidate of the pool meets f3>="),
             "{none}"
@@ -818,34 +836,14 @@ mod tests {
     /// `pruned_parego_on_enamine_equals_brute_force`).
     #[test]
     fn pruned_parego_rounds_acquire_what_brute_force_does() {
-        let s = generate(Scenario::Pareto, 3000, 3, 11).unwrap();
         let objectives: Objectives = "f1:max,f2:min".parse().unwrap();
-        let pool = MultiLabeledPool {
-            features: s.pool.features,
-            ids: (0..3000).map(|i| i.to_string()).collect(),
-            values: s.objectives[..2].to_vec(),
-            objectives: objectives.to_vec(),
-        };
-        let mut cfg = ParetoSimConfig::new(objectives);
-        cfg.strategies = vec![ParetoAcquisition::Parego];
-        let sc = &mut cfg.sim;
-        (sc.init, sc.batch, sc.topk) = (
-            BatchSize::Count(30),
-            BatchSize::Count(30),
-            BatchSize::Count(30),
-        );
-        (sc.rounds, sc.reps) = (5, 2);
-        sc.backend = BackendChoice::Cpu;
-        sc.model = ModelSpec {
+        let (pool, _) = synth_pool(3000, 3, 11, &objectives, false);
+        let model = ModelSpec {
             lengthscale: Some(1.5),
             ..ModelSpec::default()
         };
-        sc.prune = false;
-        let brute = simulate_objectives(&pool, &cfg).unwrap();
-        cfg.sim.prune = true;
-        let pruned = simulate_objectives(&pool, &cfg).unwrap();
-        assert!(pruned.pruned);
-        assert_eq!(pruned.acquired, brute.acquired);
-        assert_eq!(pruned.curves, brute.curves);
+        let strategies = vec![ParetoAcquisition::Parego];
+        let cfg = config(&objectives, strategies, [30, 30, 30], (5, 2), model);
+        pruned_equals_brute(&pool, &cfg);
     }
 }

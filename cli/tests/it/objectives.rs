@@ -15,6 +15,26 @@ fn poolrank(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A `pareto` synth pool of `n` on 2 features in `dir`: its `p.npy` and `p.labels.csv`.
+fn synth_pareto(dir: &Path, n: usize, seed: u64) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (n, seed) = (n.to_string(), seed.to_string());
+    let prefix = dir.join("p");
+    succeeded(&poolrank(&[
+        "synth",
+        "--scenario",
+        "pareto",
+        "--n",
+        &n,
+        "--dim",
+        "2",
+        "--seed",
+        &seed,
+        "--out",
+        prefix.to_str().unwrap(),
+    ]));
+    (dir.join("p.npy"), dir.join("p.labels.csv"))
+}
+
 fn synth(prefix: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "synth",
@@ -309,23 +329,7 @@ fn enamine_objectives_file_joins_scores_and_qed() {
 #[test]
 fn simulate_objectives_beats_random_only_when_the_labels_are_learnable() {
     let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("p");
-    let o = poolrank(&[
-        "synth",
-        "--scenario",
-        "pareto",
-        "--n",
-        "400",
-        "--dim",
-        "2",
-        "--seed",
-        "5",
-        "--out",
-        prefix.to_str().unwrap(),
-    ]);
-    succeeded(&o);
-    let pool = dir.path().join("p.npy");
-    let labels = dir.path().join("p.labels.csv");
+    let (pool, labels) = synth_pareto(dir.path(), 400, 5);
     // The same values, moved to other candidates by a fixed permutation.
     let text = std::fs::read_to_string(&labels).unwrap();
     let rows: Vec<&str> = text.lines().skip(1).collect();
@@ -451,22 +455,7 @@ fn simulate_objectives_beats_random_only_when_the_labels_are_learnable() {
 #[test]
 fn simulate_objectives_no_prune_and_constraints() {
     let dir = tempfile::tempdir().unwrap();
-    let prefix = dir.path().join("p");
-    let o = poolrank(&[
-        "synth",
-        "--scenario",
-        "pareto",
-        "--n",
-        "300",
-        "--dim",
-        "2",
-        "--seed",
-        "8",
-        "--out",
-        prefix.to_str().unwrap(),
-    ]);
-    succeeded(&o);
-    let (pool, labels) = (dir.path().join("p.npy"), dir.path().join("p.labels.csv"));
+    let (pool, labels) = synth_pareto(dir.path(), 300, 8);
     let run = |extra: &[&str], out: &str| {
         let out = dir.path().join(out);
         let mut args = vec![
