@@ -32,10 +32,12 @@
 //!   score, UCB) against two (score and QED, EHVI), pruned and brute force
 //!   (`objective-rounds/pruned/two-ehvi/n1000/N50000`): the Enamine 10k molecules repeated to
 //!   N/4 candidates, 1,000 of them labeled with their real score and QED, fixed
-//!   hyperparameters (one Cholesky per model), the best 1% picked. It prints the median score
-//!   phase of 21 rounds of each, run in turn after a warm-up (the library's own timer: the pass
-//!   over the pool, from the prepared models to the kept candidates), the median of the 21
-//!   paired ratios, and how many candidates got their variances.
+//!   hyperparameters (one Cholesky per model; both objectives' models share `W`), the best 1%
+//!   picked. It prints the median score phase and whole round of 21 rounds of each, run in turn
+//!   after a warm-up (the library's own timers; the score phase is the pass over the pool, from
+//!   the prepared models to the kept candidates), the medians of the 21 paired ratios, and how
+//!   many candidates got their variances; then the same for 7 pruned rounds with fitted
+//!   hyperparameters (`pruned-fitted`: each objective its own `W`; printed only).
 //!
 //! `POOLRANK_BENCH_N` changes N for `score` and `gpu_vs_cpu` (default 200000).
 
@@ -386,8 +388,11 @@ fn median_score(runs: impl Iterator<Item = poolrank::engine::Timings>) -> String
     };
     let (score, lo, hi) = median(runs.iter().map(|t| t.score * 1e3).collect());
     let (fit, _, _) = median(runs.iter().map(|t| t.fit * 1e3).collect());
+    let (select, _, _) = median(runs.iter().map(|t| t.select * 1e3).collect());
+    let (total, _, _) = median(runs.iter().map(|t| t.total * 1e3).collect());
     format!(
-        "median {score:.1} ms ({lo:.1} to {hi:.1}) of {} rounds, fit {fit:.1} ms",
+        "median {score:.1} ms ({lo:.1} to {hi:.1}) of {} rounds, fit {fit:.1} ms, \
+         select {select:.1} ms, whole round {total:.1} ms",
         runs.len()
     )
 }
@@ -438,14 +443,14 @@ fn bench_objective_rounds(c: &mut Criterion) {
         values: order[..n].iter().map(|&r| value(0, r)).collect(),
         lines: Vec::new(),
     };
-    let model = ModelSpec {
+    let model = |fixed: bool| ModelSpec {
         kernel: Some(KernelKind::MinMax),
-        signal_var: Some(1.0),
-        noise: Some(0.1),
+        signal_var: fixed.then_some(1.0),
+        noise: fixed.then_some(0.1),
         ..ModelSpec::default()
     };
-    let select = |prune: bool| SelectParams {
-        model: model.clone(),
+    let select = |prune: bool, fixed: bool| SelectParams {
+        model: model(fixed),
         minimize: true,
         batch: BatchSize::Fraction(0.01),
         backend: poolrank::backend::BackendChoice::Cpu,
@@ -456,12 +461,17 @@ fn bench_objective_rounds(c: &mut Criterion) {
     let mut group = c.benchmark_group("objective-rounds");
     group.sample_size(10);
     group.throughput(Throughput::Elements(big_n as u64));
-    for prune in [true, false] {
-        let mode = if prune { "pruned" } else { "brute" };
+    // Fitted hyperparameters (each objective its own signal variance and noise, so its own
+    // `W`) only in turn: their fits take seconds.
+    for (mode, prune, fixed) in [
+        ("pruned", true, true),
+        ("brute", false, true),
+        ("pruned-fitted", true, false),
+    ] {
         let id = |what: &str| BenchmarkId::new(format!("{mode}/{what}/n{n}"), format!("N{big_n}"));
-        let p1 = select(prune).check().unwrap();
+        let p1 = select(prune, fixed).check().unwrap();
         let mut p2 = MultiParams::new("score:min,qed:max".parse().unwrap());
-        p2.select = select(prune);
+        p2.select = select(prune, fixed);
         let round1 = || run_select(&p1, &pool, &one, &none).unwrap().summary;
         let round2 = || {
             run_select_objectives(&p2, &pool, &multi, &none)
@@ -471,16 +481,24 @@ fn bench_objective_rounds(c: &mut Criterion) {
         // Warm up, then the two in turn, so that drift in the machine's speed hits both.
         let (_, _) = (round1(), round2());
         let (mut runs1, mut runs2) = (Vec::new(), Vec::new());
-        for _ in 0..21 {
+        for _ in 0..if fixed { 21 } else { 7 } {
             runs1.push(round1());
             runs2.push(round2());
         }
-        let mut ratios: Vec<f64> = runs1
-            .iter()
-            .zip(&runs2)
-            .map(|(a, b)| b.seconds.score / a.seconds.score)
-            .collect();
-        ratios.sort_by(f64::total_cmp);
+        let ratio = |phase: fn(&poolrank::engine::Timings) -> f64| {
+            let mut r: Vec<f64> = runs1
+                .iter()
+                .zip(&runs2)
+                .map(|(a, b)| phase(&b.seconds) / phase(&a.seconds))
+                .collect();
+            r.sort_by(f64::total_cmp);
+            format!(
+                "{:.2} ({:.2} to {:.2})",
+                r[r.len() / 2],
+                r[0],
+                r[r.len() - 1]
+            )
+        };
         println!(
             "objective-rounds/{mode}/one-ucb: score phase {}; {} of {} candidates got a variance",
             median_score(runs1.iter().map(|s| s.seconds.clone())),
@@ -494,15 +512,16 @@ fn bench_objective_rounds(c: &mut Criterion) {
             runs2[0].candidates
         );
         println!(
-            "objective-rounds/{mode}: two over one, score phase, median of {} rounds in turn: \
-             {:.2} ({:.2} to {:.2})",
-            ratios.len(),
-            ratios[ratios.len() / 2],
-            ratios[0],
-            ratios[ratios.len() - 1]
+            "objective-rounds/{mode}: two over one, median of {} rounds in turn: score phase {}, \
+             whole round {}",
+            runs1.len(),
+            ratio(|t| t.score),
+            ratio(|t| t.total)
         );
-        group.bench_function(id("one-ucb"), |b| b.iter(round1));
-        group.bench_function(id("two-ehvi"), |b| b.iter(round2));
+        if fixed {
+            group.bench_function(id("one-ucb"), |b| b.iter(round1));
+            group.bench_function(id("two-ehvi"), |b| b.iter(round2));
+        }
     }
     group.finish();
 }

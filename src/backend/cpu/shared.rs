@@ -4,9 +4,15 @@
 //! labeled rows is computed once; each model then takes its columns, scaled by its signal
 //! variance, for its mean and its variance.
 //!
+//! Models whose covariance matrices are the same (the same rows, signal variance and Cholesky
+//! factor: fixed hyperparameters, or ParEGO's weight models) share one `W` and one variance
+//! per candidate; only their means are their own.
+//!
 //! Every model's mean and variance are the bits its own [`super::CpuScorer`] gives: the block
 //! holds `k` (the fingerprint block at `s2 = 1`, `c / (|a| + |b| − c)`) and each model forms
 //! `s2 · k`, as the one-model block does.
+
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -28,7 +34,11 @@ struct Head {
     cols: Option<Vec<usize>>,
     s2: f32,
     alpha: Vec<f32>,
-    w: PackedW,
+    w: Arc<PackedW>,
+    /// The first model whose variances are this one's: its own index, or an earlier model's
+    /// with the same columns, signal variance and Cholesky factor (models fitted with the same
+    /// fixed hyperparameters on the same rows), whose `W` and variances then serve both.
+    var_of: usize,
 }
 
 /// Several exact GPs with one kernel on rows of one labeled set, scored from one kernel block
@@ -69,19 +79,37 @@ impl SharedCpuScorer {
             },
             fps => Train::Popcount(PopcountSide::new(fps)?),
         };
-        let heads = heads
-            .iter()
-            .map(|(gp, rows)| {
-                let w = gp.chol_inverse();
-                let every = rows.len() == n && rows.iter().enumerate().all(|(i, &r)| i == r);
-                Head {
-                    cols: (!every).then(|| rows.to_vec()),
-                    s2: gp.signal_var as f32,
-                    alpha: gp.alpha.iter().map(|&a| a as f32).collect(),
-                    w: PackedW::new(rows.len(), |r, j| w[(r, j)] as f32),
+        let mut built: Vec<Head> = Vec::with_capacity(heads.len());
+        for (j, (gp, rows)) in heads.iter().enumerate() {
+            let every = rows.len() == n && rows.iter().enumerate().all(|(i, &r)| i == r);
+            let cols = (!every).then(|| rows.to_vec());
+            let s2 = gp.signal_var as f32;
+            // An earlier model with these columns, this signal variance and this Cholesky
+            // factor has this `W`: its variances are this model's.
+            let same = built.iter().zip(heads).position(|(h, (earlier, _))| {
+                h.cols == cols
+                    && h.s2.to_bits() == s2.to_bits()
+                    && same_bits(&earlier.chol, &gp.chol)
+            });
+            let (w, var_of) = match same {
+                Some(i) => (Arc::clone(&built[i].w), built[i].var_of),
+                None => {
+                    let w = gp.chol_inverse();
+                    (
+                        Arc::new(PackedW::new(rows.len(), |r, j| w[(r, j)] as f32)),
+                        j,
+                    )
                 }
-            })
-            .collect();
+            };
+            built.push(Head {
+                cols,
+                s2,
+                alpha: gp.alpha.iter().map(|&a| a as f32).collect(),
+                w,
+                var_of,
+            });
+        }
+        let heads = built;
         Some(SharedCpuScorer {
             train,
             n,
@@ -94,6 +122,16 @@ impl SharedCpuScorer {
     /// The number of models.
     pub fn heads(&self) -> usize {
         self.heads.len()
+    }
+
+    /// The number of distinct variances per candidate: models with the same columns, signal
+    /// variance and `W` share theirs.
+    pub fn distinct_variances(&self) -> usize {
+        self.heads
+            .iter()
+            .enumerate()
+            .filter(|(j, h)| h.var_of == *j)
+            .count()
     }
 
     /// Fills `mean` and `var` (row-major, `tile.len() × heads`: row `r`'s model `j` at
@@ -146,11 +184,14 @@ impl SharedCpuScorer {
                     let rows = mean.len() / h;
                     self.block(tile, c * CHUNK, rows, s);
                     for (j, head) in self.heads.iter().enumerate() {
-                        if !variances {
+                        if !variances || head.var_of != j {
                             // The mean alone: `s2 · k` formed inside the dot product.
                             for i in 0..rows {
                                 let row = &s.block[i * n..(i + 1) * n];
                                 mean[i * h + j] = scaled_dot(row, head, &mut s.ks);
+                                if variances {
+                                    var[i * h + j] = var[i * h + head.var_of];
+                                }
                             }
                             continue;
                         }
@@ -218,9 +259,12 @@ impl SharedCpuScorer {
                     let mut ks: Vec<Vec<f32>> = self
                         .heads
                         .iter()
-                        .map(|head| {
+                        .enumerate()
+                        .map(|(j, head)| {
                             let mut ks = Vec::new();
-                            self.head_rows(s, head, m, &mut ks);
+                            if head.var_of == j {
+                                self.head_rows(s, head, m, &mut ks);
+                            }
                             ks
                         })
                         .collect();
@@ -231,6 +275,9 @@ impl SharedCpuScorer {
                     for stage in 0..stages {
                         let live = alive.len();
                         for (j, head) in self.heads.iter().enumerate() {
+                            if head.var_of != j {
+                                continue;
+                            }
                             let nj = head.alpha.len();
                             let from = if stage == 0 { 0 } else { end(j, stage - 1) };
                             head.w.accumulate(
@@ -245,13 +292,16 @@ impl SharedCpuScorer {
                         let mut kept = 0;
                         for i in 0..live {
                             for (j, head) in self.heads.iter().enumerate() {
-                                hi[j] = finish(&acc[j][i], head.s2);
+                                hi[j] = finish(&acc[head.var_of][i], head.s2);
                             }
                             if !admits(which[alive[i]], &hi) {
                                 continue;
                             }
                             if kept != i {
                                 for (j, head) in self.heads.iter().enumerate() {
+                                    if head.var_of != j {
+                                        continue;
+                                    }
                                     let nj = head.alpha.len();
                                     ks[j].copy_within(i * nj..(i + 1) * nj, kept * nj);
                                     acc[j][kept] = acc[j][i];
@@ -272,8 +322,7 @@ impl SharedCpuScorer {
                             let var = self
                                 .heads
                                 .iter()
-                                .enumerate()
-                                .map(|(j, head)| finish(&acc[j][i], head.s2))
+                                .map(|head| finish(&acc[head.var_of][i], head.s2))
                                 .collect();
                             (which[a], var)
                         })
@@ -353,6 +402,14 @@ fn scaled_dot(row: &[f32], head: &Head, gathered: &mut Vec<f32>) -> f32 {
     }
 }
 
+/// Whether `a` and `b` are the same matrix, bit for bit.
+fn same_bits(a: &faer::Mat<f64>, b: &faer::Mat<f64>) -> bool {
+    a.nrows() == b.nrows()
+        && a.ncols() == b.ncols()
+        && (0..a.ncols())
+            .all(|j| (0..a.nrows()).all(|i| a[(i, j)].to_bits() == b[(i, j)].to_bits()))
+}
+
 /// Per-task scratch of [`SharedCpuScorer::posterior_into`]: the unscaled block of one chunk,
 /// and one model's scaled rows.
 struct Scratch {
@@ -403,32 +460,92 @@ mod tests {
         let gp_all = fit(&params, &union, &y[..n]).unwrap();
         let y_odd: Vec<f64> = odd.iter().map(|&r| y2[r]).collect();
         let gp_odd = fit(&params, &union.select_rows(&odd), &y_odd).unwrap();
-        let shared =
-            SharedCpuScorer::new(&union, &[(&gp_all, &all[..]), (&gp_odd, &odd[..])]).unwrap();
-        let rows = tile.len();
-        let (mut mean, mut var) = (vec![0f32; rows * 2], vec![0f32; rows * 2]);
-        shared.posterior_into(&tile, &mut mean, &mut var).unwrap();
-        let mut alone = vec![0f32; rows * 2];
-        shared.means_into(&tile, &mut alone).unwrap();
+        let shared = compare(&union, &tile, &[(&gp_all, &all[..]), (&gp_odd, &odd[..])]);
+        assert_eq!(shared.distinct_variances(), 2);
+    }
+
+    /// Scores `tile` under `models` shared, checks every model's means and variances (all of
+    /// them, and by stages) against its own [`CpuScorer`] bit for bit, and returns the scorer.
+    fn compare(
+        union: &Features,
+        tile: &Features,
+        models: &[(&FittedGp, &[usize])],
+    ) -> SharedCpuScorer {
+        let shared = SharedCpuScorer::new(union, models).unwrap();
+        let (rows, h) = (tile.len(), models.len());
+        let (mut mean, mut var) = (vec![0f32; rows * h], vec![0f32; rows * h]);
+        shared.posterior_into(tile, &mut mean, &mut var).unwrap();
+        let mut alone = vec![0f32; rows * h];
+        shared.means_into(tile, &mut alone).unwrap();
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&alone), bits(&mean), "the means without the variances");
-        for (j, gp) in [&gp_all, &gp_odd].into_iter().enumerate() {
+        // By stages, with every other row refused after the first stage.
+        let all_rows: Vec<usize> = (0..rows).collect();
+        let staged = shared.staged_variances(tile, &all_rows, |r, _| r % 2 == 0);
+        assert!(!staged.is_empty());
+        for (r, v) in &staged {
+            assert_eq!(r % 2, 0, "row {r} was refused");
+            assert_eq!(bits(v), bits(&var[r * h..(r + 1) * h]), "staged row {r}");
+        }
+        for (j, (gp, _)) in models.iter().enumerate() {
             let alone = CpuScorer::new(gp);
             let (mut m, mut v) = (vec![0f32; rows], vec![0f32; rows]);
-            alone.posterior_into(&tile, &mut m, &mut v).unwrap();
+            alone.posterior_into(tile, &mut m, &mut v).unwrap();
             for r in 0..rows {
                 assert_eq!(
-                    mean[r * 2 + j].to_bits(),
+                    mean[r * h + j].to_bits(),
                     m[r].to_bits(),
                     "model {j} row {r}"
                 );
                 assert_eq!(
-                    var[r * 2 + j].to_bits(),
+                    var[r * h + j].to_bits(),
                     v[r].to_bits(),
                     "model {j} row {r}"
                 );
             }
         }
+        shared
+    }
+
+    #[test]
+    fn models_with_one_covariance_share_their_variances() {
+        let s = generate(Scenario::Smooth, 40 + CHUNK + 9, 6, 4)
+            .unwrap()
+            .pool;
+        let features = to_bits(&s.features, 256, 5).unwrap();
+        let n = 40;
+        let union = features.select_rows(&(0..n).collect::<Vec<_>>());
+        let tile = features.select_rows(&(n..features.len()).collect::<Vec<_>>());
+        let fixed = |noise: f64| {
+            ModelSpec {
+                kernel: Some(KernelKind::MinMax),
+                signal_var: Some(1.0),
+                noise: Some(noise),
+                ..ModelSpec::default()
+            }
+            .check(union.kind())
+            .unwrap()
+        };
+        let all: Vec<usize> = (0..n).collect();
+        let odd: Vec<usize> = (0..n).filter(|r| r % 2 == 1).collect();
+        let y2: Vec<f64> = s.y.iter().map(|v| (v * 3.0).sin()).collect();
+        let a = fit(&fixed(0.1), &union, &s.y[..n]).unwrap();
+        // Other labels, the same rows and hyperparameters: the same covariance.
+        let b = fit(&fixed(0.1), &union, &y2[..n]).unwrap();
+        // Another noise, or other rows: covariances of their own.
+        let c = fit(&fixed(0.3), &union, &y2[..n]).unwrap();
+        let y_odd: Vec<f64> = odd.iter().map(|&r| s.y[r]).collect();
+        let d = fit(&fixed(0.1), &union.select_rows(&odd), &y_odd).unwrap();
+        let models = [
+            (&a, &all[..]),
+            (&b, &all[..]),
+            (&c, &all[..]),
+            (&d, &odd[..]),
+        ];
+        let shared = compare(&union, &tile, &models);
+        assert_eq!(shared.distinct_variances(), 3);
+        let var_of: Vec<usize> = shared.heads.iter().map(|h| h.var_of).collect();
+        assert_eq!(var_of, [0, 0, 2, 3]);
     }
 
     #[test]
