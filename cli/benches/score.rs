@@ -481,7 +481,8 @@ fn bench_objective_rounds(c: &mut Criterion) {
         // Warm up, then the two in turn, so that drift in the machine's speed hits both.
         let (_, _) = (round1(), round2());
         let (mut runs1, mut runs2) = (Vec::new(), Vec::new());
-        for _ in 0..if fixed { 21 } else { 7 } {
+        let rounds = if fixed { 21 } else { 7 };
+        for _ in 0..rounds {
             runs1.push(round1());
             runs2.push(round2());
         }

@@ -5,8 +5,9 @@
 //! variance, for its mean and its variance.
 //!
 //! Models whose covariance matrices are the same (the same rows, signal variance and Cholesky
-//! factor: fixed hyperparameters, or ParEGO's weight models) share one `W` and one variance
-//! per candidate; only their means are their own.
+//! factor: models fitted with the same fixed hyperparameters on the same rows, ParEGO's weight
+//! models among them) share one `W` and one variance per candidate; only their means are their
+//! own.
 //!
 //! Every model's mean and variance are the bits its own [`super::CpuScorer`] gives: the block
 //! holds `k` (the fingerprint block at `s2 = 1`, `c / (|a| + |b| − c)`) and each model forms
@@ -127,11 +128,16 @@ impl SharedCpuScorer {
     /// The number of distinct variances per candidate: models with the same columns, signal
     /// variance and `W` share theirs.
     pub fn distinct_variances(&self) -> usize {
+        self.variance_heads().count()
+    }
+
+    /// The models that compute their own variances (the others copy theirs), with their
+    /// indices.
+    fn variance_heads(&self) -> impl Iterator<Item = (usize, &Head)> {
         self.heads
             .iter()
             .enumerate()
             .filter(|(j, h)| h.var_of == *j)
-            .count()
     }
 
     /// Fills `mean` and `var` (row-major, `tile.len() × heads`: row `r`'s model `j` at
@@ -256,28 +262,17 @@ impl SharedCpuScorer {
                 |s, which| {
                     let m = which.len();
                     self.block(&tile.select_rows(which), 0, m, s);
-                    let mut ks: Vec<Vec<f32>> = self
-                        .heads
-                        .iter()
-                        .enumerate()
-                        .map(|(j, head)| {
-                            let mut ks = Vec::new();
-                            if head.var_of == j {
-                                self.head_rows(s, head, m, &mut ks);
-                            }
-                            ks
-                        })
-                        .collect();
+                    let mut ks: Vec<Vec<f32>> = vec![Vec::new(); self.heads.len()];
+                    for (j, head) in self.variance_heads() {
+                        self.head_rows(s, head, m, &mut ks[j]);
+                    }
                     let mut acc: Vec<Vec<Acc>> = vec![vec![[0.0; LANES]; m]; self.heads.len()];
                     // `alive[i]`: the place in `which` of the row whose sums are at `i`.
                     let mut alive: Vec<usize> = (0..m).collect();
                     let mut hi = vec![0f32; self.heads.len()];
                     for stage in 0..stages {
                         let live = alive.len();
-                        for (j, head) in self.heads.iter().enumerate() {
-                            if head.var_of != j {
-                                continue;
-                            }
+                        for (j, head) in self.variance_heads() {
                             let nj = head.alpha.len();
                             let from = if stage == 0 { 0 } else { end(j, stage - 1) };
                             head.w.accumulate(
@@ -298,10 +293,7 @@ impl SharedCpuScorer {
                                 continue;
                             }
                             if kept != i {
-                                for (j, head) in self.heads.iter().enumerate() {
-                                    if head.var_of != j {
-                                        continue;
-                                    }
+                                for (j, head) in self.variance_heads() {
                                     let nj = head.alpha.len();
                                     ks[j].copy_within(i * nj..(i + 1) * nj, kept * nj);
                                     acc[j][kept] = acc[j][i];
