@@ -207,8 +207,12 @@ pub(crate) struct MergeArgs {
     #[arg(long)]
     pub(crate) threads: Option<usize>,
     /// Where to write the batch (CSV: rank,id,index,score,mean,sd, as `select`).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) out: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "out_part")]
+    pub(crate) out: Option<PathBuf>,
+    /// Merge these parts into one part instead (their tasks' best K, or their shortlist),
+    /// which merges with the run's other parts to the same batch: a merge in stages.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["out", "summary"])]
+    pub(crate) out_part: Option<PathBuf>,
     /// Where to write a JSON summary (parts, counts, settings, timings).
     #[arg(long, value_name = "FILE")]
     pub(crate) summary: Option<PathBuf>,

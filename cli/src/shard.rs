@@ -103,13 +103,33 @@ pub(crate) fn merge(a: MergeArgs) -> Result<()> {
         (_, true) => ShardCheck::Skip,
         _ => ShardCheck::Stat,
     };
+    let (list, model) = (a.shard_list.as_deref(), a.model.as_deref());
+    let Some(out) = &a.out else {
+        let out = a
+            .out_part
+            .as_deref()
+            .expect("clap asks for --out or --out-part");
+        let started = std::time::Instant::now();
+        let part = shard::merge_files_to_part(&a.parts, a.k, list, model, check, out)?;
+        let s = &part.meta.summary;
+        eprintln!(
+            "merged {} task(s) ({} rows, {} candidates) into one part in {:.2} s: kept {}; wrote {}",
+            part.meta.task.pieces.len(),
+            s.rows,
+            s.candidates,
+            started.elapsed().as_secs_f64(),
+            s.kept,
+            out.display()
+        );
+        return Ok(());
+    };
     let merged = shard::merge_files(
         &a.parts,
         a.k,
-        a.shard_list.as_deref(),
-        a.model.as_deref(),
+        list,
+        model,
         check,
-        Some(&a.out),
+        Some(out),
         a.summary.as_deref(),
     )?;
     let s = &merged.summary;
@@ -121,7 +141,7 @@ pub(crate) fn merge(a: MergeArgs) -> Result<()> {
         s.seconds,
         merged.picks.len(),
         s.settings.acquisition.name(),
-        a.out.display()
+        out.display()
     );
     if let Some(j) = &s.joint {
         eprintln!("{}", crate::joint_line(j));

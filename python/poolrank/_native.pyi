@@ -316,3 +316,12 @@ def merge(
     model: Optional[Path] = None,
     shards: Literal["stat", "verify", "skip"] = "stat",
 ) -> Tuple[dict[str, Any], dict[str, Any]]: ...
+
+def merge_to_part(
+    parts: list[Path],
+    k: int,
+    out: Path,
+    shard_list: Optional[Path] = None,
+    model: Optional[Path] = None,
+    shards: Literal["stat", "verify", "skip"] = "stat",
+) -> dict[str, Any]: ...

@@ -1093,6 +1093,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_pool, m)?)?;
     m.add_class::<shard::PyShardScorer>()?;
     m.add_function(wrap_pyfunction!(shard::merge, m)?)?;
+    m.add_function(wrap_pyfunction!(shard::merge_to_part, m)?)?;
     m.add_function(wrap_pyfunction!(shard::shard_list, m)?)?;
     m.add("DeviceError", m.py().get_type::<DeviceError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -158,16 +158,7 @@ pub(crate) fn merge<'py>(
     model: Option<PathBuf>,
     shards: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let check = match shards {
-        "stat" => ShardCheck::Stat,
-        "verify" => ShardCheck::Verify,
-        "skip" => ShardCheck::Skip,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "shards: expected \"stat\", \"verify\" or \"skip\", got {other:?}"
-            )))
-        }
-    };
+    let check = shard_check(shards)?;
     let merged = py
         .detach(|| {
             shard::merge_files(
@@ -207,4 +198,46 @@ pub(crate) fn merge<'py>(
     Ok((batch, to_py(py, &merged.summary)?)
         .into_pyobject(py)?
         .into_any())
+}
+
+/// Merges some of a run's parts (as [`merge`] takes them) into the part `out`, which holds
+/// their tasks and merges with the run's other parts to the same batch: a merge in stages.
+/// Returns the part's meta as a dict.
+#[pyfunction]
+#[pyo3(signature = (parts, k, out, shard_list=None, model=None, shards="stat"))]
+pub(crate) fn merge_to_part<'py>(
+    py: Python<'py>,
+    parts: Vec<PathBuf>,
+    k: usize,
+    out: PathBuf,
+    shard_list: Option<PathBuf>,
+    model: Option<PathBuf>,
+    shards: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let check = shard_check(shards)?;
+    let part = py
+        .detach(|| {
+            shard::merge_files_to_part(
+                &parts,
+                k,
+                shard_list.as_deref(),
+                model.as_deref(),
+                check,
+                &out,
+            )
+        })
+        .map_err(py_err)?;
+    to_py(py, &part.meta)
+}
+
+/// `shards=` of the merges.
+fn shard_check(shards: &str) -> PyResult<ShardCheck> {
+    match shards {
+        "stat" => Ok(ShardCheck::Stat),
+        "verify" => Ok(ShardCheck::Verify),
+        "skip" => Ok(ShardCheck::Skip),
+        other => Err(PyValueError::new_err(format!(
+            "shards: expected \"stat\", \"verify\" or \"skip\", got {other:?}"
+        ))),
+    }
 }

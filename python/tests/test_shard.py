@@ -38,6 +38,20 @@ def test_python_shards_merge_to_the_cli_batch(sharded, poolrank_cli, acq):
     out = parts / "batch.csv"
     batch, summary = poolrank.merge([parts / "part-*.part"], 20, out=out)
     assert out.read_text() == want.read_text()
+    # In stages: tasks 0 and 2 merged into one part, then with the others.
+    group = poolrank.merge_to_part(
+        [parts / "part-0.part", parts / "part-2.part"], 20, parts / "group.gpart",
+        shard_list=d / "list.tsv", model=d / "m.model",
+    )
+    assert [p["index"] for p in group["task"]["pieces"]] == [0, 2]
+    assert group["summary"]["rows"] == SIZES[0] + SIZES[2]
+    staged = parts / "staged.csv"
+    poolrank.merge(
+        [parts / "group.gpart", parts / "part-1.part", parts / "part-3.part"], 20, out=staged
+    )
+    assert staged.read_text() == want.read_text()
+    with pytest.raises(ValueError, match="holds task 0"):
+        poolrank.merge([parts / "group.gpart", parts / "part-*.part"], 20)
     assert summary["parts"] == 4 and summary["rows"] == 3000
     assert list(batch["rank"]) == list(range(1, 21))
     np.testing.assert_array_equal(batch["id"], [str(i) for i in batch["index"]])

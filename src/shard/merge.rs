@@ -10,12 +10,14 @@ use rayon::prelude::*;
 use crate::acquisition::AcqContext;
 use crate::backend::Stages;
 use crate::data::Features;
-use crate::engine::{PendingRow, Pick, ShardRow};
+use crate::engine::{PendingRow, Pick, ShardRow, ShardSummary};
 use crate::error::{Error, Result};
 use crate::model::FittedModel;
-use crate::select::{choose_batch, Batch, JointReport, Shortlisted, TopK};
+use crate::select::{better, choose_batch, Batch, JointReport, Ranked, Shortlisted, TopK};
 
-use super::part::{ModelStamp, Part, PartMeta, PartSettings};
+use super::part::{
+    ModelStamp, Part, PartData, PartMeta, PartSettings, PartTask, Piece, ShardStamp,
+};
 use super::ShardList;
 
 /// What the merge checks of the shard files the parts name.
@@ -70,7 +72,7 @@ pub struct MergeSummary {
     pub settings: PartSettings,
     /// How many candidates reached each stage, over all shards (`pruned`: some shard pruned).
     pub stages: Stages,
-    /// Parts per backend that scored them.
+    /// Tasks per backend that scored them.
     pub backends: BTreeMap<String, usize>,
     /// Seconds the tasks took, added up.
     pub task_seconds: f64,
@@ -94,17 +96,178 @@ pub struct Merged {
 
 /// Merges the parts at `paths` into the best `params.k` candidates: the batch one process
 /// picks on the whole pool. The parts are read in parallel, each whole but one at a time per
-/// thread, so memory holds a part and `k` rows per thread, not every part's rows.
+/// thread, so memory holds a part and `k` rows per thread, not every part's rows. A part may
+/// itself be merged from others ([`merge_to_part`]), so the merge can run as a tree: any
+/// grouping of the tasks gives the same batch.
 ///
 /// # Errors
 /// [`Error::Format`] naming the part: one that does not read, one given twice, one scored with
-/// another model, other settings or another shard list, two parts of one task, a task
+/// another model, other settings or another shard list, two parts that hold one task, a task
 /// without a part (naming its shards when `params.list` is given), parts whose rows do not
 /// join up, a part that kept fewer than `k`; naming the shard: a shard that changed since it
 /// was scored or cannot be read ([`ShardCheck`]); [`Error::InvalidParam`] (`pending`) when
 /// the shards did not find every pending id exactly once; [`Error::BatchTooLarge`].
 pub fn merge(paths: &[PathBuf], params: &MergeParams) -> Result<Merged> {
     let started = Instant::now();
+    let g = gather(paths, params, Scope::Whole)?;
+    let k = params.k;
+    let first = &g.metas[0].1;
+    let totals = totals(&g.metas);
+    let mut backends = BTreeMap::new();
+    for (_, m) in &g.metas {
+        for piece in m.pieces() {
+            *backends.entry(piece.backend).or_default() += 1;
+        }
+    }
+    let mut summary = MergeSummary {
+        parts: g.metas.len(),
+        tasks: g.tasks,
+        rows: totals.rows,
+        labeled: totals.labeled,
+        pending: totals.pending,
+        candidates: totals.candidates,
+        batch: k,
+        model: first.model.clone(),
+        settings: first.settings.clone(),
+        stages: totals.stages,
+        backends,
+        task_seconds: totals.seconds.total,
+        joint: None,
+        seconds: 0.0,
+    };
+    if k > summary.candidates {
+        return Err(Error::BatchTooLarge {
+            batch: k,
+            available: summary.candidates,
+        });
+    }
+    check_floors(&g.metas, &g.kept, g.keep)?;
+    let chosen: Vec<(usize, f32)> = match first.settings.shortlist {
+        None => g
+            .kept
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i, r.score))
+            .collect(),
+        Some(_) => {
+            let model = params.model.ok_or_else(|| {
+                Error::param(
+                    "model",
+                    "the parts hold a shortlist (a diverse batch or a similarity cap): the merge picks from it with the model, so give the model",
+                )
+            })?;
+            let b = pick_from_shortlist(
+                model,
+                &first.settings,
+                first.features,
+                &g.kept,
+                &g.pending,
+                k,
+            )?;
+            summary.joint = b.joint;
+            b.picks
+        }
+    };
+    let picks = chosen
+        .into_iter()
+        .enumerate()
+        .map(|(rank, (i, score))| {
+            let r = &g.kept[i];
+            Pick {
+                rank: rank + 1,
+                id: r.item.id.clone(),
+                index: r.index,
+                score,
+                mean: r.item.mean,
+                sd: r.item.sd,
+            }
+        })
+        .collect();
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(Merged { picks, summary })
+}
+
+/// Merges some of a run's parts into one part that holds their tasks: their best `params.k`
+/// rows (or their shortlist's), their pending candidates, shards, floors and counts. Merging
+/// it with the run's other parts gives the batch [`merge`] gives on all of them, so a merge of
+/// many parts can run in stages (a tree), on several machines.
+///
+/// # Errors
+/// As [`merge`], but for what needs every task: a task without a part, rows that do not join
+/// up, a pending id no shard found, a floor the batch must reach, and a batch larger than the
+/// candidates are left to the final merge.
+pub fn merge_to_part(paths: &[PathBuf], params: &MergeParams) -> Result<PartData> {
+    let started = Instant::now();
+    let g = gather(paths, params, Scope::Some)?;
+    let first = &g.metas[0].1;
+    let mut pieces: Vec<Piece> = g.metas.iter().flat_map(|(_, m)| m.pieces()).collect();
+    pieces.sort_by_key(|c| (c.start, c.end));
+    let mut shards: Vec<ShardStamp> = g
+        .metas
+        .iter()
+        .flat_map(|(_, m)| m.shards.iter().cloned())
+        .collect();
+    shards.sort_by_key(|s| s.start);
+    let floor = g.metas.iter().filter_map(|(_, m)| m.floor).reduce(|a, b| {
+        match better((b.score, b.index), (a.score, a.index)) {
+            true => b,
+            false => a,
+        }
+    });
+    let mut backends: Vec<&str> = pieces.iter().map(|c| c.backend.as_str()).collect();
+    backends.sort_unstable();
+    backends.dedup();
+    let mut summary = totals(&g.metas);
+    summary.kept = g.kept.len();
+    summary.backend = backends.join("+");
+    summary.seconds.total += started.elapsed().as_secs_f64();
+    let meta = PartMeta {
+        poolrank: env!("CARGO_PKG_VERSION").to_string(),
+        model: first.model.clone(),
+        features: first.features,
+        settings: first.settings.clone(),
+        task: PartTask {
+            list: first.task.list.clone(),
+            index: None,
+            start: pieces.first().map_or(0, |c| c.start),
+            end: pieces.last().map_or(0, |c| c.end),
+            pieces,
+        },
+        shards,
+        floor,
+        summary,
+    };
+    Ok(PartData {
+        meta,
+        pending: g.pending,
+        rows: g.kept.into_iter().map(|r| r.item).collect(),
+    })
+}
+
+/// Whether a merge covers every task (the batch) or some of them (a merged part).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Whole,
+    Some,
+}
+
+/// The parts of one run, read and checked, with the best rows of their union.
+struct Gathered<'a> {
+    /// Every part's meta, in path order.
+    metas: Vec<(&'a Path, PartMeta)>,
+    /// The shard list's tasks (`None` for shards named directly).
+    tasks: Option<usize>,
+    /// The rows kept (best first): the batch `k`, or the shortlist.
+    kept: Vec<Ranked<ShardRow>>,
+    /// How many rows the merge keeps.
+    keep: usize,
+    /// The pending candidates the parts hold, in the pending list's order.
+    pending: Vec<PendingRow>,
+}
+
+/// Reads the parts at `paths` in parallel into one top-k and checks that they are parts of
+/// one run, each task once (and, for [`Scope::Whole`], all of them).
+fn gather<'a>(paths: &'a [PathBuf], params: &MergeParams, scope: Scope) -> Result<Gathered<'a>> {
     if paths.is_empty() {
         return Err(Error::param("parts", "no part to merge"));
     }
@@ -165,97 +328,62 @@ pub fn merge(paths: &[PathBuf], params: &MergeParams) -> Result<Merged> {
         .map(|(i, m)| (order[i].as_path(), m))
         .collect();
     check_same_run(&metas, params)?;
-    let tasks = check_coverage(&metas, params.list)?;
+    let tasks = check_coverage(&metas, params.list, scope)?;
     check_kept(&metas, k, keep)?;
-    check_pending(&metas)?;
+    check_pending(&metas, scope)?;
     check_shards(&metas, params.shards)?;
-
-    let first = &metas[0].1;
-    let mut summary = MergeSummary {
-        parts: metas.len(),
+    pending.sort_by_key(|p| p.place);
+    Ok(Gathered {
+        metas,
         tasks,
-        rows: 0,
-        labeled: 0,
-        pending: 0,
-        candidates: 0,
-        batch: k,
-        model: first.model.clone(),
-        settings: first.settings.clone(),
-        stages: Stages::default(),
-        backends: BTreeMap::new(),
-        task_seconds: 0.0,
-        joint: None,
-        seconds: 0.0,
-    };
-    for (_, m) in &metas {
+        kept: top.into_sorted(),
+        keep,
+        pending,
+    })
+}
+
+/// The parts' counts and timings added up (`kept` and `backend` are left to the caller).
+fn totals(metas: &[(&Path, PartMeta)]) -> ShardSummary {
+    let mut t = ShardSummary::default();
+    for (_, m) in metas {
         let s = &m.summary;
-        summary.rows += s.rows;
-        summary.labeled += s.labeled;
-        summary.pending += s.pending;
-        summary.candidates += s.candidates;
-        summary.stages.pruned |= s.stages.pruned;
-        summary.stages.mean += s.stages.mean;
-        summary.stages.variance += s.stages.variance;
-        summary.stages.partial += s.stages.partial;
-        *summary.backends.entry(s.backend.clone()).or_default() += 1;
-        summary.task_seconds += s.seconds.total;
+        t.rows += s.rows;
+        t.labeled += s.labeled;
+        t.pending += s.pending;
+        t.candidates += s.candidates;
+        t.stages.pruned |= s.stages.pruned;
+        t.stages.mean += s.stages.mean;
+        t.stages.variance += s.stages.variance;
+        t.stages.partial += s.stages.partial;
+        t.seconds.locate += s.seconds.locate;
+        t.seconds.score += s.seconds.score;
+        t.seconds.total += s.seconds.total;
     }
-    if k > summary.candidates {
-        return Err(Error::BatchTooLarge {
-            batch: k,
-            available: summary.candidates,
-        });
-    }
-    let kept = top.into_sorted();
-    check_floors(&metas, &kept, keep)?;
-    let chosen: Vec<(usize, f32)> = match first.settings.shortlist {
-        None => kept.iter().enumerate().map(|(i, r)| (i, r.score)).collect(),
-        Some(_) => {
-            let model = params.model.ok_or_else(|| {
-                Error::param(
-                    "model",
-                    "the parts hold a shortlist (a diverse batch or a similarity cap): the merge picks from it with the model, so give the model",
-                )
-            })?;
-            pending.sort_by_key(|p| p.place);
-            let b =
-                pick_from_shortlist(model, &first.settings, first.features, &kept, &pending, k)?;
-            summary.joint = b.joint;
-            b.picks
-        }
-    };
-    let picks = chosen
-        .into_iter()
-        .enumerate()
-        .map(|(rank, (i, score))| {
-            let r = &kept[i];
-            Pick {
-                rank: rank + 1,
-                id: r.item.id.clone(),
-                index: r.index,
-                score,
-                mean: r.item.mean,
-                sd: r.item.sd,
-            }
-        })
-        .collect();
-    summary.seconds = started.elapsed().as_secs_f64();
-    Ok(Merged { picks, summary })
+    t
 }
 
 /// Reads one part, offering its rows to `top`; every row must lie in the part's rows. Returns
 /// its meta and its pending candidates.
 fn read_into(path: &Path, top: &mut TopK<ShardRow>) -> Result<(PartMeta, Vec<PendingRow>)> {
     let part = Part::read(path)?;
-    let (start, end) = (part.meta.task.start, part.meta.task.end);
+    let mut pieces = part.meta.pieces();
+    pieces.sort_by_key(|c| c.start);
     let mut line = 3;
     part.for_each_row(|score, index, whole| {
         line += 1;
-        if !(start..end).contains(&index) {
+        let at = pieces.partition_point(|c| c.end <= index);
+        if pieces.get(at).is_none_or(|c| c.start > index) {
+            let rows: Vec<String> = pieces
+                .iter()
+                .map(|c| format!("{}..{}", c.start, c.end))
+                .collect();
             return Err(Error::parse(
                 path,
                 line,
-                format!("row {index} is outside the part's rows {start}..{end}"),
+                format!(
+                    "row {index} is outside the part's rows {}",
+                    short_list(&rows)
+                ),
             ));
         }
         if top.accepts(score, index) {
@@ -272,7 +400,7 @@ fn pick_from_shortlist(
     model: &FittedModel,
     settings: &PartSettings,
     kind: crate::data::FeatureKind,
-    kept: &[crate::select::Ranked<ShardRow>],
+    kept: &[Ranked<ShardRow>],
     pending: &[PendingRow],
     batch: usize,
 ) -> Result<Batch> {
@@ -385,37 +513,45 @@ fn check_same_run(metas: &[(&Path, PartMeta)], params: &MergeParams) -> Result<(
     Ok(())
 }
 
-/// Every task once, and rows that join up from 0; returns the list's task count.
-fn check_coverage(metas: &[(&Path, PartMeta)], list: Option<&ShardList>) -> Result<Option<usize>> {
+/// Every task at most once (for [`Scope::Whole`], exactly once, with rows that join up from
+/// 0); returns the list's task count.
+fn check_coverage(
+    metas: &[(&Path, PartMeta)],
+    list: Option<&ShardList>,
+    scope: Scope,
+) -> Result<Option<usize>> {
     let (first_path, first) = &metas[0];
+    let mut pieces: Vec<(&Path, Piece)> = metas
+        .iter()
+        .flat_map(|(path, m)| m.pieces().into_iter().map(move |c| (*path, c)))
+        .collect();
     let Some(stamp) = &first.task.list else {
         // Shards named directly: the rows must join up from 0 (a missing last part cannot be
         // told).
-        let mut by_start: Vec<&(&Path, PartMeta)> = metas.iter().collect();
-        by_start.sort_by_key(|(_, m)| (m.task.start, m.task.end));
+        pieces.sort_by_key(|(_, c)| (c.start, c.end));
         let mut covered = 0;
         let mut last: Option<&Path> = None;
-        for (path, m) in by_start {
-            if m.task.start > covered {
+        for (path, c) in pieces {
+            if c.start > covered && scope == Scope::Whole {
                 return Err(Error::format(
                     path,
                     format!(
                         "starts at row {}, but no part covers rows {covered}..{}: a part is missing",
-                        m.task.start, m.task.start
+                        c.start, c.start
                     ),
                 ));
             }
-            if m.task.start < covered {
+            if c.start < covered {
                 let other = last.map_or(String::new(), |p| p.display().to_string());
                 return Err(Error::format(
                     path,
                     format!(
-                        "covers rows {}..{}, which overlap those of {other}: a shard was scored twice",
-                        m.task.start, m.task.end
+                        "covers rows {}..{}, which overlap those of {other}: a shard was scored twice, or merged into two parts",
+                        c.start, c.end
                     ),
                 ));
             }
-            covered = m.task.end;
+            covered = c.end;
             last = Some(path);
         }
         return Ok(None);
@@ -435,8 +571,8 @@ fn check_coverage(metas: &[(&Path, PartMeta)], list: Option<&ShardList>) -> Resu
         }
     }
     let mut holder: Vec<Option<usize>> = vec![None; stamp.tasks];
-    for (i, (path, m)) in metas.iter().enumerate() {
-        let index = m.task.index.filter(|&t| t < stamp.tasks).ok_or_else(|| {
+    for (i, (path, c)) in pieces.iter().enumerate() {
+        let index = c.index.filter(|&t| t < stamp.tasks).ok_or_else(|| {
             Error::format(
                 path,
                 format!(
@@ -449,12 +585,15 @@ fn check_coverage(metas: &[(&Path, PartMeta)], list: Option<&ShardList>) -> Resu
             return Err(Error::format(
                 path,
                 format!(
-                    "holds task {index}, as {} does: a task was scored twice; merge one of them",
-                    metas[j].0.display()
+                    "holds task {index}, as {} does: a task was scored twice, or merged into two parts; merge one of them",
+                    pieces[j].0.display()
                 ),
             ));
         }
         holder[index] = Some(i);
+    }
+    if scope == Scope::Some {
+        return Ok(Some(stamp.tasks));
     }
     let missing: Vec<usize> = (0..stamp.tasks).filter(|&t| holder[t].is_none()).collect();
     if let Some(&t) = missing.first() {
@@ -483,26 +622,25 @@ fn check_coverage(metas: &[(&Path, PartMeta)], list: Option<&ShardList>) -> Resu
         ));
     }
     let mut covered = 0;
-    for slot in &holder {
-        let (path, m) = &metas[slot.expect("every task has a part")];
-        if m.task.start != covered {
+    for (t, slot) in holder.iter().enumerate() {
+        let (path, c) = &pieces[slot.expect("every task has a part")];
+        if c.start != covered {
             return Err(Error::format(
                 path,
                 format!(
-                    "task {} starts at row {}, but the tasks before it end at row {covered}: the \
+                    "task {t} starts at row {}, but the tasks before it end at row {covered}: the \
                      parts were scored from lists with other row counts",
-                    m.task.index.unwrap_or(0),
-                    m.task.start
+                    c.start
                 ),
             ));
         }
-        covered = m.task.end;
+        covered = c.end;
     }
     Ok(Some(stamp.tasks))
 }
 
 /// `1, 2, 5, … (12 in all)`.
-fn short_list(items: &[usize]) -> String {
+fn short_list<T: std::fmt::Display>(items: &[T]) -> String {
     let shown: Vec<String> = items.iter().take(10).map(|t| t.to_string()).collect();
     match items.len() > 10 {
         true => format!("{}, …", shown.join(", ")),
@@ -539,18 +677,14 @@ fn check_kept(metas: &[(&Path, PartMeta)], k: usize, keep: usize) -> Result<()> 
 
 /// A part scored with a floor kept every candidate that ranks before it; that is enough when
 /// the merged `keep`-th best ranks at or before the floor.
-fn check_floors(
-    metas: &[(&Path, PartMeta)],
-    kept: &[crate::select::Ranked<ShardRow>],
-    keep: usize,
-) -> Result<()> {
+fn check_floors(metas: &[(&Path, PartMeta)], kept: &[Ranked<ShardRow>], keep: usize) -> Result<()> {
     let last = kept
         .last()
         .filter(|_| kept.len() >= keep)
         .map(|r| (r.score, r.index));
     for (path, m) in metas {
         let Some(f) = m.floor else { continue };
-        let ok = last.is_some_and(|last| !crate::select::better((f.score, f.index), last));
+        let ok = last.is_some_and(|last| !better((f.score, f.index), last));
         if !ok {
             return Err(Error::format(
                 path,
@@ -564,13 +698,14 @@ fn check_floors(
     Ok(())
 }
 
-/// The shards found every pending id exactly once, together.
-fn check_pending(metas: &[(&Path, PartMeta)]) -> Result<()> {
+/// The shards found every pending id exactly once, together (for [`Scope::Some`], at most
+/// once).
+fn check_pending(metas: &[(&Path, PartMeta)], scope: Scope) -> Result<()> {
     let Some(pending) = &metas[0].1.settings.pending else {
         return Ok(());
     };
     let found: usize = metas.iter().map(|(_, m)| m.summary.pending).sum();
-    if found < pending.ids {
+    if found < pending.ids && scope == Scope::Whole {
         return Err(Error::param(
             "pending",
             format!(

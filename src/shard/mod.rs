@@ -10,7 +10,8 @@
 //! - the **merge** ([`merge()`]): the best `k` of the union of the parts, which is the batch
 //!   one process would pick on the concatenated pool, since each candidate's score depends
 //!   only on the model, its features and its global row (the random draws are keyed by it,
-//!   ties break by it).
+//!   ties break by it). Some parts merged into one part ([`merge_to_part`]) merge with the
+//!   others to the same batch, so a merge can run in stages, in any grouping.
 //!
 //! A shard's rows are read through a [`ShardPool`]: its files one after the other, rows
 //! numbered from the shard's first global row, and an array file without ids (`.npy`, `.npz`)
@@ -31,10 +32,12 @@ use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use merge::{merge, MergeParams, MergeSummary, Merged, ShardCheck};
-pub use part::{write_part, PartData, PartMeta, PartSettings, PartTask};
+pub use merge::{merge, merge_to_part, MergeParams, MergeSummary, Merged, ShardCheck};
+pub use part::{write_part, PartData, PartMeta, PartSettings, PartTask, Piece};
 pub use pool::{count_rows, ShardPool};
-pub use run::{expand, merge_files, score_shard_files, write_shard_list, TaskSource};
+pub use run::{
+    expand, merge_files, merge_files_to_part, score_shard_files, write_shard_list, TaskSource,
+};
 
 use crate::backend::{Backend, BackendChoice, GpuOptions};
 use crate::data::IdList;
@@ -357,6 +360,7 @@ impl ShardScorer {
                 index: task.index,
                 start: task.pool.start(),
                 end: start,
+                pieces: Vec::new(),
             },
             shards,
             floor: floor.map(|(score, index)| part::FloorStamp { score, index }),

@@ -145,6 +145,23 @@ pub struct PartTask {
     pub start: usize,
     /// One past the last global row.
     pub end: usize,
+    /// A part merged from others ([`crate::shard::merge_to_part`]): the tasks it holds, in
+    /// row order, and `index` is `None`; empty for the part of one task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pieces: Vec<Piece>,
+}
+
+/// The rows of one task within a part.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Piece {
+    /// The task's index in the shard list (`None` for shards named directly).
+    pub index: Option<usize>,
+    /// First global row.
+    pub start: usize,
+    /// One past the last global row.
+    pub end: usize,
+    /// The backend that scored it.
+    pub backend: String,
 }
 
 /// One shard file of a part, stamped when it was scored.
@@ -180,6 +197,22 @@ pub struct PartMeta {
     pub floor: Option<FloorStamp>,
     /// What the scoring did.
     pub summary: ShardSummary,
+}
+
+impl PartMeta {
+    /// The tasks the part holds, in row order: its own, or those of the parts it was merged
+    /// from.
+    pub fn pieces(&self) -> Vec<Piece> {
+        if !self.task.pieces.is_empty() {
+            return self.task.pieces.clone();
+        }
+        vec![Piece {
+            index: self.task.index,
+            start: self.task.start,
+            end: self.task.end,
+            backend: self.summary.backend.clone(),
+        }]
+    }
 }
 
 /// A floor a part was scored with.
@@ -578,6 +611,7 @@ mod tests {
                 index: None,
                 start: 0,
                 end: 10,
+                pieces: Vec::new(),
             },
             shards: Vec::new(),
             floor: None,

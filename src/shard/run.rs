@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 use crate::data::IdList;
 use crate::engine::SelectValidParams;
 use crate::error::{Error, Result};
+use crate::model::FittedModel;
 use crate::pool::FilePool;
-use crate::report::{self, Outputs};
+use crate::report::{self, OutputSet, Outputs};
 
 use super::{
-    merge, write_part, MergeParams, Merged, PartData, ShardCheck, ShardList, ShardScorer, ShardTask,
+    merge, merge_to_part, write_part, MergeParams, Merged, PartData, ShardCheck, ShardList,
+    ShardScorer, ShardTask,
 };
 
 /// Where a task's shards come from.
@@ -204,34 +206,14 @@ pub fn merge_files(
     out: Option<&Path>,
     summary: Option<&Path>,
 ) -> Result<Merged> {
-    if k == 0 {
-        return Err(Error::param("k", "must be at least 1"));
-    }
-    let mut paths = Vec::new();
-    for p in parts {
-        paths.extend(expand(p)?);
-    }
-    let mut set = Outputs::new()
-        .inputs(&paths)
-        .inputs(list)
-        .inputs(model)
-        .outputs(out)
-        .outputs(summary)
-        .check()?;
-    let list = list.map(ShardList::read).transpose()?;
-    let (fitted, model_xxh3) = match model {
-        Some(path) => {
-            let (m, xxh3) = super::read_model(path)?;
-            (Some(m), Some(xxh3))
-        }
-        None => (None, None),
-    };
+    let outputs = Outputs::new().outputs(out).outputs(summary);
+    let (paths, mut set, list, fitted) = open_merge(parts, k, list, model, outputs)?;
     let params = MergeParams {
         k,
         list: list.as_ref(),
-        model_xxh3,
+        model_xxh3: fitted.as_ref().map(|m| m.1.clone()),
         shards,
-        model: fitted.as_ref(),
+        model: fitted.as_ref().map(|m| &m.0),
     };
     let merged = merge(&paths, &params)?;
     if let Some(path) = out {
@@ -242,6 +224,63 @@ pub fn merge_files(
     }
     set.commit()?;
     Ok(merged)
+}
+
+/// `merge --out-part`: the parts at `parts` (as [`merge_files`] takes them) merged into the
+/// part `out`, which holds their tasks and merges with the run's other parts
+/// ([`merge_to_part`]), all or nothing. `list` and `model` are checked against the parts.
+///
+/// # Errors
+/// As [`merge_files`], with [`merge_to_part`]'s.
+pub fn merge_files_to_part(
+    parts: &[PathBuf],
+    k: usize,
+    list: Option<&Path>,
+    model: Option<&Path>,
+    shards: ShardCheck,
+    out: &Path,
+) -> Result<PartData> {
+    let (paths, mut set, list, fitted) =
+        open_merge(parts, k, list, model, Outputs::new().output(out))?;
+    let params = MergeParams {
+        k,
+        list: list.as_ref(),
+        model_xxh3: fitted.map(|m| m.1),
+        shards,
+        model: None,
+    };
+    let part = merge_to_part(&paths, &params)?;
+    write_part(&mut set, out, &part)?;
+    set.commit()?;
+    Ok(part)
+}
+
+/// A merge's inputs: the parts the patterns name, checked against `outputs`, and the list and
+/// model read (with the model file's checksum).
+#[allow(clippy::type_complexity)]
+fn open_merge(
+    parts: &[PathBuf],
+    k: usize,
+    list: Option<&Path>,
+    model: Option<&Path>,
+    outputs: Outputs,
+) -> Result<(
+    Vec<PathBuf>,
+    OutputSet,
+    Option<ShardList>,
+    Option<(FittedModel, String)>,
+)> {
+    if k == 0 {
+        return Err(Error::param("k", "must be at least 1"));
+    }
+    let mut paths = Vec::new();
+    for p in parts {
+        paths.extend(expand(p)?);
+    }
+    let set = outputs.inputs(&paths).inputs(list).inputs(model).check()?;
+    let list = list.map(ShardList::read).transpose()?;
+    let model = model.map(super::read_model).transpose()?;
+    Ok((paths, set, list, model))
 }
 
 /// The files `pattern` names: itself when it is a file or has no wildcard, else the files of

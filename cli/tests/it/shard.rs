@@ -375,6 +375,144 @@ fn diverse_batches_and_a_similarity_cap_pick_from_the_union_shortlist() {
     );
 }
 
+/// `merge --out-part` of some parts gives a part that merges with the others to the batch of
+/// one merge, in any grouping and in stages (a tree), with pending candidates, a shortlist
+/// and a floor carried through; a task in two parts, a group left out and a floor the batch
+/// does not reach are refused by name.
+#[test]
+fn merges_in_stages_in_any_grouping_give_the_one_merge_batch() {
+    let f = Fixture::fps();
+    std::fs::write(f.path("pending.txt"), "m5\nm700\nm2999\nm138\n").unwrap();
+    let (pending, model, list) = (f.p("pending.txt"), f.p("m.model"), f.p("list.tsv"));
+    let part = |folder: &str, i: usize| f.p(&format!("{folder}/part-{i}.part"));
+    // Merges `inputs` (paths) to the part `out` in `folder`.
+    let group = |folder: &str, inputs: &[String], out: &str, k: usize| -> Output {
+        let (k, out) = (k.to_string(), f.p(&format!("{folder}/{out}")));
+        let mut args = vec!["merge", "--k", &k, "--out-part", &out, "--parts"];
+        args.extend(inputs.iter().map(String::as_str));
+        poolrank(&args, &[])
+    };
+    // Merges `inputs` to the batch `staged.csv` in `folder`.
+    let staged = |folder: &str, inputs: &[String], k: usize, extra: &[&str]| -> Output {
+        let (k, out) = (k.to_string(), f.p(&format!("{folder}/staged.csv")));
+        let mut args = vec!["merge", "--k", &k, "--out", &out];
+        args.extend_from_slice(extra);
+        args.push("--parts");
+        args.extend(inputs.iter().map(String::as_str));
+        poolrank(&args, &[])
+    };
+    let batch_of = |folder: &str, inputs: &[String], k: usize, extra: &[&str]| -> String {
+        ok(&staged(folder, inputs, k, extra));
+        std::fs::read_to_string(f.path(&format!("{folder}/staged.csv"))).unwrap()
+    };
+    let cases: [(&str, &[&str]); 2] = [
+        ("ucb", &["--acq", "ucb", "--seed", "4"]),
+        (
+            "diverse",
+            &["--batch-mode", "diverse", "--acq", "thompson-marginal"],
+        ),
+    ];
+    for (name, flags) in cases {
+        let flags = [flags, &["--pending", &pending]].concat();
+        let want = f.one_process(&f.p("full.fps"), &[&flags[..], &["--batch", "20"]].concat());
+        for i in 0..8 {
+            ok(&f.score(name, Some(i), &[&flags[..], &["--k", "20"]].concat(), &[]));
+        }
+        let extra = ["--model", &model, "--shard-list", &list];
+        // Tasks 0, 3 and 5; 1 and 2; then those two groups merged again.
+        let err = ok(&group(
+            name,
+            &[part(name, 0), part(name, 3), part(name, 5)],
+            "g1.gpart",
+            20,
+        ));
+        assert!(err.contains("merged 3 task(s)"), "{err}");
+        ok(&group(
+            name,
+            &[part(name, 1), part(name, 2)],
+            "g2.gpart",
+            20,
+        ));
+        let g = |n: &str| f.p(&format!("{name}/{n}"));
+        ok(&group(
+            name,
+            &[g("g1.gpart"), g("g2.gpart")],
+            "g12.gpart",
+            20,
+        ));
+        let rest: Vec<String> = [4, 6, 7].iter().map(|&i| part(name, i)).collect();
+        let tree = batch_of(name, &[&[g("g12.gpart")], &rest[..]].concat(), 20, &extra);
+        assert_eq!(tree, want, "{name}: the staged merge differs");
+        // A group beside single parts, and a group of the other parts.
+        let others: Vec<String> = [1, 2, 4, 6, 7].iter().map(|&i| part(name, i)).collect();
+        assert_eq!(
+            batch_of(name, &[&[g("g1.gpart")], &others[..]].concat(), 20, &extra),
+            want
+        );
+        ok(&group(name, &others, "g3.gpart", 20));
+        assert_eq!(
+            batch_of(name, &[g("g1.gpart"), g("g3.gpart")], 20, &extra),
+            want
+        );
+        let meta: serde_json::Value = serde_json::from_str(
+            std::fs::read_to_string(g("g3.gpart"))
+                .unwrap()
+                .lines()
+                .nth(1)
+                .unwrap()
+                .strip_prefix("#meta ")
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(meta["task"]["pieces"].as_array().unwrap().len(), 5);
+        assert_eq!(meta["shards"].as_array().unwrap().len(), 5);
+
+        // Task 0 in a group and alone; a group left out.
+        fails(
+            &group(name, &[g("g1.gpart"), part(name, 0)], "bad.gpart", 20),
+            &["holds task 0", "g1.gpart", "merged into two parts"],
+        );
+        assert!(!f.path(&format!("{name}/bad.gpart")).exists());
+        fails(
+            &staged(name, &[g("g12.gpart"), part(name, 4)], 20, &extra),
+            &["no part for task 6", "s6.fps", "none in all: 6, 7"],
+        );
+    }
+
+    // A floor in a group is checked by the final merge.
+    let want = f.one_process(&f.p("full.fps"), &["--acq", "ucb", "--batch", "30"]);
+    for i in 0..8 {
+        ok(&f.score("floor", Some(i), &["--k", "30"], &[]));
+    }
+    let best: (f32, usize) = std::fs::read_to_string(part("floor", 0))
+        .unwrap()
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .map(|l| {
+            let mut x = l.split('\t');
+            (
+                x.next().unwrap().parse().unwrap(),
+                x.next().unwrap().parse().unwrap(),
+            )
+        })
+        .unwrap();
+    let floor = format!("{}:{}", best.0, best.1);
+    ok(&f.score("floor", Some(6), &["--k", "30", "--floor", &floor], &[]));
+    let six: Vec<String> = (4..8).map(|i| part("floor", i)).collect();
+    ok(&group("floor", &six, "g.gpart", 30));
+    let head: Vec<String> = (0..4).map(|i| part("floor", i)).collect();
+    let all = [&head[..], &[f.p("floor/g.gpart")]].concat();
+    fails(
+        &staged("floor", &all, 30, &[]),
+        &["g.gpart", "floor", "does not reach"],
+    );
+    // Scored again without the floor, the group merges to the batch.
+    ok(&f.score("floor", Some(6), &["--k", "30"], &[]));
+    std::fs::remove_file(f.path("floor/g.gpart")).unwrap();
+    ok(&group("floor", &six, "g.gpart", 30));
+    assert_eq!(batch_of("floor", &all, 30, &[]), want);
+}
+
 #[test]
 fn array_shards_without_ids_take_their_global_rows() {
     let f = Fixture {
@@ -422,9 +560,9 @@ fn array_shards_without_ids_take_their_global_rows() {
         &f.p("full.npy"),
         &["--acq", "thompson-marginal", "--batch", "30"],
     );
-    // Named directly with their offsets (no list): two tasks.
+    // Named directly with their offsets (no list): three tasks.
     std::fs::create_dir_all(f.path("direct")).unwrap();
-    for (t, range) in [(0usize, 0..3), (1, 3..8)] {
+    for (t, range) in [(0usize, 0..3), (1, 3..5), (2, 5..8)] {
         let offset: usize = SIZES[..range.start].iter().sum();
         let mut args = vec![
             "score-shard".to_string(),
@@ -454,6 +592,37 @@ fn array_shards_without_ids_take_their_global_rows() {
         .lines()
         .skip(1)
         .any(|l| l.split(',').nth(1).unwrap().parse::<usize>().unwrap() >= 137));
+
+    // The first and last tasks merged into one part (rows that do not join up), then with
+    // the middle one; the middle one in two parts is refused.
+    let (k, group) = ("30", f.p("group.gpart"));
+    let part = |t: usize| f.p(&format!("direct/part-{t}.part"));
+    let (p0, p1, p2) = (part(0), part(1), part(2));
+    ok(&poolrank(
+        &["merge", "--k", k, "--out-part", &group, "--parts", &p0, &p2],
+        &[],
+    ));
+    let staged = f.p("staged.csv");
+    ok(&poolrank(
+        &["merge", "--k", k, "--out", &staged, "--parts", &group, &p1],
+        &[],
+    ));
+    assert_eq!(std::fs::read_to_string(&staged).unwrap(), want);
+    let again = f.p("again.gpart");
+    ok(&poolrank(
+        &["merge", "--k", k, "--out-part", &again, "--parts", &p1, &p2],
+        &[],
+    ));
+    fails(
+        &poolrank(
+            &[
+                "merge", "--k", k, "--out", &staged, "--parts", &group, &again,
+            ],
+            &[],
+        ),
+        &["again.gpart", "overlap those of", "group.gpart"],
+    );
+    assert_eq!(std::fs::read_to_string(&staged).unwrap(), want);
 
     // A shard left out in the middle: the rows do not join up.
     std::fs::remove_file(f.path("direct/part-0.part")).unwrap();
