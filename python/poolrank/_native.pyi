@@ -305,6 +305,7 @@ class ShardScorer:
         smiles_col: str = "smiles",
         floor: Optional[Tuple[float, int]] = None,
         samples: Optional[int] = None,
+        threads: Optional[int] = None,
     ) -> dict[str, Any]: ...
 
 def merge(

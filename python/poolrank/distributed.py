@@ -107,11 +107,7 @@ def _stage(folder: pathlib.Path, model: bytes, shard_list: bytes, pending: bytes
 def _task(model: bytes, shard_list: bytes, pending: bytes | None, index: int, settings: dict) -> bytes:
     """One CPU task: the model and list as files in a temporary folder, then the part's bytes."""
     settings = dict(settings)
-    threads = settings.pop("threads", None)
     backend = settings.pop("backend")
-    if threads:
-        # Read by the engine's thread pool when it first starts in this worker process.
-        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
     with tempfile.TemporaryDirectory(prefix="poolrank-task-") as d:
         folder = pathlib.Path(d)
         _stage(folder, model, shard_list, pending)
@@ -203,7 +199,8 @@ def score_pool(
 
     Workers: with ``actors=0`` (the default) each task is a Ray task of ``cpus_per_task`` CPUs
     on the CPU backend; with ``actors=N``, N actors of ``gpus_per_actor`` GPUs each (the GPU
-    backend) take the tasks one at a time. ``backend`` overrides the backend of either.
+    backend) take the tasks one at a time. ``backend`` overrides the backend of either. A CPU
+    task runs on ``cpus_per_task`` threads of its own, whatever the worker process ran before.
 
     ``floors``: each task gets the k-th best of the parts already received as a floor (the
     batch is the same; later tasks compute fewer variances).

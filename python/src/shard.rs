@@ -66,12 +66,15 @@ impl PyShardScorer {
     /// task's index): task `index` of `shard_list` (tasks of `per_task` shards), or the files
     /// `pool` whose first row is global row `row_offset`. The settings are `select`'s; `k` is
     /// the batch the merge will pick; `floor`, the k-th best `(score, row)` of parts already
-    /// scored, lets the task skip what cannot beat it. Returns the part's meta as a dict.
+    /// scored, lets the task skip what cannot beat it. `threads` runs the task on that many
+    /// threads of its own (a worker process given N CPUs per task), instead of the process's
+    /// pool. Returns the part's meta as a dict.
     #[pyo3(signature = (
         out, k, shard_list=None, index=None, per_task=1, pool=None, row_offset=0,
         acq="ucb", beta=2.0, xi=0.0, seed=0, round=0, pending=None, batch_mode="topk",
         shortlist=None, max_sim=None, prune=true, tile_rows=65_536,
-        pool_format=None, id_col="id", smiles_col="smiles", floor=None, samples=None
+        pool_format=None, id_col="id", smiles_col="smiles", floor=None, samples=None,
+        threads=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn score<'py>(
@@ -100,6 +103,7 @@ impl PyShardScorer {
         smiles_col: &str,
         floor: Option<(f32, usize)>,
         samples: Option<u32>,
+        threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let source = match (shard_list, pool) {
             (Some(list), None) => TaskSource::List {
@@ -130,12 +134,22 @@ impl PyShardScorer {
         .map_err(py_err)?;
         let like = reading(pool_format, id_col, smiles_col)?;
         let pending = pending.as_deref();
-        let (part, _) = py
-            .detach(|| {
-                self.0
-                    .score_files(&params, &source, &like, pending, k, &out, floor)
-            })
-            .map_err(py_err)?;
+        let run = || {
+            self.0
+                .score_files(&params, &source, &like, pending, k, &out, floor)
+        };
+        let (part, _) = match threads {
+            None => py.detach(run),
+            Some(0) => return Err(PyValueError::new_err("threads: must be at least 1")),
+            Some(n) => {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| PyValueError::new_err(format!("threads: {e}")))?;
+                py.detach(|| pool.install(run))
+            }
+        }
+        .map_err(py_err)?;
         to_py(py, &part.meta)
     }
 }

@@ -90,9 +90,14 @@ def test_one_scorer_for_many_tasks(sharded):
         ("reused", lambda out, i: scorer.score(out, 20, shard_list=d / "list.tsv", index=i)),
         ("fresh", lambda out, i: poolrank.score_shard(
             d / "m.model", out, 20, shard_list=d / "list.tsv", index=i, backend="cpu")),
+        ("threads", lambda out, i: scorer.score(
+            out, 20, shard_list=d / "list.tsv", index=i, threads=1 + i % 2)),
     ]:
         (d / folder).mkdir()
         for i in range(4):
             score(d / folder / f"part-{i}.part", i)
         poolrank.merge([d / folder / "part-*.part"], 20, out=d / folder / "batch.csv")
     assert (d / "reused" / "batch.csv").read_text() == (d / "fresh" / "batch.csv").read_text()
+    assert (d / "reused" / "batch.csv").read_text() == (d / "threads" / "batch.csv").read_text()
+    with pytest.raises(ValueError, match="threads"):
+        scorer.score(d / "x.part", 20, shard_list=d / "list.tsv", index=0, threads=0)
