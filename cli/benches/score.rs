@@ -514,9 +514,10 @@ fn bench_objective_rounds(c: &mut Criterion) {
         );
         println!(
             "objective-rounds/{mode}: two over one, median of {} rounds in turn: score phase {}, \
-             whole round {}",
+             fit {}, whole round {}",
             runs1.len(),
             ratio(|t| t.score),
+            ratio(|t| t.fit),
             ratio(|t| t.total)
         );
         if fixed {

@@ -288,21 +288,7 @@ pub fn fit_with(
     }
     assert_eq!(x.len(), n, "one label per training row");
     crate::backend::encode::check_count_code(x)?;
-    let y_mean = y.iter().sum::<f64>() / n as f64;
-    let var = y.iter().map(|v| (v - y_mean).powi(2)).sum::<f64>() / n as f64;
-    let y_sd = if var > 0.0 { var.sqrt() } else { 1.0 };
-    // Labels from arrays (Python) have not passed the label reader's range check.
-    if !(y_mean.is_finite() && y_sd.is_finite()) {
-        return Err(Error::param(
-            "labels",
-            format!(
-                "their mean or standard deviation is not finite (NaN, infinite, or beyond \
-                 {:e} in magnitude); rescale the labels",
-                crate::data::MAX_LABEL
-            ),
-        ));
-    }
-    let ys: Vec<f64> = y.iter().map(|v| (v - y_mean) / y_sd).collect();
+    let (ys, y_mean, y_sd) = standardise(y)?;
     let sparse = p.inducing.resolve(n);
     if let Some((m, reason)) = sparse {
         return sparse::fit(p, x, &ys, m, reason, (y_mean, y_sd), started, gram);
@@ -345,33 +331,53 @@ pub fn fit_with(
     }
     .unwrap_or_else(|| kernel.gram(x));
     let (chol, jitter) = cholesky_with_jitter(&gram, n, s2, n2)?;
-    let mut alpha = Mat::<f64>::from_fn(n, 1, |i, _| ys[i]);
-    solve_llt_in_place(&chol, &mut alpha);
-    let alpha: Vec<f64> = (0..n).map(|i| alpha[(i, 0)]).collect();
-    let log_det: f64 = (0..n).map(|i| chol[(i, i)].ln()).sum::<f64>() * 2.0;
-    let fit_term: f64 = ys.iter().zip(&alpha).map(|(a, b)| a * b).sum();
-    let lml = -0.5 * fit_term - 0.5 * log_det - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
-    let y_best = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    Ok(FittedGp {
+    let mut gp = FittedGp {
         kernel,
         signal_var: s2,
         noise: n2,
-        y_mean,
-        y_sd,
-        y_best,
-        alpha,
+        y_mean: 0.0,
+        y_sd: 1.0,
+        y_best: 0.0,
+        alpha: Vec::new(),
         chol,
         train: x.clone(),
         info: FitInfo {
             jitter,
-            log_marginal_likelihood: lml,
+            log_marginal_likelihood: 0.0,
             optimised,
             evaluations,
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: 0.0,
             approximation: Approximation::Exact,
             sparse: None,
         },
-    })
+    };
+    gp.set_labels(&ys, y_mean, y_sd);
+    gp.info.seconds = started.elapsed().as_secs_f64();
+    Ok(gp)
+}
+
+/// `y` standardised, with its mean and standard deviation (1 when the labels are all equal).
+fn standardise(y: &[f64]) -> Result<(Vec<f64>, f64, f64)> {
+    let n = y.len() as f64;
+    let y_mean = y.iter().sum::<f64>() / n;
+    let var = y.iter().map(|v| (v - y_mean).powi(2)).sum::<f64>() / n;
+    let y_sd = if var > 0.0 { var.sqrt() } else { 1.0 };
+    // Labels from arrays (Python) have not passed the label reader's range check.
+    if !(y_mean.is_finite() && y_sd.is_finite()) {
+        return Err(Error::param(
+            "labels",
+            format!(
+                "their mean or standard deviation is not finite (NaN, infinite, or beyond \
+                 {:e} in magnitude); rescale the labels",
+                crate::data::MAX_LABEL
+            ),
+        ));
+    }
+    Ok((
+        y.iter().map(|v| (v - y_mean) / y_sd).collect(),
+        y_mean,
+        y_sd,
+    ))
 }
 
 /// Jitter tried in turn, relative to the signal variance, when the Cholesky fails.
@@ -412,6 +418,46 @@ fn solve_llt_in_place(l: &Mat<f64>, b: &mut Mat<f64>) {
 }
 
 impl FittedGp {
+    /// The exact fit's label terms from the standardised labels `ys`: `alpha`, the incumbent,
+    /// the log marginal likelihood.
+    fn set_labels(&mut self, ys: &[f64], y_mean: f64, y_sd: f64) {
+        let n = ys.len();
+        let mut alpha = Mat::<f64>::from_fn(n, 1, |i, _| ys[i]);
+        solve_llt_in_place(&self.chol, &mut alpha);
+        self.alpha = (0..n).map(|i| alpha[(i, 0)]).collect();
+        let chol = &self.chol;
+        let log_det: f64 = (0..n).map(|i| chol[(i, i)].ln()).sum::<f64>() * 2.0;
+        let fit_term: f64 = ys.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
+        self.info.log_marginal_likelihood =
+            -0.5 * fit_term - 0.5 * log_det - 0.5 * n as f64 * (2.0 * std::f64::consts::PI).ln();
+        self.y_best = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        self.y_mean = y_mean;
+        self.y_sd = y_sd;
+    }
+
+    /// The fit [`fit`] gives on the same rows with the labels `y`, reusing this fit's Cholesky
+    /// factor: `None` unless this is an exact fit with fixed hyperparameters (the factor then
+    /// does not depend on the labels). Several objectives labeled on the same rows (ParEGO's
+    /// weight models among them) are fitted once and relabeled.
+    ///
+    /// # Errors
+    /// As [`fit`] for labels whose mean or spread is not finite.
+    ///
+    /// # Panics
+    /// When `y` has not one label per training row.
+    pub fn relabeled(&self, y: &[f64]) -> Result<Option<FittedGp>> {
+        if self.info.optimised || self.info.approximation != Approximation::Exact {
+            return Ok(None);
+        }
+        assert_eq!(y.len(), self.n_train(), "one label per training row");
+        let started = Instant::now();
+        let (ys, y_mean, y_sd) = standardise(y)?;
+        let mut gp = self.clone();
+        gp.set_labels(&ys, y_mean, y_sd);
+        gp.info.seconds = started.elapsed().as_secs_f64();
+        Ok(Some(gp))
+    }
+
     /// Number of training rows: the labeled points, or the inducing points of a sparse fit.
     pub fn n_train(&self) -> usize {
         self.alpha.len()

@@ -215,6 +215,46 @@ fn fit_is_deterministic() {
     assert_eq!(a.alpha, b.alpha);
 }
 
+/// With fixed hyperparameters, relabeling a fit gives the fit of the new labels, bit for bit;
+/// a fit whose hyperparameters were optimised (they depend on the labels) is not relabeled.
+#[test]
+fn relabeled_is_the_fit_of_the_new_labels() {
+    let x = Features::Bits {
+        nbits: 64,
+        data: (0..30u64)
+            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20)
+            .collect(),
+    };
+    let y: Vec<f64> = (0..30).map(|i| f64::from(i % 7)).collect();
+    let z: Vec<f64> = (0..30)
+        .map(|i| (f64::from(i) * 0.7).sin() * 40.0 - 3.0)
+        .collect();
+    let p = fixed(KernelKind::Tanimoto, 1.3, 0.05, None);
+    let a = fit(&p, &x, &y).unwrap();
+    let want = fit(&p, &x, &z).unwrap();
+    let got = a.relabeled(&z).unwrap().expect("fixed hyperparameters");
+    assert_eq!(got.alpha, want.alpha);
+    assert_eq!(got.chol, want.chol);
+    assert_eq!(
+        (got.y_mean, got.y_sd, got.y_best),
+        (want.y_mean, want.y_sd, want.y_best)
+    );
+    assert_eq!(
+        got.info.log_marginal_likelihood,
+        want.info.log_marginal_likelihood
+    );
+    assert_ne!(got.alpha, a.alpha);
+    let x1 = Features::Dense {
+        dim: 1,
+        data: (0..30).map(|i| i as f32 * 0.1).collect(),
+    };
+    let q = GpParams::new(KernelKind::Rbf)
+        .check(FeatureKind::Dense { dim: 1 })
+        .unwrap();
+    assert!(fit(&q, &x1, &y).unwrap().relabeled(&z).unwrap().is_none());
+    assert!(a.relabeled(&[f64::NAN; 30]).is_err());
+}
+
 /// No PSD kernel stays singular with the largest jitter, so the typed error is checked on an
 /// indefinite matrix directly.
 #[test]

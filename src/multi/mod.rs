@@ -265,7 +265,7 @@ pub fn fit_heads(
             .filter_map(|&i| values[i])
             .map(|v| sign * v)
             .collect();
-        let gp = fit_with(&gp_params, &union.select_rows(&rows), &y, gram)?;
+        let gp = fit_on(&heads, &gp_params, union, &rows, &y, gram)?;
         heads.push(Head {
             name: spec.column.clone(),
             gp,
@@ -277,7 +277,7 @@ pub fn fit_heads(
         let m = params.objectives.len();
         for (w, weights) in parego_weight_sets(params)?.into_iter().enumerate() {
             let (rows, y) = parego_labels(labels, m, &weights)?;
-            let gp = fit_with(&gp_params, &union.select_rows(&rows), &y, gram)?;
+            let gp = fit_on(&heads, &gp_params, union, &rows, &y, gram)?;
             heads.push(Head {
                 name: format!("parego{}", w + 1),
                 gp,
@@ -287,6 +287,25 @@ pub fn fit_heads(
         }
     }
     Ok(heads)
+}
+
+/// The GP of the labels `y` on the `rows` of `union`: an earlier head's on the same rows
+/// relabeled when its hyperparameters were fixed ([`FittedGp::relabeled`]: the same fit, one
+/// Cholesky factorisation fewer), else a fit.
+fn fit_on(
+    heads: &[Head],
+    gp_params: &crate::gp::GpValidParams,
+    union: &Features,
+    rows: &[usize],
+    y: &[f64],
+    gram: &dyn crate::gp::GramAccumulator,
+) -> Result<FittedGp> {
+    if let Some(h) = heads.iter().find(|h| h.rows == rows) {
+        if let Some(gp) = h.gp.relabeled(y)? {
+            return Ok(gp);
+        }
+    }
+    fit_with(gp_params, &union.select_rows(rows), y, gram)
 }
 
 /// ParEGO's scalarised labels: the rows labeled for each of the first `m` columns, their
