@@ -476,6 +476,27 @@ fn fit(a: FitArgs) -> Result<()> {
     Ok(())
 }
 
+/// `select`'s settings from its arguments but the acquisition (one objective's, or the
+/// Pareto one of `--objectives`), so that both paths see every flag: the library refuses what
+/// does not apply to several objectives.
+fn select_params(a: &SelectArgs) -> SelectParams {
+    SelectParams {
+        model: a.model.spec(),
+        minimize: a.minimize,
+        batch: a.batch,
+        mode: a.batch_mode,
+        temperature: a.temperature,
+        power: a.power,
+        shortlist: a.shortlist,
+        max_sim: a.max_sim,
+        joint_sampler: a.joint_sampler,
+        prior_features: a.prior_features,
+        round: a.round,
+        prune: !a.no_prune,
+        ..SelectParams::default()
+    }
+}
+
 fn select(a: SelectArgs) -> Result<()> {
     if a.objectives.objectives.is_some() {
         return select_objectives(a);
@@ -495,20 +516,8 @@ fn select(a: SelectArgs) -> Result<()> {
         .check()?;
     pool_notes(&pool)?;
     let mut params = SelectParams {
-        model: a.model.spec(),
         acquisition: a.acq.get()?,
-        minimize: a.minimize,
-        batch: a.batch,
-        mode: a.batch_mode,
-        temperature: a.temperature,
-        power: a.power,
-        shortlist: a.shortlist,
-        max_sim: a.max_sim,
-        joint_sampler: a.joint_sampler,
-        prior_features: a.prior_features,
-        round: a.round,
-        prune: !a.no_prune,
-        ..SelectParams::default()
+        ..select_params(&a)
     };
     a.run.apply(&mut params);
     let params = params.check()?;
@@ -600,13 +609,7 @@ fn select_objectives(a: SelectArgs) -> Result<()> {
     params.beta = a.acq.beta;
     params.ref_point = o.ref_point.clone();
     params.constraints = o.constraint.clone();
-    params.select = SelectParams {
-        model: a.model.spec(),
-        batch: a.batch,
-        mode: a.batch_mode,
-        round: a.round,
-        ..SelectParams::default()
-    };
+    params.select = select_params(&a);
     a.run.apply(&mut params.select);
     params.check()?;
     let labels = poolrank::data::read_label_columns(&labels_path, &spec.id_col, &params.columns())?;

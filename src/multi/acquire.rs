@@ -284,14 +284,13 @@ impl Acquirer {
         Value::Weighted(v)
     }
 
-    /// Whether [`Acquirer::value_bound`] bounds this acquisition: `ehvi` and `parego`, with or
-    /// without constraints. (`phvi` is not monotone in the variance: a mean outside the
-    /// dominated region loses probability as the variance grows; `pareto-ucb` keeps every
-    /// candidate dominated by fewer than `batch` others, a test with no cheap threshold.)
+    /// Whether [`Acquirer::value_bound`] bounds this acquisition: `ehvi`, `phvi` and
+    /// `parego`, with or without constraints. (`pareto-ucb` keeps every candidate dominated by
+    /// fewer than `batch` others, a test with no cheap threshold.)
     pub fn prunable(&self) -> bool {
         matches!(
             self.acquisition,
-            ParetoAcquisition::Ehvi | ParetoAcquisition::Parego
+            ParetoAcquisition::Ehvi | ParetoAcquisition::Phvi | ParetoAcquisition::Parego
         )
     }
 
@@ -303,7 +302,8 @@ impl Acquirer {
     /// grows with the variance too ([`score_bound`]). The probability of feasibility does not
     /// (it falls with the variance where the mean meets a constraint): it is bounded on its
     /// own, by 1 or its value at `var_hi` (`Acquirer::feasibility_bound`), and the product of
-    /// the two bounds bounds the product.
+    /// the two bounds bounds the product. PHVI is not monotone in the variance either: it is
+    /// bounded box by box ([`FrontBoxes::phvi_bound`]).
     ///
     /// # Errors
     /// A non-finite posterior reaching the box sums.
@@ -313,23 +313,25 @@ impl Acquirer {
         Ok(match self.acquisition {
             ParetoAcquisition::Parego => self.parego_values(mean, var_hi, key, p, score_bound),
             _ => {
-                let v = self.hypervolume_value(mean, var_hi)? * p;
+                let v = self.hypervolume_value(mean, var_hi, true)? * p;
                 Value::Scalar(v + v.abs() / 1024.0 + f64::MIN_POSITIVE)
             }
         })
     }
 
-    /// EHVI or PHVI of the objectives' posteriors, before any constraint.
-    fn hypervolume_value(&self, mean: &[f32], var: &[f32]) -> Result<f64> {
+    /// EHVI or PHVI of the objectives' posteriors, before any constraint; with `bound`, PHVI's
+    /// bound at every variance up to `var` (EHVI's is its value).
+    fn hypervolume_value(&self, mean: &[f32], var: &[f32], bound: bool) -> Result<f64> {
         let m = self.m;
         let boxes = self.boxes.as_ref().expect("EHVI and PHVI have boxes");
         let (mut mu, mut sd) = ([0.0; 3], [0.0; 3]);
         for j in 0..m {
             (mu[j], sd[j]) = self.scales[j].maximised(mean[j], var[j]);
         }
-        match self.acquisition {
-            ParetoAcquisition::Ehvi => boxes.ehvi(&mu[..m], &sd[..m]),
-            _ => boxes.phvi(&mu[..m], &sd[..m]),
+        match (self.acquisition, bound) {
+            (ParetoAcquisition::Ehvi, _) => boxes.ehvi(&mu[..m], &sd[..m]),
+            (_, false) => boxes.phvi(&mu[..m], &sd[..m]),
+            (_, true) => boxes.phvi_bound(&mu[..m], &sd[..m]),
         }
     }
 
@@ -341,9 +343,9 @@ impl Acquirer {
     pub fn value(&self, mean: &[f32], var: &[f32], key: u64) -> Result<Value> {
         let m = self.m;
         Ok(match self.acquisition {
-            ParetoAcquisition::Ehvi | ParetoAcquisition::Phvi => {
-                Value::Scalar(self.hypervolume_value(mean, var)? * self.feasibility(mean, var))
-            }
+            ParetoAcquisition::Ehvi | ParetoAcquisition::Phvi => Value::Scalar(
+                self.hypervolume_value(mean, var, false)? * self.feasibility(mean, var),
+            ),
             ParetoAcquisition::Parego => {
                 let p = self.feasibility(mean, var);
                 self.parego_values(mean, var, key, p, score)

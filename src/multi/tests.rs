@@ -317,18 +317,20 @@ fn diverse_ehvi_batches_spread_over_the_front() {
 }
 
 /// The pruned pass (bounds at the prior and at partial variances, the shared block's staged
-/// variances) picks brute force's batch, bit for bit, for `ehvi` top-k and diverse, `parego`,
-/// labels missing for one objective (models of different sizes, different stages), on one
-/// thread and three (other waves); it does skip variances; constraints turn it off.
+/// variances) picks brute force's batch, bit for bit, for `ehvi` top-k and diverse, `phvi`,
+/// `parego`, with and without constraints, labels missing for one objective (models of
+/// different sizes, different stages), on one thread and three (other waves); it does skip
+/// variances, `phvi`'s among them.
 #[test]
 fn pruned_batches_are_brute_force_batches() {
-    let mut skipped = 0;
+    let (mut skipped, mut phvi_skipped) = (0, 0);
     for (partial, labeled) in [(false, 40), (true, 60)] {
         let (x, labels) = setup(3000, labeled, partial);
         let mut cases = vec![
             params(ParetoAcquisition::Ehvi, 12),
             params(ParetoAcquisition::Parego, 8),
             params(ParetoAcquisition::Ehvi, 1),
+            params(ParetoAcquisition::Phvi, 10),
         ];
         let mut div = params(ParetoAcquisition::Ehvi, 6);
         div.select.mode = BatchMode::Diverse;
@@ -347,6 +349,7 @@ fn pruned_batches_are_brute_force_batches() {
         );
         for (mut p, constraints) in [
             (params(ParetoAcquisition::Ehvi, 12), vec![c1.clone()]),
+            (params(ParetoAcquisition::Phvi, 7), vec![c2.clone()]),
             (params(ParetoAcquisition::Parego, 8), vec![c2.clone()]),
             (div, vec![c1.clone(), c2.clone()]),
         ] {
@@ -373,13 +376,18 @@ fn pruned_batches_are_brute_force_batches() {
                 assert!(got.summary.pruned, "{case}");
                 assert_eq!(got.picks, brute.picks, "{case}");
                 assert!(got.summary.variances <= got.summary.candidates, "{case}");
-                skipped += got.summary.candidates - got.summary.variances;
+                let skip = got.summary.candidates - got.summary.variances;
+                skipped += skip;
+                if p.acquisition == ParetoAcquisition::Phvi {
+                    phvi_skipped += skip;
+                }
             }
         }
     }
-    assert!(skipped > 0, "the bounds dropped candidates");
+    assert!(skipped > 0, "the bounds dropped no candidate");
+    assert!(phvi_skipped > 0, "phvi's bounds dropped no candidate");
     let (x, labels) = setup(600, 40, false);
-    let p = params(ParetoAcquisition::Phvi, 5);
+    let p = params(ParetoAcquisition::ParetoUcb, 5);
     assert!(!run(&p, &x, &labels).unwrap().summary.pruned);
     // A constraint no candidate is likely to meet: the pruned run stops with brute force's
     // message (the pool's highest probability, found by a brute-force pass).

@@ -175,6 +175,29 @@ impl FrontBoxes {
         Ok(p.clamp(0.0, 1.0))
     }
 
+    /// An upper bound of [`phvi`](FrontBoxes::phvi) at every `sd[j]` from 0 to `sd_hi[j]`
+    /// (PHVI is not monotone in the spread: a mean inside the non-dominated region loses
+    /// probability as it grows, one outside gains it). Each box's probability is a product of
+    /// one interval probability per objective, and each factor is bounded on its own: by 1
+    /// where the mean lies in the interval, else by its value at the spread that maximises it,
+    /// or at `sd_hi[j]` when that is smaller (`interval_max`).
+    pub fn phvi_bound(&self, mean: &[f64], sd_hi: &[f64]) -> Result<f64> {
+        self.check_gaussian(mean, sd_hi)?;
+        let p: f64 = self
+            .cells
+            .iter()
+            .map(|c| {
+                (0..self.m)
+                    .map(|j| {
+                        let b = &self.bounds[j];
+                        interval_max(b[c.lo[j] as usize], b[c.hi[j] as usize], mean[j], sd_hi[j])
+                    })
+                    .product::<f64>()
+            })
+            .sum();
+        Ok(p.min(1.0))
+    }
+
     /// The hypervolume improvement of a deterministic `point`: the volume of the boxes'
     /// parts below it.
     pub fn hvi(&self, point: &[f64]) -> Result<f64> {
@@ -257,6 +280,31 @@ fn partial_expectation(a: f64, mu: f64, sd: f64) -> f64 {
     }
     let s = d / sd;
     (d * normal_cdf(s) + sd * normal_pdf(s)).max(0.0)
+}
+
+/// The largest `P(lo < Y ≤ hi)` for `Y ~ N(mu, sd²)` over `0 ≤ sd ≤ sd_hi` (`hi` possibly
+/// infinite): 1 with `mu` in the interval; else, with `a < b` the distances from `mu` to the
+/// interval's near and far ends, `Φ(−a/sd) − Φ(−b/sd)` rises from 0 up to
+/// `sd* = √((b² − a²) / (2 ln(b/a)))`, where `b·φ(b/sd) = a·φ(a/sd)`, and falls after it (it
+/// only rises when `b` is infinite), so its largest value is at `min(sd*, sd_hi)`.
+fn interval_max(lo: f64, hi: f64, mu: f64, sd_hi: f64) -> f64 {
+    if lo <= mu && mu <= hi {
+        return 1.0;
+    }
+    if sd_hi == 0.0 {
+        return 0.0;
+    }
+    let (a, b) = if mu < lo {
+        (lo - mu, hi - mu)
+    } else {
+        (mu - hi, mu - lo)
+    };
+    let sd = if b.is_finite() {
+        ((b * b - a * a) / (2.0 * (b / a).ln())).sqrt().min(sd_hi)
+    } else {
+        sd_hi
+    };
+    (normal_cdf(-a / sd) - normal_cdf(-b / sd)).clamp(0.0, 1.0)
 }
 
 /// `(P(Y ≤ b), P(Y > b))` for `Y ~ N(mu, sd²)`, `b` possibly infinite; with `sd = 0`,

@@ -244,6 +244,28 @@ fn select_objectives_picks_a_pareto_batch() {
         stderr.contains("one kernel block for every objective"),
         "{stderr}"
     );
+    // On the shared block `phvi` is pruned; `--no-prune` gives every candidate its variances
+    // and the same batch.
+    let summary = dir.path().join("s.json");
+    let run = |extra: &[&str]| -> (Vec<u8>, serde_json::Value) {
+        let flags = ["--lengthscale", "1", "--acq", "phvi", "--summary"];
+        let mut args = flags.to_vec();
+        args.push(summary.to_str().unwrap());
+        args.extend_from_slice(extra);
+        succeeded(&select(&args));
+        let s = std::fs::read_to_string(&summary).unwrap();
+        (
+            std::fs::read(&out).unwrap(),
+            serde_json::from_str(&s).unwrap(),
+        )
+    };
+    let ((pruned, p), (brute, b)) = (run(&[]), run(&["--no-prune"]));
+    assert_eq!(pruned, brute);
+    assert_eq!(
+        (p["pruned"].as_bool(), b["pruned"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(b["variances"], b["candidates"]);
     // A constraint adds its probability column.
     succeeded(&select(&["--constraint", "f1>=0.5"]));
     let text = std::fs::read_to_string(&out).unwrap();
@@ -266,6 +288,9 @@ fn select_objectives_picks_a_pareto_batch() {
         (&["--minimize"][..], "--minimize"),
         (&["--constraint", "f1>0.5"][..], "NAME>=VALUE"),
         (&["--batch-mode", "softmax"][..], "--batch-mode"),
+        // Flags of one objective are refused, not dropped.
+        (&["--max-sim", "0.5"][..], "--max-sim"),
+        (&["--shortlist", "20"][..], "--shortlist"),
     ] {
         let o = select(extra);
         assert!(!o.status.success(), "{extra:?} was accepted");
