@@ -411,10 +411,10 @@ pub(crate) struct SimulateArgs {
     #[arg(long, default_value_t = 2.0)]
     pub(crate) beta: f32,
     /// EI/PI margin, in label standard deviations.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, conflicts_with = "objectives")]
     pub(crate) xi: f32,
     /// qPO's joint posterior samples [default: max(1000, 10 × batch)].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "objectives")]
     pub(crate) samples: Option<u32>,
     /// Initial random labels: a count or a fraction of the pool.
     #[arg(long, default_value = "0.01", value_parser = BatchSize::parse)]
@@ -438,23 +438,38 @@ pub(crate) struct SimulateArgs {
     #[arg(long, value_parser = named::<BatchMode>(), default_value = "topk")]
     pub(crate) batch_mode: BatchMode,
     /// Temperature T of --batch-mode softmax (p ∝ exp(score / T)).
-    #[arg(long, default_value_t = 0.1, value_name = "T")]
+    #[arg(
+        long,
+        default_value_t = 0.1,
+        value_name = "T",
+        conflicts_with = "objectives"
+    )]
     pub(crate) temperature: f32,
     /// Exponent β of --batch-mode power (p ∝ score^β) and softrank (p ∝ rank^-β).
-    #[arg(long, default_value_t = 1.0, value_name = "B")]
+    #[arg(
+        long,
+        default_value_t = 1.0,
+        value_name = "B",
+        conflicts_with = "objectives"
+    )]
     pub(crate) power: f32,
     /// How thompson and qpo draw joint samples: exact over a shortlist of the best by
     /// mean + 3 sd, or over the whole pool by pathwise conditioning (exact GP only).
-    #[arg(long, value_parser = named::<JointSampler>(), default_value = "shortlist")]
+    #[arg(long, value_parser = named::<JointSampler>(), default_value = "shortlist", conflicts_with = "objectives")]
     pub(crate) joint_sampler: JointSampler,
     /// Random features of the pathwise sampler's prior draw.
-    #[arg(long, default_value_t = 1024, value_name = "D")]
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_name = "D",
+        conflicts_with = "objectives"
+    )]
     pub(crate) prior_features: usize,
     /// What "better than random" means.
-    #[arg(long, value_parser = named::<Objective>(), default_value = "find-best")]
+    #[arg(long, value_parser = named::<Objective>(), default_value = "find-best", conflicts_with = "objectives")]
     pub(crate) objective: Objective,
     /// Held-out test fraction for --objective accuracy.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = 0.2, conflicts_with = "objectives")]
     pub(crate) test: f64,
     /// For --objective accuracy: ids (one per line) that form the test set, instead of a
     /// random split (e.g. a test set drawn from another region, as `synth --scenario shift`

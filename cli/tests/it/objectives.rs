@@ -616,3 +616,39 @@ fn pruned_parego_on_enamine_equals_brute_force() {
     };
     assert_eq!(run(&[], "pruned"), run(&["--no-prune"], "brute"));
 }
+
+/// `simulate --objectives` refuses the flags of one objective instead of dropping them (clap
+/// refuses them before any file is read).
+#[test]
+fn simulate_objectives_refuses_one_objective_flags() {
+    for flag in [
+        &["--objective", "accuracy"][..],
+        &["--test", "0.3"],
+        &["--xi", "0.1"],
+        &["--samples", "500"],
+        &["--temperature", "0.5"],
+        &["--power", "2"],
+        &["--joint-sampler", "pathwise"],
+        &["--prior-features", "64"],
+    ] {
+        let mut args = vec![
+            "simulate",
+            "--pool",
+            "absent.npy",
+            "--labels",
+            "absent.csv",
+            "--objectives",
+            "a:min,b:max",
+            "--out",
+            "absent-dir",
+        ];
+        args.extend_from_slice(flag);
+        let o = poolrank(&args);
+        assert!(!o.status.success(), "{flag:?} was accepted");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("cannot be used with") && err.contains(flag[0]),
+            "{flag:?}: {err}"
+        );
+    }
+}
