@@ -196,15 +196,20 @@ fn fitted_hyperparameters_beat_a_fine_grid() {
     assert!(gp.noise < 0.1, "noise {}", gp.noise);
 }
 
-#[test]
-fn fit_is_deterministic() {
+/// 30 hashed 64-bit fingerprints with labels `i % 7`.
+fn hashed_bits() -> (Features, Vec<f64>) {
     let x = Features::Bits {
         nbits: 64,
         data: (0..30u64)
             .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20)
             .collect(),
     };
-    let y: Vec<f64> = (0..30).map(|i| f64::from(i % 7)).collect();
+    (x, (0..30).map(|i| f64::from(i % 7)).collect())
+}
+
+#[test]
+fn fit_is_deterministic() {
+    let (x, y) = hashed_bits();
     let p = GpParams::new(KernelKind::Tanimoto)
         .check(FeatureKind::Bits { nbits: 64 })
         .unwrap();
@@ -219,13 +224,7 @@ fn fit_is_deterministic() {
 /// a fit whose hyperparameters were optimised (they depend on the labels) is not relabeled.
 #[test]
 fn relabeled_is_the_fit_of_the_new_labels() {
-    let x = Features::Bits {
-        nbits: 64,
-        data: (0..30u64)
-            .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20)
-            .collect(),
-    };
-    let y: Vec<f64> = (0..30).map(|i| f64::from(i % 7)).collect();
+    let (x, y) = hashed_bits();
     let z: Vec<f64> = (0..30)
         .map(|i| (f64::from(i) * 0.7).sin() * 40.0 - 3.0)
         .collect();

@@ -188,16 +188,16 @@ pub fn merge(paths: &[PathBuf], params: &MergeParams) -> Result<Merged> {
 }
 
 /// Merges some of a run's parts into one part that holds their tasks: their best `params.k`
-/// rows (or their shortlist's), their pending candidates, shards, floors and counts. Merging
-/// it with the run's other parts gives the batch [`merge`] gives on all of them, so a merge of
-/// many parts can run in stages (a tree), on several machines.
+/// rows (or their shortlist's), their pending candidates, shards, floors, counts and task
+/// seconds (the merge's own time is not added). Merging it with the run's other parts gives
+/// the batch [`merge`] gives on all of them, so a merge of many parts can run in stages (a
+/// tree), on several machines.
 ///
 /// # Errors
 /// As [`merge`], but for what needs every task: a task without a part, rows that do not join
 /// up, a pending id no shard found, a floor the batch must reach, and a batch larger than the
 /// candidates are left to the final merge.
 pub fn merge_to_part(paths: &[PathBuf], params: &MergeParams) -> Result<PartData> {
-    let started = Instant::now();
     let g = gather(paths, params, Scope::Some)?;
     let first = &g.metas[0].1;
     let mut pieces: Vec<Piece> = g.metas.iter().flat_map(|(_, m)| m.pieces()).collect();
@@ -220,7 +220,6 @@ pub fn merge_to_part(paths: &[PathBuf], params: &MergeParams) -> Result<PartData
     let mut summary = totals(&g.metas);
     summary.kept = g.kept.len();
     summary.backend = backends.join("+");
-    summary.seconds.total += started.elapsed().as_secs_f64();
     let meta = PartMeta {
         poolrank: env!("CARGO_PKG_VERSION").to_string(),
         model: first.model.clone(),
@@ -351,10 +350,7 @@ fn totals(metas: &[(&Path, PartMeta)]) -> ShardSummary {
         t.labeled += s.labeled;
         t.pending += s.pending;
         t.candidates += s.candidates;
-        t.stages.pruned |= s.stages.pruned;
-        t.stages.mean += s.stages.mean;
-        t.stages.variance += s.stages.variance;
-        t.stages.partial += s.stages.partial;
+        t.stages += s.stages;
         t.seconds.locate += s.seconds.locate;
         t.seconds.score += s.seconds.score;
         t.seconds.total += s.seconds.total;

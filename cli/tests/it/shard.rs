@@ -47,6 +47,22 @@ fn fails(o: &Output, expect: &[&str]) -> String {
     err
 }
 
+/// The `(score, row)` of a part's rows, best first.
+fn part_rows(path: &str) -> Vec<(f32, usize)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let mut x = l.split('\t');
+            (
+                x.next().unwrap().parse().unwrap(),
+                x.next().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
 struct Fixture {
     dir: tempfile::TempDir,
 }
@@ -265,20 +281,7 @@ fn a_floor_from_earlier_parts_changes_nothing_but_the_work() {
     }
     // The 30th best (score, row) of the first four parts.
     let mut best: Vec<(f32, usize)> = (0..4)
-        .flat_map(|i| {
-            std::fs::read_to_string(f.path(&format!("plain/part-{i}.part")))
-                .unwrap()
-                .lines()
-                .filter(|l| !l.starts_with('#'))
-                .map(|l| {
-                    let mut x = l.split('\t');
-                    (
-                        x.next().unwrap().parse().unwrap(),
-                        x.next().unwrap().parse().unwrap(),
-                    )
-                })
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|i| part_rows(&f.p(&format!("plain/part-{i}.part"))))
         .collect();
     best.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let floor = format!("{}:{}", best[29].0, best[29].1);
@@ -484,18 +487,7 @@ fn merges_in_stages_in_any_grouping_give_the_one_merge_batch() {
     for i in 0..8 {
         ok(&f.score("floor", Some(i), &["--k", "30"], &[]));
     }
-    let best: (f32, usize) = std::fs::read_to_string(part("floor", 0))
-        .unwrap()
-        .lines()
-        .find(|l| !l.starts_with('#'))
-        .map(|l| {
-            let mut x = l.split('\t');
-            (
-                x.next().unwrap().parse().unwrap(),
-                x.next().unwrap().parse().unwrap(),
-            )
-        })
-        .unwrap();
+    let best = part_rows(&part("floor", 0))[0];
     let floor = format!("{}:{}", best.0, best.1);
     ok(&f.score("floor", Some(6), &["--k", "30", "--floor", &floor], &[]));
     let six: Vec<String> = (4..8).map(|i| part("floor", i)).collect();
