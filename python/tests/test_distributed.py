@@ -32,7 +32,13 @@ def cluster():
         include_dashboard=False,
         log_to_driver=False,
         _temp_dir=str(root / "ray"),
-        runtime_env={"env_vars": {"POOLRANK_RAY_FAULT": str(root / "faults")}},
+        runtime_env={
+            "env_vars": {
+                "POOLRANK_RAY_FAULT": str(root / "faults"),
+                # The GPU actors' test runs on a software adapter (Mesa's llvmpipe in CI).
+                "POOLRANK_ALLOW_SOFTWARE_GPU": "1",
+            }
+        },
     )
     yield root
     ray.shutdown()
@@ -94,6 +100,35 @@ def test_actors_and_tasks_of_two_shards(cluster, pool, poolrank_cli):
     assert (d / "actors.csv").read_text() == want
     assert summary["parts"] == 4 and summary["tasks"] == 4
 
+
+def test_gpu_actors_pick_the_one_process_batch(cluster, pool, poolrank_cli):
+    """Actors on the GPU backend (each opens its device once) give the one-process picks, in
+    order; their scores may differ from the CPU's in the last bits."""
+    from poolrank import _native
+
+    d = pool
+    os.environ["POOLRANK_ALLOW_SOFTWARE_GPU"] = "1"
+    try:
+        _native.ShardScorer(d / "m.model", "gpu")
+    except Exception as e:  # no Vulkan, Metal or DX12 adapter at all on this machine
+        pytest.skip(f"no GPU adapter: {e}")
+    finally:
+        os.environ.pop("POOLRANK_ALLOW_SOFTWARE_GPU")
+    want = one_process(poolrank_cli, d, d / "one-gpu.csv", "--batch", "25", "--acq", "ucb")
+    _, summary = distributed.score_pool(
+        [d / f"s{i}.npy" for i in range(8)], d / "m.model", 25, out=d / "gpu.csv",
+        pending=d / "pending.txt", acq="ucb", per_task=2, actors=2, gpus_per_actor=0,
+        progress=False,
+    )
+
+    def picks(text):
+        return [line.split(",")[2] for line in text.splitlines()[1:]]
+
+    got = (d / "gpu.csv").read_text()
+    assert len(picks(got)) == 25
+    assert picks(got) == picks(want)
+    assert summary["tasks"] == 4
+    assert list(summary["backends"]) != [] and all("gpu" in b for b in summary["backends"]), summary
 
 def test_a_killed_worker_is_retried_and_the_batch_is_unchanged(cluster, pool, poolrank_cli):
     d = pool
