@@ -296,7 +296,8 @@ impl Acquirer {
 
     /// An upper bound of [`Acquirer::value`] at every variance up to `var_hi` (one per model),
     /// for a [`Acquirer::prunable`] acquisition: the value at `var_hi`, raised by a margin
-    /// that covers rounding. EHVI grows with each objective's variance: the improvement
+    /// that covers rounding (EHVI's from a table of the normal's partial expectation,
+    /// [`FrontBoxes::ehvi_bound`], a little above its value and cheaper). EHVI grows with each objective's variance: the improvement
     /// `HVI(y)` is convex in each coordinate (the region the front leaves open only widens as
     /// the coordinate grows), so spreading a coordinate's normal raises its expectation. EI
     /// grows with the variance too ([`score_bound`]). The probability of feasibility does not
@@ -319,8 +320,9 @@ impl Acquirer {
         })
     }
 
-    /// EHVI or PHVI of the objectives' posteriors, before any constraint; with `bound`, PHVI's
-    /// bound at every variance up to `var` (EHVI's is its value).
+    /// EHVI or PHVI of the objectives' posteriors, before any constraint; with `bound`, an upper
+    /// bound: EHVI's at `var` (EHVI grows with every variance), PHVI's at every variance up to
+    /// `var`.
     fn hypervolume_value(&self, mean: &[f32], var: &[f32], bound: bool) -> Result<f64> {
         let m = self.m;
         let boxes = self.boxes.as_ref().expect("EHVI and PHVI have boxes");
@@ -329,7 +331,8 @@ impl Acquirer {
             (mu[j], sd[j]) = self.scales[j].maximised(mean[j], var[j]);
         }
         match (self.acquisition, bound) {
-            (ParetoAcquisition::Ehvi, _) => boxes.ehvi(&mu[..m], &sd[..m]),
+            (ParetoAcquisition::Ehvi, false) => boxes.ehvi(&mu[..m], &sd[..m]),
+            (ParetoAcquisition::Ehvi, true) => boxes.ehvi_bound(&mu[..m], &sd[..m]),
             (_, false) => boxes.phvi(&mu[..m], &sd[..m]),
             (_, true) => boxes.phvi_bound(&mu[..m], &sd[..m]),
         }

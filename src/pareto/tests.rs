@@ -865,3 +865,65 @@ fn phvi_bound_bounds_phvi_at_every_smaller_spread() {
     assert_eq!(boxes.phvi_bound(&[1.0, 1.0], &[0.0, 0.0]).unwrap(), 0.0);
     assert_eq!(boxes.phvi_bound(&[3.0, 1.0], &[0.0, 0.0]).unwrap(), 1.0);
 }
+
+/// The table's bounds of `g(s) = s·Φ(s) + φ(s)` hold it between them at every `s` (nodes,
+/// between nodes, the table's ends, far past them) and are close to it across the range.
+#[test]
+fn partial_expectation_bounds_hold_the_direct_value() {
+    use super::normal::partial_expectation_bounds;
+    let direct = |s: f64| (s * normal_cdf(s) + normal_pdf(s)).max(0.0);
+    let mut rng = SplitMix64(33);
+    let mut points: Vec<f64> = (0..20_000).map(|_| rng.uniform() * 90.0 - 45.0).collect();
+    points.extend((-38 * 64..=38 * 64).map(|i| f64::from(i) / 64.0));
+    points.extend([
+        -1e300, -38.000001, -38.0, 37.99, 38.0, 38.5, 1e300, 0.0, -0.0,
+    ]);
+    for &s in &points {
+        let (lo, hi) = partial_expectation_bounds(s);
+        let g = direct(s);
+        assert!(lo <= g && g <= hi, "s {s}: {lo} ≤ {g} ≤ {hi} fails");
+        let tight = match s {
+            s if (-4.0..=38.0).contains(&s) => 2e-4,
+            s if (-8.0..-4.0).contains(&s) => 2e-3,
+            _ => continue,
+        };
+        assert!(
+            hi - lo <= tight * g,
+            "s {s}: [{lo}, {hi}] is loose around {g}"
+        );
+    }
+}
+
+/// The EHVI bound that the pruned pass uses is at least EHVI and, where EHVI is not tiny, within
+/// 1% of it (2 and 3 objectives, spreads of zero included, means far outside the front).
+#[test]
+fn ehvi_bound_is_a_tight_upper_bound() {
+    let mut rng = SplitMix64(34);
+    for case in 0..400 {
+        let m = 2 + case % 2;
+        let front = mc_front(&mut rng, m);
+        let r = vec![0.25; m];
+        let boxes = FrontBoxes::new(&front, &r).unwrap();
+        let far = if case % 5 == 0 { 30.0 } else { 1.0 };
+        let mean: Vec<f64> = (0..m).map(|_| (rng.uniform() * 1.6 - 0.2) * far).collect();
+        let sd: Vec<f64> = (0..m)
+            .map(|j| match (case + j) % 9 {
+                0 => 0.0,
+                1 => 1e-3 * rng.uniform(),
+                _ => rng.uniform() * 0.8,
+            })
+            .collect();
+        let exact = boxes.ehvi(&mean, &sd).unwrap();
+        let bound = boxes.ehvi_bound(&mean, &sd).unwrap();
+        assert!(
+            exact <= bound,
+            "case {case}: ehvi {exact} above its bound {bound} at mean {mean:?}, sd {sd:?}"
+        );
+        if exact > 1e-6 {
+            assert!(
+                bound <= exact * 1.01,
+                "case {case}: bound {bound} of ehvi {exact} at mean {mean:?}, sd {sd:?}"
+            );
+        }
+    }
+}
