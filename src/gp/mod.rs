@@ -279,6 +279,51 @@ pub fn fit_with(
     y: &[f64],
     gram: &dyn GramAccumulator,
 ) -> Result<FittedGp> {
+    fit_sharing(params, x, y, gram, &SharedRows::default())
+}
+
+/// What exact fits of a fingerprint kernel (Tanimoto, MinMax: no lengthscale) on the same rows
+/// share, computed by the first that needs it: the Gram matrix and its eigendecomposition (the
+/// hyperparameter search's). Fits of several label columns on one labeled set pay for them
+/// once ([`fit_sharing`]).
+#[derive(Default)]
+pub struct SharedRows {
+    gram: std::cell::OnceCell<Option<Vec<f64>>>,
+    eigen: std::cell::OnceCell<optimize::Eigen>,
+}
+
+impl SharedRows {
+    /// The fingerprint Gram matrix of `x` (`None` for dense features or kernels).
+    fn fingerprint_gram(&self, kind: KernelKind, x: &Features) -> Option<&Vec<f64>> {
+        self.gram
+            .get_or_init(|| match kind {
+                KernelKind::Tanimoto | KernelKind::MinMax => {
+                    crate::backend::overlap::fingerprint_gram(x)
+                }
+                KernelKind::Rbf | KernelKind::Matern52 => None,
+            })
+            .as_ref()
+    }
+
+    /// The eigendecomposition of `gram`, decomposed at the first call.
+    fn eigen(&self, gram: &[f64], n: usize) -> Result<&optimize::Eigen> {
+        if let Some(e) = self.eigen.get() {
+            return Ok(e);
+        }
+        let e = optimize::Eigen::new(gram, n)?;
+        Ok(self.eigen.get_or_init(|| e))
+    }
+}
+
+/// [`fit_with`] with what the fits on the rows `x` share (`shared`, which must only ever see
+/// these rows and this kernel): bit for bit the fit `fit_with` gives.
+pub fn fit_sharing(
+    params: &GpValidParams,
+    x: &Features,
+    y: &[f64],
+    gram: &dyn GramAccumulator,
+    shared: &SharedRows,
+) -> Result<FittedGp> {
     let started = Instant::now();
     let p = params.params();
     let n = y.len();
@@ -298,6 +343,10 @@ pub fn fit_with(
         kind: p.kernel,
         lengthscale,
     };
+    // A fingerprint kernel's Gram matrix has no lengthscale: one overlap block (the bits of the
+    // pairwise `Kernel::gram`, several times faster) serves the search and the factor, and one
+    // eigendecomposition the search.
+    let fingerprint = shared.fingerprint_gram(p.kernel, x);
     let optimised = p.signal_var.is_none()
         || p.noise.is_none()
         || (p.kernel.has_lengthscale() && p.lengthscale.is_none());
@@ -308,7 +357,12 @@ pub fn fit_with(
             1.0
         };
         let bounds = Bounds::new(p, ls_scale);
-        let best = optimize::maximise(&bounds, p.restarts, &ys, |ls| kernel_at(ls).gram(x))?;
+        let best = match fingerprint {
+            Some(g) => optimize::maximise(&bounds, p.restarts, &ys, |_| shared.eigen(g, n))?,
+            None => optimize::maximise(&bounds, p.restarts, &ys, |ls| {
+                optimize::Eigen::new(&kernel_at(ls).gram(x), n).map(Box::new)
+            })?,
+        };
         (
             kernel_at(best.lengthscale),
             best.signal_var,
@@ -325,12 +379,15 @@ pub fn fit_with(
         )
     };
 
-    let gram = match kernel.kind {
-        KernelKind::Tanimoto | KernelKind::MinMax => crate::backend::overlap::fingerprint_gram(x),
-        KernelKind::Rbf | KernelKind::Matern52 => None,
-    }
-    .unwrap_or_else(|| kernel.gram(x));
-    let (chol, jitter) = cholesky_with_jitter(&gram, n, s2, n2)?;
+    let dense;
+    let gram = match fingerprint {
+        Some(g) => g,
+        None => {
+            dense = kernel.gram(x);
+            &dense
+        }
+    };
+    let (chol, jitter) = cholesky_with_jitter(gram, n, s2, n2)?;
     let mut gp = FittedGp {
         kernel,
         signal_var: s2,

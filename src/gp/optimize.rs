@@ -84,15 +84,18 @@ pub fn median_distance(x: &Features) -> f64 {
     d[d.len() / 2]
 }
 
-/// Eigenvalues (clamped at 0) and squared projections of `y` of a Gram matrix.
-struct Spectrum {
+/// The eigendecomposition of a Gram matrix: what the [`Spectrum`]s of every label vector on the
+/// same rows share.
+pub struct Eigen {
+    /// Eigenvalues, clamped at 0.
     lambda: Vec<f64>,
-    u2: Vec<f64>,
+    /// Eigenvectors, one per column.
+    q: Mat<f64>,
 }
 
-impl Spectrum {
-    fn new(gram: &[f64], y: &[f64]) -> Result<Self> {
-        let n = y.len();
+impl Eigen {
+    /// Decomposes the row-major `n × n` `gram`.
+    pub fn new(gram: &[f64], n: usize) -> Result<Self> {
         let k = Mat::<f64>::from_fn(n, n, |i, j| gram[i * n + j]);
         let eig = k
             .self_adjoint_eigen(Side::Lower)
@@ -100,16 +103,34 @@ impl Spectrum {
                 what: "the kernel matrix's eigendecomposition",
                 msg: format!("{e:?}"),
             })?;
-        let q = eig.U();
         let s = eig.S();
-        let lambda = (0..n).map(|i| s[i].max(0.0)).collect();
+        Ok(Eigen {
+            lambda: (0..n).map(|i| s[i].max(0.0)).collect(),
+            q: eig.U().to_owned(),
+        })
+    }
+}
+
+/// Eigenvalues (clamped at 0) and squared projections of `y` of a Gram matrix.
+struct Spectrum {
+    lambda: Vec<f64>,
+    u2: Vec<f64>,
+}
+
+impl Spectrum {
+    fn of(eig: &Eigen, y: &[f64]) -> Self {
+        let n = y.len();
+        let q = &eig.q;
         let u2 = (0..n)
             .map(|i| {
                 let u: f64 = (0..n).map(|r| q[(r, i)] * y[r]).sum();
                 u * u
             })
             .collect();
-        Ok(Spectrum { lambda, u2 })
+        Spectrum {
+            lambda: eig.lambda.clone(),
+            u2,
+        }
     }
 
     /// LML at `(ln s2, ln n2)`.
@@ -125,18 +146,18 @@ impl Spectrum {
     }
 }
 
-/// Maximises the LML of standardised labels `y` within `bounds`; `gram_at(lengthscale)` gives
-/// the unit-variance Gram matrix (row-major).
-pub fn maximise(
+/// Maximises the LML of standardised labels `y` within `bounds`; `eigen_at(lengthscale)` gives
+/// the eigendecomposition of the unit-variance Gram matrix.
+pub fn maximise<E: std::ops::Deref<Target = Eigen>>(
     bounds: &Bounds,
     restarts: usize,
     y: &[f64],
-    gram_at: impl Fn(f64) -> Vec<f64>,
+    eigen_at: impl Fn(f64) -> Result<E>,
 ) -> Result<Best> {
     let (best, _) = maximise_with(
         bounds,
         restarts,
-        |ls| Spectrum::new(&gram_at(ls), y),
+        |ls| Ok(Spectrum::of(&*eigen_at(ls)?, y)),
         |s, log_s2, log_n2| s.lml(log_s2, log_n2),
     )?;
     Ok(best)
@@ -364,7 +385,7 @@ mod tests {
         // A small SPD Gram matrix.
         let g = [1.0, 0.5, 0.2, 0.5, 1.0, 0.4, 0.2, 0.4, 1.0];
         let y = [0.3, -1.2, 0.9];
-        let s = Spectrum::new(&g, &y).unwrap();
+        let s = Spectrum::of(&Eigen::new(&g, 3).unwrap(), &y);
         let (s2, n2) = (1.7f64, 0.2f64);
         let k = Mat::<f64>::from_fn(3, 3, |i, j| {
             s2 * g[i * 3 + j] + if i == j { n2 } else { 0.0 }

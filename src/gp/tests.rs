@@ -266,3 +266,34 @@ fn indefinite_matrix_gives_a_typed_error() {
     );
     assert!(err.to_string().contains("raise the noise"));
 }
+
+/// Fits of several label vectors on one set of rows that share its Gram matrix and
+/// eigendecomposition are, bit for bit, the fits each would get alone, hyperparameters searched.
+#[test]
+fn fits_sharing_their_rows_are_the_fits_alone() {
+    let (x, y) = hashed_bits();
+    let z: Vec<f64> = (0..30)
+        .map(|i| (f64::from(i) * 0.7).sin() * 40.0 - 3.0)
+        .collect();
+    let p = GpParams::new(KernelKind::Tanimoto).check(x.kind()).unwrap();
+    let shared = SharedRows::default();
+    for labels in [&y, &z, &y] {
+        let want = fit(&p, &x, labels).unwrap();
+        let got = fit_sharing(&p, &x, labels, &CpuGram, &shared).unwrap();
+        assert!(want.info.optimised);
+        assert_eq!(
+            (got.signal_var.to_bits(), got.noise.to_bits()),
+            (want.signal_var.to_bits(), want.noise.to_bits())
+        );
+        assert_eq!(got.alpha, want.alpha);
+        assert_eq!(got.chol, want.chol);
+        assert_eq!(
+            got.info.log_marginal_likelihood,
+            want.info.log_marginal_likelihood
+        );
+    }
+    assert!(
+        shared.eigen.get().is_some(),
+        "the search used the shared eigendecomposition"
+    );
+}

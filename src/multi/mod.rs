@@ -59,7 +59,7 @@ use crate::backend::{AnyScorer, Backend, GpuOptions, Scorer, SharedCpuScorer};
 use crate::data::{FeatureKind, Features, IdList, MultiLabels, ObjectiveSpec, Objectives, Pool};
 use crate::engine::{check_batch, locate, stream_tiles, FitSummary, SelectParams, Timings};
 use crate::error::{Error, Result};
-use crate::gp::{fit_with, FittedGp};
+use crate::gp::{fit_sharing, FittedGp};
 use crate::join::Rule;
 use crate::pareto::{chebyshev, parego_weights, reference_point, FrontBoxes, CHEBYSHEV_RHO};
 use crate::select::pathwise::JointSampler;
@@ -247,6 +247,8 @@ pub fn fit_heads(
         .check(union.kind())?
         .with_seed(params.select.seed);
     let mut heads = Vec::new();
+    // What the fits on each set of rows share (the Gram matrix and its eigendecomposition).
+    let mut shared: Vec<(Vec<usize>, crate::gp::SharedRows)> = Vec::new();
     for (spec, values) in labels.objectives.iter().zip(&labels.values) {
         let sign = if spec.minimize { -1.0 } else { 1.0 };
         let rows: Vec<usize> = (0..values.len()).filter(|&i| values[i].is_some()).collect();
@@ -265,7 +267,7 @@ pub fn fit_heads(
             .filter_map(|&i| values[i])
             .map(|v| sign * v)
             .collect();
-        let gp = fit_on(&heads, &gp_params, union, &rows, &y, gram)?;
+        let gp = fit_on(&heads, &mut shared, &gp_params, union, &rows, &y, gram)?;
         heads.push(Head {
             name: spec.column.clone(),
             gp,
@@ -277,7 +279,7 @@ pub fn fit_heads(
         let m = params.objectives.len();
         for (w, weights) in parego_weight_sets(params)?.into_iter().enumerate() {
             let (rows, y) = parego_labels(labels, m, &weights)?;
-            let gp = fit_on(&heads, &gp_params, union, &rows, &y, gram)?;
+            let gp = fit_on(&heads, &mut shared, &gp_params, union, &rows, &y, gram)?;
             heads.push(Head {
                 name: format!("parego{}", w + 1),
                 gp,
@@ -291,9 +293,11 @@ pub fn fit_heads(
 
 /// The GP of the labels `y` on the `rows` of `union`: an earlier head's on the same rows
 /// relabeled when its hyperparameters were fixed ([`FittedGp::relabeled`]: the same fit, one
-/// Cholesky factorisation fewer), else a fit.
+/// Cholesky factorisation fewer), else a fit that shares the Gram matrix and its
+/// eigendecomposition with the earlier fits on those rows ([`fit_sharing`]).
 fn fit_on(
     heads: &[Head],
+    shared: &mut Vec<(Vec<usize>, crate::gp::SharedRows)>,
     gp_params: &crate::gp::GpValidParams,
     union: &Features,
     rows: &[usize],
@@ -305,7 +309,14 @@ fn fit_on(
             return Ok(gp);
         }
     }
-    fit_with(gp_params, &union.select_rows(rows), y, gram)
+    let at = match shared.iter().position(|(r, _)| r == rows) {
+        Some(at) => at,
+        None => {
+            shared.push((rows.to_vec(), crate::gp::SharedRows::default()));
+            shared.len() - 1
+        }
+    };
+    fit_sharing(gp_params, &union.select_rows(rows), y, gram, &shared[at].1)
 }
 
 /// ParEGO's scalarised labels: the rows labeled for each of the first `m` columns, their
