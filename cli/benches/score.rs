@@ -36,7 +36,7 @@
 //!   picked. It prints the median score phase and whole round of 21 rounds of each, run in turn
 //!   after a warm-up (the library's own timers; the score phase is the pass over the pool, from
 //!   the prepared models to the kept candidates), the medians of the 21 paired ratios, and how
-//!   many candidates got their variances; then the same for 7 pruned rounds with fitted
+//!   many candidates got their variances; then the same for 21 pruned rounds with fitted
 //!   hyperparameters (`pruned-fitted`: each objective its own `W`; printed only).
 //!
 //! `POOLRANK_BENCH_N` changes N for `score` and `gpu_vs_cpu` (default 200000).
@@ -462,7 +462,7 @@ fn bench_objective_rounds(c: &mut Criterion) {
     group.sample_size(10);
     group.throughput(Throughput::Elements(big_n as u64));
     // Fitted hyperparameters (each objective its own signal variance and noise, so its own
-    // `W`) only in turn: their fits take seconds.
+    // `W`) only in turn, not under criterion.
     for (mode, prune, fixed) in [
         ("pruned", true, true),
         ("brute", false, true),
@@ -481,7 +481,7 @@ fn bench_objective_rounds(c: &mut Criterion) {
         // Warm up, then the two in turn, so that drift in the machine's speed hits both.
         let (_, _) = (round1(), round2());
         let (mut runs1, mut runs2) = (Vec::new(), Vec::new());
-        let rounds = if fixed { 21 } else { 7 };
+        let rounds = 21;
         for _ in 0..rounds {
             runs1.push(round1());
             runs2.push(round2());
