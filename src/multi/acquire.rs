@@ -290,7 +290,10 @@ impl Acquirer {
     pub fn prunable(&self) -> bool {
         matches!(
             self.acquisition,
-            ParetoAcquisition::Ehvi | ParetoAcquisition::Phvi | ParetoAcquisition::Parego
+            ParetoAcquisition::Ehvi
+                | ParetoAcquisition::Phvi
+                | ParetoAcquisition::Parego
+                | ParetoAcquisition::ParetoUcb
         )
     }
 
@@ -313,6 +316,8 @@ impl Acquirer {
         let p = self.feasibility_bound(mean, var_hi);
         Ok(match self.acquisition {
             ParetoAcquisition::Parego => self.parego_values(mean, var_hi, key, p, score_bound),
+            // Each UCB rises with its variance, through monotone roundings: no margin.
+            ParetoAcquisition::ParetoUcb => self.value(mean, var_hi, key)?,
             _ => {
                 let v = self.hypervolume_value(mean, var_hi, true)? * p;
                 Value::Scalar(v + v.abs() / 1024.0 + f64::MIN_POSITIVE)

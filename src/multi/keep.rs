@@ -91,6 +91,32 @@ impl<T: Send> FrontKeeper<T> {
         }
     }
 
+    /// For two objectives, with at least `batch` candidates held: what tells in `O(log n)`
+    /// whether a vector is dominated by `batch` of them ([`Level::refuses`]).
+    fn level(&self) -> Option<Level> {
+        if self.m != 2 || self.batch == 0 || self.kept.len() < self.batch {
+            return None;
+        }
+        let mut order: Vec<usize> = (0..self.kept.len()).collect();
+        order.sort_by(|&a, &b| self.scores[2 * b].total_cmp(&self.scores[2 * a]));
+        let mut heap = std::collections::BinaryHeap::with_capacity(self.batch + 1);
+        let mut level = Vec::with_capacity(order.len());
+        for &i in &order {
+            heap.push(std::cmp::Reverse(Ordered(self.scores[2 * i + 1])));
+            if heap.len() > self.batch {
+                heap.pop();
+            }
+            level.push(match heap.len() == self.batch {
+                true => heap.peek().map_or(f64::NEG_INFINITY, |r| r.0 .0),
+                false => f64::NEG_INFINITY,
+            });
+        }
+        Some(Level {
+            xs: order.iter().map(|&i| self.scores[2 * i]).collect(),
+            level,
+        })
+    }
+
     /// Drops the candidates dominated by at least `batch` others.
     fn sweep(&mut self) {
         if self.batch == 0 {
@@ -139,6 +165,43 @@ impl<T: Send> FrontKeeper<T> {
     }
 }
 
+/// A snapshot of a two-objective [`FrontKeeper`]'s candidates: their first scores, descending,
+/// and `level[t]`, the `batch`-th largest second score among the first `t + 1` (−∞ while they
+/// are fewer).
+struct Level {
+    xs: Vec<f64>,
+    level: Vec<f64>,
+}
+
+impl Level {
+    /// True when at least `batch` candidates of the snapshot dominate `u` (then so do they
+    /// every vector at or below it): those with a first score above `u[0]` and a second at
+    /// least `u[1]`. A candidate swept from the keeper since had `batch` dominators, which
+    /// dominate `u` too, so an old snapshot is still right. NaN proves nothing.
+    fn refuses(&self, u: &[f64]) -> bool {
+        let t = self.xs.partition_point(|&x| x > u[0]);
+        t > 0 && self.level[t - 1] >= u[1]
+    }
+}
+
+/// `f64` ordered by `total_cmp`, for a heap.
+#[derive(PartialEq)]
+struct Ordered(f64);
+
+impl Eq for Ordered {}
+
+impl PartialOrd for Ordered {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ordered {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
 /// The batch of a multi-objective round, from each candidate's [`Value`] as it streams by.
 ///
 /// - Scalar values: the best `batch` ([`TopScores`]).
@@ -154,6 +217,8 @@ pub struct Batcher<T> {
     weighted: Vec<TopScores<T>>,
     likely: FrontKeeper<T>,
     unlikely: FrontKeeper<T>,
+    /// The likely candidates' [`Level`] at the last [`Batcher::refresh`].
+    level: Option<Level>,
 }
 
 impl<T: Clone + Send> Batcher<T> {
@@ -167,7 +232,14 @@ impl<T: Clone + Send> Batcher<T> {
             weighted: (0..weights).map(|_| TopScores::new(batch)).collect(),
             likely: FrontKeeper::new(m, batch),
             unlikely: FrontKeeper::new(m, batch),
+            level: None,
         }
+    }
+
+    /// Takes a new snapshot of the `pareto-ucb` candidates for [`Batcher::admits`] (which
+    /// refuses by the last one).
+    pub fn refresh(&mut self) {
+        self.level = self.likely.level();
     }
 
     /// Offers a candidate: its value, probability of feasibility and tie key; `item` is called
@@ -187,8 +259,10 @@ impl<T: Clone + Send> Batcher<T> {
 
     /// True when a candidate with tie key `key` whose value is at most `bound` (in every
     /// entry) may still be kept: a scalar that may reach the best `batch`, weighted values one
-    /// of which may reach its weight's best `batch`. `pareto-ucb`'s vectors are always
-    /// admitted.
+    /// of which may reach its weight's best `batch`, a `pareto-ucb` vector (two objectives)
+    /// that fewer than `batch` likely candidates dominate at the last [`Batcher::refresh`]: a
+    /// candidate that `batch` others dominate is never picked ([`FrontKeeper`]), and the
+    /// likely ones fill the batch before the unlikely are looked at.
     pub fn admits(&self, bound: &Value, key: usize) -> bool {
         match bound {
             Value::Scalar(s) => self.top.admits(*s, key),
@@ -197,7 +271,7 @@ impl<T: Clone + Send> Batcher<T> {
                 .iter()
                 .zip(v)
                 .any(|(top, s)| top.admits(*s, key)),
-            Value::Vector(_) => true,
+            Value::Vector(u) => !self.level.as_ref().is_some_and(|l| l.refuses(u)),
         }
     }
 
@@ -348,6 +422,45 @@ mod tests {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         ((*seed >> 33) % 7) as f64
+    }
+
+    /// The snapshot refuses a vector exactly when `batch` held candidates dominate it with a
+    /// larger first score (the strict part keeps it a check of dominance), on grid scores
+    /// with many ties.
+    #[test]
+    fn level_refuses_what_batch_candidates_dominate() {
+        let mut seed = 11;
+        for batch in [1, 3, 10] {
+            let mut keeper = FrontKeeper::new(2, batch);
+            let pts: Vec<[f64; 2]> = (0..200)
+                .map(|_| {
+                    [
+                        (lcg(&mut seed) * 20.0).floor(),
+                        (lcg(&mut seed) * 20.0).floor(),
+                    ]
+                })
+                .collect();
+            for (i, p) in pts.iter().enumerate() {
+                keeper.offer(p, i, ());
+            }
+            let level = keeper.level().expect("more than batch held");
+            let held: Vec<&[f64]> = keeper.scores.chunks_exact(2).collect();
+            let mut refused = 0;
+            for a in 0..21 {
+                for b in 0..21 {
+                    let u = [f64::from(a) - 0.5 * f64::from(a % 2), f64::from(b)];
+                    let strict = held.iter().filter(|q| q[0] > u[0] && q[1] >= u[1]).count();
+                    assert_eq!(level.refuses(&u), strict >= batch, "{u:?} batch {batch}");
+                    if level.refuses(&u) {
+                        refused += 1;
+                        let dominated = held.iter().filter(|q| dominates(q, &u)).count();
+                        assert!(dominated >= batch, "{u:?}");
+                    }
+                }
+            }
+            assert!(refused > 0);
+            assert!(!level.refuses(&[f64::NAN, 0.0]));
+        }
     }
 
     #[test]

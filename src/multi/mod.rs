@@ -965,7 +965,8 @@ pub(crate) fn pruned_pass<T: Clone + Send + Sync>(
                 a.max(b)
             }
         }),
-        Value::Vector(_) => f64::NAN,
+        // `pareto-ucb`: the sum of the UCBs (standardised), a guess at the strongest first.
+        Value::Vector(u) => u.iter().sum(),
     };
     let rank = |i: usize| {
         let v = peak(&bounds[i]);
@@ -989,14 +990,16 @@ pub(crate) fn pruned_pass<T: Clone + Send + Sync>(
     while next < order.len() {
         // The next rows the batcher admits. A refused row is refused for good (thresholds only
         // rise); past a refused scalar bound every bound is refused, but ParEGO's weighted
-        // bounds each face their own weight's threshold, so a row refused by every weight
-        // says nothing of the next row: it is skipped, not the end.
+        // bounds each face their own weight's threshold, and `pareto-ucb`'s vectors the
+        // candidates that dominate them, so a refused one of those says nothing of the next
+        // row: it is skipped, not the end.
+        batcher.refresh();
         let mut take = Vec::with_capacity(wave);
         while next < order.len() && take.len() < wave {
             let i = order[next];
             if batcher.admits(&bounds[i], key(eligible[i])) {
                 take.push(eligible[i]);
-            } else if !matches!(bounds[i], Value::Weighted(_)) {
+            } else if matches!(bounds[i], Value::Scalar(_)) {
                 next = order.len();
                 break;
             }

@@ -323,7 +323,7 @@ fn diverse_ehvi_batches_spread_over_the_front() {
 /// variances, `phvi`'s among them.
 #[test]
 fn pruned_batches_are_brute_force_batches() {
-    let (mut skipped, mut phvi_skipped) = (0, 0);
+    let (mut skipped, mut phvi_skipped, mut ucb_skipped) = (0, 0, 0);
     for (partial, labeled) in [(false, 40), (true, 60)] {
         let (x, labels) = setup(3000, labeled, partial);
         let mut cases = vec![
@@ -331,6 +331,8 @@ fn pruned_batches_are_brute_force_batches() {
             params(ParetoAcquisition::Parego, 8),
             params(ParetoAcquisition::Ehvi, 1),
             params(ParetoAcquisition::Phvi, 10),
+            params(ParetoAcquisition::ParetoUcb, 12),
+            params(ParetoAcquisition::ParetoUcb, 1),
         ];
         let mut div = params(ParetoAcquisition::Ehvi, 6);
         div.select.mode = BatchMode::Diverse;
@@ -351,6 +353,7 @@ fn pruned_batches_are_brute_force_batches() {
             (params(ParetoAcquisition::Ehvi, 12), vec![c1.clone()]),
             (params(ParetoAcquisition::Phvi, 7), vec![c2.clone()]),
             (params(ParetoAcquisition::Parego, 8), vec![c2.clone()]),
+            (params(ParetoAcquisition::ParetoUcb, 9), vec![c1.clone()]),
             (div, vec![c1.clone(), c2.clone()]),
         ] {
             p.constraints = constraints;
@@ -378,17 +381,18 @@ fn pruned_batches_are_brute_force_batches() {
                 assert!(got.summary.variances <= got.summary.candidates, "{case}");
                 let skip = got.summary.candidates - got.summary.variances;
                 skipped += skip;
-                if p.acquisition == ParetoAcquisition::Phvi {
-                    phvi_skipped += skip;
+                match p.acquisition {
+                    ParetoAcquisition::Phvi => phvi_skipped += skip,
+                    ParetoAcquisition::ParetoUcb => ucb_skipped += skip,
+                    _ => {}
                 }
             }
         }
     }
     assert!(skipped > 0, "the bounds dropped no candidate");
     assert!(phvi_skipped > 0, "phvi's bounds dropped no candidate");
+    assert!(ucb_skipped > 0, "pareto-ucb's bounds dropped no candidate");
     let (x, labels) = setup(600, 40, false);
-    let p = params(ParetoAcquisition::ParetoUcb, 5);
-    assert!(!run(&p, &x, &labels).unwrap().summary.pruned);
     // A constraint no candidate is likely to meet: the pruned run stops with brute force's
     // message (the pool's highest probability, found by a brute-force pass).
     let mut p = params(ParetoAcquisition::Ehvi, 5);
