@@ -284,9 +284,10 @@ impl Acquirer {
         Value::Weighted(v)
     }
 
-    /// Whether [`Acquirer::value_bound`] bounds this acquisition: `ehvi`, `phvi` and
-    /// `parego`, with or without constraints. (`pareto-ucb` keeps every candidate dominated by
-    /// fewer than `batch` others, a test with no cheap threshold.)
+    /// Whether [`Acquirer::value_bound`] bounds this acquisition: every one, with or without
+    /// constraints. (`pareto-ucb`'s bound is its UCB vector at the variance bounds, which the
+    /// batcher refuses once `batch` scored candidates dominate it: two objectives only, see
+    /// [`super::Batcher::admits`].)
     pub fn prunable(&self) -> bool {
         matches!(
             self.acquisition,
