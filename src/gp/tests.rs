@@ -196,6 +196,13 @@ fn fitted_hyperparameters_beat_a_fine_grid() {
     assert!(gp.noise < 0.1, "noise {}", gp.noise);
 }
 
+/// Labels for [`hashed_bits`]' rows other than its own, on another scale.
+fn other_labels() -> Vec<f64> {
+    (0..30)
+        .map(|i| (f64::from(i) * 0.7).sin() * 40.0 - 3.0)
+        .collect()
+}
+
 /// 30 hashed 64-bit fingerprints with labels `i % 7`.
 fn hashed_bits() -> (Features, Vec<f64>) {
     let x = Features::Bits {
@@ -225,9 +232,7 @@ fn fit_is_deterministic() {
 #[test]
 fn relabeled_is_the_fit_of_the_new_labels() {
     let (x, y) = hashed_bits();
-    let z: Vec<f64> = (0..30)
-        .map(|i| (f64::from(i) * 0.7).sin() * 40.0 - 3.0)
-        .collect();
+    let z = other_labels();
     let p = fixed(KernelKind::Tanimoto, 1.3, 0.05, None);
     let a = fit(&p, &x, &y).unwrap();
     let want = fit(&p, &x, &z).unwrap();
@@ -272,9 +277,7 @@ fn indefinite_matrix_gives_a_typed_error() {
 #[test]
 fn fits_sharing_their_rows_are_the_fits_alone() {
     let (x, y) = hashed_bits();
-    let z: Vec<f64> = (0..30)
-        .map(|i| (f64::from(i) * 0.7).sin() * 40.0 - 3.0)
-        .collect();
+    let z = other_labels();
     let p = GpParams::new(KernelKind::Tanimoto).check(x.kind()).unwrap();
     let shared = SharedRows::default();
     for labels in [&y, &z, &y] {

@@ -301,13 +301,14 @@ impl Acquirer {
     /// An upper bound of [`Acquirer::value`] at every variance up to `var_hi` (one per model),
     /// for a [`Acquirer::prunable`] acquisition: the value at `var_hi`, raised by a margin
     /// that covers rounding (EHVI's from a table of the normal's partial expectation,
-    /// [`FrontBoxes::ehvi_bound`], a little above its value and cheaper). EHVI grows with each objective's variance: the improvement
-    /// `HVI(y)` is convex in each coordinate (the region the front leaves open only widens as
-    /// the coordinate grows), so spreading a coordinate's normal raises its expectation. EI
-    /// grows with the variance too ([`score_bound`]). The probability of feasibility does not
-    /// (it falls with the variance where the mean meets a constraint): it is bounded on its
-    /// own, by 1 or its value at `var_hi` (`Acquirer::feasibility_bound`), and the product of
-    /// the two bounds bounds the product. PHVI is not monotone in the variance either: it is
+    /// [`FrontBoxes::ehvi_bound`], a little above its value and cheaper; `pareto-ucb`'s UCBs
+    /// need none). EHVI grows with each objective's variance: the improvement `HVI(y)` is
+    /// convex in each coordinate (the region the front leaves open only widens as the
+    /// coordinate grows), so spreading a coordinate's normal raises its expectation. EI grows
+    /// with the variance too ([`score_bound`]). The probability of feasibility does not (it
+    /// falls with the variance where the mean meets a constraint): it is bounded on its own,
+    /// by 1 or its value at `var_hi` (`Acquirer::feasibility_bound`), and the product of the
+    /// two bounds bounds the product. PHVI is not monotone in the variance either: it is
     /// bounded box by box ([`FrontBoxes::phvi_bound`]).
     ///
     /// # Errors

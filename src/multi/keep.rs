@@ -99,18 +99,14 @@ impl<T: Send> FrontKeeper<T> {
         }
         let mut order: Vec<usize> = (0..self.kept.len()).collect();
         order.sort_by(|&a, &b| self.scores[2 * b].total_cmp(&self.scores[2 * a]));
-        let mut heap = std::collections::BinaryHeap::with_capacity(self.batch + 1);
-        let mut level = Vec::with_capacity(order.len());
-        for &i in &order {
-            heap.push(std::cmp::Reverse(Ordered(self.scores[2 * i + 1])));
-            if heap.len() > self.batch {
-                heap.pop();
-            }
-            level.push(match heap.len() == self.batch {
-                true => heap.peek().map_or(f64::NEG_INFINITY, |r| r.0 .0),
-                false => f64::NEG_INFINITY,
-            });
-        }
+        let mut best = KeyTop::new(self.batch);
+        let level = order
+            .iter()
+            .map(|&i| {
+                best.push(self.scores[2 * i + 1], i, ());
+                best.kth().unwrap_or(f64::NEG_INFINITY)
+            })
+            .collect();
         Some(Level {
             xs: order.iter().map(|&i| self.scores[2 * i]).collect(),
             level,
@@ -181,24 +177,6 @@ impl Level {
     fn refuses(&self, u: &[f64]) -> bool {
         let t = self.xs.partition_point(|&x| x > u[0]);
         t > 0 && self.level[t - 1] >= u[1]
-    }
-}
-
-/// `f64` ordered by `total_cmp`, for a heap.
-#[derive(PartialEq)]
-struct Ordered(f64);
-
-impl Eq for Ordered {}
-
-impl PartialOrd for Ordered {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Ordered {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.0.total_cmp(&other.0)
     }
 }
 

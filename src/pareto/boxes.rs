@@ -2,7 +2,7 @@
 //! HVI sums over them.
 
 use super::hypervolume::{desc, Staircase};
-use super::normal::{normal_cdf, normal_pdf, partial_expectation_bounds};
+use super::normal::{normal_cdf, partial_expectation, partial_expectation_range};
 use super::{check_front, check_point, strictly_above};
 use crate::error::{Error, Result};
 
@@ -116,62 +116,42 @@ impl FrontBoxes {
     /// allowed; all zero, it is the plain [`hvi`](FrontBoxes::hvi) of `mean`.
     pub fn ehvi(&self, mean: &[f64], sd: &[f64]) -> Result<f64> {
         self.check_gaussian(mean, sd)?;
-        // `G` at every bound of every objective, in one buffer: objective `j`'s from `at[j]`.
-        let mut at = [0usize; 3];
-        let mut g = Vec::with_capacity(self.bounds.iter().map(Vec::len).sum());
-        for j in 0..self.m {
-            at[j] = g.len();
-            g.extend(
-                self.bounds[j]
-                    .iter()
-                    .map(|&a| partial_expectation(a, mean[j], sd[j])),
-            );
-        }
-        Ok(self
-            .cells
-            .iter()
-            .map(|c| {
-                (0..self.m)
-                    .map(|j| (g[at[j] + c.lo[j] as usize] - g[at[j] + c.hi[j] as usize]).max(0.0))
-                    .product::<f64>()
-            })
-            .sum())
+        Ok(self.box_sum(mean, sd, |a, mu, sd| {
+            let g = partial_expectation(a, mu, sd);
+            (g, g)
+        }))
     }
 
     /// An upper bound of [`ehvi`](FrontBoxes::ehvi) at the same `mean` and `sd`, without
     /// `erfc` or `exp`: each box's factor `G(lo) − G(hi)` from an upper bound of `G(lo)` and a
-    /// lower one of `G(hi)` (`partial_expectation_bounds`), so within about 1e-4 of each `G`
+    /// lower one of `G(hi)` (`partial_expectation_range`), so within about 1e-4 of each `G`
     /// (the pruned pass bounds every candidate this way).
     pub fn ehvi_bound(&self, mean: &[f64], sd: &[f64]) -> Result<f64> {
         self.check_gaussian(mean, sd)?;
-        // `(lower, upper)` of `G` at every bound of every objective, as in `ehvi`.
+        Ok(self.box_sum(mean, sd, partial_expectation_range))
+    }
+
+    /// `Σ_boxes Π_j max(G_hi(lo_j) − G_lo(hi_j), 0)` with `g(a, mu, sd) = (G_lo(a), G_hi(a))`,
+    /// bounds of `E[(Y − a)⁺]` for `Y ~ N(mu, sd²)` (equal for the exact sum), computed once per
+    /// distinct box bound.
+    fn box_sum(&self, mean: &[f64], sd: &[f64], g: impl Fn(f64, f64, f64) -> (f64, f64)) -> f64 {
+        // Every bound of every objective in one buffer: objective `j`'s from `at[j]`.
         let mut at = [0usize; 3];
-        let mut g = Vec::with_capacity(self.bounds.iter().map(Vec::len).sum());
+        let mut gs = Vec::with_capacity(self.bounds.iter().map(Vec::len).sum());
         for j in 0..self.m {
-            at[j] = g.len();
-            g.extend(self.bounds[j].iter().map(|&a| {
-                if a == f64::INFINITY {
-                    (0.0, 0.0)
-                } else if sd[j] == 0.0 {
-                    let d = (mean[j] - a).max(0.0);
-                    (d, d)
-                } else {
-                    let (lo, hi) = partial_expectation_bounds((mean[j] - a) / sd[j]);
-                    (sd[j] * lo, sd[j] * hi)
-                }
-            }));
+            at[j] = gs.len();
+            gs.extend(self.bounds[j].iter().map(|&a| g(a, mean[j], sd[j])));
         }
-        Ok(self
-            .cells
+        self.cells
             .iter()
             .map(|c| {
                 (0..self.m)
                     .map(|j| {
-                        (g[at[j] + c.lo[j] as usize].1 - g[at[j] + c.hi[j] as usize].0).max(0.0)
+                        (gs[at[j] + c.lo[j] as usize].1 - gs[at[j] + c.hi[j] as usize].0).max(0.0)
                     })
                     .product::<f64>()
             })
-            .sum())
+            .sum()
     }
 
     /// The probability that a candidate with independent Gaussian objectives
@@ -302,20 +282,6 @@ pub fn ehvi(mean: &[f64], sd: &[f64], front: &[f64], reference: &[f64]) -> Resul
 /// against one front, build [`FrontBoxes`] once.
 pub fn phvi(mean: &[f64], sd: &[f64], front: &[f64], reference: &[f64]) -> Result<f64> {
     FrontBoxes::new(front, reference)?.phvi(mean, sd)
-}
-
-/// `G(a) = ∫_a^∞ P(Y > t) dt = E[(Y − a)⁺]` for `Y ~ N(mu, sd²)`; 0 at `a = ∞`.
-#[inline]
-fn partial_expectation(a: f64, mu: f64, sd: f64) -> f64 {
-    if a == f64::INFINITY {
-        return 0.0;
-    }
-    let d = mu - a;
-    if sd == 0.0 {
-        return d.max(0.0);
-    }
-    let s = d / sd;
-    (d * normal_cdf(s) + sd * normal_pdf(s)).max(0.0)
 }
 
 /// The largest `P(lo < Y ≤ hi)` for `Y ~ N(mu, sd²)` over `0 ≤ sd ≤ sd_hi` (`hi` possibly

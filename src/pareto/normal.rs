@@ -27,10 +27,30 @@ pub(super) fn erfc(x: f64) -> f64 {
     libm::erfc(x)
 }
 
-/// `g(s) = E[(Z + s)⁺] = s·Φ(s) + φ(s)` for a standard normal `Z`: the partial expectation at
-/// unit spread (`E[(Y − a)⁺] = sd · g((mu − a) / sd)` for `Y ~ N(mu, sd²)`).
-fn unit_partial_expectation(s: f64) -> f64 {
-    (s * normal_cdf(s) + normal_pdf(s)).max(0.0)
+/// `G(a) = ∫_a^∞ P(Y > t) dt = E[(Y − a)⁺]` for `Y ~ N(mu, sd²)`; 0 at `a = ∞`. At unit
+/// spread it is `g(s) = s·Φ(s) + φ(s)` of `s = mu − a`.
+#[inline]
+pub(super) fn partial_expectation(a: f64, mu: f64, sd: f64) -> f64 {
+    if a == f64::INFINITY {
+        return 0.0;
+    }
+    let d = mu - a;
+    if sd == 0.0 {
+        return d.max(0.0);
+    }
+    let s = d / sd;
+    (d * normal_cdf(s) + sd * normal_pdf(s)).max(0.0)
+}
+
+/// Bounds `(lo, hi)` of [`partial_expectation`] from [`partial_expectation_bounds`]' table,
+/// exact at `a = ∞` and `sd = 0`.
+pub(super) fn partial_expectation_range(a: f64, mu: f64, sd: f64) -> (f64, f64) {
+    if a == f64::INFINITY || sd == 0.0 {
+        let g = partial_expectation(a, mu, sd);
+        return (g, g);
+    }
+    let (lo, hi) = partial_expectation_bounds((mu - a) / sd);
+    (sd * lo, sd * hi)
 }
 
 /// Nodes of [`partial_expectation_bounds`]' table per unit of `s`, over `[−G_RANGE, G_RANGE]`.
@@ -56,7 +76,7 @@ fn g_table() -> &'static GTable {
         let at = |i: usize| -G_RANGE + i as f64 / G_STEPS;
         GTable {
             g: (0..nodes)
-                .map(|i| unit_partial_expectation(at(i)))
+                .map(|i| partial_expectation(0.0, at(i), 1.0))
                 .collect(),
             dg: (0..nodes).map(|i| normal_cdf(at(i))).collect(),
             d2g: (0..nodes).map(|i| normal_pdf(at(i))).collect(),
@@ -64,7 +84,7 @@ fn g_table() -> &'static GTable {
     })
 }
 
-/// Bounds `(lo, hi)` with `lo ≤ g(s) ≤ hi` (see [`unit_partial_expectation`]) from a table, with
+/// Bounds `(lo, hi)` with `lo ≤ g(s) ≤ hi` (see [`partial_expectation`]) from a table, with
 /// no `erfc` or `exp`: with `t` the node left of `s` and `d = s − t`, Taylor's theorem gives
 /// `g(s) = g(t) + Φ(t)·d + φ(ξ)·d²/2` for some `ξ` between them, and `φ` is monotone between
 /// two nodes (0 is one), so its values at the two nodes bound `φ(ξ)`. The bounds are within

@@ -814,6 +814,20 @@ fn normal_functions_match_known_values() {
     }
 }
 
+/// A case of the bounds' tests: `m` (2 or 3 by `case`), a random front, its boxes above the
+/// reference 0.25, and a mean around them, `far` times as far out.
+fn bound_case(
+    rng: &mut SplitMix64,
+    case: usize,
+    far: f64,
+) -> (usize, Vec<f64>, FrontBoxes, Vec<f64>) {
+    let m = 2 + case % 2;
+    let front = mc_front(rng, m);
+    let boxes = FrontBoxes::new(&front, &vec![0.25; m]).unwrap();
+    let mean = (0..m).map(|_| (rng.uniform() * 1.6 - 0.2) * far).collect();
+    (m, front, boxes, mean)
+}
+
 /// PHVI's bound is at least PHVI at every spread up to its own, objective by objective, and
 /// it is reached: at the spreads that maximise each box factor it is no loose sum, and with
 /// every mean outside the region and no spread it is 0.
@@ -822,11 +836,7 @@ fn phvi_bound_bounds_phvi_at_every_smaller_spread() {
     let mut rng = SplitMix64(21);
     let mut tight = 0;
     for case in 0..200 {
-        let m = 2 + case % 2;
-        let front = mc_front(&mut rng, m);
-        let r = vec![0.25; m];
-        let boxes = FrontBoxes::new(&front, &r).unwrap();
-        let mean: Vec<f64> = (0..m).map(|_| rng.uniform() * 1.6 - 0.2).collect();
+        let (m, front, boxes, mean) = bound_case(&mut rng, case, 1.0);
         let sd_hi: Vec<f64> = (0..m)
             .map(|_| {
                 if case % 7 == 0 {
@@ -900,12 +910,8 @@ fn partial_expectation_bounds_hold_the_direct_value() {
 fn ehvi_bound_is_a_tight_upper_bound() {
     let mut rng = SplitMix64(34);
     for case in 0..400 {
-        let m = 2 + case % 2;
-        let front = mc_front(&mut rng, m);
-        let r = vec![0.25; m];
-        let boxes = FrontBoxes::new(&front, &r).unwrap();
         let far = if case % 5 == 0 { 30.0 } else { 1.0 };
-        let mean: Vec<f64> = (0..m).map(|_| (rng.uniform() * 1.6 - 0.2) * far).collect();
+        let (m, _, boxes, mean) = bound_case(&mut rng, case, far);
         let sd: Vec<f64> = (0..m)
             .map(|j| match (case + j) % 9 {
                 0 => 0.0,

@@ -245,6 +245,14 @@ impl<T> KeyTop<T> {
         }
     }
 
+    /// The worst kept key once `k` are kept (what a key must beat to enter).
+    pub fn kth(&self) -> Option<f64> {
+        match self.heap.peek() {
+            Some(w) if self.k > 0 && self.heap.len() >= self.k => Some(w.key),
+            _ => None,
+        }
+    }
+
     /// Offers a candidate.
     pub fn push(&mut self, key: f64, index: usize, item: T) {
         if !self.accepts(key, index) {
